@@ -1,0 +1,266 @@
+// The embedded broker: aedes on TCP and WebSocket, with device authentication, the ACL, device
+// status, and the ingest gate. A device's QoS 1 PUBLISH is acknowledged by aedes right after
+// authorizePublish calls back (lib/handlers/publish.js: authorizePublish, then PUBACK), so the gate
+// holds that callback until the message is durable in the spool: an acknowledged message is never
+// lost, and an unacknowledged one is resent by the device.
+import crypto from 'node:crypto';
+import net from 'node:net';
+import { Duplex } from 'node:stream';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import type { Logger } from 'pino';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { BrokerConfig } from '../config/schema.ts';
+import { topics, type DeviceClass } from '../contract/topics.ts';
+import type { IngestPipeline } from '../ingest/pipeline.ts';
+import { canPublish, canSubscribe, type Identity } from './acl.ts';
+import type { CredentialDirectory } from './device-file.ts';
+import { FrameLimit, PacketTooLargeError } from './frame-limit.ts';
+import { verifySecret } from './secrets.ts';
+
+export interface BrokerDeps {
+  config: BrokerConfig;
+  credentials: CredentialDirectory;
+  pipeline: IngestPipeline;
+  /** False while the spool is full: new connects and publishes are refused so devices keep their data. */
+  accepting: () => boolean;
+  log: Logger;
+}
+
+export interface BrokerStats {
+  refusedConnects: number;
+  unauthorisedPublishes: number;
+  refusedSubscriptions: number;
+  oversizedPackets: number;
+}
+
+/** CONNACK return codes, [MQTT 3.1.1] §3.2.2.3. */
+const CONNACK = { identifierRejected: 2, serverUnavailable: 3, badCredentials: 4, notAuthorized: 5 } as const;
+const OFFLINE = Buffer.from('{"online":false}');
+const ONLINE = Buffer.from('{"online":true}');
+
+function refusal(message: string, returnCode: number): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+function digest(value: string): Buffer {
+  return crypto.createHash('sha256').update(value).digest();
+}
+
+export class EmbeddedBroker {
+  readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0 };
+  private aedes: Aedes | null = null;
+  private tcp: net.Server | null = null;
+  private ws: WebSocketServer | null = null;
+  private readonly identities = new WeakMap<Client, Identity>();
+  /** Payloads the gate refused: acknowledged to the device, but neither stored nor forwarded. */
+  private readonly dropped = new WeakSet<Buffer>();
+  /** Verified secrets, so a reconnect storm does not cost one scrypt per device. */
+  private readonly verified = new Map<string, { hash: string; digest: Buffer }>();
+  private readonly sockets = new Set<net.Socket>();
+  private readonly clients = new Set<Client>();
+
+  constructor(private readonly deps: BrokerDeps) {}
+
+  /** Starts the listeners; returns the ports actually bound (0 in the config picks a free one). */
+  async start(): Promise<{ port: number; wsPort: number | null }> {
+    const { config, log } = this.deps;
+    const aedes = await Aedes.createBroker({
+      preConnect: (client, packet, done) => this.preConnect(client, packet, done),
+      authenticate: (client, username, password, done) => {
+        this.authenticate(client, username, password).then(
+          () => done(null, true),
+          (error: AuthenticateError) => {
+            this.stats.refusedConnects++;
+            log.warn({ clientId: client.id, username, returnCode: error.returnCode }, `connect refused: ${error.message}`);
+            done(error, false);
+          },
+        );
+      },
+      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, subscription, done) => this.authorizeSubscribe(client, subscription, done),
+      authorizeForward: (_client, packet) => (this.dropped.has(packet.payload as Buffer) ? null : packet),
+    });
+    this.aedes = aedes;
+    aedes.on('client', (client) => this.clients.add(client));
+    aedes.on('clientReady', (client) => this.onStatus(client, true));
+    aedes.on('clientDisconnect', (client) => {
+      this.clients.delete(client);
+      // A clean DISCONNECT suppresses the will ([MQTT-3.1.2-10]); publish the offline state ourselves.
+      if ((client as Client & { _disconnected?: boolean })._disconnected) this.onStatus(client, false);
+    });
+    aedes.on('clientError', (client, error) => log.debug({ clientId: client.id, error: error.message }, 'client error'));
+
+    this.tcp = net.createServer((socket) => this.handle(socket, socket));
+    const port = await listen(this.tcp, config.port, config.host);
+    let wsPort: number | null = null;
+    if (config.wsPort !== 0) {
+      this.ws = new WebSocketServer({ host: config.host, port: config.wsPort });
+      this.ws.on('connection', (socket, request) => {
+        const stream = createWebSocketStream(socket);
+        this.handle(stream, request.socket);
+      });
+      await new Promise<void>((resolve, reject) => {
+        this.ws!.once('listening', resolve);
+        this.ws!.once('error', reject);
+      });
+      wsPort = (this.ws.address() as net.AddressInfo).port;
+    }
+    log.info({ port, wsPort }, 'embedded MQTT broker listening');
+    return { port, wsPort };
+  }
+
+  async stop(): Promise<void> {
+    this.ws?.clients.forEach((client) => client.terminate());
+    await new Promise<void>((resolve) => (this.ws ? this.ws.close(() => resolve()) : resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (this.aedes ? this.aedes.close(() => resolve()) : resolve()));
+    this.ws = null;
+    this.tcp = null;
+    this.aedes = null;
+  }
+
+  /** Publishes on behalf of the service (rejection reports, alerts, downlinks). */
+  publish(topic: string, payload: string | Buffer, options: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes) return Promise.resolve();
+    return new Promise((resolve, reject) =>
+      aedes.publish(
+        { cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos: options.qos ?? 1, retain: options.retain ?? false, dup: false },
+        (error) => (error ? reject(error) : resolve()),
+      ),
+    );
+  }
+
+  /** Disconnects every session of a device at once (disabled or rotated devices). */
+  disconnectDevice(deviceId: string): void {
+    for (const client of this.clients) {
+      const identity = this.identities.get(client);
+      if (identity?.kind === 'device' && identity.deviceId === deviceId) client.close();
+    }
+    this.verified.delete(deviceId);
+  }
+
+  private handle(stream: Duplex, socket: net.Socket): void {
+    const limit = new FrameLimit(this.deps.config.maxPacketBytes);
+    const conn = Duplex.from({ readable: stream.pipe(limit), writable: stream });
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    limit.once('error', (error) => {
+      if (error instanceof PacketTooLargeError) {
+        this.stats.oversizedPackets++;
+        const client = [...this.clients].find((c) => (c.conn as unknown) === conn);
+        const identity = client ? this.identities.get(client) : undefined;
+        this.deps.pipeline.reject({
+          reason: 'payload_too_large',
+          message: `${error.message}; the connection was closed`,
+          deviceId: identity?.kind === 'device' ? identity.deviceId : null,
+          topic: '',
+          receivedAt: Date.now(),
+        });
+      }
+      stream.destroy();
+    });
+    stream.on('error', () => stream.destroy());
+    this.aedes!.handle(conn as unknown as net.Socket);
+  }
+
+  private preConnect(_client: Client, packet: { username?: string; will?: unknown }, done: (error: Error | null, ok: boolean) => void): void {
+    // Every device gets the same will: its retained status goes offline when the connection dies.
+    const device = packet.username ? this.deps.credentials.device(packet.username) : undefined;
+    if (device) packet.will = { topic: topics.status(device.class, device.id), payload: OFFLINE, qos: 1, retain: true };
+    done(null, true);
+  }
+
+  private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
+    if (!this.deps.accepting()) throw refusal('the spool is full; try again later', CONNACK.serverUnavailable);
+    if (!username || !password) throw refusal('username and secret are required', CONNACK.badCredentials);
+    const device = this.deps.credentials.device(username);
+    const service = device ? undefined : this.deps.credentials.service(username);
+    const record = device ?? service;
+    if (!record) throw refusal(`unknown username ${username.slice(0, 64)}`, CONNACK.badCredentials);
+    if (device && !device.enabled) throw refusal(`device ${username} is disabled`, CONNACK.notAuthorized);
+    // Client ids starting with "waste-" belong to the service's own clients; a device taking one
+    // over would cut the service's session ([MQTT-3.1.4-2]).
+    if (device && client.id.startsWith('waste-')) throw refusal(`client id ${client.id} is reserved for service accounts`, CONNACK.identifierRejected);
+    const secret = password.toString('utf8');
+    const cached = this.verified.get(username);
+    const secretDigest = digest(secret);
+    const known = cached?.hash === record.secret_hash && crypto.timingSafeEqual(cached.digest, secretDigest);
+    if (!known) {
+      if (!(await verifySecret(secret, record.secret_hash))) throw refusal(`wrong secret for ${username}`, CONNACK.badCredentials);
+      this.verified.set(username, { hash: record.secret_hash, digest: secretDigest });
+    }
+    this.identities.set(client, device ? { kind: 'device', deviceId: device.id, deviceClass: device.class } : { kind: 'service', name: username });
+  }
+
+  private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    // client is null for the stored will of a session that ended while no broker held it; those
+    // wills are set by preConnect, so they are the device's own status topic.
+    const identity = client ? this.identities.get(client) : undefined;
+    if (client && !identity) return done(new Error('not authenticated'));
+    const receivedAt = Date.now();
+    if (identity?.kind === 'service') {
+      return done(canPublish(identity, packet.topic) === 'allow' ? null : new Error(`service ${identity.name} may not publish on ${packet.topic}`));
+    }
+    if (identity && canPublish(identity, packet.topic) === 'deny') {
+      // [MQTT-3.3.5-2]: acknowledge and drop, so the device's own traffic keeps flowing.
+      this.stats.unauthorisedPublishes++;
+      this.drop(packet);
+      this.deps.pipeline.reject({
+        reason: 'unauthorised_topic',
+        message: `device ${identity.deviceId} may publish only under waste/${identity.deviceClass}/${identity.deviceId}/`,
+        deviceId: identity.deviceId,
+        topic: packet.topic,
+        receivedAt,
+      });
+      return done(null);
+    }
+    if (!this.deps.accepting()) return done(new Error('spool full: publish refused, the device keeps the data'));
+    this.deps.pipeline.ingest({ topic: packet.topic, payload: packet.payload as Buffer, receivedAt }).then(
+      (outcome) => {
+        if (outcome.accepted === 0) this.drop(packet);
+        done(null);
+      },
+      (error: Error) => {
+        this.deps.log.error({ topic: packet.topic, error: error.message }, 'could not make a publish durable; not acknowledged');
+        done(error);
+      },
+    );
+  }
+
+  private drop(packet: PublishPacket): void {
+    packet.retain = false;
+    this.dropped.add(packet.payload as Buffer);
+  }
+
+  private authorizeSubscribe(client: Client, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {
+    const identity = this.identities.get(client);
+    if (identity && canSubscribe(identity, subscription.topic)) return done(null, subscription);
+    this.stats.refusedSubscriptions++;
+    this.deps.log.warn({ clientId: client.id, filter: subscription.topic }, 'subscription refused');
+    done(null, null); // SUBACK 0x80, [MQTT-3.9.3]
+  }
+
+  private onStatus(client: Client, online: boolean): void {
+    const identity = this.identities.get(client);
+    if (identity?.kind !== 'device') return;
+    const { deviceClass, deviceId } = identity;
+    this.publish(topics.status(deviceClass, deviceId), online ? ONLINE : OFFLINE, { qos: 1, retain: true }).catch(() => {});
+    this.recordStatus(deviceClass, deviceId, online);
+  }
+
+  private recordStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): void {
+    this.deps.pipeline.ingestStatus(deviceClass, deviceId, online).catch((error: Error) =>
+      this.deps.log.warn({ deviceId, error: error.message }, 'could not record device status'),
+    );
+  }
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port));
+  });
+}
+

@@ -1,0 +1,127 @@
+// The one configuration schema. Every key has a default and a description; the README's
+// configuration table is generated from this file (`npm run config:table`), and a test keeps the
+// two in step. Each service receives only its own slice.
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+
+export const brokerSchema = z
+  .object({
+    url: z
+      .string()
+      .default('')
+      .describe(
+        'External broker URL (e.g. mqtt://mosquitto:1883). Empty: start the embedded aedes broker instead.',
+      ),
+    host: z.string().default('0.0.0.0').describe('Address the embedded broker listens on.'),
+    port: port.default(1883).describe('MQTT over TCP port of the embedded broker.'),
+    wsPort: port
+      .default(8083)
+      .describe('MQTT over WebSocket port of the embedded broker (path /mqtt). 0 disables it.'),
+    devicesFile: z
+      .string()
+      .default('')
+      .describe('Device provisioning file (JSON). Empty: <dataDir>/devices.json.'),
+    maxPacketBytes: positiveInt
+      .default(1_048_576)
+      .describe(
+        'Largest MQTT packet the embedded broker reads; a device sending a larger one is disconnected and the rejection published.',
+      ),
+  })
+  .prefault({});
+
+export const ingestSchema = z
+  .object({
+    clientId: z
+      .string()
+      .default('waste-ingest-1')
+      .describe('Stable MQTT client id of the ingest worker (external broker mode; persistent session).'),
+    username: z
+      .string()
+      .default('waste-ingest')
+      .describe('Username of the ingest worker on the external broker.'),
+    password: z
+      .string()
+      .default('')
+      .describe('Password of the ingest worker on the external broker. Set it through WASTE_INGEST_PASSWORD.'),
+    maxPayloadBytes: positiveInt
+      .default(262_144)
+      .describe('Largest accepted payload in bytes; larger messages are rejected as payload_too_large.'),
+    maxBatchItems: positiveInt
+      .default(1000)
+      .describe('Most readings accepted in one array payload (back-fill); more is rejected as batch_too_large.'),
+    maxAgeMs: positiveInt
+      .default(7 * 24 * 3600 * 1000)
+      .describe('Oldest accepted reading, in ms before now; older ones are rejected as timestamp_too_old.'),
+    maxFutureMs: positiveInt
+      .default(5 * 60 * 1000)
+      .describe('Furthest accepted reading in the future, in ms; later ones are rejected as timestamp_in_future.'),
+    netToleranceKg: z
+      .number()
+      .nonnegative()
+      .default(20)
+      .describe('Allowed difference between a ticket\'s net_kg and gross_kg - tare_kg (one weighbridge division).'),
+    statsIntervalMs: positiveInt
+      .default(10_000)
+      .describe('How often ingest counters are written to the ingest_stats measurement and logged.'),
+  })
+  .prefault({});
+
+export const influxSchema = z
+  .object({
+    url: z.string().url().default('http://127.0.0.1:8086').describe('InfluxDB base URL (1.x, 2.x or 3.x; detected).'),
+    token: z
+      .string()
+      .default('')
+      .describe('API token for InfluxDB 2.x/3.x, or "user:password" for 1.x with auth. Set it through WASTE_INFLUX_TOKEN.'),
+    org: z.string().default('waste').describe('Organisation (InfluxDB 2.x only).'),
+    database: z
+      .string()
+      .default('waste')
+      .describe('Database (1.x, 3.x) or bucket (2.x). Created on 1.x if missing.'),
+    retentionPolicy: z.string().default('').describe('Retention policy on 1.x; empty means the database default.'),
+    timeoutMs: positiveInt.default(10_000).describe('HTTP timeout of one InfluxDB request.'),
+    startPrivate: z
+      .boolean()
+      .default(true)
+      .describe(
+        'If nothing answers at a loopback url and influxd is on the PATH, start a private influxd under <dataDir>/influxdb.',
+      ),
+  })
+  .prefault({});
+
+export const spoolSchema = z
+  .object({
+    dir: z.string().default('').describe('Spool directory. Empty: <dataDir>/spool.'),
+    quotaBytes: positiveInt
+      .default(1024 ** 3)
+      .describe('Disk quota of the spool. When full, the broker refuses new data (devices keep it) and says so.'),
+    segmentBytes: positiveInt.default(16 * 1024 ** 2).describe('Size at which a spool segment file is closed.'),
+    fsync: z
+      .boolean()
+      .default(true)
+      .describe('fdatasync each group commit before acknowledging. Turning it off trades durability on power loss for speed.'),
+    batchLines: positiveInt.default(5000).describe('Most lines sent to InfluxDB in one write.'),
+    retryMinMs: positiveInt.default(500).describe('First retry delay after a failed InfluxDB write.'),
+    retryMaxMs: positiveInt.default(30_000).describe('Longest retry delay after repeated failed InfluxDB writes.'),
+  })
+  .prefault({});
+
+export const configSchema = z.object({
+  dataDir: z.string().default('./data').describe('Directory for the spool, device file and private InfluxDB.'),
+  logLevel: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
+    .default('info')
+    .describe('Log level of the structured (JSON) log on stdout.'),
+  broker: brokerSchema,
+  ingest: ingestSchema,
+  influx: influxSchema,
+  spool: spoolSchema,
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type BrokerConfig = Config['broker'];
+export type IngestConfig = Config['ingest'];
+export type InfluxConfig = Config['influx'];
+export type SpoolConfig = Config['spool'];

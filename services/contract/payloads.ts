@@ -1,0 +1,81 @@
+// Payload schemas of the device topics (DESIGN.md §4). SI units; unknown fields are ignored
+// (zod strips them); optional fields may be missing. `ts` is checked by timestamps.ts and the
+// time window by the validator, because "too old" depends on configuration and the clock.
+import { z } from 'zod';
+import { DEVICE_ID_PATTERN } from './topics.ts';
+
+function bounded(min: number, max: number, unit: string, options: { int?: boolean; maxExclusive?: boolean } = {}) {
+  const range = `must be between ${min} and ${max}${options.maxExclusive ? ' (exclusive)' : ''} ${unit}`.trimEnd();
+  let schema = z.number({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a number') });
+  if (options.int) schema = schema.int({ error: 'must be a whole number' });
+  schema = schema.min(min, { error: range });
+  return options.maxExclusive ? schema.lt(max, { error: range }) : schema.max(max, { error: range });
+}
+
+const flag = z.boolean({ error: 'must be true or false' });
+const text = (max: number) =>
+  z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') }).min(1, { error: 'must not be empty' }).max(max, { error: `must be at most ${max} characters` });
+
+/** Largest weight a weighbridge reports: 100 t. */
+const MAX_KG = 100_000;
+
+export const binReadingSchema = z
+  .object({
+    ts: z.unknown(),
+    fill_pct: bounded(0, 100, '%').optional(),
+    distance_mm: bounded(0, 10_000, 'mm').optional(),
+    temp_c: bounded(-50, 150, '°C').optional(),
+    tilt_deg: bounded(0, 180, 'degrees').optional(),
+    battery_v: bounded(0, 60, 'V').optional(),
+    rssi: bounded(-200, 0, 'dBm', { int: true }).optional(),
+    lid_opens: bounded(0, 100_000, 'openings', { int: true }).optional(),
+  })
+  .refine((r) => r.fill_pct !== undefined || r.distance_mm !== undefined, {
+    error: 'one of fill_pct or distance_mm is required',
+    path: ['fill_pct'],
+  });
+
+export const truckFixSchema = z.object({
+  ts: z.unknown(),
+  lat: bounded(-90, 90, 'degrees'),
+  lon: bounded(-180, 180, 'degrees'),
+  speed_kmh: bounded(0, 250, 'km/h'),
+  heading: bounded(0, 360, 'degrees', { maxExclusive: true }),
+  ignition: flag.optional(),
+  tipper_up: flag.optional(),
+  cover_closed: flag.optional(),
+  load_kg: bounded(0, MAX_KG, 'kg').optional(),
+});
+
+export const WASTE_CATEGORIES = ['kitchen', 'recyclable', 'hazardous', 'other', 'construction'] as const;
+
+export const weighTicketSchema = z
+  .object({
+    ticket_id: text(64),
+    ts: z.unknown(),
+    plate: text(16).optional(),
+    truck_device_id: z.string().regex(DEVICE_ID_PATTERN, { error: 'must be a device id' }).optional(),
+    gross_kg: bounded(0, MAX_KG, 'kg'),
+    tare_kg: bounded(0, MAX_KG, 'kg'),
+    net_kg: bounded(0, MAX_KG, 'kg'),
+    category: z.enum(WASTE_CATEGORIES, { error: `must be one of ${WASTE_CATEGORIES.join(', ')}` }),
+    direction: z.enum(['in', 'out'], { error: 'must be "in" or "out"' }),
+    origin: text(64).optional(),
+  })
+  .refine((t) => t.plate !== undefined || t.truck_device_id !== undefined, {
+    error: 'one of plate or truck_device_id is required',
+    path: ['plate'],
+  });
+
+export const statusSchema = z.object({ online: flag });
+
+export type BinReadingInput = z.infer<typeof binReadingSchema>;
+export type TruckFixInput = z.infer<typeof truckFixSchema>;
+export type WeighTicketInput = z.infer<typeof weighTicketSchema>;
+
+/** A validated reading, timestamped in epoch ms, ready for the time-series store and the rules. */
+export type Reading =
+  | ({ kind: 'bin'; deviceId: string; ts: number } & Omit<BinReadingInput, 'ts'>)
+  | ({ kind: 'truck'; deviceId: string; ts: number } & Omit<TruckFixInput, 'ts'>)
+  | ({ kind: 'ticket'; deviceId: string; ts: number } & Omit<WeighTicketInput, 'ts'>)
+  | { kind: 'status'; deviceId: string; deviceClass: string; ts: number; online: boolean };

@@ -1,0 +1,85 @@
+// The ingest worker for an external broker (Mosquitto, EMQX): an mqtt.js client with a persistent
+// session (clean = false, stable client id) subscribed at QoS 1, so what is published while it is
+// down is queued by the broker and delivered when it returns. mqtt.js sends the PUBACK only after
+// handleMessage calls back (mqtt.js README, "handleMessage"), and the worker calls back only once
+// the message is durable: the broker keeps every message the spool does not yet hold.
+import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { REJECTED_TOPIC, topics } from '../contract/topics.ts';
+import type { IngestPipeline } from './pipeline.ts';
+
+export interface MqttWorkerOptions {
+  url: string;
+  clientId: string;
+  username: string;
+  password: string;
+}
+
+const SPOOL_FULL_RETRY_MS = 1000;
+
+export class MqttIngestWorker {
+  private client: MqttClient | null = null;
+  private stopping = false;
+
+  constructor(
+    private readonly options: MqttWorkerOptions,
+    private readonly pipeline: IngestPipeline,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const { url, clientId, username, password } = this.options;
+    const client = mqtt.connect(url, {
+      clientId,
+      clean: false,
+      username: username || undefined,
+      password: password || undefined,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+    });
+    this.client = client;
+    client.handleMessage = (packet: IPublishPacket, callback: (error?: Error) => void) => {
+      if (packet.topic === REJECTED_TOPIC) return callback();
+      this.ingestDurably(packet).then(() => callback(), (error: Error) => {
+        this.log.error({ topic: packet.topic, error: error.message }, 'could not make a message durable; not acknowledged, the broker will resend it');
+        callback(error);
+      });
+    };
+    this.pipeline.setRejectionPublisher((payload) => {
+      client.publish(REJECTED_TOPIC, payload, { qos: 1 });
+    });
+    client.on('error', (error) => this.log.warn({ broker: url, error: error.message }, 'MQTT error on the ingest connection'));
+    client.on('offline', () => {
+      if (!this.stopping) this.log.warn({ broker: url }, `broker ${url} is unreachable; retrying every second (check WASTE_BROKER_URL and the ingest credentials)`);
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer from the broker at ${url} within 10 s`)), 10_000);
+      client.once('connect', (connack) => {
+        clearTimeout(timer);
+        this.log.info({ broker: url, clientId, sessionPresent: connack.sessionPresent }, 'ingest worker connected');
+        resolve();
+      });
+    });
+    const granted = await client.subscribeAsync(topics.ingestSubscriptions(), { qos: 1 });
+    const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+    if (refused.length > 0) throw new Error(`the broker refused the ingest subscriptions ${refused.join(', ')}; check its ACL for ${username}`);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const client = this.client;
+    this.client = null;
+    if (client) await client.endAsync(false);
+  }
+
+  /** While the spool is full, waits instead of acknowledging: the broker holds the backlog. */
+  private async ingestDurably(packet: IPublishPacket): Promise<void> {
+    while (!this.pipeline.accepting()) {
+      if (this.stopping) throw new Error('stopping while the spool is full');
+      this.log.error('the spool is full; holding deliveries at the broker until InfluxDB takes the backlog');
+      await new Promise((resolve) => setTimeout(resolve, SPOOL_FULL_RETRY_MS));
+    }
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    await this.pipeline.ingest({ topic: packet.topic, payload, receivedAt: Date.now() });
+  }
+}

@@ -1,0 +1,116 @@
+// One path for every message, whichever door it came through (the embedded broker's publish hook
+// or the ingest worker's subscription): validate, convert to points, make durable in the spool,
+// then tell listeners (the rules engine). The caller acknowledges the message once ingest()
+// resolves; a rejection of the spool (full, disk error) propagates so the message is not
+// acknowledged and the device keeps it.
+import type { Logger } from 'pino';
+import type { Reading } from '../contract/payloads.ts';
+import { parseDeviceTopic, type DeviceClass } from '../contract/topics.ts';
+import type { Spool } from '../spool/spool.ts';
+import { readingToLine } from './points.ts';
+import { RejectionCounter, rejectionPayload, type Rejection } from './rejections.ts';
+import { validateMessage, type ValidationLimits } from './validate.ts';
+
+export interface IncomingMessage {
+  topic: string;
+  payload: Buffer;
+  /** Epoch ms when the message reached the service. */
+  receivedAt: number;
+}
+
+export interface IngestOutcome {
+  accepted: number;
+  rejected: number;
+}
+
+export type RejectionPublisher = (topicPayload: string) => void;
+export type ReadingsListener = (readings: Reading[]) => void;
+
+/** Rejections logged one by one per stats interval; the rest appear in the periodic summary. */
+const DETAILED_REJECTION_LOGS = 20;
+
+export class IngestPipeline {
+  received = 0;
+  accepted = 0;
+  readonly rejections = new RejectionCounter();
+  private detailedLogs = 0;
+  private publishRejection: RejectionPublisher = () => {};
+  private readonly listeners: ReadingsListener[] = [];
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly limits: ValidationLimits,
+    private readonly log: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** Where rejection reports go (waste/ingest/rejected on whichever broker is in use). */
+  setRejectionPublisher(publisher: RejectionPublisher): void {
+    this.publishRejection = publisher;
+  }
+
+  /** False while the spool is full: callers refuse or hold new data so devices keep it. */
+  accepting(): boolean {
+    return !this.spool.isFull();
+  }
+
+  onReadings(listener: ReadingsListener): void {
+    this.listeners.push(listener);
+  }
+
+  async ingest(message: IncomingMessage): Promise<IngestOutcome> {
+    this.received++;
+    const topic = parseDeviceTopic(message.topic);
+    if (!topic) {
+      this.reject({
+        reason: 'unknown_topic',
+        message: `topic ${message.topic.slice(0, 200)} is not waste/{bins|trucks|scales}/{deviceId}/{telemetry|position|tickets|status}`,
+        deviceId: null,
+        topic: message.topic,
+        receivedAt: message.receivedAt,
+      });
+      return { accepted: 0, rejected: 1 };
+    }
+    const { readings, rejections } = validateMessage(topic, message.topic, message.payload, message.receivedAt, this.limits);
+    for (const rejection of rejections) this.reject(rejection);
+    if (readings.length > 0) await this.store(readings);
+    return { accepted: readings.length, rejected: rejections.length };
+  }
+
+  /** Records a device's connection state (the embedded broker reports clean disconnects this way). */
+  async ingestStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): Promise<void> {
+    await this.store([{ kind: 'status', deviceClass, deviceId, online, ts: this.clock() }]);
+  }
+
+  reject(rejection: Rejection): void {
+    this.rejections.add(rejection.reason);
+    if (this.detailedLogs < DETAILED_REJECTION_LOGS) {
+      this.detailedLogs++;
+      this.log.warn({ deviceId: rejection.deviceId, topic: rejection.topic, reason: rejection.reason, index: rejection.index }, `rejected: ${rejection.message}`);
+    }
+    try {
+      this.publishRejection(rejectionPayload(rejection));
+    } catch (error) {
+      this.log.error({ error: (error as Error).message }, 'could not publish a rejection report');
+    }
+  }
+
+  /** Resets the per-interval log allowance (called by the stats reporter). */
+  resetLogAllowance(): void {
+    this.detailedLogs = 0;
+  }
+
+  private async store(readings: Reading[]): Promise<void> {
+    let lines = '';
+    for (const reading of readings) lines += readingToLine(reading) + '\n';
+    await this.spool.append(lines);
+    this.accepted += readings.length;
+    for (const listener of this.listeners) {
+      try {
+        listener(readings);
+      } catch (error) {
+        this.log.error({ error: (error as Error).message }, 'a readings listener failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,66 @@
+// Why a message (or one reading of a batch) was refused. Each rejection is counted per reason,
+// logged, and published on waste/ingest/rejected; none of it reaches InfluxDB.
+
+export const REJECT_REASONS = {
+  invalid_json: 'the payload is not valid UTF-8 JSON',
+  invalid_payload: 'a field is missing or has the wrong type',
+  out_of_range: 'a value is outside its physical range',
+  invalid_timestamp: 'ts is not epoch ms or ISO-8601 with an offset',
+  timestamp_in_future: 'ts is too far in the future (device clock wrong?)',
+  timestamp_too_old: 'ts is older than the accepted age',
+  weights_inconsistent: 'net_kg differs from gross_kg - tare_kg by more than the tolerance',
+  payload_too_large: 'the payload is larger than the accepted size',
+  batch_too_large: 'the array holds more readings than accepted in one message',
+  empty_batch: 'the array holds no readings',
+  unknown_topic: 'the topic is not part of the MQTT contract',
+  unauthorised_topic: 'the device published on a topic that is not its own',
+  spool_full: 'the spool is full; the data was refused so the device keeps it',
+} as const;
+
+export type RejectReason = keyof typeof REJECT_REASONS;
+
+export interface Rejection {
+  reason: RejectReason;
+  /** A sentence a person understands, naming the field and the value where there is one. */
+  message: string;
+  deviceId: string | null;
+  topic: string;
+  /** Position in an array payload, when one reading of a batch was refused. */
+  index?: number;
+  /** Epoch ms when the service received the message. */
+  receivedAt: number;
+}
+
+/** The JSON published on waste/ingest/rejected (documented in docs/mqtt.md). */
+export function rejectionPayload(rejection: Rejection): string {
+  return JSON.stringify({
+    device_id: rejection.deviceId,
+    topic: rejection.topic,
+    reason: rejection.reason,
+    message: rejection.message,
+    ...(rejection.index === undefined ? {} : { index: rejection.index }),
+    received_at: new Date(rejection.receivedAt).toISOString(),
+  });
+}
+
+/** Counts per reason since start, and since the last drain (for ingest_stats). */
+export class RejectionCounter {
+  private readonly total = new Map<RejectReason, number>();
+  private readonly recent = new Map<RejectReason, number>();
+
+  add(reason: RejectReason): void {
+    this.total.set(reason, (this.total.get(reason) ?? 0) + 1);
+    this.recent.set(reason, (this.recent.get(reason) ?? 0) + 1);
+  }
+
+  totals(): Record<string, number> {
+    return Object.fromEntries(this.total);
+  }
+
+  /** Counts since the previous call. */
+  drain(): Map<RejectReason, number> {
+    const copy = new Map(this.recent);
+    this.recent.clear();
+    return copy;
+  }
+}

@@ -1,0 +1,72 @@
+// Every interval: one ingest_stats point (through the spool, like all data) and one log line with
+// rates, rejections per reason, spool depth and InfluxDB health.
+import os from 'node:os';
+import { Point } from '@influxdata/influxdb-client';
+import type { Logger } from 'pino';
+import type { Shipper } from '../spool/shipper.ts';
+import type { Spool } from '../spool/spool.ts';
+import type { IngestPipeline } from './pipeline.ts';
+import { MEASUREMENTS, toLine } from './points.ts';
+
+export class StatsReporter {
+  private timer: NodeJS.Timeout | null = null;
+  private last = { at: Date.now(), received: 0, accepted: 0 };
+
+  constructor(
+    private readonly pipeline: IngestPipeline,
+    private readonly spool: Spool,
+    private readonly shipper: Shipper,
+    private readonly intervalMs: number,
+    private readonly log: Logger,
+    private readonly instance: string = os.hostname(),
+  ) {}
+
+  start(): void {
+    this.last = { at: Date.now(), received: this.pipeline.received, accepted: this.pipeline.accepted };
+    this.timer = setInterval(() => this.report(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  report(): void {
+    const now = Date.now();
+    const seconds = Math.max((now - this.last.at) / 1000, 0.001);
+    const received = this.pipeline.received - this.last.received;
+    const accepted = this.pipeline.accepted - this.last.accepted;
+    this.last = { at: now, received: this.pipeline.received, accepted: this.pipeline.accepted };
+    const rejected = this.pipeline.rejections.drain();
+    this.pipeline.resetLogAllowance();
+    const rejectedTotal = [...rejected.values()].reduce((a, b) => a + b, 0);
+
+    const point = new Point(MEASUREMENTS.ingestStats)
+      .tag('instance', this.instance)
+      .intField('received', received)
+      .intField('accepted', accepted)
+      .intField('rejected', rejectedTotal)
+      .intField('spool_backlog_bytes', this.spool.backlogBytes())
+      .intField('spool_used_bytes', this.spool.usedBytes())
+      .intField('delivered_lines', this.shipper.stats.deliveredLines)
+      .floatField('write_ms', this.shipper.stats.lastWriteMs)
+      .booleanField('influx_ok', this.shipper.stats.failingSince === null)
+      .timestamp(now);
+    for (const [reason, count] of rejected) point.intField(`rejected_${reason}`, count);
+    if (!this.spool.isFull()) {
+      this.spool.append(toLine(point) + '\n').catch((error: Error) => this.log.warn({ error: error.message }, 'could not spool ingest stats'));
+    }
+
+    this.log.info(
+      {
+        messagesPerSecond: Math.round(received / seconds),
+        readingsPerSecond: Math.round(accepted / seconds),
+        rejected: Object.fromEntries(rejected),
+        spoolBacklogBytes: this.spool.backlogBytes(),
+        influxOk: this.shipper.stats.failingSince === null,
+      },
+      'ingest stats',
+    );
+  }
+}

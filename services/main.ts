@@ -1,0 +1,66 @@
+// `npm start`: broker and ingest in one process. SIGINT/SIGTERM stop it cleanly: the broker closes
+// its sessions, the spool is flushed and delivered for a few seconds, and it exits 0.
+import { parseArgs } from 'node:util';
+import { TelemetryService } from './app.ts';
+import { ConfigError, loadConfig } from './config/load.ts';
+import { createLogger } from './log.ts';
+
+const HELP = `Usage: npm start [-- --config FILE]
+
+Runs the embedded MQTT broker (or the ingest worker for an external broker) and writes validated
+telemetry to InfluxDB through a durable spool.
+
+Options:
+  --config FILE   JSON configuration file (also WASTE_CONFIG); keys and defaults in the README
+  -h, --help      show this help
+
+Every key can be set by environment variable, e.g. WASTE_BROKER_PORT=1884, WASTE_INFLUX_URL=...
+Devices: npm run cli -- device add --class trucks --id TRUCK-001
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig({ file: values.config });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  const service = new TelemetryService(config, log);
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    try {
+      await service.stop();
+      log.info('stopped');
+      process.exit(0);
+    } catch (error) {
+      log.error({ error: (error as Error).message }, 'error while stopping');
+      process.exit(1);
+    }
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  try {
+    const started = await service.start();
+    log.info({ ...started, dataDir: config.dataDir, devicesFile: config.broker.devicesFile }, 'service ready');
+  } catch (error) {
+    const err = error as NodeJS.ErrnoException;
+    const hint = err.code === 'EADDRINUSE' ? ' (another broker already uses this port: stop it or set WASTE_BROKER_PORT)' : '';
+    log.fatal({ error: err.message }, `could not start${hint}`);
+    process.exit(1);
+  }
+}
+
+await main();
