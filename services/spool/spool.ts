@@ -164,6 +164,12 @@ export class Spool extends EventEmitter {
 
   /** Marks everything before `position` delivered, persists it, and deletes finished segments. */
   async commit(position: SpoolPosition): Promise<void> {
+    // A segment read to its end and closed for writing is finished: move on so it can be deleted.
+    while (position.segment < this.segment && position.offset >= (this.sizes.get(position.segment) ?? 0)) {
+      const next = [...this.sizes.keys()].find((n) => n > position.segment);
+      if (next === undefined) break;
+      position = { segment: next, offset: 0 };
+    }
     this.readPos = position;
     const tmp = path.join(this.options.dir, 'checkpoint.json.tmp');
     await fsp.writeFile(tmp, JSON.stringify(position));

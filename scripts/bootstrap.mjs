@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// Runs before `npm start` and `npm test` so that each works on a fresh clone:
+//  - installs the npm dependencies (npm ci) when node_modules is missing or older than the lock file;
+//  - with --test, makes sure the real servers the tests use are installed: influxd (Debian package
+//    influxdb) and mosquitto. As root it installs them with apt-get; otherwise it prints the command.
+// Plain JavaScript on purpose: it must run before any dependency is installed.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const forTests = process.argv.includes('--test');
+
+if (process.argv.includes('--help')) {
+  process.stdout.write('Usage: node scripts/bootstrap.mjs [--test]\nInstalls npm dependencies if needed; with --test also influxdb and mosquitto from Debian.\n');
+  process.exit(0);
+}
+
+function say(message) {
+  process.stderr.write(`[bootstrap] ${message}\n`);
+}
+
+function mtime(file) {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+const installed = path.join(root, 'node_modules', '.package-lock.json');
+if (mtime(installed) < mtime(path.join(root, 'package-lock.json'))) {
+  say('installing npm dependencies (npm ci)...');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+}
+
+function onPath(command) {
+  const dirs = (process.env.PATH ?? '').split(path.delimiter).concat(['/usr/sbin', '/usr/bin']);
+  return dirs.some((dir) => {
+    try {
+      fs.accessSync(path.join(dir, command), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+if (forTests) {
+  const missing = [
+    ['influxd', 'influxdb'],
+    ['mosquitto', 'mosquitto'],
+    ['mosquitto_pub', 'mosquitto-clients'],
+  ].filter(([command]) => !onPath(command));
+  if (missing.length > 0) {
+    const packages = [...new Set(missing.map(([, pkg]) => pkg))];
+    const command = `apt-get update && apt-get install -y ${packages.join(' ')}`;
+    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    if (!isRoot || !onPath('apt-get')) {
+      say(`the tests need real servers that are not installed: ${missing.map(([c]) => c).join(', ')}`);
+      say(`install them with: sudo ${command}`);
+      process.exit(1);
+    }
+    say(`installing ${packages.join(', ')} from Debian (the tests run against real servers)...`);
+    execFileSync('sh', ['-c', command], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+}

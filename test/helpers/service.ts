@@ -1,0 +1,77 @@
+// The real service in-process: embedded broker on free ports, a temp data directory, a real InfluxDB.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { TelemetryService, type StartedService } from '../../services/app.ts';
+import { loadConfig } from '../../services/config/load.ts';
+import type { Config } from '../../services/config/schema.ts';
+import type { DeviceClass } from '../../services/contract/topics.ts';
+import { createLogger } from '../../services/log.ts';
+
+export interface TestService {
+  service: TelemetryService;
+  config: Config;
+  ports: StartedService;
+  url: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** Config for a test: free ports, temp data dir, the given InfluxDB, no private influxd. */
+export async function testConfig(influxUrl: string, overrides: Record<string, unknown> = {}, dataDir?: string): Promise<Config> {
+  const dir = dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'waste-service-')));
+  return loadConfig({
+    env: {},
+    overrides: {
+      dataDir: dir,
+      'broker.host': '127.0.0.1',
+      'broker.port': 0,
+      'broker.wsPort': 0,
+      'influx.url': influxUrl,
+      'influx.startPrivate': false,
+      'spool.retryMinMs': 100,
+      'spool.retryMaxMs': 500,
+      ...overrides,
+    },
+  });
+}
+
+export async function startTestService(config: Config): Promise<TestService> {
+  const service = new TelemetryService(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
+  const ports = await service.start();
+  return {
+    service,
+    config,
+    ports,
+    url: `mqtt://127.0.0.1:${ports.mqttPort}`,
+    dataDir: config.dataDir,
+    stop: () => service.stop(),
+  };
+}
+
+export async function provision(config: Config, devices: [string, DeviceClass][]): Promise<Record<string, string>> {
+  const service = new TelemetryService(config, createLogger('silent'));
+  const secrets: Record<string, string> = {};
+  for (const [id, deviceClass] of devices) secrets[id] = await service.devices.addDevice(id, deviceClass);
+  return secrets;
+}
+
+export async function provisionService(config: Config, name: string): Promise<string> {
+  return new TelemetryService(config, createLogger('silent')).devices.addService(name);
+}
+
+export function connectDevice(url: string, deviceId: string, secret: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  return mqtt.connectAsync(url, { username: deviceId, password: secret, clientId: `${deviceId}-${Math.random().toString(16).slice(2, 8)}`, reconnectPeriod: 0, ...options });
+}
+
+/** Polls until the check passes or the time is up; returns the last value. */
+export async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await probe();
+  while (!ok(value) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    value = await probe();
+  }
+  return value;
+}

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { ingestSchema } from '../../../services/config/schema.ts';
+import type { DeviceClass } from '../../../services/contract/topics.ts';
+import { parseDeviceTopic, topics } from '../../../services/contract/topics.ts';
+import { validateMessage } from '../../../services/ingest/validate.ts';
+
+const limits = ingestSchema.parse({});
+const NOW = Date.UTC(2026, 10, 1, 12, 0, 0);
+
+function validate(deviceClass: DeviceClass, body: unknown, raw?: string) {
+  const topic = topics.data(deviceClass, 'DEV-1');
+  const payload = Buffer.from(raw ?? JSON.stringify(body));
+  return validateMessage(parseDeviceTopic(topic)!, topic, payload, NOW, limits);
+}
+
+const fix = { ts: NOW - 1000, lat: 31.3, lon: 120.6, speed_kmh: 42.5, heading: 359.5, cover_closed: false, unknown_field: 'ignored' };
+const ticket = { ticket_id: 'T-1', ts: NOW, plate: '苏E·12345', gross_kg: 31200, tare_kg: 12700, net_kg: 18500, category: 'construction', direction: 'out' };
+
+describe('validateMessage', () => {
+  it('accepts a truck fix, timestamps it in ms and drops unknown fields', () => {
+    const { readings, rejections } = validate('trucks', fix);
+    expect(rejections).toEqual([]);
+    expect(readings).toEqual([{ kind: 'truck', deviceId: 'DEV-1', ts: NOW - 1000, lat: 31.3, lon: 120.6, speed_kmh: 42.5, heading: 359.5, cover_closed: false }]);
+  });
+
+  it('accepts a bin reading with only distance_mm, and a ticket within the net tolerance', () => {
+    expect(validate('bins', { ts: NOW, distance_mm: 420 }).readings).toHaveLength(1);
+    expect(validate('scales', { ...ticket, net_kg: 18510 }).readings).toHaveLength(1);
+  });
+
+  it('judges a back-fill batch reading by reading, keeping the good ones', () => {
+    const batch = [fix, { ...fix, lat: 91 }, { ...fix, ts: NOW - 2000 }];
+    const { readings, rejections } = validate('trucks', batch);
+    expect(readings.map((r) => r.ts)).toEqual([NOW - 1000, NOW - 2000]);
+    expect(rejections).toHaveLength(1);
+    expect(rejections[0]).toMatchObject({ reason: 'out_of_range', index: 1, deviceId: 'DEV-1' });
+    expect(rejections[0]!.message).toBe('lat must be between -90 and 90 degrees, got 91');
+  });
+
+  const cases: [string, DeviceClass, unknown, string | undefined, RegExp][] = [
+    ['invalid_json', 'trucks', null, '{"ts":', /not valid JSON/],
+    ['invalid_payload', 'trucks', { ...fix, lat: undefined }, undefined, /lat is required/],
+    ['invalid_payload', 'trucks', { ...fix, speed_kmh: 'fast' }, undefined, /speed_kmh must be a number/],
+    ['invalid_payload', 'bins', { ts: NOW, temp_c: 20 }, undefined, /fill_pct or distance_mm/],
+    ['invalid_payload', 'scales', { ...ticket, plate: undefined }, undefined, /plate or truck_device_id/],
+    ['invalid_payload', 'scales', { ...ticket, category: 'glass' }, undefined, /category must be one of/],
+    ['invalid_payload', 'trucks', 42, undefined, /JSON object/],
+    ['out_of_range', 'bins', { ts: NOW, fill_pct: 100.5 }, undefined, /fill_pct must be between 0 and 100/],
+    ['out_of_range', 'trucks', { ...fix, speed_kmh: 251 }, undefined, /speed_kmh/],
+    ['out_of_range', 'trucks', { ...fix, heading: 360 }, undefined, /heading/],
+    ['out_of_range', 'trucks', { ...fix, lon: -181 }, undefined, /lon/],
+    ['out_of_range', 'scales', { ...ticket, gross_kg: 100_001, net_kg: 87_301 }, undefined, /gross_kg must be between 0 and 100000 kg/],
+    ['invalid_timestamp', 'trucks', { ...fix, ts: '2026-11-01 12:00:00' }, undefined, /offset/],
+    ['timestamp_in_future', 'trucks', { ...fix, ts: NOW + 5 * 60_000 + 1 }, undefined, /ahead of the server clock/],
+    ['timestamp_too_old', 'trucks', { ...fix, ts: NOW - 7 * 86_400_000 - 1 }, undefined, /h old/],
+    ['weights_inconsistent', 'scales', { ...ticket, net_kg: 18_000 }, undefined, /net_kg 18000 != gross_kg 31200 - tare_kg 12700/],
+    ['weights_inconsistent', 'scales', { ...ticket, gross_kg: 1000, tare_kg: 2000, net_kg: 0 }, undefined, /net_kg/],
+    ['empty_batch', 'trucks', [], undefined, /empty array/],
+    ['batch_too_large', 'trucks', Array.from({ length: 1001 }, () => fix), undefined, /1001 readings/],
+    ['payload_too_large', 'trucks', { ...fix, pad: 'x'.repeat(262_144) }, undefined, /bytes; at most 262144/],
+  ];
+  it.each(cases)('rejects %s (%s %#)', (reason, deviceClass, body, raw, message) => {
+    const { readings, rejections } = validate(deviceClass, body, raw);
+    expect(readings).toEqual([]);
+    expect(rejections).toHaveLength(1);
+    expect(rejections[0]!.reason).toBe(reason);
+    expect(rejections[0]!.message).toMatch(message);
+  });
+
+  it('accepts the edges of every window', () => {
+    expect(validate('trucks', { ...fix, ts: NOW + 5 * 60_000 }).readings).toHaveLength(1);
+    expect(validate('trucks', { ...fix, ts: NOW - 7 * 86_400_000 }).readings).toHaveLength(1);
+    expect(validate('trucks', { ...fix, speed_kmh: 250, heading: 0, lat: -90, lon: 180 }).readings).toHaveLength(1);
+    expect(validate('trucks', Array.from({ length: 1000 }, () => fix)).readings).toHaveLength(1000);
+  });
+
+  it('reads a status message with the arrival time', () => {
+    const topic = topics.status('bins', 'B-1');
+    const { readings } = validateMessage(parseDeviceTopic(topic)!, topic, Buffer.from('{"online":false}'), NOW, limits);
+    expect(readings).toEqual([{ kind: 'status', deviceId: 'B-1', deviceClass: 'bins', ts: NOW, online: false }]);
+  });
+});
+
+describe('parseDeviceTopic', () => {
+  it('parses the contract topics and nothing else', () => {
+    expect(parseDeviceTopic('waste/trucks/T-1/position')).toEqual({ deviceClass: 'trucks', deviceId: 'T-1', channel: 'position' });
+    expect(parseDeviceTopic('waste/bins/B-1/status')).toEqual({ deviceClass: 'bins', deviceId: 'B-1', channel: 'status' });
+    expect(parseDeviceTopic('waste/bins/B-1/position')).toBeNull();
+    expect(parseDeviceTopic('waste/cars/C-1/position')).toBeNull();
+    expect(parseDeviceTopic('waste/trucks/T-1/position/extra')).toBeNull();
+    expect(parseDeviceTopic('waste/trucks/$bad/position')).toBeNull();
+  });
+});
