@@ -8,6 +8,7 @@ import { loadConfig } from '../../services/config/load.ts';
 import type { Config } from '../../services/config/schema.ts';
 import type { DeviceClass } from '../../services/contract/topics.ts';
 import { createLogger } from '../../services/log.ts';
+import { freePort } from './ports.ts';
 
 export interface TestService {
   service: TelemetryService;
@@ -27,7 +28,7 @@ export async function testConfig(influxUrl: string, overrides: Record<string, un
       dataDir: dir,
       'broker.host': '127.0.0.1',
       'broker.port': 0,
-      'broker.wsPort': 0,
+      'broker.wsPort': await freePort(),
       'influx.url': influxUrl,
       'influx.startPrivate': false,
       'spool.retryMinMs': 100,
