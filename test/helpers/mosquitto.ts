@@ -18,6 +18,8 @@ export async function startTestMosquitto(users: Record<string, string>): Promise
   const passwd = findOnPath('mosquitto_passwd');
   if (!binary || !passwd) throw new Error('mosquitto is not installed; on Debian: apt-get install -y mosquitto');
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'waste-mosquitto-'));
+  // Started as root, mosquitto drops to its own user, which must be able to read these files.
+  await fs.chmod(dir, 0o755);
   const port = await freePort();
   const passwordFile = path.join(dir, 'passwd');
   await fs.writeFile(passwordFile, '');
@@ -27,6 +29,7 @@ export async function startTestMosquitto(users: Record<string, string>): Promise
     path.join(dir, 'mosquitto.conf'),
     `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwordFile}\nacl_file ${path.join(dir, 'acl')}\npersistence false\nmax_queued_messages 100000\n`,
   );
+  for (const file of ['passwd', 'acl']) await fs.chmod(path.join(dir, file), 0o644);
   const child: ChildProcess = spawn(binary, ['-c', path.join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const deadline = Date.now() + 10_000;

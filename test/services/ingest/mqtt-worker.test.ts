@@ -1,0 +1,64 @@
+// The same ingest against Debian's Mosquitto as the external broker: the worker's persistent
+// session keeps what is published while it is down.
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../../services/config/schema.ts';
+import { REJECTED_TOPIC, topics } from '../../../services/contract/topics.ts';
+import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
+import { startTestMosquitto, type TestMosquitto } from '../../helpers/mosquitto.ts';
+import { eventually, startTestService, testConfig } from '../../helpers/service.ts';
+
+let influxd: TestInfluxd;
+let mosquitto: TestMosquitto;
+let config: Config;
+const users = { 'waste-ingest': 'ingest-secret', 'M-T1': 'truck-secret', 'M-T2': 'truck2-secret' };
+
+const count = async (deviceId: string): Promise<number> => {
+  const series = await influxd.store().query('SELECT count(lat) FROM truck_position WHERE device_id = $id', { id: deviceId });
+  return (series[0]?.values[0]?.[1] as number | undefined) ?? 0;
+};
+const fix = (i: number) => JSON.stringify({ ts: Date.now() - 100_000 + i, lat: 31.3, lon: 120.6, speed_kmh: i % 100, heading: i % 360 });
+
+beforeAll(async () => {
+  influxd = await startTestInfluxd();
+  mosquitto = await startTestMosquitto(users);
+  config = await testConfig(influxd.url, {
+    'broker.url': mosquitto.url,
+    'ingest.username': 'waste-ingest',
+    'ingest.password': users['waste-ingest'],
+    'ingest.clientId': 'waste-ingest-test',
+  });
+});
+
+afterAll(async () => {
+  await mosquitto?.cleanup();
+  await influxd?.cleanup();
+});
+
+describe('ingest worker on Mosquitto', () => {
+  it('ingests valid data, reports rejections on the broker, and loses nothing while it is stopped', async () => {
+    let svc = await startTestService(config);
+    const device = await mqtt.connectAsync(mosquitto.url, { username: 'M-T1', password: users['M-T1'], clientId: 'M-T1' });
+    const watcher = await mqtt.connectAsync(mosquitto.url, { username: 'waste-ingest', password: users['waste-ingest'], clientId: 'watch' });
+    const rejected: Record<string, unknown>[] = [];
+    watcher.on('message', (_t, payload) => rejected.push(JSON.parse(payload.toString()) as Record<string, unknown>));
+    await watcher.subscribeAsync(REJECTED_TOPIC, { qos: 1 });
+
+    for (let i = 0; i < 50; i++) await device.publishAsync(topics.data('trucks', 'M-T1'), fix(i), { qos: 1 });
+    await device.publishAsync(topics.data('trucks', 'M-T1'), JSON.stringify({ ts: Date.now(), lat: 95, lon: 1, speed_kmh: 1, heading: 1 }), { qos: 1 });
+    expect(await eventually(() => count('M-T1'), (n) => n === 50)).toBe(50);
+    const report = await eventually(async () => rejected, (r) => r.length > 0);
+    expect(report[0]).toMatchObject({ device_id: 'M-T1', reason: 'out_of_range' });
+
+    // Mosquitto's ACL stops a device writing on another device's topic.
+    await device.publishAsync(topics.data('trucks', 'M-T2'), fix(999), { qos: 1 });
+
+    await svc.stop();
+    for (let i = 50; i < 250; i++) await device.publishAsync(topics.data('trucks', 'M-T1'), fix(i), { qos: 1 });
+    svc = await startTestService(config);
+    expect(await eventually(() => count('M-T1'), (n) => n === 250, 20_000)).toBe(250);
+    expect(await count('M-T2')).toBe(0);
+    await Promise.all([device.endAsync(), watcher.endAsync()]);
+    await svc.stop();
+  });
+});
