@@ -145,6 +145,9 @@ export class EmbeddedBroker {
     const limit = new FrameLimit(this.deps.config.maxPacketBytes);
     const conn = Duplex.from({ readable: stream.pipe(limit), writable: stream });
     this.sockets.add(socket);
+    // PUBACKs are tiny and each one releases a device's next publish: with Nagle's algorithm on,
+    // the stream wrapper's writes met the peer's delayed ACK and every acknowledgement took ~40 ms.
+    socket.setNoDelay(true);
     socket.once('close', () => this.sockets.delete(socket));
     limit.once('error', (error) => {
       if (error instanceof PacketTooLargeError) {

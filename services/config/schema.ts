@@ -18,7 +18,7 @@ export const brokerSchema = z
     port: port.default(1883).describe('MQTT over TCP port of the embedded broker.'),
     wsPort: port
       .default(8083)
-      .describe('MQTT over WebSocket port of the embedded broker (path /mqtt). 0 disables it.'),
+      .describe('MQTT over WebSocket port of the embedded broker (any path, e.g. ws://host:8083/mqtt). 0 disables it.'),
     devicesFile: z
       .string()
       .default('')

@@ -146,7 +146,7 @@ describe('rejections', () => {
   it('closes the connection of a device sending a packet over the limit, and reports it', async () => {
     const device = await connectDevice(svc.url, 'T1', secrets.T1!);
     const before = rejected.length;
-    const closed = new Promise((resolve) => device.once('close', resolve));
+    const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
     device.publish(topics.data('trucks', 'T1'), Buffer.alloc(2 * 1024 * 1024, 32), { qos: 1 });
     await closed;
     const reports = await eventually(async () => rejected.slice(before), (r) => r.some((x) => x.reason === 'payload_too_large'));

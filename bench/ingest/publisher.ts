@@ -1,0 +1,53 @@
+// Benchmark publisher process: M devices each publish N truck fixes at QoS 1 with at most `window`
+// unacknowledged at a time, as fast as the broker acknowledges. Prints one JSON line when done.
+import { parseArgs } from 'node:util';
+import mqtt from 'mqtt';
+
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    devices: { type: 'string' },
+    messages: { type: 'string' },
+    window: { type: 'string', default: '200' },
+    base: { type: 'string' },
+    help: { type: 'boolean' },
+  },
+});
+if (values.help || !values.url || !values.devices || !values.messages || !values.base) {
+  process.stdout.write('Usage: publisher.ts --url URL --devices JSON(id->secret or id->"") --messages N --base TS [--window W]\n');
+  process.exit(values.help ? 0 : 2);
+}
+
+const devices = JSON.parse(values.devices) as Record<string, string>;
+const perDevice = Number(values.messages);
+const window = Number(values.window);
+const base = Number(values.base);
+
+const clients = await Promise.all(
+  Object.entries(devices).map(([id, secret]) =>
+    mqtt.connectAsync(values.url!, { clientId: `${id}-bench`, reconnectPeriod: 0, ...(secret ? { username: id, password: secret } : {}) }).then((client) => ({ id, client })),
+  ),
+);
+process.stdout.write(JSON.stringify({ event: 'connected', devices: clients.length }) + '\n');
+
+const started = performance.now();
+let acknowledged = 0;
+const progress = setInterval(() => process.stdout.write(JSON.stringify({ event: 'progress', acknowledged }) + '\n'), 1000);
+await Promise.all(
+  clients.map(async ({ id, client }) => {
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < perDevice) {
+        const n = next++;
+        const payload = `{"ts":${base + n},"lat":${(31.2 + (n % 1000) * 1e-5).toFixed(5)},"lon":120.58532,"speed_kmh":${n % 90},"heading":${n % 360},"ignition":true,"cover_closed":true,"load_kg":18250}`;
+        await client.publishAsync(`waste/trucks/${id}/position`, payload, { qos: 1 });
+        acknowledged++;
+      }
+    };
+    await Promise.all(Array.from({ length: window }, lane));
+  }),
+);
+clearInterval(progress);
+const elapsedMs = performance.now() - started;
+await Promise.all(clients.map(({ client }) => client.endAsync()));
+process.stdout.write(JSON.stringify({ event: 'done', published: acknowledged, elapsedMs, maxRssMb: process.resourceUsage().maxRSS / 1024 }) + '\n');

@@ -1,0 +1,252 @@
+// `npm run bench:ingest`: end-to-end ingest throughput and latency on this machine, with broker,
+// ingest and a throwaway InfluxDB all local, compared with the bare broker hop in the same run.
+// The last line printed is one JSON object with every figure.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { parseArgs } from 'node:util';
+import mqtt from 'mqtt';
+import { DeviceFile } from '../../services/broker/device-file.ts';
+import { InfluxStore } from '../../services/influx/client.ts';
+import { startInfluxd } from '../../services/influx/influxd.ts';
+import { influxSchema } from '../../services/config/schema.ts';
+import { freePort } from '../../test/helpers/ports.ts';
+
+const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--window W] [--skip-bare] [--profile DIR]
+
+M simulated devices publish N truck fixes each (QoS 1, W unacknowledged per device at most).
+Reports end-to-end throughput (until every point is queryable in InfluxDB), p50/p99
+publish-to-queryable latency (a probe device publishing every 20 ms during the run), peak RSS of
+each process, the count check, and the bare broker hop (publishers -> aedes -> one subscriber).
+Defaults: M=50, N=4000, W=50. --profile DIR writes a V8 CPU profile of the service (.cpuprofile).
+`;
+
+const { values } = parseArgs({
+  options: {
+    devices: { type: 'string', default: '50' },
+    messages: { type: 'string', default: '4000' },
+    window: { type: 'string', default: '50' },
+    'skip-bare': { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const M = Number(values.devices);
+const N = Number(values.messages);
+const total = M * N;
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const say = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Child {
+  child: ChildProcess;
+  events: Record<string, unknown>[];
+  waitFor(event: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+function run(args: string[], env: Record<string, string> = {}, onEvent?: (e: Record<string, unknown>) => void, nodeArgs: string[] = []): Child {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const events: Record<string, unknown>[] = [];
+  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      const event = JSON.parse(line) as Record<string, unknown>;
+      events.push(event);
+      onEvent?.(event);
+    } catch {
+      // not one of ours
+    }
+  });
+  return {
+    child,
+    events,
+    async waitFor(event, timeoutMs = 300_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = events.find((e) => e.event === event || e.msg === event);
+        if (found) return found;
+        if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode} before "${event}"`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for "${event}" from ${args.join(' ')}`);
+        await sleep(20);
+      }
+    },
+  };
+}
+
+function peakRssMb(pid: number | undefined): number {
+  if (!pid) return 0;
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : Number.NaN;
+}
+
+const deviceIds = Array.from({ length: M }, (_, i) => `BENCH-${String(i).padStart(5, '0')}`);
+
+async function bareBrokerHop(): Promise<{ msgsPerSecond: number; brokerRssMb: number }> {
+  const broker = run(['bench/ingest/bare-broker.ts', '0']);
+  const { port } = (await broker.waitFor('ready')) as { port: number };
+  const url = `mqtt://127.0.0.1:${port}`;
+  const subscriber = await mqtt.connectAsync(url, { clientId: 'bench-subscriber' });
+  let received = 0;
+  let lastAt = 0;
+  subscriber.on('message', () => {
+    received++;
+    lastAt = performance.now();
+  });
+  await subscriber.subscribeAsync('waste/#', { qos: 1 });
+  const publisher = run(['bench/ingest/publisher.ts', '--url', url, '--devices', JSON.stringify(Object.fromEntries(deviceIds.map((id) => [id, '']))), '--messages', String(N), '--window', values.window!, '--base', String(Date.now())]);
+  await publisher.waitFor('connected');
+  const started = performance.now();
+  while (received < total) {
+    await sleep(50);
+    if (publisher.child.exitCode !== null && received < total && performance.now() - lastAt > 5000) break;
+  }
+  await publisher.waitFor('done');
+  const msgsPerSecond = received / ((lastAt - started) / 1000);
+  broker.child.kill('SIGTERM');
+  const rss = (await broker.waitFor('rss')) as { maxRssMb: number };
+  await subscriber.endAsync();
+  say(`bare broker hop: ${Math.round(msgsPerSecond)} msg/s (${received}/${total} received)`);
+  return { msgsPerSecond, brokerRssMb: rss.maxRssMb };
+}
+
+async function pipeline() {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-'));
+  const influxPort = await freePort();
+  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: influxPort, rpcPort: await freePort() });
+  const store = new InfluxStore(influxSchema.parse({ url: influxd.url }));
+  const devicesFile = new DeviceFile(path.join(dir, 'data', 'devices.json'));
+  say(`provisioning ${M + 1} devices (one scrypt hash each)...`);
+  const secrets: Record<string, string> = {};
+  for (const id of [...deviceIds, 'BENCH-PROBE']) secrets[id] = await devicesFile.addDevice(id, 'trucks');
+  const mqttPort = await freePort();
+  const service = run(['services/main.ts'], {
+    WASTE_DATA_DIR: path.join(dir, 'data'),
+    WASTE_BROKER_HOST: '127.0.0.1',
+    WASTE_BROKER_PORT: String(mqttPort),
+    WASTE_BROKER_WS_PORT: '0',
+    WASTE_INFLUX_URL: influxd.url,
+    WASTE_INFLUX_START_PRIVATE: 'false',
+    WASTE_LOG_LEVEL: 'warn',
+  }, undefined, values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : []);
+  service.child.stdout!.pipe(process.stderr);
+  // The service logs at warn here, so readiness is seen as the broker port answering.
+  const url = `mqtt://127.0.0.1:${mqttPort}`;
+  const probe = await (async () => {
+    for (let i = 0; i < 200; i++) {
+      try {
+        return await mqtt.connectAsync(url, { username: 'BENCH-PROBE', password: secrets['BENCH-PROBE'], clientId: 'BENCH-PROBE-1', reconnectPeriod: 0 });
+      } catch {
+        await sleep(100);
+      }
+    }
+    throw new Error('the service did not come up');
+  })();
+
+  // Probe: one fix every 20 ms with a unique ts; the poller notes when each becomes queryable.
+  const probeBase = Date.now() - 60_000;
+  const sentAt = new Map<number, number>();
+  const latencies: number[] = [];
+  let probeSeq = 0;
+  let probing = true;
+  const probeLoop = (async () => {
+    while (probing) {
+      const ts = probeBase + probeSeq++;
+      sentAt.set(ts, Date.now());
+      probe.publish('waste/trucks/BENCH-PROBE/position', JSON.stringify({ ts, lat: 31.3, lon: 120.6, speed_kmh: 1, heading: 1 }), { qos: 1 });
+      await sleep(20);
+    }
+  })();
+  const pollLoop = (async () => {
+    let seen = probeBase - 1;
+    while (probing || seen < probeBase + probeSeq - 1) {
+      const series = await store.query('SELECT last(lat) FROM truck_position WHERE device_id = $id', { id: 'BENCH-PROBE' }).catch(() => []);
+      const last = (series[0]?.values[0]?.[0] as number | undefined) ?? seen;
+      const now = Date.now();
+      for (let ts = seen + 1; ts <= last; ts++) {
+        const sent = sentAt.get(ts);
+        if (sent !== undefined) latencies.push(now - sent);
+      }
+      seen = Math.max(seen, last);
+      if (!probing && now - (sentAt.get(probeBase + probeSeq - 1) ?? now) > 30_000) break;
+      await sleep(10);
+    }
+  })();
+
+  const countAll = async (): Promise<number> => {
+    const series = await store.query('SELECT count(lat) FROM truck_position WHERE device_id =~ /^BENCH-\\d+$/');
+    return (series[0]?.values[0]?.[1] as number | undefined) ?? 0;
+  };
+  const publisher = run(
+    ['bench/ingest/publisher.ts', '--url', url, '--devices', JSON.stringify(Object.fromEntries(deviceIds.map((id) => [id, secrets[id]!]))), '--messages', String(N), '--window', values.window!, '--base', String(Date.now() - 3_600_000)],
+    {},
+    (event) => {
+      if (event.event === 'progress') say(`acknowledged ${event.acknowledged as number}/${total}`);
+    },
+  );
+  await publisher.waitFor('connected');
+  const started = performance.now();
+  const published = (await publisher.waitFor('done')) as { published: number; elapsedMs: number; maxRssMb: number };
+  say(`all ${published.published} acknowledged after ${(published.elapsedMs / 1000).toFixed(1)} s; waiting until all are queryable...`);
+  let inInflux = 0;
+  const deadline = Date.now() + 180_000;
+  while ((inInflux = await countAll()) < total && Date.now() < deadline) await sleep(100);
+  const elapsedS = (performance.now() - started) / 1000;
+  probing = false;
+  await probeLoop;
+  await pollLoop;
+  await sleep(200);
+  const serviceRssMb = peakRssMb(service.child.pid);
+  const influxRssMb = peakRssMb(influxd.pid);
+  await probe.endAsync();
+  service.child.kill('SIGTERM');
+  await new Promise((r) => service.child.once('exit', r));
+  await influxd.stop();
+  await fsp.rm(dir, { recursive: true, force: true });
+  latencies.sort((a, b) => a - b);
+  return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, serviceRssMb, influxRssMb, publisherRssMb: published.maxRssMb };
+}
+
+say(`${M} devices x ${N} messages = ${total}, window ${values.window} per device, ${os.cpus().length} cores`);
+const bare = values['skip-bare'] ? null : await bareBrokerHop();
+const result = await pipeline();
+const throughput = result.inInflux / result.elapsedS;
+const summary = {
+  devices: M,
+  messages: total,
+  published: result.published,
+  in_influxdb: result.inInflux,
+  lost: result.published - result.inInflux,
+  pipeline_msgs_per_s: Math.round(throughput),
+  acknowledged_msgs_per_s: Math.round(result.published / result.acknowledgedS),
+  latency_p50_ms: percentile(result.latencies, 0.5),
+  latency_p99_ms: percentile(result.latencies, 0.99),
+  latency_samples: result.latencies.length,
+  bare_broker_msgs_per_s: bare ? Math.round(bare.msgsPerSecond) : null,
+  fraction_of_bare_broker: bare ? Number((throughput / bare.msgsPerSecond).toFixed(2)) : null,
+  peak_rss_mb: {
+    service: Math.round(result.serviceRssMb),
+    influxd: Math.round(result.influxRssMb),
+    publisher: Math.round(result.publisherRssMb),
+    bare_broker: bare ? Math.round(bare.brokerRssMb) : null,
+  },
+};
+process.stdout.write(
+  [
+    `pipeline: ${summary.pipeline_msgs_per_s} msg/s end to end (${summary.in_influxdb}/${summary.published} queryable in ${result.elapsedS.toFixed(1)} s; lost ${summary.lost})`,
+    `latency publish -> queryable: p50 ${summary.latency_p50_ms} ms, p99 ${summary.latency_p99_ms} ms (${summary.latency_samples} probes)`,
+    bare ? `bare broker hop: ${summary.bare_broker_msgs_per_s} msg/s; pipeline = ${summary.fraction_of_bare_broker} of it` : 'bare broker hop: skipped',
+    `peak RSS MB: service ${summary.peak_rss_mb.service}, influxd ${summary.peak_rss_mb.influxd}, publisher ${summary.peak_rss_mb.publisher}${bare ? `, bare broker ${summary.peak_rss_mb.bare_broker}` : ''}`,
+    JSON.stringify(summary),
+  ].join('\n') + '\n',
+);
+process.exit(summary.lost === 0 ? 0 : 1);
