@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Runs before `npm start` and `npm test` so that each works on a fresh clone:
 //  - installs the npm dependencies (npm ci) when node_modules is missing or older than the lock file;
-//  - with --test, makes sure the real servers the tests use are installed: influxd (Debian package
-//    influxdb) and mosquitto. As root it installs them with apt-get; otherwise it prints the command.
+//  - makes sure the Debian packages are installed: for the service, influxdb (unless an InfluxDB is
+//    configured); with --test, influxdb and mosquitto, the real servers the tests use. As root it
+//    installs them with apt-get; otherwise it prints the command.
 // Plain JavaScript on purpose: it must run before any dependency is installed.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,7 +13,7 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const forTests = process.argv.includes('--test');
 
 if (process.argv.includes('--help')) {
-  process.stdout.write('Usage: node scripts/bootstrap.mjs [--test]\nInstalls npm dependencies if needed; with --test also influxdb and mosquitto from Debian.\n');
+  process.stdout.write('Usage: node scripts/bootstrap.mjs [--test]\nInstalls npm dependencies if needed, and influxdb from Debian for the service (with --test: influxdb and mosquitto).\n');
   process.exit(0);
 }
 
@@ -46,22 +47,26 @@ function onPath(command) {
   });
 }
 
-if (forTests) {
-  const missing = [
-    ['influxd', 'influxdb'],
-    ['mosquitto', 'mosquitto'],
-    ['mosquitto_pub', 'mosquitto-clients'],
-  ].filter(([command]) => !onPath(command));
-  if (missing.length > 0) {
-    const packages = [...new Set(missing.map(([, pkg]) => pkg))];
-    const command = `apt-get update && apt-get install -y ${packages.join(' ')}`;
-    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-    if (!isRoot || !onPath('apt-get')) {
-      say(`the tests need real servers that are not installed: ${missing.map(([c]) => c).join(', ')}`);
-      say(`install them with: sudo ${command}`);
-      process.exit(1);
-    }
-    say(`installing ${packages.join(', ')} from Debian (the tests run against real servers)...`);
+// What each command needs from Debian: the tests run against real servers; the service needs an
+// InfluxDB, and starts a private influxd when none is configured.
+const wanted = forTests
+  ? [['influxd', 'influxdb'], ['mosquitto', 'mosquitto'], ['mosquitto_pub', 'mosquitto-clients']]
+  : process.env.WASTE_INFLUX_URL || process.env.WASTE_CONFIG
+    ? []
+    : [['influxd', 'influxdb']];
+const missing = wanted.filter(([command]) => !onPath(command));
+if (missing.length > 0) {
+  const packages = [...new Set(missing.map(([, pkg]) => pkg))];
+  const command = `apt-get update && apt-get install -y ${packages.join(' ')}`;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && onPath('apt-get')) {
+    say(`installing ${packages.join(', ')} from Debian (${forTests ? 'the tests run against real servers' : 'the service keeps its data in InfluxDB'})...`);
     execFileSync('sh', ['-c', command], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } else if (forTests) {
+    say(`the tests need real servers that are not installed: ${missing.map(([c]) => c).join(', ')}`);
+    say(`install them with: sudo ${command}`);
+    process.exit(1);
+  } else {
+    say(`influxd is not installed, so the service will spool data until an InfluxDB answers. Install it with: sudo ${command}`);
   }
 }

@@ -82,6 +82,7 @@ export class TelemetryService {
         log: this.log.child({ service: 'broker' }),
       });
       this.broker = broker;
+      this.devices.onChange(() => broker.revokeStale());
       this.pipeline.setRejectionPublisher((payload) => {
         broker.publish(REJECTED_TOPIC, payload, { qos: 1 }).catch(() => {});
       });

@@ -58,6 +58,8 @@ export class EmbeddedBroker {
   private readonly verified = new Map<string, { hash: string; digest: Buffer }>();
   private readonly sockets = new Set<net.Socket>();
   private readonly clients = new Set<Client>();
+  /** The TCP socket under each connection aedes handles, for corking. */
+  private readonly socketOf = new WeakMap<object, net.Socket>();
 
   constructor(private readonly deps: BrokerDeps) {}
 
@@ -132,18 +134,30 @@ export class EmbeddedBroker {
     );
   }
 
-  /** Disconnects every session of a device at once (disabled or rotated devices). */
-  disconnectDevice(deviceId: string): void {
+  /**
+   * Disconnects at once every client whose credentials no longer hold: removed, disabled, or given
+   * a new secret since it connected. Called whenever the credential directory changes.
+   */
+  revokeStale(): void {
+    const { credentials, log } = this.deps;
     for (const client of this.clients) {
       const identity = this.identities.get(client);
-      if (identity?.kind === 'device' && identity.deviceId === deviceId) client.close();
+      if (!identity) continue;
+      const username = identity.kind === 'device' ? identity.deviceId : identity.name;
+      const record = identity.kind === 'device' ? credentials.device(username) : credentials.service(username);
+      const disabled = identity.kind === 'device' && credentials.device(username)?.enabled === false;
+      if (!record || disabled || this.verified.get(username)?.hash !== record.secret_hash) {
+        log.info({ username, clientId: client.id }, 'credentials revoked: disconnecting');
+        this.verified.delete(username);
+        client.close();
+      }
     }
-    this.verified.delete(deviceId);
   }
 
   private handle(stream: Duplex, socket: net.Socket): void {
     const limit = new FrameLimit(this.deps.config.maxPacketBytes);
     const conn = Duplex.from({ readable: stream.pipe(limit), writable: stream });
+    this.socketOf.set(conn, socket);
     this.sockets.add(socket);
     // PUBACKs are tiny and each one releases a device's next publish: with Nagle's algorithm on,
     // the stream wrapper's writes met the peer's delayed ACK and every acknowledgement took ~40 ms.
@@ -223,7 +237,12 @@ export class EmbeddedBroker {
     this.deps.pipeline.ingest({ topic: packet.topic, payload: packet.payload as Buffer, receivedAt }).then(
       (outcome) => {
         if (outcome.accepted === 0) this.drop(packet);
+        // A group commit releases many publishes of a client at once: cork its socket so their
+        // PUBACKs leave in one write instead of one syscall each.
+        const socket = client ? this.socketOf.get(client.conn) : undefined;
+        socket?.cork();
         done(null);
+        if (socket) process.nextTick(() => socket.uncork());
       },
       (error: Error) => {
         this.deps.log.error({ topic: packet.topic, error: error.message }, 'could not make a publish durable; not acknowledged');

@@ -45,6 +45,7 @@ export class DeviceFile implements CredentialDirectory {
   private devices = new Map<string, DeviceRecord>();
   private services = new Map<string, ServiceRecord>();
   private watching = false;
+  private readonly changeListeners: (() => void)[] = [];
 
   constructor(readonly file: string) {}
 
@@ -88,8 +89,13 @@ export class DeviceFile implements CredentialDirectory {
     if (this.watching) return;
     this.watching = true;
     fs.watchFile(this.file, { interval: 500 }, () => {
-      this.load().catch(onError);
+      this.load().then(() => this.changeListeners.forEach((listener) => listener()), onError);
     });
+  }
+
+  /** Called after each reload caused by a change of the file. */
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
   }
 
   unwatch(): void {

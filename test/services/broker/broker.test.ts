@@ -3,6 +3,7 @@ import net from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INVALID_SAMPLES, expectedReason, invalidSample } from '../../../device-sim/samples.ts';
+import { DeviceFile } from '../../../services/broker/device-file.ts';
 import type { Config } from '../../../services/config/schema.ts';
 import { DEVICE_CLASSES, REJECTED_TOPIC, topics } from '../../../services/contract/topics.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
@@ -61,6 +62,28 @@ describe('authentication', () => {
     expect(await refusal({ username: 'OFF', password: secrets.OFF })).toBe(5);
     expect(await refusal({ username: 'T1', password: secrets.T1, clientId: 'waste-ingest-1' })).toBe(2);
     expect(await refusal({ username: 'T1', password: secrets.T1 })).toBe('connected');
+  });
+
+  it('disconnects a connected device at once when it is disabled, and one whose secret is rotated', async () => {
+    const first = await svc.service.devices.addDevice('REVOKE-1', 'trucks');
+    const second = await svc.service.devices.addDevice('REVOKE-2', 'trucks');
+    await eventually(async () => svc.service.devices.device('REVOKE-2'), (d) => d !== undefined, 5000);
+    const a = await eventually(() => connectDevice(svc.url, 'REVOKE-1', first).catch(() => null), (c) => c !== null, 5000);
+    const b = await eventually(() => connectDevice(svc.url, 'REVOKE-2', second).catch(() => null), (c) => c !== null, 5000);
+    const closedA = new Promise<void>((resolve) => a!.once('close', () => resolve()));
+    const closedB = new Promise<void>((resolve) => b!.once('close', () => resolve()));
+    // Another process (the CLI) edits the file; the running service notices.
+    const cli = new DeviceFile(config.broker.devicesFile);
+    await cli.setEnabled('REVOKE-1', false);
+    await closedA;
+    const newSecret = await cli.rotateDevice('REVOKE-2');
+    await closedB;
+    const old = await mqtt.connectAsync(svc.url, { username: 'REVOKE-2', password: second, reconnectPeriod: 0 }).then(() => 'connected', (e: { code?: number }) => e.code);
+    expect(old).toBe(4);
+    const renewed = await eventually(() => connectDevice(svc.url, 'REVOKE-2', newSecret).catch(() => null), (c) => c !== null, 5000);
+    await renewed!.endAsync();
+    a!.end(true);
+    b!.end(true);
   });
 
   it('lets a device added while running connect at once', async () => {
