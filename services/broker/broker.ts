@@ -31,10 +31,13 @@ export interface BrokerStats {
   unauthorisedPublishes: number;
   refusedSubscriptions: number;
   oversizedPackets: number;
+  spoolFullRefusals: number;
 }
 
 /** CONNACK return codes, [MQTT 3.1.1] §3.2.2.3. */
 const CONNACK = { identifierRejected: 2, serverUnavailable: 3, badCredentials: 4, notAuthorized: 5 } as const;
+/** While the spool is full, the loud warning is repeated at most this often. */
+const SPOOL_FULL_WARNING_MS = 10_000;
 const OFFLINE = Buffer.from('{"online":false}');
 const ONLINE = Buffer.from('{"online":true}');
 
@@ -47,7 +50,8 @@ function digest(value: string): Buffer {
 }
 
 export class EmbeddedBroker {
-  readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0 };
+  readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0, spoolFullRefusals: 0 };
+  private lastSpoolFullWarning = 0;
   private aedes: Aedes | null = null;
   private tcp: net.Server | null = null;
   private ws: WebSocketServer | null = null;
@@ -190,7 +194,10 @@ export class EmbeddedBroker {
   }
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
-    if (!this.deps.accepting()) throw refusal('the spool is full; try again later', CONNACK.serverUnavailable);
+    if (!this.deps.accepting()) {
+      this.warnSpoolFull();
+      throw refusal('the spool is full; try again later', CONNACK.serverUnavailable);
+    }
     if (!username || !password) throw refusal('username and secret are required', CONNACK.badCredentials);
     const device = this.deps.credentials.device(username);
     const service = device ? undefined : this.deps.credentials.service(username);
@@ -233,7 +240,10 @@ export class EmbeddedBroker {
       });
       return done(null);
     }
-    if (!this.deps.accepting()) return done(new Error('spool full: publish refused, the device keeps the data'));
+    if (!this.deps.accepting()) {
+      this.warnSpoolFull();
+      return done(new Error('spool full: publish refused, the device keeps the data'));
+    }
     this.deps.pipeline.ingest({ topic: packet.topic, payload: packet.payload as Buffer, receivedAt }).then(
       (outcome) => {
         if (outcome.accepted === 0) this.drop(packet);
@@ -248,6 +258,18 @@ export class EmbeddedBroker {
         this.deps.log.error({ topic: packet.topic, error: error.message }, 'could not make a publish durable; not acknowledged');
         done(error);
       },
+    );
+  }
+
+  private warnSpoolFull(): void {
+    this.stats.spoolFullRefusals++;
+    const now = Date.now();
+    if (now - this.lastSpoolFullWarning < SPOOL_FULL_WARNING_MS) return;
+    this.lastSpoolFullWarning = now;
+    this.deps.log.error(
+      { refusals: this.stats.spoolFullRefusals },
+      'SPOOL FULL: refusing device data (connections closed without acknowledgement, so devices keep it). ' +
+        'InfluxDB is not taking the backlog: check it, or raise spool.quotaBytes (WASTE_SPOOL_QUOTA_BYTES).',
     );
   }
 

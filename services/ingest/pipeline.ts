@@ -55,9 +55,12 @@ export class IngestPipeline {
     this.publishRejection = publisher;
   }
 
-  /** False while the spool is full: callers refuse or hold new data so devices keep it. */
+  /**
+   * False while the spool has no room for one more message of the largest accepted size: callers
+   * refuse or hold new data so devices keep it.
+   */
   accepting(): boolean {
-    return !this.spool.isFull();
+    return !this.spool.isFull(this.limits.maxPayloadBytes);
   }
 
   onReadings(listener: ReadingsListener): void {

@@ -14,7 +14,6 @@ export const REJECT_REASONS = {
   empty_batch: 'the array holds no readings',
   unknown_topic: 'the topic is not part of the MQTT contract',
   unauthorised_topic: 'the device published on a topic that is not its own',
-  spool_full: 'the spool is full; the data was refused so the device keeps it',
 } as const;
 
 export type RejectReason = keyof typeof REJECT_REASONS;

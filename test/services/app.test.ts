@@ -1,8 +1,17 @@
 // The service as a whole while InfluxDB fails: nothing acknowledged is lost, nothing is written twice.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { influxSchema } from '../../services/config/schema.ts';
+import { topics } from '../../services/contract/topics.ts';
+import { InfluxStore } from '../../services/influx/client.ts';
+import { startInfluxd } from '../../services/influx/influxd.ts';
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { startTruckLoad } from '../helpers/load.ts';
-import { eventually, provision, startTestService, testConfig } from '../helpers/service.ts';
+import { freePort } from '../helpers/ports.ts';
+import { connectDevice, eventually, provision, startTestService, testConfig } from '../helpers/service.ts';
 
 let influxd: TestInfluxd;
 beforeAll(async () => {
@@ -39,5 +48,44 @@ describe('InfluxDB killed mid-stream', () => {
     expect(published).toBeGreaterThan(1000);
     await load.close();
     await svc.stop();
+  });
+});
+
+describe('spool full', () => {
+  it('refuses new data without acknowledging it, and takes it again once InfluxDB drains the spool', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const config = await testConfig(url, { 'spool.quotaBytes': 8000, 'spool.segmentBytes': 2000, 'ingest.maxPayloadBytes': 1000 });
+    const devices = await provision(config, [['FULL-1', 'trucks']]);
+    const svc = await startTestService(config);
+    const device = await connectDevice(svc.url, 'FULL-1', devices['FULL-1']!);
+    const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
+    let acknowledged = 0;
+    const base = Date.now() - 60_000;
+    for (let i = 0; i < 1000; i++) {
+      const ok = await Promise.race([
+        device.publishAsync(topics.data('trucks', 'FULL-1'), JSON.stringify({ ts: base + i, lat: 31.3, lon: 120.6, speed_kmh: 30, heading: 90 }), { qos: 1 }).then(() => true),
+        closed.then(() => false),
+      ]);
+      if (!ok) break;
+      acknowledged++;
+    }
+    expect(acknowledged).toBeGreaterThan(10);
+    expect(acknowledged).toBeLessThan(1000);
+    expect(svc.service.pipeline.accepting()).toBe(false);
+    const refused = await mqtt.connectAsync(svc.url, { username: 'FULL-1', password: devices['FULL-1'], reconnectPeriod: 0 }).then(() => 'connected', (e: { code?: number }) => e.code);
+    expect(refused).toBe(3);
+    device.end(true);
+
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'waste-late-influxd-'));
+    const late = await startInfluxd({ dir, port, rpcPort: await freePort() });
+    const store = new InfluxStore(influxSchema.parse({ url }));
+    const count = async () => ((await store.query('SELECT count(lat) FROM truck_position').catch(() => []))[0]?.values[0]?.[1] as number | undefined) ?? 0;
+    expect(await eventually(count, (n) => n >= acknowledged, 20_000)).toBe(acknowledged);
+    const again = await eventually(() => connectDevice(svc.url, 'FULL-1', devices['FULL-1']!).catch(() => null), (c) => c !== null, 10_000);
+    await again!.endAsync();
+    await svc.stop();
+    await late.kill();
+    await fs.rm(dir, { recursive: true, force: true });
   });
 });
