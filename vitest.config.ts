@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    reporters: ['default', './test/summary-reporter.ts'],
+    setupFiles: ['./test/setup.ts'],
     maxWorkers: 2,
   },
 });

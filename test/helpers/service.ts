@@ -1,5 +1,5 @@
 // The real service in-process: embedded broker on free ports, a temp data directory, a real InfluxDB.
-import fs from 'node:fs/promises';
+import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -19,9 +19,23 @@ export interface TestService {
   stop(): Promise<void>;
 }
 
+const tempDirs: string[] = [];
+
+/** Removes the temp directories made by tempDir(); test/setup.ts calls it after each test file. */
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(tempDirs.splice(0).map((dir) => fsp.rm(dir, { recursive: true, force: true })));
+}
+
+/** A temp directory removed when the test process exits. */
+export async function tempDir(prefix: string): Promise<string> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
 /** Config for a test: free ports, temp data dir, the given InfluxDB, no private influxd. */
 export async function testConfig(influxUrl: string, overrides: Record<string, unknown> = {}, dataDir?: string): Promise<Config> {
-  const dir = dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'waste-service-')));
+  const dir = dataDir ?? (await tempDir('waste-service-'));
   return loadConfig({
     env: {},
     overrides: {

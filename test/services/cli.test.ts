@@ -1,18 +1,18 @@
 // The provisioning CLI as an operator runs it.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { verifySecret } from '../../services/broker/secrets.ts';
+import { tempDir } from '../helpers/service.ts';
 
 const run = promisify(execFile);
 const cli = (args: string[], env: Record<string, string>) => run(process.execPath, ['--import', 'tsx', 'services/cli.ts', ...args], { env: { ...process.env, ...env } });
 
 describe('npm run cli', () => {
   it('adds a device, prints its secret once, and stores only a hash of it', async () => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'waste-cli-'));
+    const dir = await tempDir('waste-cli-');
     const env = { WASTE_DATA_DIR: dir };
     const added = JSON.parse((await cli(['device', 'add', '--class', 'scales', '--id', 'WB-01', '--json'], env)).stdout) as { secret: string };
     expect(added.secret).toMatch(/^[\w-]{32}$/);
@@ -33,7 +33,7 @@ describe('npm run cli', () => {
   });
 
   it('explains what is wrong with a bad command', async () => {
-    const env = { WASTE_DATA_DIR: await fs.mkdtemp(path.join(os.tmpdir(), 'waste-cli-')) };
+    const env = { WASTE_DATA_DIR: await tempDir('waste-cli-') };
     const failure = (args: string[]) => cli(args, env).then(() => '', (error: { stderr: string; code: number }) => `${error.code} ${error.stderr}`);
     expect(await failure(['device', 'add', '--class', 'cars', '--id', 'X'])).toMatch(/^2 error: --class must be one of bins, trucks, scales/);
     expect(await failure(['device', 'add', '--class', 'bins', '--id', 'a/b'])).toMatch(/^2 error: device id "a\/b" must be/);

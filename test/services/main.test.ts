@@ -1,15 +1,12 @@
 // `npm start` as a process: killed with SIGKILL under load, restarted, every acknowledged point is
 // there once; stopped with SIGTERM, it exits 0; --help answers.
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { startTruckLoad } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnService } from '../helpers/process.ts';
-import { eventually, provision, testConfig } from '../helpers/service.ts';
+import { eventually, provision, tempDir, testConfig } from '../helpers/service.ts';
 
 let influxd: TestInfluxd;
 beforeAll(async () => {
@@ -23,7 +20,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function serviceEnv(): Promise<Record<string, string>> {
   return {
-    WASTE_DATA_DIR: await fs.mkdtemp(path.join(os.tmpdir(), 'waste-main-')),
+    WASTE_DATA_DIR: await tempDir('waste-main-'),
     WASTE_BROKER_HOST: '127.0.0.1',
     WASTE_BROKER_PORT: String(await freePort()),
     WASTE_BROKER_WS_PORT: String(await freePort()),
