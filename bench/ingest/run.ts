@@ -13,15 +13,19 @@ import { DeviceFile } from '../../services/broker/device-file.ts';
 import { InfluxStore } from '../../services/influx/client.ts';
 import { startInfluxd } from '../../services/influx/influxd.ts';
 import { influxSchema } from '../../services/config/schema.ts';
+import { startTestMosquitto } from '../../test/helpers/mosquitto.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 
-const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--window W] [--skip-bare] [--profile DIR]
+const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--window W] [--broker embedded|mosquitto]
+                                  [--skip-bare] [--profile DIR]
 
 M simulated devices publish N truck fixes each (QoS 1, W unacknowledged per device at most).
 Reports end-to-end throughput (until every point is queryable in InfluxDB), p50/p99
 publish-to-queryable latency (a probe device publishing every 20 ms during the run), peak RSS of
 each process, the count check, and the bare broker hop (publishers -> aedes -> one subscriber).
-Defaults: M=50, N=4000, W=50. --profile DIR writes a V8 CPU profile of the service (.cpuprofile).
+Defaults: M=50, N=4000, W=50, embedded broker. --broker mosquitto runs Debian's Mosquitto as the
+external broker with the service as its ingest client. --profile DIR writes a V8 CPU profile of
+the service (.cpuprofile).
 `;
 
 const { values } = parseArgs({
@@ -31,12 +35,17 @@ const { values } = parseArgs({
     window: { type: 'string', default: '50' },
     'skip-bare': { type: 'boolean', default: false },
     profile: { type: 'string' },
+    broker: { type: 'string', default: 'embedded' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
   process.stdout.write(HELP);
   process.exit(0);
+}
+if (values.broker !== 'embedded' && values.broker !== 'mosquitto') {
+  process.stderr.write('--broker must be embedded or mosquitto\n');
+  process.exit(2);
 }
 const M = Number(values.devices);
 const N = Number(values.messages);
@@ -129,6 +138,7 @@ async function pipeline() {
   const secrets: Record<string, string> = {};
   for (const id of [...deviceIds, 'BENCH-PROBE']) secrets[id] = await devicesFile.addDevice(id, 'trucks');
   const mqttPort = await freePort();
+  const mosquitto = values.broker === 'mosquitto' ? await startTestMosquitto({ ...secrets, 'waste-ingest': 'bench-ingest' }) : null;
   const service = run(['services/main.ts'], {
     WASTE_DATA_DIR: path.join(dir, 'data'),
     WASTE_BROKER_HOST: '127.0.0.1',
@@ -137,10 +147,12 @@ async function pipeline() {
     WASTE_INFLUX_URL: influxd.url,
     WASTE_INFLUX_START_PRIVATE: 'false',
     WASTE_LOG_LEVEL: 'warn',
+    ...(mosquitto ? { WASTE_BROKER_URL: mosquitto.url, WASTE_INGEST_PASSWORD: 'bench-ingest' } : {}),
   }, undefined, values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : []);
   service.child.stdout!.pipe(process.stderr);
-  // The service logs at warn here, so readiness is seen as the broker port answering.
-  const url = `mqtt://127.0.0.1:${mqttPort}`;
+  // The service logs at warn here, so readiness is seen as the broker answering the probe device.
+  const url = mosquitto ? mosquitto.url : `mqtt://127.0.0.1:${mqttPort}`;
+  if (mosquitto) await sleep(2000); // the ingest worker's subscription must exist before data flows
   const probe = await (async () => {
     for (let i = 0; i < 200; i++) {
       try {
@@ -211,6 +223,7 @@ async function pipeline() {
   service.child.kill('SIGTERM');
   await new Promise((r) => service.child.once('exit', r));
   await influxd.stop();
+  await mosquitto?.cleanup();
   await fsp.rm(dir, { recursive: true, force: true });
   latencies.sort((a, b) => a - b);
   return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, serviceRssMb, influxRssMb, publisherRssMb: published.maxRssMb };
@@ -221,6 +234,7 @@ const bare = values['skip-bare'] ? null : await bareBrokerHop();
 const result = await pipeline();
 const throughput = result.inInflux / result.elapsedS;
 const summary = {
+  broker: values.broker,
   devices: M,
   messages: total,
   published: result.published,
