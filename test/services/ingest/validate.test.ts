@@ -91,3 +91,34 @@ describe('parseDeviceTopic', () => {
     expect(parseDeviceTopic('waste/trucks/$bad/position')).toBeNull();
   });
 });
+
+describe('validateMessage on arbitrary input', () => {
+  // A seeded generator, so a failure can be replayed.
+  let seed = 20261122;
+  const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const pick = <T,>(items: T[]): T => items[Math.floor(random() * items.length)]!;
+  const value = (depth: number): unknown => {
+    const kinds = depth > 3 ? ['number', 'string', 'bool', 'null'] : ['number', 'string', 'bool', 'null', 'array', 'object', 'fix'];
+    switch (pick(kinds)) {
+      case 'number': return pick([0, -1, 1e400, -0, 3.5, NOW, NOW / 1000, 2 ** 53, Number.MAX_VALUE, 359.99, 360]);
+      case 'string': return pick(['', 'x', '2026-11-01T12:00:00+08:00', '1e3', '\u0000', '苏E·12345', 'a'.repeat(100), '__proto__']);
+      case 'bool': return random() < 0.5;
+      case 'null': return null;
+      case 'array': return Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1));
+      case 'fix': return { ...fix, [pick(Object.keys(fix))]: value(depth + 1) };
+      default: return Object.fromEntries(Array.from({ length: Math.floor(random() * 5) }, () => [pick(['ts', 'lat', 'lon', 'fill_pct', 'gross_kg', 'constructor', '__proto__', 'x']), value(depth + 1)]));
+    }
+  };
+
+  it('never throws, and accounts for every message as readings or rejections', () => {
+    for (let i = 0; i < 3000; i++) {
+      const deviceClass = pick<DeviceClass>(['bins', 'trucks', 'scales']);
+      const raw = random() < 0.1 ? Buffer.from(Array.from({ length: Math.floor(random() * 64) }, () => Math.floor(random() * 256))).toString('latin1') : undefined;
+      const body = value(0);
+      const { readings, rejections } = validate(deviceClass, body, raw);
+      expect(readings.length + rejections.length).toBeGreaterThan(0);
+      for (const reading of readings) expect(Number.isFinite(reading.ts)).toBe(true);
+      for (const rejection of rejections) expect(rejection.message.length).toBeGreaterThan(5);
+    }
+  });
+});
