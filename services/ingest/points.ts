@@ -15,56 +15,40 @@ export const MEASUREMENTS = {
 /** Line-protocol settings: timestamps are epoch milliseconds (precision=ms on the write). */
 const MS = { convertTime: (value: string | number | Date | undefined) => String(value) };
 
-function addFloats(point: Point, reading: object, names: readonly string[]): void {
-  for (const name of names) {
-    const value = (reading as Record<string, unknown>)[name];
-    if (typeof value === 'number') point.floatField(name, value);
-  }
-}
+type FieldType = 'float' | 'int' | 'boolean' | 'string';
 
-function addInts(point: Point, reading: object, names: readonly string[]): void {
-  for (const name of names) {
-    const value = (reading as Record<string, unknown>)[name];
-    if (typeof value === 'number') point.intField(name, value);
-  }
-}
+/** The field types of docs/schema.md. A field keeps its type for ever in InfluxDB. */
+const FIELDS = {
+  bin: { fill_pct: 'float', distance_mm: 'float', temp_c: 'float', tilt_deg: 'float', battery_v: 'float', rssi: 'int', lid_opens: 'int' },
+  truck: { lat: 'float', lon: 'float', speed_kmh: 'float', heading: 'float', load_kg: 'float', ignition: 'boolean', tipper_up: 'boolean', cover_closed: 'boolean' },
+  ticket: { ticket_id: 'string', plate: 'string', truck_device_id: 'string', origin: 'string', gross_kg: 'float', tare_kg: 'float', net_kg: 'float' },
+} as const satisfies Record<string, Record<string, FieldType>>;
 
-function addBooleans(point: Point, reading: object, names: readonly string[]): void {
-  for (const name of names) {
+/** Adds the fields a reading carries; absent optional fields are left out. */
+function addFields(point: Point, reading: object, fields: Record<string, FieldType>): Point {
+  for (const [name, type] of Object.entries(fields)) {
     const value = (reading as Record<string, unknown>)[name];
-    if (typeof value === 'boolean') point.booleanField(name, value);
+    if (value === undefined) continue;
+    if (type === 'float') point.floatField(name, value);
+    else if (type === 'int') point.intField(name, value);
+    else if (type === 'boolean') point.booleanField(name, value);
+    else point.stringField(name, value);
   }
-}
-
-function addStrings(point: Point, reading: object, names: readonly string[]): void {
-  for (const name of names) {
-    const value = (reading as Record<string, unknown>)[name];
-    if (typeof value === 'string') point.stringField(name, value);
-  }
+  return point;
 }
 
 export function readingToPoint(reading: Reading): Point {
   switch (reading.kind) {
-    case 'bin': {
-      const point = new Point(MEASUREMENTS.bin).tag('device_id', reading.deviceId);
-      addFloats(point, reading, ['fill_pct', 'distance_mm', 'temp_c', 'tilt_deg', 'battery_v']);
-      addInts(point, reading, ['rssi', 'lid_opens']);
-      return point.timestamp(reading.ts);
-    }
-    case 'truck': {
-      const point = new Point(MEASUREMENTS.truck).tag('device_id', reading.deviceId);
-      addFloats(point, reading, ['lat', 'lon', 'speed_kmh', 'heading', 'load_kg']);
-      addBooleans(point, reading, ['ignition', 'tipper_up', 'cover_closed']);
-      return point.timestamp(reading.ts);
-    }
+    case 'bin':
+      return addFields(new Point(MEASUREMENTS.bin).tag('device_id', reading.deviceId), reading, FIELDS.bin).timestamp(reading.ts);
+    case 'truck':
+      return addFields(new Point(MEASUREMENTS.truck).tag('device_id', reading.deviceId), reading, FIELDS.truck).timestamp(reading.ts);
     case 'ticket': {
       const point = new Point(MEASUREMENTS.ticket)
         .tag('device_id', reading.deviceId)
         .tag('category', reading.category)
         .tag('direction', reading.direction);
-      addStrings(point, reading, ['ticket_id', 'plate', 'truck_device_id', 'origin']);
-      addFloats(point, reading, ['gross_kg', 'tare_kg', 'net_kg']);
-      return point.timestamp(reading.ts);
+      return addFields(point, reading, FIELDS.ticket).timestamp(reading.ts);
     }
     case 'status':
       return new Point(MEASUREMENTS.status)

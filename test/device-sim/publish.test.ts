@@ -32,8 +32,7 @@ describe('npm run publish', () => {
     const { stdout } = await publish(['--count', '3']);
     expect(stdout.match(/acknowledged/g)).toHaveLength(3);
     await publish(['--batch', '5']);
-    const count = async () => ((await influxd.store().query('SELECT count(fill_pct) FROM bin_level WHERE device_id = $id', { id: 'CLI-BIN' }))[0]?.values[0]?.[1] as number | undefined) ?? 0;
-    expect(await eventually(count, (n) => n === 8)).toBe(8);
+    expect(await eventually(() => influxd.count('bin_level', 'fill_pct', 'CLI-BIN'), (n) => n === 8)).toBe(8);
   });
 
   it('sends one invalid sample per reason and shows each rejection', async () => {

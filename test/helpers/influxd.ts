@@ -2,7 +2,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { InfluxStore } from '../../services/influx/client.ts';
+import { InfluxStore, quoteIdentifier } from '../../services/influx/client.ts';
 import { startInfluxd, type InfluxdProcess } from '../../services/influx/influxd.ts';
 import { influxSchema } from '../../services/config/schema.ts';
 import { freePort } from './ports.ts';
@@ -13,14 +13,17 @@ export interface TestInfluxd {
   process: InfluxdProcess;
   /** A client on database `database` (default waste). */
   store(database?: string): InfluxStore;
+  /** Points of a measurement (those with `field`), of one device if given; 0 when there are none. */
+  count(measurement: string, field: string, deviceId?: string): Promise<number>;
   /** Starts influxd again on the same port and directory (after kill or stop). */
   restart(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
-export async function startTestInfluxd(): Promise<TestInfluxd> {
+/** `port`: listen there (a test that points the service at an address before influxd exists). */
+export async function startTestInfluxd(wanted: { port?: number } = {}): Promise<TestInfluxd> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'waste-influxd-'));
-  const port = await freePort();
+  const port = wanted.port ?? (await freePort());
   const rpcPort = await freePort();
   const options = { dir, port, rpcPort };
   const handle: TestInfluxd = {
@@ -28,6 +31,14 @@ export async function startTestInfluxd(): Promise<TestInfluxd> {
     dir,
     process: await startInfluxd(options),
     store: (database = 'waste') => new InfluxStore(influxSchema.parse({ url: `http://127.0.0.1:${port}`, database })),
+    count: async (measurement, field, deviceId) => {
+      const where = deviceId === undefined ? '' : ' WHERE device_id = $id';
+      const series = await handle
+        .store()
+        .query(`SELECT count(${quoteIdentifier(field)}) FROM ${quoteIdentifier(measurement)}${where}`, deviceId === undefined ? {} : { id: deviceId })
+        .catch(() => []);
+      return (series[0]?.values[0]?.[1] as number | undefined) ?? 0;
+    },
     restart: async () => {
       handle.process = await startInfluxd(options);
     },

@@ -80,6 +80,8 @@ export function connectDevice(url: string, deviceId: string, secret: string, opt
   return mqtt.connectAsync(url, { username: deviceId, password: secret, clientId: `${deviceId}-${Math.random().toString(16).slice(2, 8)}`, reconnectPeriod: 0, ...options });
 }
 
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Polls until the check passes or the time is up; returns the last value. */
 export async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,17 +1,11 @@
 // The service as a whole while InfluxDB fails: nothing acknowledged is lost, nothing is written twice.
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { influxSchema } from '../../services/config/schema.ts';
 import { topics } from '../../services/contract/topics.ts';
-import { InfluxStore } from '../../services/influx/client.ts';
-import { startInfluxd } from '../../services/influx/influxd.ts';
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { startTruckLoad } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
-import { connectDevice, eventually, provision, startTestService, testConfig } from '../helpers/service.ts';
+import { connectDevice, eventually, provision, sleep, startTestService, testConfig } from '../helpers/service.ts';
 
 let influxd: TestInfluxd;
 beforeAll(async () => {
@@ -21,12 +15,7 @@ afterAll(async () => {
   await influxd?.cleanup();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function countFixes(): Promise<number> {
-  const series = await influxd.store().query('SELECT count(lat) FROM truck_position');
-  return (series[0]?.values[0]?.[1] as number | undefined) ?? 0;
-}
+const countFixes = () => influxd.count('truck_position', 'lat');
 
 describe('InfluxDB killed mid-stream', () => {
   it('spools while it is down and delivers every point once it is back', async () => {
@@ -77,15 +66,11 @@ describe('spool full', () => {
     expect(refused).toBe(3);
     device.end(true);
 
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'waste-late-influxd-'));
-    const late = await startInfluxd({ dir, port, rpcPort: await freePort() });
-    const store = new InfluxStore(influxSchema.parse({ url }));
-    const count = async () => ((await store.query('SELECT count(lat) FROM truck_position').catch(() => []))[0]?.values[0]?.[1] as number | undefined) ?? 0;
-    expect(await eventually(count, (n) => n >= acknowledged, 20_000)).toBe(acknowledged);
+    const late = await startTestInfluxd({ port });
+    expect(await eventually(() => late.count('truck_position', 'lat'), (n) => n >= acknowledged, 20_000)).toBe(acknowledged);
     const again = await eventually(() => connectDevice(svc.url, 'FULL-1', devices['FULL-1']!).catch(() => null), (c) => c !== null, 10_000);
     await again!.endAsync();
     await svc.stop();
-    await late.kill();
-    await fs.rm(dir, { recursive: true, force: true });
+    await late.cleanup();
   });
 });

@@ -6,7 +6,7 @@ import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { startTruckLoad } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnService } from '../helpers/process.ts';
-import { eventually, provision, tempDir, testConfig } from '../helpers/service.ts';
+import { eventually, provision, sleep, tempDir, testConfig } from '../helpers/service.ts';
 
 let influxd: TestInfluxd;
 beforeAll(async () => {
@@ -16,7 +16,6 @@ afterAll(async () => {
   await influxd?.cleanup();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function serviceEnv(): Promise<Record<string, string>> {
   return {
@@ -46,10 +45,7 @@ describe('npm start', () => {
     load.stop();
     const published = await load.acknowledged;
     expect(published).toBeGreaterThan(publishedBeforeRestart);
-    const count = async () => {
-      const series = await influxd.store().query('SELECT count(lat) FROM truck_position WHERE device_id =~ /^P[1-4]$/');
-      return (series[0]?.values[0]?.[1] as number | undefined) ?? 0;
-    };
+    const count = async () => (await Promise.all(Object.keys(devices).map((id) => influxd.count('truck_position', 'lat', id)))).reduce((a, b) => a + b, 0);
     expect(await eventually(count, (n) => n >= published, 30_000)).toBe(published);
     await load.close();
     service.child.kill('SIGTERM');

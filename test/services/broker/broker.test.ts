@@ -18,11 +18,6 @@ const rejected: Record<string, unknown>[] = [];
 const statusMessages: { topic: string; payload: string; retain: boolean }[] = [];
 
 const query = (q: string, params: Record<string, string> = {}) => influxd.store().query(q, params);
-const count = async (measurement: string, deviceId: string): Promise<number> => {
-  const series = await query(`SELECT count(*) FROM ${measurement} WHERE device_id = $id`, { id: deviceId });
-  return series.length ? Math.max(...(series[0]!.values[0]!.slice(1) as number[])) : 0;
-};
-
 beforeAll(async () => {
   influxd = await startTestInfluxd();
   config = await testConfig(influxd.url);
@@ -135,7 +130,7 @@ describe('ingest', () => {
     await truck.publishAsync(topics.data('trucks', 'T2'), payload, { qos: 1, dup: true });
     await truck.publishAsync(topics.data('trucks', 'T2'), payload, { qos: 0 });
     await eventually(() => svc.service.shipper.drained(5000), (done) => done);
-    expect(await count('truck_position', 'T2')).toBe(1);
+    expect(await influxd.count('truck_position', 'lat', 'T2')).toBe(1);
     await truck.endAsync();
   });
 });
@@ -158,9 +153,9 @@ describe('rejections', () => {
         expect(report.topic).toMatch(/^waste\//);
       }
       await eventually(() => svc.service.shipper.drained(5000), (done) => done);
-      const measurement = { bins: 'bin_level', trucks: 'truck_position', scales: 'weigh_ticket' }[deviceClass];
-      expect(await count(measurement, deviceId)).toBe(0);
-      expect(await count(measurement, 'OTHER-DEVICE')).toBe(0);
+      const [measurement, field] = ({ bins: ['bin_level', 'fill_pct'], trucks: ['truck_position', 'lat'], scales: ['weigh_ticket', 'net_kg'] } as const)[deviceClass];
+      expect(await influxd.count(measurement, field, deviceId)).toBe(0);
+      expect(await influxd.count(measurement, field, 'OTHER-DEVICE')).toBe(0);
       expect(svc.service.pipeline.rejections.totals().unauthorised_topic).toBeGreaterThan(0);
       await device.endAsync();
     });
@@ -224,7 +219,7 @@ describe('MQTT over WebSocket', () => {
   it('accepts a device over ws:// and ingests its data', async () => {
     const device = await mqtt.connectAsync(`ws://127.0.0.1:${svc.ports.wsPort}/mqtt`, { username: 'WS1', password: secrets.WS1, reconnectPeriod: 0 });
     await device.publishAsync(topics.data('bins', 'WS1'), JSON.stringify({ ts: Date.now(), fill_pct: 12 }), { qos: 1 });
-    expect(await eventually(() => count('bin_level', 'WS1'), (n) => n === 1)).toBe(1);
+    expect(await eventually(() => influxd.count('bin_level', 'fill_pct', 'WS1'), (n) => n === 1)).toBe(1);
     await device.endAsync();
   });
 });

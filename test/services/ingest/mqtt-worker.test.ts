@@ -13,10 +13,7 @@ let mosquitto: TestMosquitto;
 let config: Config;
 const users = { 'waste-ingest': 'ingest-secret', 'M-T1': 'truck-secret', 'M-T2': 'truck2-secret' };
 
-const count = async (deviceId: string): Promise<number> => {
-  const series = await influxd.store().query('SELECT count(lat) FROM truck_position WHERE device_id = $id', { id: deviceId });
-  return (series[0]?.values[0]?.[1] as number | undefined) ?? 0;
-};
+const count = (deviceId: string) => influxd.count('truck_position', 'lat', deviceId);
 const fix = (i: number) => JSON.stringify({ ts: Date.now() - 100_000 + i, lat: 31.3, lon: 120.6, speed_kmh: i % 100, heading: i % 360 });
 
 beforeAll(async () => {
