@@ -5,13 +5,13 @@
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { DEVICE_CLASSES, REJECTED_TOPIC, isDeviceClass, topics } from '../services/contract/topics.ts';
-import { INVALID_SAMPLES, invalidSample, validReading, type InvalidSampleName, type Sample } from './samples.ts';
+import { INVALID_SAMPLES, invalidSample, invalidSamplesFor, validReading, type InvalidSampleName, type Sample } from './samples.ts';
 
 const HELP = `Usage: npm run publish -- --device ID --secret SECRET --class <bins|trucks|scales> [options]
 
 Options:
   --url URL            broker (default mqtt://127.0.0.1:1883)
-  --sample NAME        valid (default), all-invalid, or one of:
+  --sample NAME        valid (default), all-invalid (each one the class can get wrong), or one of:
                        ${INVALID_SAMPLES.join(', ')}
   --count N            messages to send (default 1)
   --batch N            readings per message, as an array (back-fill; default 1 = one object)
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const interval = Number(values.interval);
   const qos = values.qos === '0' ? 0 : 1;
   const sampleNames: ('valid' | InvalidSampleName)[] =
-    values.sample === 'all-invalid' ? INVALID_SAMPLES : [values.sample as 'valid' | InvalidSampleName];
+    values.sample === 'all-invalid' ? invalidSamplesFor(deviceClass) : [values.sample as 'valid' | InvalidSampleName];
   for (const name of sampleNames) {
     if (name !== 'valid' && !INVALID_SAMPLES.includes(name)) fail(`unknown --sample ${name}; see --help`);
   }
@@ -99,7 +99,8 @@ async function main(): Promise<void> {
       const topic = resolve(sample);
       try {
         await client.publishAsync(topic, sample.payload, { qos });
-        process.stdout.write(`published ${name.padEnd(20)} ${topic} (${Buffer.byteLength(sample.payload)} bytes)${qos ? ' acknowledged' : ''}\n`);
+        const expectation = name === 'valid' ? '' : `; the service should reject it as ${name}`;
+        process.stdout.write(`published ${name.padEnd(20)} ${topic} (${Buffer.byteLength(sample.payload)} bytes)${qos ? ' acknowledged' : ''}${expectation}\n`);
       } catch (error) {
         process.stdout.write(`published ${name.padEnd(20)} ${topic}: ${(error as Error).message}\n`);
       }

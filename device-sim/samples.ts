@@ -58,10 +58,7 @@ const INVALID_BUILDERS = {
   invalid_timestamp: (c: DeviceClass, id: string) => ({ topic: 'data', payload: JSON.stringify({ ...validReading(c, 0, id), ts: '2024-05-01 08:00:00' }) }),
   timestamp_in_future: (c: DeviceClass, id: string) => ({ topic: 'data', payload: JSON.stringify(validReading(c, Date.now() + 3_600_000, id)) }),
   timestamp_too_old: (c: DeviceClass, id: string) => ({ topic: 'data', payload: JSON.stringify(validReading(c, Date.now() - 30 * 86_400_000, id)) }),
-  weights_inconsistent: (c: DeviceClass, id: string) => ({
-    topic: 'data',
-    payload: JSON.stringify(c === 'scales' ? { ...validReading(c, Date.now(), id), net_kg: 9_000 } : { ...validReading(c, Date.now(), id), ts: 'x' }),
-  }),
+  weights_inconsistent: (c: DeviceClass, id: string) => ({ topic: 'data', payload: JSON.stringify({ ...validReading(c, Date.now(), id), net_kg: 9_000 }) }),
   empty_batch: () => ({ topic: 'data', payload: '[]' }),
   batch_too_large: (c: DeviceClass, id: string) => ({
     topic: 'data',
@@ -81,12 +78,12 @@ const INVALID_BUILDERS = {
 export type InvalidSampleName = keyof typeof INVALID_BUILDERS;
 export const INVALID_SAMPLES = Object.keys(INVALID_BUILDERS) as InvalidSampleName[];
 
-/** An invalid sample for the class; the scales-only weights sample becomes a bad ts elsewhere. */
-export function invalidSample(name: InvalidSampleName, deviceClass: DeviceClass, deviceId: string): Sample {
-  return INVALID_BUILDERS[name](deviceClass, deviceId);
+/** The invalid samples that apply to a class (only weighbridges have weights to get wrong). */
+export function invalidSamplesFor(deviceClass: DeviceClass): InvalidSampleName[] {
+  return INVALID_SAMPLES.filter((name) => name !== 'weights_inconsistent' || deviceClass === 'scales');
 }
 
-/** The reason the service gives for an invalid sample on a device of this class. */
-export function expectedReason(name: InvalidSampleName, deviceClass: DeviceClass): string {
-  return name === 'weights_inconsistent' && deviceClass !== 'scales' ? 'invalid_timestamp' : name;
+/** An invalid sample, named by the rejection reason the service must give for it. */
+export function invalidSample(name: InvalidSampleName, deviceClass: DeviceClass, deviceId: string): Sample {
+  return INVALID_BUILDERS[name](deviceClass, deviceId);
 }

@@ -41,13 +41,15 @@ export class StatsReporter {
     const rejected = this.pipeline.rejections.drain();
     this.pipeline.resetLogAllowance();
     const rejectedTotal = [...rejected.values()].reduce((a, b) => a + b, 0);
+    // Read before this report's own point is spooled, so an idle service shows an empty backlog.
+    const backlogBytes = this.spool.backlogBytes();
 
     const point = new Point(MEASUREMENTS.ingestStats)
       .tag('instance', this.instance)
       .intField('received', received)
       .intField('accepted', accepted)
       .intField('rejected', rejectedTotal)
-      .intField('spool_backlog_bytes', this.spool.backlogBytes())
+      .intField('spool_backlog_bytes', backlogBytes)
       .intField('spool_used_bytes', this.spool.usedBytes())
       .intField('delivered_lines', this.shipper.stats.deliveredLines)
       .floatField('write_ms', this.shipper.stats.lastWriteMs)
@@ -63,7 +65,7 @@ export class StatsReporter {
         messagesPerSecond: Math.round(received / seconds),
         readingsPerSecond: Math.round(accepted / seconds),
         rejected: Object.fromEntries(rejected),
-        spoolBacklogBytes: this.spool.backlogBytes(),
+        spoolBacklogBytes: backlogBytes,
         influxOk: this.shipper.stats.failingSince === null,
       },
       'ingest stats',

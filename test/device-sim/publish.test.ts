@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INVALID_SAMPLES } from '../../device-sim/samples.ts';
+import { invalidSamplesFor } from '../../device-sim/samples.ts';
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { eventually, provision, provisionService, startTestService, testConfig, type TestService } from '../helpers/service.ts';
 
@@ -38,7 +38,8 @@ describe('npm run publish', () => {
   it('sends one invalid sample per reason and shows each rejection', async () => {
     const { stdout } = await publish(['--sample', 'all-invalid', '--watch-user', 'waste-ops', '--watch-secret', secrets.ops!]);
     const reasons = stdout.split('\n').filter((l) => l.startsWith('rejected ')).map((l) => JSON.parse(l.slice(9)).reason as string);
-    expect(reasons.sort()).toEqual(INVALID_SAMPLES.map((n) => (n === 'weights_inconsistent' ? 'invalid_timestamp' : n)).sort());
+    expect(reasons.sort()).toEqual(invalidSamplesFor('bins').sort());
+    expect(stdout).toContain('the service should reject it as out_of_range');
   });
 
   it('says why it cannot connect', async () => {
