@@ -100,7 +100,9 @@ export class EmbeddedBroker {
     const port = await listen(this.tcp, config.port, config.host);
     let wsPort: number | null = null;
     if (config.wsPort !== 0) {
-      this.ws = new WebSocketServer({ host: config.host, port: config.wsPort });
+      // ws buffers a whole WebSocket message (100 MiB by default) before the frame limit sees it;
+      // an MQTT packet never needs more than the packet limit plus its fixed header.
+      this.ws = new WebSocketServer({ host: config.host, port: config.wsPort, maxPayload: config.maxPacketBytes + 5 });
       this.ws.on('connection', (socket, request) => {
         const stream = createWebSocketStream(socket);
         this.handle(stream, request.socket);

@@ -223,4 +223,13 @@ describe('MQTT over WebSocket', () => {
     expect(await eventually(() => influxd.count('bin_level', 'fill_pct', 'WS1'), (n) => n === 1)).toBe(1);
     await device.endAsync();
   });
+
+  it('closes a WebSocket connection sending a packet over the limit', async () => {
+    const device = await mqtt.connectAsync(`ws://127.0.0.1:${svc.ports.wsPort}/mqtt`, { username: 'WS1', password: secrets.WS1, reconnectPeriod: 0 });
+    const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
+    device.publish(topics.data('bins', 'WS1'), Buffer.alloc(3 * 1024 * 1024, 32), { qos: 1 });
+    await closed;
+    expect(await influxd.count('bin_level', 'fill_pct', 'WS1')).toBe(1);
+    device.end(true);
+  });
 });
