@@ -52,7 +52,17 @@ export class TelemetryService {
     this.stats = new StatsReporter(this.pipeline, this.spool, this.shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
   }
 
+  /** Starts everything; on failure, stops what did start before rethrowing. */
   async start(): Promise<StartedService> {
+    try {
+      return await this.startAll();
+    } catch (error) {
+      await this.stop().catch(() => {});
+      throw error;
+    }
+  }
+
+  private async startAll(): Promise<StartedService> {
     await this.spool.open();
     const backlog = this.spool.backlogBytes();
     if (backlog > 0) this.log.info({ backlogBytes: backlog, dir: this.config.spool.dir }, 'spool holds undelivered data from before; delivering it first');

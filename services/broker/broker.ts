@@ -67,7 +67,7 @@ export class EmbeddedBroker {
 
   constructor(private readonly deps: BrokerDeps) {}
 
-  /** Starts the listeners; returns the ports actually bound (0 in the config picks a free one). */
+  /** Starts the listeners; returns the ports bound (port 0 picks a free one; wsPort 0 means no WebSocket). */
   async start(): Promise<{ port: number; wsPort: number | null }> {
     const { config, log } = this.deps;
     const aedes = await Aedes.createBroker({

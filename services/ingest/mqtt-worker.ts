@@ -39,7 +39,6 @@ export class MqttIngestWorker {
     });
     this.client = client;
     client.handleMessage = (packet: IPublishPacket, callback: (error?: Error) => void) => {
-      if (packet.topic === REJECTED_TOPIC) return callback();
       this.ingestDurably(packet).then(() => callback(), (error: Error) => {
         this.log.error({ topic: packet.topic, error: error.message }, 'could not make a message durable; not acknowledged, the broker will resend it');
         callback(error);
@@ -53,16 +52,21 @@ export class MqttIngestWorker {
       if (!this.stopping) this.log.warn({ broker: url }, `broker ${url} is unreachable; retrying every second (check WASTE_BROKER_URL and the ingest credentials)`);
     });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer from the broker at ${url} within 10 s`)), 10_000);
+      const timer = setTimeout(() => {
+        client.end(true);
+        reject(new Error(`no connection to the broker at ${url} within 10 s: is it running, and are WASTE_INGEST_USERNAME and WASTE_INGEST_PASSWORD right?`));
+      }, 10_000);
       client.once('connect', (connack) => {
         clearTimeout(timer);
         this.log.info({ broker: url, clientId, sessionPresent: connack.sessionPresent }, 'ingest worker connected');
         resolve();
       });
     });
-    const granted = await client.subscribeAsync(topics.ingestSubscriptions(), { qos: 1 });
-    const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
-    if (refused.length > 0) throw new Error(`the broker refused the ingest subscriptions ${refused.join(', ')}; check its ACL for ${username}`);
+    // mqtt.js rejects when any filter gets SUBACK 0x80 ([MQTT-3.9.3]).
+    await client.subscribeAsync(topics.ingestSubscriptions(), { qos: 1 }).catch((error: Error) => {
+      client.end(true);
+      throw new Error(`the broker at ${url} refused the ingest subscriptions (${error.message}); its ACL must let ${username} read waste/#`);
+    });
   }
 
   async stop(): Promise<void> {

@@ -6,7 +6,7 @@ import type { Config } from '../../../services/config/schema.ts';
 import { REJECTED_TOPIC, topics } from '../../../services/contract/topics.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
 import { startTestMosquitto, type TestMosquitto } from '../../helpers/mosquitto.ts';
-import { eventually, startTestService, testConfig } from '../../helpers/service.ts';
+import { eventually, provision, startTestService, testConfig } from '../../helpers/service.ts';
 
 let influxd: TestInfluxd;
 let mosquitto: TestMosquitto;
@@ -57,5 +57,25 @@ describe('ingest worker on Mosquitto', () => {
     expect(await count('M-T2')).toBe(0);
     await Promise.all([device.endAsync(), watcher.endAsync()]);
     await svc.stop();
+  });
+});
+
+describe('ingest worker start-up errors', () => {
+  it('says what to check when the broker refuses its subscriptions', async () => {
+    // The embedded broker answers SUBACK 0x80 to a device account asking for waste/... topics
+    // (Mosquitto grants them and filters deliveries instead).
+    const brokerConfig = await testConfig(influxd.url);
+    const { 'W-DEV': secret } = await provision(brokerConfig, [['W-DEV', 'trucks']]);
+    const broker = await startTestService(brokerConfig);
+    const denied = await testConfig(influxd.url, { 'broker.url': broker.url, 'ingest.username': 'W-DEV', 'ingest.password': secret, 'ingest.clientId': 'W-DEV-worker' });
+    const error = await startTestService(denied).then(
+      async (svc) => {
+        await svc.stop();
+        return null;
+      },
+      (e: Error) => e,
+    );
+    await broker.stop();
+    expect(error?.message).toMatch(/refused the ingest subscriptions .*must let W-DEV read waste\/#/);
   });
 });
