@@ -43,6 +43,39 @@ function describeIssues(error: z.ZodError): { reason: RejectReason; message: str
   return { reason, message };
 }
 
+function rejection(reason: RejectReason, message: string, topic: DeviceTopic, rawTopic: string, receivedAt: number, index?: number): Rejection {
+  const base = { reason, message, deviceId: topic.deviceId, topic: rawTopic, receivedAt };
+  return index === undefined ? base : { ...base, index };
+}
+
+/** Validates one reading of a data channel; returns it, or why it was refused. */
+function validateReading(item: unknown, topic: DeviceTopic, receivedAt: number, limits: ValidationLimits): Reading | { reason: RejectReason; message: string } {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return { reason: 'invalid_payload', message: 'each reading must be a JSON object' };
+  const { kind, schema } = dataSchemas[topic.deviceClass];
+  const parsed = schema.safeParse(item, { reportInput: true });
+  if (!parsed.success) return describeIssues(parsed.error);
+  const ts = parseTimestamp(parsed.data.ts);
+  if (!ts.ok) return { reason: 'invalid_timestamp', message: ts.message };
+  if (ts.ms > receivedAt + limits.maxFutureMs) {
+    const ahead = Math.round((ts.ms - receivedAt) / 1000);
+    return { reason: 'timestamp_in_future', message: `ts ${new Date(ts.ms).toISOString()} is ${ahead} s ahead of the server clock; check the device clock` };
+  }
+  if (ts.ms < receivedAt - limits.maxAgeMs) {
+    const hours = Math.round((receivedAt - ts.ms) / 3_600_000);
+    return {
+      reason: 'timestamp_too_old',
+      message: `ts ${new Date(ts.ms).toISOString()} is ${hours} h old; readings older than ${Math.round(limits.maxAgeMs / 3_600_000)} h are not accepted`,
+    };
+  }
+  if (kind === 'ticket') {
+    const t = parsed.data as z.infer<typeof weighTicketSchema>;
+    if (t.tare_kg > t.gross_kg || Math.abs(t.gross_kg - t.tare_kg - t.net_kg) > limits.netToleranceKg) {
+      return { reason: 'weights_inconsistent', message: `net_kg ${t.net_kg} != gross_kg ${t.gross_kg} - tare_kg ${t.tare_kg} (tolerance ${limits.netToleranceKg} kg)` };
+    }
+  }
+  return { ...(parsed.data as object), kind, deviceId: topic.deviceId, ts: ts.ms } as Reading;
+}
+
 export function validateMessage(
   topic: DeviceTopic,
   rawTopic: string,
@@ -50,73 +83,40 @@ export function validateMessage(
   receivedAt: number,
   limits: ValidationLimits,
 ): ValidationResult {
-  const readings: Reading[] = [];
-  const rejections: Rejection[] = [];
-  const reject = (reason: RejectReason, message: string, index?: number): ValidationResult => {
-    rejections.push({ reason, message, deviceId: topic.deviceId, topic: rawTopic, receivedAt, ...(index === undefined ? {} : { index }) });
-    return { readings, rejections };
-  };
-
+  const refuse = (reason: RejectReason, message: string): ValidationResult => ({
+    readings: [],
+    rejections: [rejection(reason, message, topic, rawTopic, receivedAt)],
+  });
   if (payload.length > limits.maxPayloadBytes) {
-    return reject('payload_too_large', `payload is ${payload.length} bytes; at most ${limits.maxPayloadBytes} are accepted`);
+    return refuse('payload_too_large', `payload is ${payload.length} bytes; at most ${limits.maxPayloadBytes} are accepted`);
   }
   let body: unknown;
   try {
     body = JSON.parse(payload.toString('utf8'));
   } catch (error) {
-    return reject('invalid_json', `payload is not valid JSON: ${(error as Error).message}`);
+    return refuse('invalid_json', `payload is not valid JSON: ${(error as Error).message}`);
   }
 
   if (topic.channel === 'status') {
     const parsed = statusSchema.safeParse(body, { reportInput: true });
-    if (!parsed.success) return reject('invalid_payload', describeIssues(parsed.error).message);
-    readings.push({ kind: 'status', deviceId: topic.deviceId, deviceClass: topic.deviceClass, ts: receivedAt, online: parsed.data.online });
-    return { readings, rejections };
+    if (!parsed.success) return refuse('invalid_payload', describeIssues(parsed.error).message);
+    return { readings: [{ kind: 'status', deviceId: topic.deviceId, deviceClass: topic.deviceClass, ts: receivedAt, online: parsed.data.online }], rejections: [] };
   }
 
-  const items = Array.isArray(body) ? body : [body];
-  if (items.length === 0) return reject('empty_batch', 'payload is an empty array');
-  if (items.length > limits.maxBatchItems) {
-    return reject('batch_too_large', `payload holds ${items.length} readings; at most ${limits.maxBatchItems} are accepted per message`);
+  if (!Array.isArray(body)) {
+    const result = validateReading(body, topic, receivedAt, limits);
+    return 'kind' in result ? { readings: [result], rejections: [] } : refuse(result.reason, result.message);
   }
-  const { kind, schema } = dataSchemas[topic.deviceClass];
-  const batchIndex = (i: number): number | undefined => (Array.isArray(body) ? i : undefined);
-
-  items.forEach((item, i) => {
-    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-      reject('invalid_payload', 'each reading must be a JSON object', batchIndex(i));
-      return;
-    }
-    const parsed = schema.safeParse(item, { reportInput: true });
-    if (!parsed.success) {
-      const { reason, message } = describeIssues(parsed.error);
-      reject(reason, message, batchIndex(i));
-      return;
-    }
-    const ts = parseTimestamp(parsed.data.ts);
-    if (!ts.ok) {
-      reject('invalid_timestamp', ts.message, batchIndex(i));
-      return;
-    }
-    if (ts.ms > receivedAt + limits.maxFutureMs) {
-      const ahead = Math.round((ts.ms - receivedAt) / 1000);
-      reject('timestamp_in_future', `ts ${new Date(ts.ms).toISOString()} is ${ahead} s ahead of the server clock; check the device clock`, batchIndex(i));
-      return;
-    }
-    if (ts.ms < receivedAt - limits.maxAgeMs) {
-      const hours = Math.round((receivedAt - ts.ms) / 3_600_000);
-      reject('timestamp_too_old', `ts ${new Date(ts.ms).toISOString()} is ${hours} h old; readings older than ${Math.round(limits.maxAgeMs / 3_600_000)} h are not accepted`, batchIndex(i));
-      return;
-    }
-    if (kind === 'ticket') {
-      const t = parsed.data as z.infer<typeof weighTicketSchema>;
-      const difference = Math.abs(t.gross_kg - t.tare_kg - t.net_kg);
-      if (t.tare_kg > t.gross_kg || difference > limits.netToleranceKg) {
-        reject('weights_inconsistent', `net_kg ${t.net_kg} != gross_kg ${t.gross_kg} - tare_kg ${t.tare_kg} (tolerance ${limits.netToleranceKg} kg)`, batchIndex(i));
-        return;
-      }
-    }
-    readings.push({ ...(parsed.data as object), kind, deviceId: topic.deviceId, ts: ts.ms } as Reading);
-  });
+  if (body.length === 0) return refuse('empty_batch', 'payload is an empty array');
+  if (body.length > limits.maxBatchItems) {
+    return refuse('batch_too_large', `payload holds ${body.length} readings; at most ${limits.maxBatchItems} are accepted per message`);
+  }
+  const readings: Reading[] = [];
+  const rejections: Rejection[] = [];
+  for (let i = 0; i < body.length; i++) {
+    const result = validateReading(body[i], topic, receivedAt, limits);
+    if ('kind' in result) readings.push(result);
+    else rejections.push(rejection(result.reason, result.message, topic, rawTopic, receivedAt, i));
+  }
   return { readings, rejections };
 }
