@@ -16,14 +16,15 @@ import { influxSchema } from '../../services/config/schema.ts';
 import { startTestMosquitto } from '../../test/helpers/mosquitto.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 
-const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--window W] [--broker embedded|mosquitto]
-                                  [--skip-bare] [--profile DIR]
+const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--window W] [--rate R]
+                                  [--broker embedded|mosquitto] [--skip-bare] [--profile DIR]
 
 M simulated devices publish N truck fixes each (QoS 1, W unacknowledged per device at most).
 Reports end-to-end throughput (until every point is queryable in InfluxDB), p50/p99
 publish-to-queryable latency (a probe device publishing every 20 ms during the run), peak RSS of
 each process, the count check, and the bare broker hop (publishers -> aedes -> one subscriber).
-Defaults: M=50, N=4000, W=50, embedded broker. --broker mosquitto runs Debian's Mosquitto as the
+Defaults: M=50, N=4000, W=50, embedded broker, as fast as acknowledged. --rate R paces the devices
+to R messages/s in all, to measure latency at a given load (a Suzhou-sized city: about 2000). --broker mosquitto runs Debian's Mosquitto as the
 external broker with the service as its ingest client. --profile DIR writes a V8 CPU profile of
 the service (.cpuprofile).
 `;
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     'skip-bare': { type: 'boolean', default: false },
     profile: { type: 'string' },
     broker: { type: 'string', default: 'embedded' },
+    rate: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -199,7 +201,7 @@ async function pipeline() {
     return (series[0]?.values[0]?.[1] as number | undefined) ?? 0;
   };
   const publisher = run(
-    ['bench/ingest/publisher.ts', '--url', url, '--devices', JSON.stringify(Object.fromEntries(deviceIds.map((id) => [id, secrets[id]!]))), '--messages', String(N), '--window', values.window!, '--base', String(Date.now() - 3_600_000)],
+    ['bench/ingest/publisher.ts', '--url', url, '--devices', JSON.stringify(Object.fromEntries(deviceIds.map((id) => [id, secrets[id]!]))), '--messages', String(N), '--window', values.window!, '--base', String(Date.now() - 3_600_000), ...(values.rate ? ['--rate', values.rate] : [])],
     {},
     (event) => {
       if (event.event === 'progress') say(`acknowledged ${event.acknowledged as number}/${total}`);
@@ -235,6 +237,7 @@ const result = await pipeline();
 const throughput = result.inInflux / result.elapsedS;
 const summary = {
   broker: values.broker,
+  target_rate_msgs_per_s: values.rate ? Number(values.rate) : null,
   devices: M,
   messages: total,
   published: result.published,

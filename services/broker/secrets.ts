@@ -22,10 +22,31 @@ export async function hashSecret(secret: string): Promise<string> {
   return ['scrypt', PARAMS.N, PARAMS.r, PARAMS.p, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
 
+/**
+ * scrypt runs on libuv's thread pool (4 threads), which the spool's writes and fsyncs share. A
+ * reconnect storm (thousands of devices after a restart) would otherwise hold every thread and
+ * stall every acknowledgement; at most this many verifications run at once, the rest queue.
+ */
+const MAX_CONCURRENT_VERIFICATIONS = 2;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+async function withVerificationSlot<T>(work: () => Promise<T>): Promise<T> {
+  if (running < MAX_CONCURRENT_VERIFICATIONS) running++;
+  else await new Promise<void>((resolve) => waiting.push(resolve)); // a finishing one hands its slot over
+  try {
+    return await work();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
 export async function verifySecret(secret: string, encoded: string): Promise<boolean> {
   const [scheme, n, r, p, salt, hash] = encoded.split('$');
   if (scheme !== 'scrypt' || !n || !r || !p || !salt || !hash) return false;
   const expected = Buffer.from(hash, 'base64url');
-  const actual = await scrypt(secret, Buffer.from(salt, 'base64url'), Number(n), Number(r), Number(p));
+  const actual = await withVerificationSlot(() => scrypt(secret, Buffer.from(salt, 'base64url'), Number(n), Number(r), Number(p)));
   return expected.length === actual.length && crypto.timingSafeEqual(expected, actual);
 }

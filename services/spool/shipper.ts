@@ -39,9 +39,12 @@ export class Shipper {
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private waitingForData = false;
+  /** Set by every group commit; lets the loop see data that landed while it was reading. */
+  private dataSinceRead = false;
   private lastWarning = 0;
   // New data ends a wait for data, never a backoff after a failure.
   private readonly onData = (): void => {
+    this.dataSinceRead = true;
     if (this.waitingForData) this.wake?.();
   };
 
@@ -85,8 +88,10 @@ export class Shipper {
   private async run(): Promise<void> {
     let delay = this.options.retryMinMs;
     while (this.running) {
+      this.dataSinceRead = false;
       const batch = await this.spool.read(this.options.batchLines);
       if (!batch) {
+        if (this.dataSinceRead) continue;
         this.waitingForData = true;
         await this.idle(1000);
         this.waitingForData = false;
