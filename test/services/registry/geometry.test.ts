@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { GeometryError, checkGeometry, fromWgs84, importGeometry, toWgs84, type Position } from '../../../services/registry/geometry.ts';
+
+// Published WGS-84 -> GCJ-02 pairs (googollee/eviltransform test suite): [wgsLat, wgsLng, gcjLat, gcjLng].
+const PAIRS = [
+  [31.1774276, 121.5272106, 31.17530398364597, 121.531541859215], // Shanghai
+  [22.543847, 113.912316, 22.540796131694766, 113.9171764808363], // Shenzhen
+  [39.911954, 116.377817, 39.91334545536069, 116.38404722455657], // Beijing
+] as const;
+
+const point = (lng: number, lat: number) => ({ type: 'Point' as const, coordinates: [lng, lat] as Position });
+
+describe('GCJ-02', () => {
+  it('converts the published pairs both ways', () => {
+    for (const [wgsLat, wgsLng, gcjLat, gcjLng] of PAIRS) {
+      const gcj = fromWgs84(point(wgsLng, wgsLat), 'GCJ-02').coordinates;
+      expect(gcj[0]).toBeCloseTo(gcjLng, 9);
+      expect(gcj[1]).toBeCloseTo(gcjLat, 9);
+      // GCJ-02 has no closed-form inverse; the iterative one is good to well under a metre (1e-6 deg ~ 0.1 m).
+      const wgs = toWgs84(point(gcjLng, gcjLat), 'GCJ-02').coordinates;
+      expect(Math.abs(wgs[0] - wgsLng)).toBeLessThan(1e-6);
+      expect(Math.abs(wgs[1] - wgsLat)).toBeLessThan(1e-6);
+    }
+  });
+
+  it('converts every vertex of an imported polygon and keeps the ring closed', () => {
+    const ring: Position[] = [[120.58, 31.29], [120.6, 31.29], [120.6, 31.31], [120.58, 31.29]];
+    const imported = importGeometry({ type: 'Polygon', coordinates: [ring] }, ['Polygon'], 'GCJ-02');
+    expect(imported.type).toBe('Polygon');
+    const converted = (imported as { coordinates: Position[][] }).coordinates[0]!;
+    expect(converted).toHaveLength(4);
+    expect(converted[0]).toEqual(converted[3]);
+    // Around Suzhou and Shanghai, GCJ-02 sits about 0.0045 deg east and 0.0022 deg south of WGS-84
+    // (compare the Shanghai pair above).
+    expect(ring[0]![0] - converted[0]![0]).toBeCloseTo(0.0045, 3);
+    expect(ring[0]![1] - converted[0]![1]).toBeCloseTo(-0.0022, 3);
+  });
+
+  it('leaves WGS-84 input untouched', () => {
+    const line = { type: 'LineString' as const, coordinates: [[120.1, 31.1], [120.2, 31.2]] as Position[] };
+    expect(importGeometry(line, ['LineString'])).toEqual(line);
+  });
+});
+
+describe('checkGeometry', () => {
+  const refused = (value: unknown, allowed: Parameters<typeof checkGeometry>[1] = ['Polygon', 'LineString', 'Point', 'MultiPolygon']) => {
+    try {
+      checkGeometry(value, allowed);
+    } catch (error) {
+      if (error instanceof GeometryError) return { message: error.message, path: error.path };
+      throw error;
+    }
+    return null;
+  };
+
+  it('refuses a self-intersecting polygon, naming where', () => {
+    const bowtie = { type: 'Polygon', coordinates: [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]] };
+    expect(refused(bowtie)).toEqual({ message: 'the polygon crosses itself near [0.5, 0.5]', path: ['coordinates'] });
+  });
+
+  it('refuses open and degenerate rings, one-point routes and out-of-range coordinates', () => {
+    expect(refused({ type: 'Polygon', coordinates: [[[0, 0], [1, 0], [1, 1]]] })?.message).toMatch(/end where it starts/);
+    expect(refused({ type: 'Polygon', coordinates: [[[0, 0], [1, 0], [0, 0]]] })?.message).toMatch(/at least four/);
+    expect(refused({ type: 'LineString', coordinates: [[120, 31]] })?.message).toMatch(/two distinct/);
+    expect(refused({ type: 'LineString', coordinates: [[120, 31], [120, 31]] })?.message).toMatch(/two distinct/);
+    expect(refused({ type: 'Point', coordinates: [31.3, 120.6] })).toEqual({ message: 'latitude 120.6 is outside -90..90 (is it [lon, lat]?)', path: ['coordinates'] });
+    expect(refused({ type: 'LineString', coordinates: [[120, 31], [181, 31]] })).toEqual({ message: 'longitude 181 is outside -180..180', path: ['coordinates', 1] });
+    expect(refused({ type: 'Polygon', coordinates: [] })?.message).toMatch(/array of rings/);
+    expect(refused({ type: 'Circle', coordinates: [0, 0] })?.path).toEqual(['type']);
+    expect(refused({ type: 'Point', coordinates: [0, 0] }, ['Polygon'])?.message).toMatch(/must be Polygon/);
+    expect(refused(null)?.message).toMatch(/GeoJSON object/);
+  });
+
+  it('accepts valid geometry, dropping foreign members', () => {
+    const square = { type: 'Polygon', coordinates: [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]], bbox: [0, 0, 1, 1], extra: true };
+    expect(checkGeometry(square, ['Polygon'])).toEqual({ type: 'Polygon', coordinates: square.coordinates });
+    const multi = { type: 'MultiPolygon', coordinates: [square.coordinates, [[[2, 2], [3, 2], [3, 3], [2, 2]]]] };
+    expect(checkGeometry(multi, ['MultiPolygon']).type).toBe('MultiPolygon');
+  });
+});
