@@ -1,0 +1,134 @@
+// Schema migrations of the registry database, applied in order at start, each in a transaction.
+// Never edit a migration that has shipped: add the next one. Geometry columns hold GeoJSON
+// geometry in WGS-84 (geometry.ts checks it before it gets here); times are ISO-8601 UTC.
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const stamps = `created_at TEXT NOT NULL, updated_at TEXT NOT NULL`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'registry entities, devices and tokens',
+    sql: `
+      CREATE TABLE companies (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        credit_code TEXT,
+        contact TEXT,
+        ${stamps}
+      );
+      CREATE TABLE districts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        geometry TEXT,
+        ${stamps}
+      );
+      CREATE TABLE communities (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        district_id TEXT NOT NULL REFERENCES districts(id),
+        geometry TEXT NOT NULL,
+        dropoff_windows TEXT NOT NULL DEFAULT '[]',
+        ${stamps}
+      );
+      CREATE INDEX communities_district ON communities(district_id);
+      CREATE TABLE jurisdictions (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        enforcement_unit TEXT NOT NULL,
+        geometry TEXT NOT NULL,
+        ${stamps}
+      );
+      CREATE TABLE jurisdiction_neighbours (
+        jurisdiction_id TEXT NOT NULL REFERENCES jurisdictions(id) ON DELETE CASCADE,
+        neighbour_id TEXT NOT NULL REFERENCES jurisdictions(id) ON DELETE CASCADE,
+        PRIMARY KEY (jurisdiction_id, neighbour_id),
+        CHECK (jurisdiction_id <> neighbour_id)
+      );
+      CREATE TABLE sites (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('construction', 'disposal', 'transfer', 'plant')),
+        name TEXT NOT NULL,
+        district_id TEXT REFERENCES districts(id),
+        geometry TEXT NOT NULL,
+        ${stamps}
+      );
+      CREATE INDEX sites_kind ON sites(kind);
+      CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        class TEXT NOT NULL CHECK (class IN ('bins', 'trucks', 'scales')),
+        secret_hash TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+        ${stamps}
+      );
+      CREATE TABLE service_accounts (
+        name TEXT PRIMARY KEY CHECK (name LIKE 'waste-%'),
+        secret_hash TEXT NOT NULL,
+        ${stamps}
+      );
+      CREATE TABLE trucks (
+        id TEXT PRIMARY KEY,
+        plate TEXT NOT NULL UNIQUE,
+        company_id TEXT NOT NULL REFERENCES companies(id),
+        fleet TEXT NOT NULL CHECK (fleet IN ('muck', 'collection')),
+        rated_gross_kg REAL NOT NULL CHECK (rated_gross_kg > 0),
+        device_id TEXT UNIQUE REFERENCES devices(id) ON DELETE SET NULL,
+        ${stamps}
+      );
+      CREATE INDEX trucks_company ON trucks(company_id);
+      CREATE TABLE bins (
+        id TEXT PRIMARY KEY,
+        category TEXT NOT NULL CHECK (category IN ('kitchen', 'recyclable', 'hazardous', 'other')),
+        community_id TEXT REFERENCES communities(id),
+        location TEXT NOT NULL,
+        depth_mm REAL NOT NULL CHECK (depth_mm > 0),
+        device_id TEXT UNIQUE REFERENCES devices(id) ON DELETE SET NULL,
+        ${stamps}
+      );
+      CREATE INDEX bins_community ON bins(community_id);
+      CREATE TABLE weighbridges (
+        device_id TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+        site_id TEXT NOT NULL REFERENCES sites(id),
+        ${stamps}
+      );
+      CREATE TABLE permits (
+        id TEXT PRIMARY KEY,
+        number TEXT NOT NULL UNIQUE,
+        site_id TEXT NOT NULL REFERENCES sites(id),
+        disposal_site_id TEXT NOT NULL REFERENCES sites(id),
+        route TEXT NOT NULL,
+        corridor_m REAL NOT NULL CHECK (corridor_m > 0),
+        valid_from TEXT NOT NULL,
+        valid_to TEXT NOT NULL,
+        time_windows TEXT NOT NULL DEFAULT '[]',
+        status TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'revoked')),
+        ${stamps},
+        CHECK (valid_from <= valid_to)
+      );
+      CREATE TABLE permit_trucks (
+        permit_id TEXT NOT NULL REFERENCES permits(id) ON DELETE CASCADE,
+        truck_id TEXT NOT NULL REFERENCES trucks(id) ON DELETE CASCADE,
+        PRIMARY KEY (permit_id, truck_id)
+      );
+      CREATE INDEX permit_trucks_truck ON permit_trucks(truck_id);
+      CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'enforcement', 'integrator')),
+        token_hash TEXT NOT NULL UNIQUE,
+        ${stamps},
+        revoked_at TEXT
+      );
+      CREATE TABLE token_jurisdictions (
+        token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+        jurisdiction_id TEXT NOT NULL REFERENCES jurisdictions(id) ON DELETE CASCADE,
+        PRIMARY KEY (token_id, jurisdiction_id)
+      );
+    `,
+  },
+];

@@ -1,0 +1,54 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MigrationError, RegistryDb } from '../../../services/registry/db.ts';
+import { MIGRATIONS } from '../../../services/registry/migrations.ts';
+import { tempDir } from '../../helpers/service.ts';
+
+describe('RegistryDb', () => {
+  it('creates the file, applies every migration once, and enforces foreign keys', async () => {
+    const file = path.join(await tempDir('waste-registry-'), 'sub', 'registry.db');
+    const db = new RegistryDb(file);
+    db.open();
+    expect(db.schemaVersion()).toBe(Math.max(...MIGRATIONS.map((m) => m.version)));
+    expect(db.connection.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(() =>
+      db.connection.prepare("INSERT INTO communities (id, name, district_id, geometry, created_at, updated_at) VALUES ('c', 'C', 'no-such-district', '{}', 'x', 'x')").run(),
+    ).toThrow(/FOREIGN KEY/);
+    db.close();
+    const again = new RegistryDb(file);
+    again.open();
+    expect((again.connection.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n).toBe(MIGRATIONS.length);
+    again.close();
+  });
+
+  it('rolls a failing migration back whole and says which one failed', async () => {
+    const file = path.join(await tempDir('waste-registry-'), 'registry.db');
+    const broken = [...MIGRATIONS, { version: 999, name: 'broken', sql: 'CREATE TABLE half_done (x); INSERT INTO nowhere VALUES (1);' }];
+    expect(() => new RegistryDb(file, broken).open()).toThrow(/migration 999 \(broken\) failed: no such table: nowhere/);
+    const db = new RegistryDb(file);
+    db.open();
+    expect(db.schemaVersion()).toBe(1);
+    expect(db.connection.prepare("SELECT name FROM sqlite_master WHERE name = 'half_done'").get()).toBeUndefined();
+    db.close();
+  });
+
+  it('refuses a file written by a newer version', async () => {
+    const file = path.join(await tempDir('waste-registry-'), 'registry.db');
+    new RegistryDb(file, [...MIGRATIONS, { version: 2, name: 'future', sql: 'SELECT 1' }]).open();
+    expect(() => new RegistryDb(file).open()).toThrow(MigrationError);
+  });
+
+  it('writes all of a transaction or none of it', async () => {
+    const db = new RegistryDb(path.join(await tempDir('waste-registry-'), 'registry.db'));
+    db.open();
+    const insert = db.connection.prepare("INSERT INTO companies (id, name, created_at, updated_at) VALUES (?, ?, 'x', 'x')");
+    expect(() =>
+      db.transaction(() => {
+        insert.run('a', 'A');
+        insert.run('a', 'duplicate');
+      }),
+    ).toThrow(/UNIQUE/);
+    expect(db.connection.prepare('SELECT COUNT(*) AS n FROM companies').get()).toEqual({ n: 0 });
+    db.close();
+  });
+});
