@@ -1,0 +1,59 @@
+// The HTTP API (fastify): buildApp(deps) returns the app; whoever owns the process calls listen.
+// Tests use app.inject(). Routes live under /api/v1; OpenAPI is served at /docs (UI) and
+// /docs/json; /health answers without a token.
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { DeviceStore } from '../registry/devices.ts';
+import type { TokenStore } from '../registry/tokens.ts';
+import { authPlugin } from './auth.ts';
+import { registerErrorHandler } from './errors.ts';
+import { deviceRoutes } from './routes/devices.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+
+export interface ApiDeps {
+  devices: DeviceStore;
+  tokens: TokenStore;
+  /** Requests per minute per token (per address without one). */
+  rateLimitPerMinute: number;
+  logger?: FastifyBaseLogger;
+}
+
+export async function buildApp(deps: ApiDeps) {
+  const app = Fastify({ loggerInstance: deps.logger, disableRequestLogging: true }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandler(app);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'waste-telemetry API', version: '1', description: 'Registry, provisioning and access control. Errors are {"error": {"code", "message", "path"}}.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  await app.register(authPlugin, { tokens: deps.tokens });
+  await app.register(rateLimit, {
+    // After authentication, so the limit is per token.
+    hook: 'preHandler',
+    max: deps.rateLimitPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (request) => request.identity?.id ?? request.ip,
+    errorResponseBuilder: (_request, context) => Object.assign(new Error(`rate limit of ${context.max} requests per minute reached; retry in ${context.after}`), { statusCode: 429 }),
+  });
+
+  app.get('/health', { schema: { hide: true } }, async () => ({ ok: true }));
+  await app.register(
+    async (v1) => {
+      await v1.register(deviceRoutes, { devices: deps.devices });
+      await v1.register(tokenRoutes, { tokens: deps.tokens });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}
