@@ -1,10 +1,12 @@
-// Wires the services of one process: spool → shipper → InfluxDB, the ingest pipeline, and either
-// the embedded broker (default) or the ingest worker on an external broker. Nothing happens in the
-// constructor; start() and stop() do the I/O.
+// Wires the services of one process: the registry and its HTTP API, spool → shipper → InfluxDB,
+// the ingest pipeline, and either the embedded broker (default) or the ingest worker on an
+// external broker. Nothing happens in the constructor; start() and stop() do the I/O.
+import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { buildApp } from './api/app.ts';
 import { EmbeddedBroker } from './broker/broker.ts';
-import { DeviceFile } from './broker/device-file.ts';
 import type { Config } from './config/schema.ts';
 import { REJECTED_TOPIC } from './contract/topics.ts';
 import { InfluxStore, InfluxUnreachableError } from './influx/client.ts';
@@ -12,6 +14,10 @@ import { findOnPath, startInfluxd, type InfluxdProcess } from './influx/influxd.
 import { MqttIngestWorker } from './ingest/mqtt-worker.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { StatsReporter } from './ingest/stats-reporter.ts';
+import { RegistryDb } from './registry/db.ts';
+import { DeviceStore } from './registry/devices.ts';
+import { readProvisioningFile } from './registry/provisioning-file.ts';
+import { TokenStore } from './registry/tokens.ts';
 import { Shipper } from './spool/shipper.ts';
 import { Spool } from './spool/spool.ts';
 
@@ -21,6 +27,7 @@ const STOP_DRAIN_MS = 5000;
 export interface StartedService {
   mqttPort: number | null;
   wsPort: number | null;
+  apiPort: number | null;
   influxUrl: string;
 }
 
@@ -29,7 +36,10 @@ export class TelemetryService {
   readonly influx: InfluxStore;
   readonly shipper: Shipper;
   readonly pipeline: IngestPipeline;
-  readonly devices: DeviceFile;
+  readonly registry: RegistryDb;
+  readonly devices: DeviceStore;
+  readonly tokens: TokenStore;
+  private api: Awaited<ReturnType<typeof buildApp>> | null = null;
   private broker: EmbeddedBroker | null = null;
   private worker: MqttIngestWorker | null = null;
   private privateInfluxd: InfluxdProcess | null = null;
@@ -48,7 +58,9 @@ export class TelemetryService {
       log.child({ service: 'shipper' }),
     );
     this.pipeline = new IngestPipeline(this.spool, config.ingest, log.child({ service: 'ingest' }));
-    this.devices = new DeviceFile(config.broker.devicesFile);
+    this.registry = new RegistryDb(config.registry.file);
+    this.devices = new DeviceStore(this.registry);
+    this.tokens = new TokenStore(this.registry);
     this.stats = new StatsReporter(this.pipeline, this.spool, this.shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
   }
 
@@ -63,48 +75,72 @@ export class TelemetryService {
   }
 
   private async startAll(): Promise<StartedService> {
+    this.registry.open();
+    this.takeOverProvisioningFile();
     await this.spool.open();
     const backlog = this.spool.backlogBytes();
     if (backlog > 0) this.log.info({ backlogBytes: backlog, dir: this.config.spool.dir }, 'spool holds undelivered data from before; delivering it first');
     await this.connectInflux();
     this.shipper.start();
 
-    let started: StartedService;
-    if (this.config.broker.url) {
-      this.worker = new MqttIngestWorker(
-        { url: this.config.broker.url, ...this.config.ingest },
-        this.pipeline,
-        this.log.child({ service: 'ingest-worker' }),
-      );
-      await this.worker.start();
-      started = { mqttPort: null, wsPort: null, influxUrl: this.influx.url };
-    } else {
-      await this.devices.load();
-      this.devices.watch((error) => this.log.error({ file: this.devices.file, error: error.message }, 'provisioning file not reloaded'));
-      if (this.devices.list().devices.length === 0) {
-        this.log.warn({ file: this.devices.file }, 'no devices provisioned yet: add one with "npm run cli -- device add --class trucks --id TRUCK-001"');
-      }
-      const broker = new EmbeddedBroker({
-        config: this.config.broker,
-        credentials: this.devices,
-        pipeline: this.pipeline,
-        accepting: () => this.pipeline.accepting(),
-        log: this.log.child({ service: 'broker' }),
-      });
-      this.broker = broker;
-      this.devices.onChange(() => broker.revokeStale());
-      this.pipeline.setRejectionPublisher((payload) => {
-        broker.publish(REJECTED_TOPIC, payload, { qos: 1 }).catch(() => {});
-      });
-      const ports = await broker.start();
-      started = { mqttPort: ports.port, wsPort: ports.wsPort, influxUrl: this.influx.url };
-    }
+    const ports = this.config.broker.url ? await this.startWorker() : await this.startBroker();
+    const apiPort = await this.startApi();
     this.stats.start();
-    return started;
+    return { ...ports, apiPort, influxUrl: this.influx.url };
+  }
+
+  private async startWorker(): Promise<{ mqttPort: null; wsPort: null }> {
+    this.worker = new MqttIngestWorker({ url: this.config.broker.url, ...this.config.ingest }, this.pipeline, this.log.child({ service: 'ingest-worker' }));
+    await this.worker.start();
+    return { mqttPort: null, wsPort: null };
+  }
+
+  private async startBroker(): Promise<{ mqttPort: number; wsPort: number | null }> {
+    if (this.devices.list({ limit: 1 }).total === 0) {
+      this.log.warn({ registry: this.config.registry.file }, 'no devices provisioned yet: add one with "npm run cli -- device add --class trucks --id TRUCK-001"');
+    }
+    const broker = new EmbeddedBroker({
+      config: this.config.broker,
+      credentials: this.devices,
+      pipeline: this.pipeline,
+      accepting: () => this.pipeline.accepting(),
+      log: this.log.child({ service: 'broker' }),
+    });
+    this.broker = broker;
+    // Devices disabled, rotated or removed (here or by another process) lose their connections.
+    this.devices.onChange(() => broker.revokeStale());
+    this.devices.watch();
+    this.pipeline.setRejectionPublisher((payload) => {
+      broker.publish(REJECTED_TOPIC, payload, { qos: 1 }).catch(() => {});
+    });
+    const { port, wsPort } = await broker.start();
+    return { mqttPort: port, wsPort };
+  }
+
+  private async startApi(): Promise<number | null> {
+    const { host, port, rateLimitPerMinute } = this.config.api;
+    if (port === 0) return null;
+    this.api = await buildApp({ devices: this.devices, tokens: this.tokens, rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
+    await this.api.listen({ host, port });
+    const bound = (this.api.server.address() as AddressInfo).port;
+    this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);
+    if (this.tokens.list().length === 0) this.log.warn('no API tokens yet: create an admin token with "npm run cli -- token create --role admin --name ops"');
+    return bound;
+  }
+
+  /** Moves the devices of a provisioning file from before the registry into it, once. */
+  private takeOverProvisioningFile(): void {
+    const file = this.config.broker.devicesFile;
+    const content = readProvisioningFile(file);
+    if (!content) return;
+    const added = this.devices.importCredentials(content.devices, content.services);
+    fs.renameSync(file, `${file}.imported`);
+    this.log.info({ file, added, renamedTo: `${file}.imported` }, 'provisioning file taken over into the registry');
   }
 
   /** Stops taking data, delivers what it can for a few seconds, and leaves the rest spooled. */
   async stop(): Promise<void> {
+    await this.api?.close();
     await this.broker?.stop();
     await this.worker?.stop();
     this.devices.unwatch();
@@ -113,6 +149,7 @@ export class TelemetryService {
     await this.spool.close();
     const left = this.spool.backlogBytes();
     if (left > 0) this.log.warn({ backlogBytes: left }, 'stopped with undelivered data in the spool; it is delivered at the next start');
+    this.registry.close();
     await this.privateInfluxd?.stop();
     this.privateInfluxd = null;
   }

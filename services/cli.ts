@@ -1,27 +1,38 @@
-// `npm run cli -- <command>`: provisioning of devices and service accounts in the provisioning file.
-// A running service picks up changes within a second; secrets are printed once and never stored.
+// `npm run cli -- <command>`: provisioning and access control in the registry database. A running
+// service notices changes within a second; secrets and tokens are printed once and never stored.
 import { parseArgs } from 'node:util';
-import { DeviceFile, ProvisioningError } from './broker/device-file.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { DEVICE_CLASSES, isDeviceClass, topics } from './contract/topics.ts';
+import { MigrationError, RegistryDb } from './registry/db.ts';
+import { DeviceStore, RegistryError } from './registry/devices.ts';
+import { ROLES, TokenStore, type Role } from './registry/tokens.ts';
 
 const HELP = `Usage: npm run cli -- <command> [options]
 
-Commands:
+Devices (MQTT credentials):
   device add --class <bins|trucks|scales> --id <deviceId>   provision a device; prints its secret once
   device rotate --id <deviceId>                             new secret; the old one stops working
   device disable --id <deviceId>                            refuse its connects (and drop live ones)
   device enable --id <deviceId>
+  device remove --id <deviceId>
   device list                                               devices, classes and states (no secrets)
-  service add --name <waste-name>                           service account (rules, dashboards, tools)
+  service add --name <waste-name>                           MQTT account for tools (reads waste/#)
+
+API tokens:
+  token create --role <${ROLES.join('|')}> --name <text> [--jurisdiction <id> ...]
+                                                            prints the token once; enforcement tokens
+                                                            need at least one jurisdiction
+  token list
+  token revoke --id <tokenId>
 
 Options:
-  --config FILE   configuration file (also WASTE_CONFIG); the device file is broker.devicesFile
+  --config FILE   configuration file (also WASTE_CONFIG); the database is registry.file
   --json          machine-readable output
   -h, --help      show this help
 
-Example:
+Examples:
   npm run cli -- device add --class trucks --id TRUCK-001
+  npm run cli -- token create --role admin --name "command centre"
 `;
 
 function fail(message: string): never {
@@ -36,6 +47,8 @@ async function main(): Promise<void> {
       class: { type: 'string' },
       id: { type: 'string' },
       name: { type: 'string' },
+      role: { type: 'string' },
+      jurisdiction: { type: 'string', multiple: true },
       config: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -47,42 +60,62 @@ async function main(): Promise<void> {
     return;
   }
   const config = loadConfig({ file: values.config });
-  const file = new DeviceFile(config.broker.devicesFile);
+  const db = new RegistryDb(config.registry.file);
+  db.open();
+  const devices = new DeviceStore(db);
+  const tokens = new TokenStore(db);
   const out = (human: string, json: object): void => {
     process.stdout.write(values.json ? JSON.stringify(json) + '\n' : human + '\n');
   };
   const id = (): string => values.id ?? fail('--id is required');
 
-  if (group === 'device' && action === 'add') {
-    const deviceClass = values.class ?? fail(`--class is required (${DEVICE_CLASSES.join(', ')})`);
-    if (!isDeviceClass(deviceClass)) fail(`--class must be one of ${DEVICE_CLASSES.join(', ')}`);
-    const secret = await file.addDevice(id(), deviceClass);
-    out(
-      `device ${id()} (${deviceClass}) added to ${file.file}\n` +
-        `  username: ${id()}\n  secret:   ${secret}   (shown once; it is stored only as a hash)\n` +
-        `  publish:  ${topics.data(deviceClass, id())}\n  status:   ${topics.status(deviceClass, id())} (retained, set as the will)`,
-      { id: id(), class: deviceClass, secret, topic: topics.data(deviceClass, id()) },
-    );
-  } else if (group === 'device' && action === 'rotate') {
-    const secret = await file.rotateDevice(id());
-    out(`device ${id()}: new secret ${secret} (shown once)`, { id: id(), secret });
-  } else if (group === 'device' && (action === 'disable' || action === 'enable')) {
-    await file.setEnabled(id(), action === 'enable');
-    out(`device ${id()} ${action}d`, { id: id(), enabled: action === 'enable' });
-  } else if (group === 'device' && action === 'list') {
-    await file.load();
-    const devices = file.list().devices.map(({ id: deviceId, class: deviceClass, enabled, created_at }) => ({ id: deviceId, class: deviceClass, enabled, created_at }));
-    out(devices.map((d) => `${d.id}\t${d.class}\t${d.enabled ? 'enabled' : 'disabled'}\t${d.created_at}`).join('\n') || '(no devices)', devices);
-  } else if (group === 'service' && action === 'add') {
-    const name = values.name ?? fail('--name is required (it must start with "waste-")');
-    const secret = await file.addService(name);
-    out(`service account ${name} added\n  username: ${name}\n  secret:   ${secret}   (shown once)`, { name, secret });
-  } else {
-    fail(`unknown command "${positionals.join(' ')}"; see --help`);
+  try {
+    if (group === 'device' && action === 'add') {
+      const deviceClass = values.class ?? fail(`--class is required (${DEVICE_CLASSES.join(', ')})`);
+      if (!isDeviceClass(deviceClass)) fail(`--class must be one of ${DEVICE_CLASSES.join(', ')}`);
+      const secret = await devices.add(id(), deviceClass);
+      out(
+        `device ${id()} (${deviceClass}) added to ${config.registry.file}\n` +
+          `  username: ${id()}\n  secret:   ${secret}   (shown once; it is stored only as a hash)\n` +
+          `  publish:  ${topics.data(deviceClass, id())}\n  status:   ${topics.status(deviceClass, id())} (retained, set as the will)`,
+        { id: id(), class: deviceClass, secret, topic: topics.data(deviceClass, id()) },
+      );
+    } else if (group === 'device' && action === 'rotate') {
+      const secret = await devices.rotate(id());
+      out(`device ${id()}: new secret ${secret} (shown once)`, { id: id(), secret });
+    } else if (group === 'device' && (action === 'disable' || action === 'enable')) {
+      devices.setEnabled(id(), action === 'enable');
+      out(`device ${id()} ${action}d`, { id: id(), enabled: action === 'enable' });
+    } else if (group === 'device' && action === 'remove') {
+      devices.remove(id());
+      out(`device ${id()} removed`, { id: id(), removed: true });
+    } else if (group === 'device' && action === 'list') {
+      const list = devices.list({ limit: 1_000_000 }).items.map(({ id: deviceId, class: deviceClass, enabled, created_at }) => ({ id: deviceId, class: deviceClass, enabled, created_at }));
+      out(list.map((d) => `${d.id}\t${d.class}\t${d.enabled ? 'enabled' : 'disabled'}\t${d.created_at}`).join('\n') || '(no devices)', list);
+    } else if (group === 'service' && action === 'add') {
+      const name = values.name ?? fail('--name is required (it must start with "waste-")');
+      const secret = await devices.addService(name);
+      out(`service account ${name} added\n  username: ${name}\n  secret:   ${secret}   (shown once)`, { name, secret });
+    } else if (group === 'token' && action === 'create') {
+      const role = values.role ?? fail(`--role is required (${ROLES.join(', ')})`);
+      const name = values.name ?? fail('--name is required (who or what the token is for)');
+      const created = tokens.create({ name, role: role as Role, jurisdictions: values.jurisdiction ?? [] });
+      out(`token ${created.id} (${role}) for ${name}\n  token: ${created.token}   (shown once; send it as "Authorization: Bearer <token>")`, created);
+    } else if (group === 'token' && action === 'list') {
+      const list = tokens.list();
+      out(list.map((t) => `${t.id}\t${t.role}\t${t.name}\t${t.jurisdictions.join(',') || '-'}\t${t.revoked_at ? `revoked ${t.revoked_at}` : 'active'}`).join('\n') || '(no tokens)', list);
+    } else if (group === 'token' && action === 'revoke') {
+      tokens.revoke(id());
+      out(`token ${id()} revoked`, { id: id(), revoked: true });
+    } else {
+      fail(`unknown command "${positionals.join(' ')}"; see --help`);
+    }
+  } finally {
+    db.close();
   }
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ProvisioningError || error instanceof ConfigError) fail(error.message);
+  if (error instanceof RegistryError || error instanceof ConfigError || error instanceof MigrationError) fail(error.message);
   throw error;
 });

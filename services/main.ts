@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   try {
     const started = await service.start();
-    log.info({ ...started, dataDir: config.dataDir, devicesFile: config.broker.devicesFile }, 'service ready');
+    log.info({ ...started, dataDir: config.dataDir, registry: config.registry.file }, 'service ready');
   } catch (error) {
     const err = error as NodeJS.ErrnoException;
     const hint = err.code === 'EADDRINUSE' ? ' (another broker already uses this port: stop it or set WASTE_BROKER_PORT)' : '';

@@ -9,7 +9,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
-import { DeviceFile } from '../../services/broker/device-file.ts';
+import { RegistryDb } from '../../services/registry/db.ts';
+import { DeviceStore } from '../../services/registry/devices.ts';
 import { InfluxStore } from '../../services/influx/client.ts';
 import { startInfluxd } from '../../services/influx/influxd.ts';
 import { influxSchema } from '../../services/config/schema.ts';
@@ -135,10 +136,13 @@ async function pipeline() {
   const influxPort = await freePort();
   const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: influxPort, rpcPort: await freePort() });
   const store = new InfluxStore(influxSchema.parse({ url: influxd.url }));
-  const devicesFile = new DeviceFile(path.join(dir, 'data', 'devices.json'));
+  const registry = new RegistryDb(path.join(dir, 'data', 'registry.db'));
+  const devices = new DeviceStore(registry);
+  registry.open();
   say(`provisioning ${M + 1} devices (one scrypt hash each)...`);
   const secrets: Record<string, string> = {};
-  for (const id of [...deviceIds, 'BENCH-PROBE']) secrets[id] = await devicesFile.addDevice(id, 'trucks');
+  for (const id of [...deviceIds, 'BENCH-PROBE']) secrets[id] = await devices.add(id, 'trucks');
+  registry.close();
   const mqttPort = await freePort();
   const mosquitto = values.broker === 'mosquitto' ? await startTestMosquitto({ ...secrets, 'waste-ingest': 'bench-ingest' }) : null;
   const service = run(['services/main.ts'], {
@@ -146,6 +150,7 @@ async function pipeline() {
     WASTE_BROKER_HOST: '127.0.0.1',
     WASTE_BROKER_PORT: String(mqttPort),
     WASTE_BROKER_WS_PORT: '0',
+    WASTE_API_PORT: '0',
     WASTE_INFLUX_URL: influxd.url,
     WASTE_INFLUX_START_PRIVATE: 'false',
     WASTE_LOG_LEVEL: 'warn',

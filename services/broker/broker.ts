@@ -13,7 +13,7 @@ import type { BrokerConfig } from '../config/schema.ts';
 import { topics, type DeviceClass } from '../contract/topics.ts';
 import type { IngestPipeline } from '../ingest/pipeline.ts';
 import { canPublish, canSubscribe, type Identity } from './acl.ts';
-import type { CredentialDirectory } from './device-file.ts';
+import type { CredentialDirectory } from './credentials.ts';
 import { FrameLimit, PacketTooLargeError } from './frame-limit.ts';
 import { verifySecret } from './secrets.ts';
 

@@ -22,7 +22,9 @@ export const brokerSchema = z
     devicesFile: z
       .string()
       .default('')
-      .describe('Device provisioning file (JSON). Empty: <dataDir>/devices.json.'),
+      .describe(
+        'A provisioning file (JSON) from before the registry; its devices are taken over into the registry once, then it is renamed. Empty: <dataDir>/devices.json.',
+      ),
     maxPacketBytes: positiveInt
       .default(1_048_576)
       .describe(
@@ -91,6 +93,20 @@ export const influxSchema = z
   })
   .prefault({});
 
+export const registrySchema = z
+  .object({
+    file: z.string().default('').describe('Registry database (SQLite). Empty: <dataDir>/registry.db.'),
+  })
+  .prefault({});
+
+export const apiSchema = z
+  .object({
+    host: z.string().default('0.0.0.0').describe('Address the HTTP API listens on.'),
+    port: port.default(8080).describe('Port of the HTTP API (/api/v1, OpenAPI at /docs). 0 disables the API.'),
+    rateLimitPerMinute: positiveInt.default(600).describe('Requests per minute allowed per API token (per address without one).'),
+  })
+  .prefault({});
+
 export const spoolSchema = z
   .object({
     dir: z.string().default('').describe('Spool directory. Empty: <dataDir>/spool.'),
@@ -118,6 +134,8 @@ export const configSchema = z.object({
   ingest: ingestSchema,
   influx: influxSchema,
   spool: spoolSchema,
+  registry: registrySchema,
+  api: apiSchema,
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -125,3 +143,4 @@ export type BrokerConfig = Config['broker'];
 export type IngestConfig = Config['ingest'];
 export type InfluxConfig = Config['influx'];
 export type SpoolConfig = Config['spool'];
+export type ApiConfig = Config['api'];

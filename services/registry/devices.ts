@@ -2,7 +2,7 @@
 // CredentialDirectory, so the broker authenticates against the registry live; changes made by any
 // process (the API, the CLI) are noticed within `pollMs` through SQLite's data_version, which
 // changes whenever another connection commits (SQLite docs, "PRAGMA data_version").
-import type { CredentialDirectory, DeviceRecord, ServiceRecord } from '../broker/device-file.ts';
+import type { CredentialDirectory, DeviceRecord, ServiceRecord } from '../broker/credentials.ts';
 import { generateSecret, hashSecret } from '../broker/secrets.ts';
 import { DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
 import type { RegistryDb } from './db.ts';

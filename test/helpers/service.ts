@@ -8,6 +8,8 @@ import { loadConfig } from '../../services/config/load.ts';
 import type { Config } from '../../services/config/schema.ts';
 import type { DeviceClass } from '../../services/contract/topics.ts';
 import { createLogger } from '../../services/log.ts';
+import { RegistryDb } from '../../services/registry/db.ts';
+import { DeviceStore } from '../../services/registry/devices.ts';
 import { freePort } from './ports.ts';
 
 export interface TestService {
@@ -43,6 +45,7 @@ export async function testConfig(influxUrl: string, overrides: Record<string, un
       'broker.host': '127.0.0.1',
       'broker.port': 0,
       'broker.wsPort': await freePort(),
+      'api.port': 0,
       'influx.url': influxUrl,
       'influx.startPrivate': false,
       'spool.retryMinMs': 100,
@@ -65,15 +68,27 @@ export async function startTestService(config: Config): Promise<TestService> {
   };
 }
 
+/** Adds devices to the registry of `config` (a connection of its own, as the CLI would). */
 export async function provision(config: Config, devices: [string, DeviceClass][]): Promise<Record<string, string>> {
-  const service = new TelemetryService(config, createLogger('silent'));
-  const secrets: Record<string, string> = {};
-  for (const [id, deviceClass] of devices) secrets[id] = await service.devices.addDevice(id, deviceClass);
-  return secrets;
+  return withRegistry(config, async (store) => {
+    const secrets: Record<string, string> = {};
+    for (const [id, deviceClass] of devices) secrets[id] = await store.add(id, deviceClass);
+    return secrets;
+  });
 }
 
 export async function provisionService(config: Config, name: string): Promise<string> {
-  return new TelemetryService(config, createLogger('silent')).devices.addService(name);
+  return withRegistry(config, (store) => store.addService(name));
+}
+
+export async function withRegistry<T>(config: Config, work: (store: DeviceStore) => Promise<T> | T): Promise<T> {
+  const db = new RegistryDb(config.registry.file);
+  db.open();
+  try {
+    return await work(new DeviceStore(db));
+  } finally {
+    db.close();
+  }
 }
 
 export function connectDevice(url: string, deviceId: string, secret: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {

@@ -1,11 +1,15 @@
-// The service as a whole while InfluxDB fails: nothing acknowledged is lost, nothing is written twice.
+// The service as a whole: while InfluxDB fails nothing acknowledged is lost or written twice; the
+// registry provisions devices for the broker.
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashSecret } from '../../services/broker/secrets.ts';
 import { topics } from '../../services/contract/topics.ts';
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { startTruckLoad } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
-import { connectDevice, eventually, provision, sleep, startTestService, testConfig } from '../helpers/service.ts';
+import { connectDevice, eventually, provision, sleep, startTestService, tempDir, testConfig } from '../helpers/service.ts';
 
 let influxd: TestInfluxd;
 beforeAll(async () => {
@@ -72,5 +76,50 @@ describe('spool full', () => {
     await again!.endAsync();
     await svc.stop();
     await late.cleanup();
+  });
+});
+
+describe('registry in the service', () => {
+  it('admits a device created over the API at once, and drops it when the API disables it', async () => {
+    const svc = await startTestService(await testConfig(influxd.url, { 'api.port': await freePort(), 'api.host': '127.0.0.1' }));
+    try {
+      const { token } = svc.service.tokens.create({ name: 'integrator', role: 'integrator' });
+      const api = (method: string, url: string, body?: object) =>
+        fetch(`http://127.0.0.1:${svc.ports.apiPort}${url}`, {
+          method,
+          headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+          ...(body ? { body: JSON.stringify(body) } : {}),
+        });
+      const created = (await (await api('POST', '/api/v1/devices', { id: 'API-T1', class: 'trucks' })).json()) as { secret: string };
+      const device = await mqtt.connectAsync(svc.url, { username: 'API-T1', password: created.secret, reconnectPeriod: 0 });
+      const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
+      expect((await api('PATCH', '/api/v1/devices/API-T1', { enabled: false })).status).toBe(200);
+      await closed;
+      const again = await mqtt.connectAsync(svc.url, { username: 'API-T1', password: created.secret, reconnectPeriod: 0 }).then(() => 0, (e: { code?: number }) => e.code);
+      expect(again).toBe(5);
+      expect((await fetch(`http://127.0.0.1:${svc.ports.apiPort}/api/v1/devices`)).status).toBe(401);
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it('takes over a provisioning file from before the registry, secrets and all', async () => {
+    const dir = await tempDir('waste-takeover-');
+    const secret = 'old-device-secret';
+    const file = {
+      version: 1,
+      devices: [{ id: 'OLD-T1', class: 'trucks', secret_hash: await hashSecret(secret), enabled: true, created_at: '2026-01-01T00:00:00.000Z' }],
+      services: [],
+    };
+    await fs.writeFile(path.join(dir, 'devices.json'), JSON.stringify(file));
+    const svc = await startTestService(await testConfig(influxd.url, {}, dir));
+    try {
+      const device = await mqtt.connectAsync(svc.url, { username: 'OLD-T1', password: secret, reconnectPeriod: 0 });
+      await device.endAsync();
+      expect(await fs.readdir(dir)).toEqual(expect.arrayContaining(['devices.json.imported', 'registry.db']));
+      expect(await fs.readdir(dir)).not.toContain('devices.json');
+    } finally {
+      await svc.stop();
+    }
   });
 });

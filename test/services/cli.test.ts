@@ -1,11 +1,9 @@
 // The provisioning CLI as an operator runs it.
 import { execFile } from 'node:child_process';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { verifySecret } from '../../services/broker/secrets.ts';
-import { tempDir } from '../helpers/service.ts';
+import { tempDir, testConfig, withRegistry } from '../helpers/service.ts';
 
 const run = promisify(execFile);
 const cli = (args: string[], env: Record<string, string>) => run(process.execPath, ['--import', 'tsx', 'services/cli.ts', ...args], { env: { ...process.env, ...env } });
@@ -16,11 +14,9 @@ describe('npm run cli', () => {
     const env = { WASTE_DATA_DIR: dir };
     const added = JSON.parse((await cli(['device', 'add', '--class', 'scales', '--id', 'WB-01', '--json'], env)).stdout) as { secret: string };
     expect(added.secret).toMatch(/^[\w-]{32}$/);
-    const file = await fs.readFile(path.join(dir, 'devices.json'), 'utf8');
-    expect(file).not.toContain(added.secret);
-    const stored = (JSON.parse(file) as { devices: { secret_hash: string }[] }).devices[0]!;
-    expect(await verifySecret(added.secret, stored.secret_hash)).toBe(true);
-    expect((await fs.stat(path.join(dir, 'devices.json'))).mode & 0o777).toBe(0o600);
+    const stored = await withRegistry(await testConfig('http://127.0.0.1:1', {}, dir), (store) => store.device('WB-01'));
+    expect(stored!.secret_hash).not.toContain(added.secret);
+    expect(await verifySecret(added.secret, stored!.secret_hash)).toBe(true);
 
     const list = (await cli(['device', 'list'], env)).stdout;
     expect(list).toMatch(/^WB-01\tscales\tenabled\t/);
@@ -30,6 +26,21 @@ describe('npm run cli', () => {
     expect((await cli(['device', 'list'], env)).stdout).toContain('disabled');
     const rotated = (await cli(['device', 'rotate', '--id', 'WB-01', '--json'], env)).stdout;
     expect(JSON.parse(rotated).secret).not.toBe(added.secret);
+    await cli(['device', 'remove', '--id', 'WB-01'], env);
+    expect((await cli(['device', 'list'], env)).stdout.trim()).toBe('(no devices)');
+  });
+
+  it('creates, lists and revokes API tokens', async () => {
+    const env = { WASTE_DATA_DIR: await tempDir('waste-cli-') };
+    const created = JSON.parse((await cli(['token', 'create', '--role', 'admin', '--name', 'command centre', '--json'], env)).stdout) as { id: string; token: string };
+    expect(created.token).toMatch(/^wt_/);
+    const list = (await cli(['token', 'list'], env)).stdout;
+    expect(list).toContain(`${created.id}\tadmin\tcommand centre\t-\tactive`);
+    expect(list).not.toContain(created.token);
+    await cli(['token', 'revoke', '--id', created.id], env);
+    expect((await cli(['token', 'list'], env)).stdout).toContain('revoked');
+    const failure = await cli(['token', 'create', '--role', 'enforcement', '--name', 'x'], env).catch((e: { stderr: string }) => e.stderr);
+    expect(failure).toMatch(/at least one jurisdiction/);
   });
 
   it('explains what is wrong with a bad command', async () => {

@@ -3,11 +3,10 @@ import net from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { invalidSample, invalidSamplesFor } from '../../../device-sim/samples.ts';
-import { DeviceFile } from '../../../services/broker/device-file.ts';
 import type { Config } from '../../../services/config/schema.ts';
 import { DEVICE_CLASSES, REJECTED_TOPIC, topics } from '../../../services/contract/topics.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
-import { connectDevice, eventually, provision, provisionService, startTestService, testConfig, type TestService } from '../../helpers/service.ts';
+import { connectDevice, eventually, provision, provisionService, startTestService, testConfig, withRegistry, type TestService } from '../../helpers/service.ts';
 
 let influxd: TestInfluxd;
 let config: Config;
@@ -27,7 +26,7 @@ beforeAll(async () => {
   ]);
   secrets['waste-watch'] = await provisionService(config, 'waste-watch');
   svc = await startTestService(config);
-  await svc.service.devices.setEnabled('OFF', false);
+  svc.service.devices.setEnabled('OFF', false);
   watcher = await mqtt.connectAsync(svc.url, { username: 'waste-watch', password: secrets['waste-watch'], clientId: 'waste-watch-1' });
   watcher.on('message', (topic, payload, packet) => {
     if (topic === REJECTED_TOPIC) rejected.push(JSON.parse(payload.toString()) as Record<string, unknown>);
@@ -60,18 +59,16 @@ describe('authentication', () => {
   });
 
   it('disconnects a connected device at once when it is disabled, and one whose secret is rotated', async () => {
-    const first = await svc.service.devices.addDevice('REVOKE-1', 'trucks');
-    const second = await svc.service.devices.addDevice('REVOKE-2', 'trucks');
-    await eventually(async () => svc.service.devices.device('REVOKE-2'), (d) => d !== undefined, 5000);
+    const first = await svc.service.devices.add('REVOKE-1', 'trucks');
+    const second = await svc.service.devices.add('REVOKE-2', 'trucks');
     const a = await eventually(() => connectDevice(svc.url, 'REVOKE-1', first).catch(() => null), (c) => c !== null, 5000);
     const b = await eventually(() => connectDevice(svc.url, 'REVOKE-2', second).catch(() => null), (c) => c !== null, 5000);
     const closedA = new Promise<void>((resolve) => a!.once('close', () => resolve()));
     const closedB = new Promise<void>((resolve) => b!.once('close', () => resolve()));
-    // Another process (the CLI) edits the file; the running service notices.
-    const cli = new DeviceFile(config.broker.devicesFile);
-    await cli.setEnabled('REVOKE-1', false);
+    // Another process (the CLI) changes the registry; the running service notices.
+    await withRegistry(config, (cli) => cli.setEnabled('REVOKE-1', false));
     await closedA;
-    const newSecret = await cli.rotateDevice('REVOKE-2');
+    const newSecret = await withRegistry(config, (cli) => cli.rotate('REVOKE-2'));
     await closedB;
     const old = await mqtt.connectAsync(svc.url, { username: 'REVOKE-2', password: second, reconnectPeriod: 0 }).then(() => 'connected', (e: { code?: number }) => e.code);
     expect(old).toBe(4);
@@ -82,7 +79,7 @@ describe('authentication', () => {
   });
 
   it('lets a device added while running connect at once', async () => {
-    const secret = await svc.service.devices.addDevice('LATE-1', 'bins');
+    const secret = await withRegistry(config, (cli) => cli.add('LATE-1', 'bins'));
     const client = await eventually(() => connectDevice(svc.url, 'LATE-1', secret).catch(() => null), (c) => c !== null, 5000);
     expect(client).not.toBeNull();
     await client!.endAsync();
