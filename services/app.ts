@@ -16,6 +16,7 @@ import { IngestPipeline } from './ingest/pipeline.ts';
 import { StatsReporter } from './ingest/stats-reporter.ts';
 import { RegistryDb } from './registry/db.ts';
 import { DeviceStore } from './registry/devices.ts';
+import { EntityStore } from './registry/entity-store.ts';
 import { readProvisioningFile } from './registry/provisioning-file.ts';
 import { TokenStore } from './registry/tokens.ts';
 import { Shipper } from './spool/shipper.ts';
@@ -38,6 +39,7 @@ export class TelemetryService {
   readonly pipeline: IngestPipeline;
   readonly registry: RegistryDb;
   readonly devices: DeviceStore;
+  readonly entities: EntityStore;
   readonly tokens: TokenStore;
   private api: Awaited<ReturnType<typeof buildApp>> | null = null;
   private broker: EmbeddedBroker | null = null;
@@ -60,6 +62,7 @@ export class TelemetryService {
     this.pipeline = new IngestPipeline(this.spool, config.ingest, log.child({ service: 'ingest' }));
     this.registry = new RegistryDb(config.registry.file);
     this.devices = new DeviceStore(this.registry);
+    this.entities = new EntityStore(this.registry);
     this.tokens = new TokenStore(this.registry);
     this.stats = new StatsReporter(this.pipeline, this.spool, this.shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
   }
@@ -120,7 +123,7 @@ export class TelemetryService {
   private async startApi(): Promise<number | null> {
     const { host, port, rateLimitPerMinute } = this.config.api;
     if (port === 0) return null;
-    this.api = await buildApp({ devices: this.devices, tokens: this.tokens, rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
+    this.api = await buildApp({ devices: this.devices, entities: this.entities, tokens: this.tokens, rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);

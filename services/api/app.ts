@@ -7,14 +7,17 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { DeviceStore } from '../registry/devices.ts';
+import type { EntityStore } from '../registry/entity-store.ts';
 import type { TokenStore } from '../registry/tokens.ts';
 import { authPlugin } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { deviceRoutes } from './routes/devices.ts';
+import { entityRoutes } from './routes/entities.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 
 export interface ApiDeps {
   devices: DeviceStore;
+  entities: EntityStore;
   tokens: TokenStore;
   /** Requests per minute per token (per address without one). */
   rateLimitPerMinute: number;
@@ -51,6 +54,7 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(
     async (v1) => {
       await v1.register(deviceRoutes, { devices: deps.devices });
+      await v1.register(entityRoutes, { entities: deps.entities });
       await v1.register(tokenRoutes, { tokens: deps.tokens });
     },
     { prefix: '/api/v1' },

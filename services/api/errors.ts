@@ -35,7 +35,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if (error instanceof ApiError) return send(error.statusCode, { code: error.code, message: error.message, ...(error.path ? { path: error.path } : {}) });
     if (error instanceof RegistryError) return send(REGISTRY_STATUS[error.code], { code: error.code, message: error.message });
-    if (error instanceof GeometryError) return send(400, { code: 'invalid_geometry', message: error.message, path: ['body', 'geometry', ...error.path] });
+    if (error instanceof GeometryError) return send(400, { code: 'invalid_geometry', message: error.message, path: ['body', ...error.path] });
     if (error.statusCode === 429) return send(429, { code: 'rate_limited', message: error.message });
     if (error.statusCode && error.statusCode < 500) return send(error.statusCode, { code: error.code?.toLowerCase() ?? 'bad_request', message: error.message });
     request.log.error({ err: error }, 'request failed');

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../services/api/app.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
 import { DeviceStore } from '../../../services/registry/devices.ts';
+import { EntityStore } from '../../../services/registry/entity-store.ts';
 import { ROLES, TokenStore, type Role } from '../../../services/registry/tokens.ts';
 import { tempDir } from '../../helpers/service.ts';
 
@@ -19,7 +20,7 @@ async function setup(rateLimitPerMinute = 1000): Promise<void> {
   devices = new DeviceStore(db);
   const tokens = new TokenStore(db);
   for (const role of ROLES) tokenOf[role] = tokens.create({ name: role, role, ...(role === 'enforcement' ? { jurisdictions: ['jingang'] } : {}) }).token;
-  app = await buildApp({ devices, tokens, rateLimitPerMinute });
+  app = await buildApp({ devices, entities: new EntityStore(db), tokens, rateLimitPerMinute });
 }
 
 const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, role?: Role, body?: object) =>

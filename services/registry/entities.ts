@@ -1,0 +1,122 @@
+// The registry's entities, each defined once: its table, the zod schema of what a client sends,
+// which fields are geometry (checked and converted to WGS-84 by geometry.ts) or JSON, and which
+// may filter a list. The store (entity-store.ts) and the routes (api/routes/entities.ts) are
+// generic over these definitions.
+import { z } from 'zod';
+import { DEVICE_ID_PATTERN } from '../contract/topics.ts';
+import type { GeometryType } from './geometry.ts';
+
+/** Ids chosen by the city or integrator (their own codes), safe in URLs and topics. */
+export const entityId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, { error: 'must be 1-64 letters, digits, _ . : - starting with a letter or digit' });
+
+/** GeoJSON geometry; its full check (rings, crossings, ranges) is geometry.ts's. */
+const geojson = z.object({ type: z.string(), coordinates: z.array(z.unknown()) }).passthrough();
+
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { error: 'must be HH:MM (24 h)' });
+/** A daily window; `to` before `from` runs over midnight (21:00-05:00). */
+export const timeWindow = z.object({ from: hhmm, to: hhmm }).refine((w) => w.from !== w.to, { error: 'from and to must differ' });
+
+export interface EntityDefinition {
+  /** Collection name in the API path, e.g. "companies". */
+  name: string;
+  /** Singular, for messages. */
+  singular: string;
+  table: string;
+  /** Fields a client sends (besides id); also the shape returned, with id and timestamps. */
+  fields: z.ZodObject;
+  geometry: Record<string, readonly GeometryType[]>;
+  /** Fields stored as JSON text. */
+  json: readonly string[];
+  /** Fields a list may be filtered by (?field=value). */
+  filters: readonly string[];
+  /** Fields that hold the id of another table's row, checked before writing. */
+  references: Record<string, string>;
+}
+
+const define = (definition: Omit<EntityDefinition, 'geometry' | 'json' | 'filters' | 'references'> & Partial<EntityDefinition>): EntityDefinition => ({
+  geometry: {},
+  json: [],
+  filters: [],
+  references: {},
+  ...definition,
+});
+
+const area = ['Polygon', 'MultiPolygon'] as const;
+
+export const ENTITIES = {
+  companies: define({
+    name: 'companies',
+    singular: 'company',
+    table: 'companies',
+    fields: z.object({ name: z.string().min(1).max(200), credit_code: z.string().max(32).nullish(), contact: z.string().max(200).nullish() }),
+  }),
+  districts: define({
+    name: 'districts',
+    singular: 'district',
+    table: 'districts',
+    fields: z.object({ name: z.string().min(1).max(200), geometry: geojson.nullish() }),
+    geometry: { geometry: area },
+  }),
+  communities: define({
+    name: 'communities',
+    singular: 'community',
+    table: 'communities',
+    fields: z.object({ name: z.string().min(1).max(200), district_id: entityId, geometry: geojson, dropoff_windows: z.array(timeWindow).max(24).default([]) }),
+    geometry: { geometry: area },
+    json: ['dropoff_windows'],
+    filters: ['district_id'],
+    references: { district_id: 'districts' },
+  }),
+  jurisdictions: define({
+    name: 'jurisdictions',
+    singular: 'jurisdiction',
+    table: 'jurisdictions',
+    fields: z.object({ name: z.string().min(1).max(200), enforcement_unit: z.string().min(1).max(200), geometry: geojson }),
+    geometry: { geometry: area },
+  }),
+  sites: define({
+    name: 'sites',
+    singular: 'site',
+    table: 'sites',
+    fields: z.object({
+      kind: z.enum(['construction', 'disposal', 'transfer', 'plant']),
+      name: z.string().min(1).max(200),
+      district_id: entityId.nullish(),
+      geometry: geojson,
+    }),
+    geometry: { geometry: area },
+    filters: ['kind', 'district_id'],
+    references: { district_id: 'districts' },
+  }),
+  trucks: define({
+    name: 'trucks',
+    singular: 'truck',
+    table: 'trucks',
+    fields: z.object({
+      plate: z.string().min(2).max(16).describe('As printed, e.g. 苏E·12345'),
+      company_id: entityId,
+      fleet: z.enum(['muck', 'collection']),
+      rated_gross_kg: z.number().positive().max(100_000),
+      device_id: z.string().regex(DEVICE_ID_PATTERN).nullish(),
+    }),
+    filters: ['company_id', 'fleet', 'plate'],
+    references: { company_id: 'companies', device_id: 'devices' },
+  }),
+  bins: define({
+    name: 'bins',
+    singular: 'bin',
+    table: 'bins',
+    fields: z.object({
+      category: z.enum(['kitchen', 'recyclable', 'hazardous', 'other']),
+      community_id: entityId.nullish(),
+      location: geojson,
+      depth_mm: z.number().positive().max(10_000).describe('Sensor to bottom, so a distance reading becomes a fill level'),
+      device_id: z.string().regex(DEVICE_ID_PATTERN).nullish(),
+    }),
+    geometry: { location: ['Point'] },
+    filters: ['community_id', 'category'],
+    references: { community_id: 'communities', device_id: 'devices' },
+  }),
+} satisfies Record<string, EntityDefinition>;
+
+export type EntityName = keyof typeof ENTITIES;

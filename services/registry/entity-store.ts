@@ -1,0 +1,126 @@
+// Create, read, list, update and delete for every entity in entities.ts. Table and column names
+// come from the definitions, never from a request; every value is a bound parameter.
+import type { RegistryDb } from './db.ts';
+import { RegistryError } from './devices.ts';
+import type { EntityDefinition } from './entities.ts';
+import { GeometryError, importGeometry, type SourceCrs } from './geometry.ts';
+
+export type EntityRecord = Record<string, unknown> & { id: string; created_at: string; updated_at: string };
+
+interface SqliteError {
+  code?: string;
+  message: string;
+}
+
+export class EntityStore {
+  constructor(
+    private readonly db: RegistryDb,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  get(def: EntityDefinition, id: string): EntityRecord | undefined {
+    const row = this.db.connection.prepare(`SELECT * FROM ${def.table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
+    return row ? this.fromRow(def, row) : undefined;
+  }
+
+  list(def: EntityDefinition, filters: Record<string, string>, limit: number, offset: number): { items: EntityRecord[]; total: number } {
+    const used = def.filters.filter((field) => filters[field] !== undefined);
+    const where = used.length ? `WHERE ${used.map((f) => `${f} = @${f}`).join(' AND ')}` : '';
+    const params = { ...Object.fromEntries(used.map((f) => [f, filters[f]])), limit, offset };
+    const rows = this.db.connection.prepare(`SELECT * FROM ${def.table} ${where} ORDER BY id LIMIT @limit OFFSET @offset`).all(params) as Record<string, unknown>[];
+    const { total } = this.db.connection.prepare(`SELECT COUNT(*) AS total FROM ${def.table} ${where}`).get(params) as { total: number };
+    return { items: rows.map((row) => this.fromRow(def, row)), total };
+  }
+
+  /** Inserts a new entity; `input` has been validated against def.fields. Geometry in `crs`. */
+  create(def: EntityDefinition, id: string, input: Record<string, unknown>, crs: SourceCrs = 'WGS-84'): EntityRecord {
+    const now = this.clock().toISOString();
+    const values = this.toRow(def, input, crs, new Set(Object.keys(def.geometry)));
+    this.checkReferences(def, values);
+    const columns = Object.keys(values);
+    try {
+      this.db.connection
+        .prepare(`INSERT INTO ${def.table} (id, ${columns.join(', ')}, created_at, updated_at) VALUES (@id, ${columns.map((c) => `@${c}`).join(', ')}, @now, @now)`)
+        .run({ ...values, id, now });
+    } catch (error) {
+      throw this.translate(def, id, error as SqliteError);
+    }
+    return this.get(def, id)!;
+  }
+
+  /** Changes the given fields; `patch` has been validated against def.fields.partial(). */
+  update(def: EntityDefinition, id: string, patch: Record<string, unknown>, crs: SourceCrs = 'WGS-84'): EntityRecord {
+    if (!this.get(def, id)) throw new RegistryError('not_found', `no ${def.singular} ${id}`);
+    const changed = Object.keys(patch).filter((key) => key in def.fields.shape);
+    if (changed.length === 0) return this.get(def, id)!;
+    const values = this.toRow(def, patch, crs, new Set(changed.filter((key) => key in def.geometry)));
+    this.checkReferences(def, values);
+    try {
+      this.db.connection
+        .prepare(`UPDATE ${def.table} SET ${changed.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now WHERE id = @id`)
+        .run({ ...Object.fromEntries(changed.map((c) => [c, values[c]])), id, now: this.clock().toISOString() });
+    } catch (error) {
+      throw this.translate(def, id, error as SqliteError);
+    }
+    return this.get(def, id)!;
+  }
+
+  remove(def: EntityDefinition, id: string): void {
+    try {
+      const result = this.db.connection.prepare(`DELETE FROM ${def.table} WHERE id = ?`).run(id);
+      if (result.changes === 0) throw new RegistryError('not_found', `no ${def.singular} ${id}`);
+    } catch (error) {
+      if ((error as SqliteError).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+        throw new RegistryError('conflict', `${def.singular} ${id} is still referenced (by trucks, bins, communities, sites or permits); remove those first`);
+      }
+      throw error;
+    }
+  }
+
+  /** Column values for the given fields: geometry checked and converted, JSON serialised. */
+  private toRow(def: EntityDefinition, input: Record<string, unknown>, crs: SourceCrs, convert: Set<string>): Record<string, unknown> {
+    const row: Record<string, unknown> = {};
+    for (const field of Object.keys(def.fields.shape)) {
+      if (!(field in input)) continue;
+      const value = input[field];
+      if (value === undefined || value === null) row[field] = null;
+      else if (field in def.geometry) {
+        try {
+          row[field] = JSON.stringify(convert.has(field) ? importGeometry(value, def.geometry[field]!, crs) : value);
+        } catch (error) {
+          if (error instanceof GeometryError) throw new GeometryError(`${field}: ${error.message}`, [field, ...error.path]);
+          throw error;
+        }
+      } else if (def.json.includes(field)) row[field] = JSON.stringify(value);
+      else row[field] = value;
+    }
+    return row;
+  }
+
+  private fromRow(def: EntityDefinition, row: Record<string, unknown>): EntityRecord {
+    const record: Record<string, unknown> = { ...row };
+    for (const field of [...Object.keys(def.geometry), ...def.json]) {
+      if (typeof record[field] === 'string') record[field] = JSON.parse(record[field] as string);
+    }
+    return record as EntityRecord;
+  }
+
+  private checkReferences(def: EntityDefinition, values: Record<string, unknown>): void {
+    for (const [field, table] of Object.entries(def.references)) {
+      const value = values[field];
+      if (value === undefined || value === null) continue;
+      if (!this.db.connection.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(value)) {
+        throw new RegistryError('invalid', `${field}: no ${table.replace(/s$/, '').replace(/ie$/, 'y')} ${String(value)}`);
+      }
+    }
+  }
+
+  private translate(def: EntityDefinition, id: string, error: SqliteError): Error {
+    if (error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new RegistryError('conflict', `${def.singular} ${id} exists already`);
+    if (error.code === 'SQLITE_CONSTRAINT_UNIQUE') {
+      const column = /\.(\w+)$/.exec(error.message)?.[1] ?? 'a unique field';
+      return new RegistryError('conflict', `${column} is already used by another ${def.singular}`);
+    }
+    return error as Error;
+  }
+}
