@@ -4,6 +4,7 @@
 // generic over these definitions.
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from '../contract/topics.ts';
+import { RegistryError } from './devices.ts';
 import type { GeometryType } from './geometry.ts';
 
 /** Ids chosen by the city or integrator (their own codes), safe in URLs and topics. */
@@ -13,6 +14,9 @@ export const entityId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, {
 const geojson = z.object({ type: z.string(), coordinates: z.array(z.unknown()) }).passthrough();
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { error: 'must be HH:MM (24 h)' });
+/** A calendar date, YYYY-MM-DD (local date in the city). */
+const isoDate = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/, { error: 'must be a date YYYY-MM-DD' });
+
 /** A daily window; `to` before `from` runs over midnight (21:00-05:00). */
 export const timeWindow = z.object({ from: hhmm, to: hhmm }).refine((w) => w.from !== w.to, { error: 'from and to must differ' });
 
@@ -31,13 +35,21 @@ export interface EntityDefinition {
   filters: readonly string[];
   /** Fields that hold the id of another table's row, checked before writing. */
   references: Record<string, string>;
+  /**
+   * Fields that are lists of other rows' ids, kept in a link table: `table(owner, other)`, the
+   * other ids referencing `references`.
+   */
+  relations: Record<string, { table: string; owner: string; other: string; references: string }>;
+  /** Checks across fields or rows that a schema cannot express; throws RegistryError. */
+  check?: (row: Record<string, unknown>, lookup: (table: string, id: string) => Record<string, unknown> | undefined) => void;
 }
 
-const define = (definition: Omit<EntityDefinition, 'geometry' | 'json' | 'filters' | 'references'> & Partial<EntityDefinition>): EntityDefinition => ({
+const define = (definition: Omit<EntityDefinition, 'geometry' | 'json' | 'filters' | 'references' | 'relations'> & Partial<EntityDefinition>): EntityDefinition => ({
   geometry: {},
   json: [],
   filters: [],
   references: {},
+  relations: {},
   ...definition,
 });
 
@@ -71,8 +83,14 @@ export const ENTITIES = {
     name: 'jurisdictions',
     singular: 'jurisdiction',
     table: 'jurisdictions',
-    fields: z.object({ name: z.string().min(1).max(200), enforcement_unit: z.string().min(1).max(200), geometry: geojson }),
+    fields: z.object({
+      name: z.string().min(1).max(200),
+      enforcement_unit: z.string().min(1).max(200),
+      geometry: geojson,
+      neighbour_ids: z.array(entityId).max(50).default([]).describe('Jurisdictions across the boundary, for case hand-over'),
+    }),
     geometry: { geometry: area },
+    relations: { neighbour_ids: { table: 'jurisdiction_neighbours', owner: 'jurisdiction_id', other: 'neighbour_id', references: 'jurisdictions' } },
   }),
   sites: define({
     name: 'sites',
@@ -116,6 +134,45 @@ export const ENTITIES = {
     geometry: { location: ['Point'] },
     filters: ['community_id', 'category'],
     references: { community_id: 'communities', device_id: 'devices' },
+  }),
+  weighbridges: define({
+    name: 'weighbridges',
+    singular: 'weighbridge',
+    table: 'weighbridges',
+    fields: z.object({ site_id: entityId, device_id: z.string().regex(DEVICE_ID_PATTERN).nullish() }),
+    filters: ['site_id'],
+    references: { site_id: 'sites', device_id: 'devices' },
+  }),
+  permits: define({
+    name: 'permits',
+    singular: 'permit',
+    table: 'permits',
+    fields: z.object({
+      number: z.string().min(1).max(64).describe('The permit (处置证) number'),
+      site_id: entityId.describe('The construction site the loads come from'),
+      disposal_site_id: entityId.describe('The disposal site they must go to'),
+      truck_ids: z.array(entityId).min(1).max(500),
+      route: geojson.describe('The approved route, a LineString'),
+      corridor_m: z.number().positive().max(1000).default(50).describe('Half-width of the corridor around the route'),
+      valid_from: isoDate,
+      valid_to: isoDate,
+      time_windows: z.array(timeWindow).max(12).default([]).describe('Daily haulage windows; empty means at any time'),
+      status: z.enum(['active', 'suspended', 'revoked']).default('active'),
+    }),
+    geometry: { route: ['LineString'] },
+    json: ['time_windows'],
+    filters: ['site_id', 'disposal_site_id', 'status', 'number'],
+    references: { site_id: 'sites', disposal_site_id: 'sites' },
+    relations: { truck_ids: { table: 'permit_trucks', owner: 'permit_id', other: 'truck_id', references: 'trucks' } },
+    check: (row, lookup) => {
+      if (typeof row.valid_from === 'string' && typeof row.valid_to === 'string' && row.valid_from > row.valid_to) {
+        throw new RegistryError('invalid', `valid_from ${row.valid_from} is after valid_to ${row.valid_to}`);
+      }
+      for (const [field, kind] of [['site_id', 'construction'], ['disposal_site_id', 'disposal']] as const) {
+        const site = typeof row[field] === 'string' ? lookup('sites', row[field] as string) : undefined;
+        if (site && site.kind !== kind) throw new RegistryError('invalid', `${field}: site ${String(row[field])} is a ${String(site.kind)} site, not a ${kind} site`);
+      }
+    },
   }),
 } satisfies Record<string, EntityDefinition>;
 

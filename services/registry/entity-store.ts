@@ -7,6 +7,11 @@ import { GeometryError, importGeometry, type SourceCrs } from './geometry.ts';
 
 export type EntityRecord = Record<string, unknown> & { id: string; created_at: string; updated_at: string };
 
+/** "communities" -> "community", "sites" -> "site", for messages. */
+function singularOf(table: string): string {
+  return table.endsWith('ies') ? `${table.slice(0, -3)}y` : table.replace(/s$/, '');
+}
+
 interface SqliteError {
   code?: string;
   message: string;
@@ -36,32 +41,38 @@ export class EntityStore {
   create(def: EntityDefinition, id: string, input: Record<string, unknown>, crs: SourceCrs = 'WGS-84'): EntityRecord {
     const now = this.clock().toISOString();
     const values = this.toRow(def, input, crs, new Set(Object.keys(def.geometry)));
-    this.checkReferences(def, values);
+    this.checkRow(def, { id, ...values, ...this.relationValues(def, input) });
     const columns = Object.keys(values);
-    try {
-      this.db.connection
-        .prepare(`INSERT INTO ${def.table} (id, ${columns.join(', ')}, created_at, updated_at) VALUES (@id, ${columns.map((c) => `@${c}`).join(', ')}, @now, @now)`)
-        .run({ ...values, id, now });
-    } catch (error) {
-      throw this.translate(def, id, error as SqliteError);
-    }
+    this.db.transaction(() => {
+      try {
+        this.db.connection
+          .prepare(`INSERT INTO ${def.table} (id, ${columns.join(', ')}, created_at, updated_at) VALUES (@id, ${columns.map((c) => `@${c}`).join(', ')}, @now, @now)`)
+          .run({ ...values, id, now });
+      } catch (error) {
+        throw this.translate(def, id, error as SqliteError);
+      }
+      this.writeRelations(def, id, input);
+    });
     return this.get(def, id)!;
   }
 
   /** Changes the given fields; `patch` has been validated against def.fields.partial(). */
   update(def: EntityDefinition, id: string, patch: Record<string, unknown>, crs: SourceCrs = 'WGS-84'): EntityRecord {
-    if (!this.get(def, id)) throw new RegistryError('not_found', `no ${def.singular} ${id}`);
-    const changed = Object.keys(patch).filter((key) => key in def.fields.shape);
-    if (changed.length === 0) return this.get(def, id)!;
+    const current = this.get(def, id);
+    if (!current) throw new RegistryError('not_found', `no ${def.singular} ${id}`);
+    const changed = Object.keys(patch).filter((key) => key in def.fields.shape && !(key in def.relations));
     const values = this.toRow(def, patch, crs, new Set(changed.filter((key) => key in def.geometry)));
-    this.checkReferences(def, values);
-    try {
-      this.db.connection
-        .prepare(`UPDATE ${def.table} SET ${changed.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now WHERE id = @id`)
-        .run({ ...Object.fromEntries(changed.map((c) => [c, values[c]])), id, now: this.clock().toISOString() });
-    } catch (error) {
-      throw this.translate(def, id, error as SqliteError);
-    }
+    this.checkRow(def, { ...current, ...values, ...this.relationValues(def, patch) });
+    this.db.transaction(() => {
+      try {
+        this.db.connection
+          .prepare(`UPDATE ${def.table} SET ${[...changed.map((c) => `${c} = @${c}`), 'updated_at = @now'].join(', ')} WHERE id = @id`)
+          .run({ ...Object.fromEntries(changed.map((c) => [c, values[c]])), id, now: this.clock().toISOString() });
+      } catch (error) {
+        throw this.translate(def, id, error as SqliteError);
+      }
+      this.writeRelations(def, id, patch);
+    });
     return this.get(def, id)!;
   }
 
@@ -81,7 +92,7 @@ export class EntityStore {
   private toRow(def: EntityDefinition, input: Record<string, unknown>, crs: SourceCrs, convert: Set<string>): Record<string, unknown> {
     const row: Record<string, unknown> = {};
     for (const field of Object.keys(def.fields.shape)) {
-      if (!(field in input)) continue;
+      if (!(field in input) || field in def.relations) continue;
       const value = input[field];
       if (value === undefined || value === null) row[field] = null;
       else if (field in def.geometry) {
@@ -102,17 +113,42 @@ export class EntityStore {
     for (const field of [...Object.keys(def.geometry), ...def.json]) {
       if (typeof record[field] === 'string') record[field] = JSON.parse(record[field] as string);
     }
+    for (const [field, link] of Object.entries(def.relations)) {
+      const rows = this.db.connection.prepare(`SELECT ${link.other} AS other FROM ${link.table} WHERE ${link.owner} = ? ORDER BY ${link.other}`).all(row.id) as { other: string }[];
+      record[field] = rows.map((r) => r.other);
+    }
     return record as EntityRecord;
   }
 
-  private checkReferences(def: EntityDefinition, values: Record<string, unknown>): void {
+  private relationValues(def: EntityDefinition, input: Record<string, unknown>): Record<string, unknown> {
+    return Object.fromEntries(Object.keys(def.relations).filter((field) => input[field] !== undefined).map((field) => [field, input[field]]));
+  }
+
+  /** Replaces the link rows of every relation field present in `input`. */
+  private writeRelations(def: EntityDefinition, id: string, input: Record<string, unknown>): void {
+    for (const [field, link] of Object.entries(def.relations)) {
+      const others = input[field];
+      if (!Array.isArray(others)) continue;
+      this.db.connection.prepare(`DELETE FROM ${link.table} WHERE ${link.owner} = ?`).run(id);
+      const insert = this.db.connection.prepare(`INSERT OR IGNORE INTO ${link.table} (${link.owner}, ${link.other}) VALUES (?, ?)`);
+      for (const other of others) insert.run(id, other);
+    }
+  }
+
+  /** References (and referenced ids in relations) exist; the definition's own checks pass. */
+  private checkRow(def: EntityDefinition, row: Record<string, unknown>): void {
+    const exists = (table: string, id: unknown) => this.db.connection.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(id) !== undefined;
     for (const [field, table] of Object.entries(def.references)) {
-      const value = values[field];
-      if (value === undefined || value === null) continue;
-      if (!this.db.connection.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(value)) {
-        throw new RegistryError('invalid', `${field}: no ${table.replace(/s$/, '').replace(/ie$/, 'y')} ${String(value)}`);
+      const value = row[field];
+      if (value !== undefined && value !== null && !exists(table, value)) throw new RegistryError('invalid', `${field}: no ${singularOf(table)} ${String(value)}`);
+    }
+    for (const [field, link] of Object.entries(def.relations)) {
+      for (const other of (row[field] as unknown[] | undefined) ?? []) {
+        if (link.references === def.table && other === row.id) throw new RegistryError('invalid', `${field}: a ${def.singular} cannot list itself`);
+        if (!exists(link.references, other)) throw new RegistryError('invalid', `${field}: no ${singularOf(link.references)} ${String(other)}`);
       }
     }
+    def.check?.(row, (table, id) => this.db.connection.prepare(`SELECT * FROM ${table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined);
   }
 
   private translate(def: EntityDefinition, id: string, error: SqliteError): Error {

@@ -92,10 +92,12 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX bins_community ON bins(community_id);
       CREATE TABLE weighbridges (
-        device_id TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+        id TEXT PRIMARY KEY,
         site_id TEXT NOT NULL REFERENCES sites(id),
+        device_id TEXT UNIQUE REFERENCES devices(id) ON DELETE SET NULL,
         ${stamps}
       );
+      CREATE INDEX weighbridges_site ON weighbridges(site_id);
       CREATE TABLE permits (
         id TEXT PRIMARY KEY,
         number TEXT NOT NULL UNIQUE,

@@ -49,8 +49,8 @@ describe('registry entities', () => {
     expect(created.status).toBe(201);
     const stored = (await call('GET', '/communities/c-pingjiang', undefined, 'operator')).body;
     stored.geometry.coordinates[0].forEach(([lon, lat]: Position, i: number) => {
-      expect(lon).toBeCloseTo(wgs[0]![i]![0], 6);
-      expect(lat).toBeCloseTo(wgs[0]![i]![1], 6);
+      expect(Math.abs(lon - wgs[0]![i]![0])).toBeLessThan(1e-6);
+      expect(Math.abs(lat - wgs[0]![i]![1])).toBeLessThan(1e-6);
     });
     expect(stored).toMatchObject({ name: '平江社区', district_id: 'gusu', dropoff_windows: [{ from: '07:00', to: '09:00' }, { from: '18:00', to: '21:00' }, { from: '21:30', to: '05:00' }] });
     expect(stored).not.toHaveProperty('crs');
@@ -109,5 +109,51 @@ describe('registry entities', () => {
     expect((await call('POST', '/companies', { id: 'co1', name: 'A' }, 'operator')).status).toBe(403);
     expect((await call('GET', '/companies', undefined, 'operator')).status).toBe(200);
     expect((await call('POST', '/companies', { id: 'co1', name: 'A' }, 'admin')).status).toBe(201);
+  });
+
+  it('keeps permits: the trucks, the route in WGS-84, an overnight window, and the site kinds', async () => {
+    await call('POST', '/companies', { id: 'co1', name: 'A' });
+    for (const id of ['t1', 't2', 't3']) await call('POST', '/trucks', { id, plate: `苏E·${id}`, company_id: 'co1', fleet: 'muck', rated_gross_kg: 31000 });
+    await call('POST', '/sites', { id: 'site-7', kind: 'construction', name: '工地', geometry: { type: 'Polygon', coordinates: square(120.6, 31.3) } });
+    await call('POST', '/sites', { id: 'dump-2', kind: 'disposal', name: '消纳场', geometry: { type: 'Polygon', coordinates: square(120.7, 31.4) } });
+    const route = [[120.605, 31.305], [120.65, 31.35], [120.705, 31.405]] as Position[];
+    const permit = {
+      id: 'p-2026-001', number: '苏渣证2026-001', site_id: 'site-7', disposal_site_id: 'dump-2', truck_ids: ['t2', 't1'],
+      route: fromWgs84({ type: 'LineString' as const, coordinates: route }, 'GCJ-02'), crs: 'GCJ-02',
+      valid_from: '2026-11-01', valid_to: '2026-12-31', time_windows: [{ from: '21:00', to: '05:00' }],
+    };
+    const created = await call('POST', '/permits', permit);
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ truck_ids: ['t1', 't2'], corridor_m: 50, status: 'active', time_windows: [{ from: '21:00', to: '05:00' }] });
+    // GCJ-02 has no exact inverse; 1e-6 degrees is about 0.1 m.
+    created.body.route.coordinates.forEach(([lon, lat]: Position, i: number) => {
+      expect(Math.abs(lon - route[i]![0])).toBeLessThan(1e-6);
+      expect(Math.abs(lat - route[i]![1])).toBeLessThan(1e-6);
+    });
+    expect((await call('PATCH', '/permits/p-2026-001', { truck_ids: ['t3'], status: 'suspended' })).body).toMatchObject({ truck_ids: ['t3'], status: 'suspended', number: '苏渣证2026-001' });
+    expect((await call('GET', '/permits?status=suspended', undefined, 'operator')).body.total).toBe(1);
+
+    const refused = async (change: object) => (await call('POST', '/permits', { ...permit, id: 'p2', number: 'n2', ...change })).body.error;
+    expect(await refused({ site_id: 'dump-2' })).toEqual({ code: 'invalid', message: 'site_id: site dump-2 is a disposal site, not a construction site' });
+    expect(await refused({ truck_ids: ['t1', 'ghost'] })).toEqual({ code: 'invalid', message: 'truck_ids: no truck ghost' });
+    expect(await refused({ valid_from: '2027-01-01' })).toEqual({ code: 'invalid', message: 'valid_from 2027-01-01 is after valid_to 2026-12-31' });
+    expect((await refused({ route: { type: 'LineString', coordinates: [[120.6, 31.3]] }, crs: 'WGS-84' })).code).toBe('invalid_geometry');
+    expect((await refused({ number: '苏渣证2026-001' })).code).toBe('conflict');
+    expect((await call('GET', '/permits', undefined, 'operator')).body.total).toBe(1);
+  });
+
+  it('links neighbouring jurisdictions and weighbridges to their sites', async () => {
+    const area = { type: 'Polygon', coordinates: square(120.5, 31.8) };
+    await call('POST', '/jurisdictions', { id: 'yangshe', name: '杨舍', enforcement_unit: '杨舍中队', geometry: area });
+    const jingang = await call('POST', '/jurisdictions', { id: 'jingang', name: '金港', enforcement_unit: '金港中队', geometry: area, neighbour_ids: ['yangshe'] });
+    expect(jingang.body.neighbour_ids).toEqual(['yangshe']);
+    expect((await call('PATCH', '/jurisdictions/jingang', { neighbour_ids: ['jingang'] })).body.error.message).toBe('neighbour_ids: a jurisdiction cannot list itself');
+    expect((await call('PATCH', '/jurisdictions/jingang', { neighbour_ids: ['nowhere'] })).body.error.message).toBe('neighbour_ids: no jurisdiction nowhere');
+    expect((await call('GET', '/jurisdictions/jingang', undefined, 'operator')).body.neighbour_ids).toEqual(['yangshe']);
+
+    await call('POST', '/sites', { id: 'plant-1', kind: 'plant', name: '焚烧厂', geometry: area });
+    expect((await call('POST', '/weighbridges', { id: 'wb-1', site_id: 'plant-1' })).status).toBe(201);
+    expect((await call('POST', '/weighbridges', { id: 'wb-2', site_id: 'plant-1', device_id: 'NO-SUCH-DEVICE' })).body.error.message).toBe('device_id: no device NO-SUCH-DEVICE');
+    expect((await call('DELETE', '/sites/plant-1')).body.error.code).toBe('conflict');
   });
 });
