@@ -1,10 +1,13 @@
 // `npm run cli -- <command>`: provisioning and access control in the registry database. A running
 // service notices changes within a second; secrets and tokens are printed once and never stored.
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { DEVICE_CLASSES, isDeviceClass, topics } from './contract/topics.ts';
+import { BundleError, importBundle } from './registry/bundle.ts';
 import { MigrationError, RegistryDb } from './registry/db.ts';
 import { DeviceStore, RegistryError } from './registry/devices.ts';
+import { EntityStore } from './registry/entity-store.ts';
 import { ROLES, TokenStore, type Role } from './registry/tokens.ts';
 
 const HELP = `Usage: npm run cli -- <command> [options]
@@ -17,6 +20,10 @@ Devices (MQTT credentials):
   device remove --id <deviceId>
   device list                                               devices, classes and states (no secrets)
   service add --name <waste-name>                           MQTT account for tools (reads waste/#)
+
+Registry:
+  import --file <bundle.json> [--dry-run]                   import a registry bundle (docs/registry-bundle.md),
+                                                            all or nothing; prints new device secrets once
 
 API tokens:
   token create --role <${ROLES.join('|')}> --name <text> [--jurisdiction <id> ...]
@@ -49,6 +56,8 @@ async function main(): Promise<void> {
       name: { type: 'string' },
       role: { type: 'string' },
       jurisdiction: { type: 'string', multiple: true },
+      file: { type: 'string' },
+      'dry-run': { type: 'boolean' },
       config: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -96,6 +105,22 @@ async function main(): Promise<void> {
       const name = values.name ?? fail('--name is required (it must start with "waste-")');
       const secret = await devices.addService(name);
       out(`service account ${name} added\n  username: ${name}\n  secret:   ${secret}   (shown once)`, { name, secret });
+    } else if (group === 'import') {
+      const file = values.file ?? fail('--file is required');
+      let bundle: unknown;
+      try {
+        bundle = JSON.parse(fs.readFileSync(file, 'utf8'));
+      } catch (error) {
+        fail(`cannot read ${file}: ${(error as Error).message}`);
+      }
+      const report = await importBundle({ db, devices, entities: new EntityStore(db) }, bundle, { dryRun: values['dry-run'] === true });
+      const lines = Object.entries(report.counts).map(([name, c]) => `  ${name.padEnd(14)} created ${c.created}, updated ${c.updated}, unchanged ${c.unchanged}`);
+      const secrets = report.deviceSecrets.map((d) => `  ${d.id}\t${d.secret}`);
+      out(
+        `${report.dryRun ? 'dry run: nothing written; the bundle would import as' : `imported ${file}`}:\n${lines.join('\n')}` +
+          (secrets.length ? `\nsecrets of the new devices (shown once):\n${secrets.join('\n')}` : ''),
+        report,
+      );
     } else if (group === 'token' && action === 'create') {
       const role = values.role ?? fail(`--role is required (${ROLES.join(', ')})`);
       const name = values.name ?? fail('--name is required (who or what the token is for)');
@@ -116,6 +141,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof BundleError) fail(`${error.message}\n${error.problems.map((p) => `  ${p.path.join('.')}: ${p.message}`).join('\n')}`);
   if (error instanceof RegistryError || error instanceof ConfigError || error instanceof MigrationError) fail(error.message);
   throw error;
 });

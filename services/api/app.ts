@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { RegistryDb } from '../registry/db.ts';
 import type { DeviceStore } from '../registry/devices.ts';
 import type { EntityStore } from '../registry/entity-store.ts';
 import type { TokenStore } from '../registry/tokens.ts';
@@ -13,9 +14,11 @@ import { authPlugin } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { entityRoutes } from './routes/entities.ts';
+import { importRoutes } from './routes/import.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 
 export interface ApiDeps {
+  db: RegistryDb;
   devices: DeviceStore;
   entities: EntityStore;
   tokens: TokenStore;
@@ -55,6 +58,7 @@ export async function buildApp(deps: ApiDeps) {
     async (v1) => {
       await v1.register(deviceRoutes, { devices: deps.devices });
       await v1.register(entityRoutes, { entities: deps.entities });
+      await v1.register(importRoutes, { db: deps.db, devices: deps.devices, entities: deps.entities });
       await v1.register(tokenRoutes, { tokens: deps.tokens });
     },
     { prefix: '/api/v1' },

@@ -119,6 +119,17 @@ export class DeviceStore implements CredentialDirectory {
     this.notify();
   }
 
+  /** Inserts a device whose secret was hashed already (bulk import, inside its transaction). */
+  insertHashed(id: string, deviceClass: DeviceClass, secretHash: string): void {
+    const now = this.clock().toISOString();
+    this.db.connection.prepare('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)').run(id, deviceClass, secretHash, now, now);
+  }
+
+  /** Calls the change listeners (after a bulk import that inserted devices). */
+  announceChange(): void {
+    this.notify();
+  }
+
   /** Adds an MQTT service account (name starting with "waste-"); returns its secret once. */
   async addService(name: string): Promise<string> {
     if (!/^waste-[A-Za-z0-9_.-]{1,58}$/.test(name)) throw new RegistryError('invalid', `service account name "${name}" must start with "waste-"`);

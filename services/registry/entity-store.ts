@@ -76,6 +76,28 @@ export class EntityStore {
     return this.get(def, id)!;
   }
 
+  /**
+   * Creates the entity, or brings it to `input` when it differs; re-applying the same input
+   * changes nothing (not even updated_at). For bulk imports.
+   */
+  upsert(def: EntityDefinition, id: string, input: Record<string, unknown>, crs: SourceCrs = 'WGS-84'): 'created' | 'updated' | 'unchanged' {
+    const current = this.get(def, id);
+    if (!current) {
+      this.create(def, id, input, crs);
+      return 'created';
+    }
+    const wanted = this.toRow(def, input, crs, new Set(Object.keys(def.geometry)));
+    const stored = this.toRow(def, current, 'WGS-84', new Set());
+    const relationsDiffer = Object.keys(def.relations).some(
+      (field) => JSON.stringify([...new Set((input[field] as string[] | undefined) ?? [])].sort()) !== JSON.stringify(current[field]),
+    );
+    const fieldsDiffer = Object.keys(def.fields.shape).some((field) => !(field in def.relations) && JSON.stringify(wanted[field] ?? null) !== JSON.stringify(stored[field] ?? null));
+    if (!relationsDiffer && !fieldsDiffer) return 'unchanged';
+    const complete = Object.fromEntries(Object.keys(def.fields.shape).map((field) => [field, input[field] ?? null]));
+    this.update(def, id, complete, crs);
+    return 'updated';
+  }
+
   remove(def: EntityDefinition, id: string): void {
     try {
       const result = this.db.connection.prepare(`DELETE FROM ${def.table} WHERE id = ?`).run(id);

@@ -43,6 +43,16 @@ describe('npm run cli', () => {
     expect(failure).toMatch(/at least one jurisdiction/);
   });
 
+  it('imports a registry bundle, and refuses a broken one listing every problem', async () => {
+    const env = { WASTE_DATA_DIR: await tempDir('waste-cli-') };
+    const first = (await cli(['import', '--file', 'docs/examples/registry-bundle.json'], env)).stdout;
+    expect(first).toMatch(/trucks\s+created 1, updated 0, unchanged 0/);
+    expect(first).toMatch(/secrets of the new devices \(shown once\):\n {2}\S+\t[\w-]{32}/);
+    expect((await cli(['import', '--file', 'docs/examples/registry-bundle.json'], env)).stdout).toMatch(/trucks\s+created 0, updated 0, unchanged 1/);
+    const failure = await cli(['import', '--file', 'package.json'], env).catch((e: { stderr: string }) => e.stderr);
+    expect(failure).toMatch(/nothing was written\n {2}format: /);
+  });
+
   it('explains what is wrong with a bad command', async () => {
     const env = { WASTE_DATA_DIR: await tempDir('waste-cli-') };
     const failure = (args: string[]) => cli(args, env).then(() => '', (error: { stderr: string; code: number }) => `${error.code} ${error.stderr}`);

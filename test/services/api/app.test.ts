@@ -20,7 +20,7 @@ async function setup(rateLimitPerMinute = 1000): Promise<void> {
   devices = new DeviceStore(db);
   const tokens = new TokenStore(db);
   for (const role of ROLES) tokenOf[role] = tokens.create({ name: role, role, ...(role === 'enforcement' ? { jurisdictions: ['jingang'] } : {}) }).token;
-  app = await buildApp({ devices, entities: new EntityStore(db), tokens, rateLimitPerMinute });
+  app = await buildApp({ db, devices, entities: new EntityStore(db), tokens, rateLimitPerMinute });
 }
 
 const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, role?: Role, body?: object) =>

@@ -18,7 +18,7 @@ beforeEach(async () => {
   db.open();
   const tokens = new TokenStore(db);
   for (const role of ['admin', 'operator', 'integrator'] as const) tokenOf[role] = tokens.create({ name: role, role }).token;
-  app = await buildApp({ devices: new DeviceStore(db), entities: new EntityStore(db), tokens, rateLimitPerMinute: 10_000 });
+  app = await buildApp({ db, devices: new DeviceStore(db), entities: new EntityStore(db), tokens, rateLimitPerMinute: 10_000 });
 });
 afterEach(async () => {
   await app.close();
@@ -155,5 +155,20 @@ describe('registry entities', () => {
     expect((await call('POST', '/weighbridges', { id: 'wb-1', site_id: 'plant-1' })).status).toBe(201);
     expect((await call('POST', '/weighbridges', { id: 'wb-2', site_id: 'plant-1', device_id: 'NO-SUCH-DEVICE' })).body.error.message).toBe('device_id: no device NO-SUCH-DEVICE');
     expect((await call('DELETE', '/sites/plant-1')).body.error.code).toBe('conflict');
+  });
+
+  it('imports a bundle all or nothing, listing every problem', async () => {
+    const bundle = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync('docs/examples/registry-bundle.json', 'utf8')));
+    const broken = structuredClone(bundle);
+    broken.trucks[0].company_id = 'nobody';
+    const refused = await call('POST', '/import', broken);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: 'invalid_bundle', problems: [{ path: ['trucks', 0], message: 'company_id: no company nobody' }, expect.anything()] });
+    expect((await call('GET', '/companies', undefined, 'operator')).body.total).toBe(0);
+    expect((await call('POST', '/import?dry_run=true', bundle)).body).toMatchObject({ dryRun: true, counts: { trucks: { created: 1 } } });
+    expect((await call('POST', '/import', bundle, 'operator')).status).toBe(403);
+    const imported = await call('POST', '/import', bundle);
+    expect(imported.body.deviceSecrets).toHaveLength(3);
+    expect((await call('GET', '/trucks', undefined, 'operator')).body.items[0]).toMatchObject({ plate: '苏E·12345' });
   });
 });
