@@ -11,6 +11,7 @@ import type { Config } from './config/schema.ts';
 import { REJECTED_TOPIC } from './contract/topics.ts';
 import { InfluxStore, InfluxUnreachableError } from './influx/client.ts';
 import { findOnPath, startInfluxd, type InfluxdProcess } from './influx/influxd.ts';
+import { TelemetryReader } from './influx/reader.ts';
 import { MqttIngestWorker } from './ingest/mqtt-worker.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { StatsReporter } from './ingest/stats-reporter.ts';
@@ -123,7 +124,7 @@ export class TelemetryService {
   private async startApi(): Promise<number | null> {
     const { host, port, rateLimitPerMinute } = this.config.api;
     if (port === 0) return null;
-    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
+    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: new TelemetryReader(this.influx), rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);

@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { TelemetryReader } from '../influx/reader.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import type { DeviceStore } from '../registry/devices.ts';
 import type { EntityStore } from '../registry/entity-store.ts';
@@ -15,6 +16,7 @@ import { registerErrorHandler } from './errors.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { entityRoutes } from './routes/entities.ts';
 import { importRoutes } from './routes/import.ts';
+import { telemetryRoutes } from './routes/telemetry.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 
 export interface ApiDeps {
@@ -22,6 +24,8 @@ export interface ApiDeps {
   devices: DeviceStore;
   entities: EntityStore;
   tokens: TokenStore;
+  /** Current state and history from InfluxDB. */
+  reader: TelemetryReader;
   /** Requests per minute per token (per address without one). */
   rateLimitPerMinute: number;
   logger?: FastifyBaseLogger;
@@ -59,6 +63,7 @@ export async function buildApp(deps: ApiDeps) {
       await v1.register(deviceRoutes, { devices: deps.devices });
       await v1.register(entityRoutes, { entities: deps.entities });
       await v1.register(importRoutes, { db: deps.db, devices: deps.devices, entities: deps.entities });
+      await v1.register(telemetryRoutes, { reader: deps.reader, entities: deps.entities });
       await v1.register(tokenRoutes, { tokens: deps.tokens });
     },
     { prefix: '/api/v1' },

@@ -2,6 +2,9 @@
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../services/api/app.ts';
+import { influxSchema } from '../../../services/config/schema.ts';
+import { InfluxStore } from '../../../services/influx/client.ts';
+import { TelemetryReader } from '../../../services/influx/reader.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
 import { DeviceStore } from '../../../services/registry/devices.ts';
 import { EntityStore } from '../../../services/registry/entity-store.ts';
@@ -20,7 +23,7 @@ async function setup(rateLimitPerMinute = 1000): Promise<void> {
   devices = new DeviceStore(db);
   const tokens = new TokenStore(db);
   for (const role of ROLES) tokenOf[role] = tokens.create({ name: role, role, ...(role === 'enforcement' ? { jurisdictions: ['jingang'] } : {}) }).token;
-  app = await buildApp({ db, devices, entities: new EntityStore(db), tokens, rateLimitPerMinute });
+  app = await buildApp({ db, devices, entities: new EntityStore(db), tokens, rateLimitPerMinute, reader: new TelemetryReader(new InfluxStore(influxSchema.parse({ url: 'http://127.0.0.1:1' }))) });
 }
 
 const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, role?: Role, body?: object) =>

@@ -2,6 +2,9 @@
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../services/api/app.ts';
+import { influxSchema } from '../../../services/config/schema.ts';
+import { InfluxStore } from '../../../services/influx/client.ts';
+import { TelemetryReader } from '../../../services/influx/reader.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
 import { DeviceStore } from '../../../services/registry/devices.ts';
 import { EntityStore } from '../../../services/registry/entity-store.ts';
@@ -18,7 +21,7 @@ beforeEach(async () => {
   db.open();
   const tokens = new TokenStore(db);
   for (const role of ['admin', 'operator', 'integrator'] as const) tokenOf[role] = tokens.create({ name: role, role }).token;
-  app = await buildApp({ db, devices: new DeviceStore(db), entities: new EntityStore(db), tokens, rateLimitPerMinute: 10_000 });
+  app = await buildApp({ db, devices: new DeviceStore(db), entities: new EntityStore(db), tokens, rateLimitPerMinute: 10_000, reader: new TelemetryReader(new InfluxStore(influxSchema.parse({ url: 'http://127.0.0.1:1' }))) });
 });
 afterEach(async () => {
   await app.close();

@@ -1,0 +1,78 @@
+// Reads of current state and history for the API, as InfluxQL with bound parameters only
+// (client.ts): device ids and times travel in `params`, never in the query text.
+import type { InfluxStore, SeriesResult } from './client.ts';
+
+export interface Fix {
+  time: string;
+  device_id: string;
+  lat: number;
+  lon: number;
+  speed_kmh: number;
+  heading: number;
+  ignition?: boolean | null;
+  tipper_up?: boolean | null;
+  cover_closed?: boolean | null;
+  load_kg?: number | null;
+}
+
+export interface Level {
+  time: string;
+  device_id: string;
+  fill_pct?: number | null;
+  distance_mm?: number | null;
+  temp_c?: number | null;
+  tilt_deg?: number | null;
+  battery_v?: number | null;
+}
+
+/** How far back "current" state looks: a device silent for longer has no current state. */
+const CURRENT_WINDOW = '7d';
+const MAX_ROWS = 10_000;
+
+function rows<T>(series: SeriesResult[]): T[] {
+  return series.flatMap((s) =>
+    s.values.map((values) => {
+      const row: Record<string, unknown> = { ...(s.tags ?? {}) };
+      s.columns.forEach((column, i) => {
+        row[column] = column === 'time' ? new Date(values[i] as number).toISOString() : values[i];
+      });
+      return row as T;
+    }),
+  );
+}
+
+export class TelemetryReader {
+  constructor(private readonly store: InfluxStore) {}
+
+  /** The latest fix of every truck GPS device heard from in the last 7 days. */
+  async latestPositions(): Promise<Fix[]> {
+    return rows<Fix>(await this.store.query(`SELECT * FROM truck_position WHERE time > now() - ${CURRENT_WINDOW} GROUP BY device_id ORDER BY time DESC LIMIT 1`));
+  }
+
+  /** A device's fixes between two instants (ISO-8601), oldest first. */
+  async track(deviceId: string, from: string, to: string): Promise<Fix[]> {
+    return rows<Fix>(
+      await this.store.query(`SELECT * FROM truck_position WHERE device_id = $device AND time >= $from AND time <= $to ORDER BY time ASC LIMIT ${MAX_ROWS}`, {
+        device: deviceId,
+        from,
+        to,
+      }),
+    );
+  }
+
+  /** The latest reading of every bin sensor heard from in the last 7 days. */
+  async latestLevels(): Promise<Level[]> {
+    return rows<Level>(await this.store.query(`SELECT * FROM bin_level WHERE time > now() - ${CURRENT_WINDOW} GROUP BY device_id ORDER BY time DESC LIMIT 1`));
+  }
+
+  /** A bin sensor's readings between two instants, oldest first. */
+  async levels(deviceId: string, from: string, to: string): Promise<Level[]> {
+    return rows<Level>(
+      await this.store.query(`SELECT * FROM bin_level WHERE device_id = $device AND time >= $from AND time <= $to ORDER BY time ASC LIMIT ${MAX_ROWS}`, {
+        device: deviceId,
+        from,
+        to,
+      }),
+    );
+  }
+}
