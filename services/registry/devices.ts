@@ -119,6 +119,15 @@ export class DeviceStore implements CredentialDirectory {
     this.notify();
   }
 
+  /** The truck, bin or weighbridge a device is fitted to, if any. */
+  assetOf(id: string): { type: 'truck' | 'bin' | 'weighbridge'; id: string } | null {
+    for (const [type, table] of [['truck', 'trucks'], ['bin', 'bins'], ['weighbridge', 'weighbridges']] as const) {
+      const row = this.db.connection.prepare(`SELECT id FROM ${table} WHERE device_id = ?`).get(id) as { id: string } | undefined;
+      if (row) return { type, id: row.id };
+    }
+    return null;
+  }
+
   /** Inserts a device whose secret was hashed already (bulk import, inside its transaction). */
   insertHashed(id: string, deviceClass: DeviceClass, secretHash: string): void {
     const now = this.clock().toISOString();

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { DEVICE_CLASSES, DEVICE_ID_PATTERN } from '../../contract/topics.ts';
+import type { DeviceRecord } from '../../broker/credentials.ts';
 import type { DeviceStore } from '../../registry/devices.ts';
 import { READ_ALL, WRITE_REGISTRY } from '../auth.ts';
 import { ApiError } from '../errors.ts';
@@ -11,13 +12,15 @@ const device = z.object({
   id: z.string(),
   class: z.enum(DEVICE_CLASSES),
   enabled: z.boolean(),
+  asset: z.object({ type: z.enum(['truck', 'bin', 'weighbridge']), id: z.string() }).nullable().describe('What the device is fitted to (set on the truck, bin or weighbridge)'),
   created_at: z.string(),
 });
 const withSecret = z.object({ device, secret: z.string().describe('Shown once; only a hash is stored.') });
 const idParam = z.object({ id: z.string().regex(DEVICE_ID_PATTERN) });
-const view = ({ id, class: deviceClass, enabled, created_at }: z.infer<typeof device>) => ({ id, class: deviceClass, enabled, created_at });
+
 
 export const deviceRoutes: FastifyPluginAsyncZod<{ devices: DeviceStore }> = async (app, { devices }) => {
+  const view = ({ id, class: deviceClass, enabled, created_at }: DeviceRecord) => ({ id, class: deviceClass, enabled, asset: devices.assetOf(id), created_at });
   const find = (id: string) => {
     const found = devices.device(id);
     if (!found) throw new ApiError(404, 'not_found', `no device ${id}`);

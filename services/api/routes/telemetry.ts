@@ -96,8 +96,12 @@ export const telemetryRoutes: FastifyPluginAsyncZod<{ reader: TelemetryReader; e
       const { from, to } = span(request.query);
       const deviceId = (truck.device_id as string | null) ?? null;
       const inside = scope(request.identity);
-      const fixes = deviceId ? (await reader.track(deviceId, from, to)).filter((f) => !inside || inside(f.lon, f.lat)).map(fixView) : [];
-      return { truck_id: truck.id, device_id: deviceId, from, to, fixes };
+      const all = deviceId ? await reader.track(deviceId, from, to) : [];
+      const fixes = inside ? all.filter((f) => inside(f.lon, f.lat)) : all;
+      if (inside && fixes.length === 0) {
+        throw new ApiError(403, 'forbidden', `truck ${truck.id} was not in your jurisdictions between ${from} and ${to}`);
+      }
+      return { truck_id: truck.id, device_id: deviceId, from, to, fixes: fixes.map(fixView) };
     },
   );
 

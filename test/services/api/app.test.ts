@@ -1,29 +1,40 @@
-// The API in-process (app.inject) on a real registry database file.
+// The API in-process (app.inject) on a real registry database file and a real InfluxDB.
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../services/api/app.ts';
-import { influxSchema } from '../../../services/config/schema.ts';
-import { InfluxStore } from '../../../services/influx/client.ts';
 import { TelemetryReader } from '../../../services/influx/reader.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
 import { DeviceStore } from '../../../services/registry/devices.ts';
 import { EntityStore } from '../../../services/registry/entity-store.ts';
 import { ROLES, TokenStore, type Role } from '../../../services/registry/tokens.ts';
+import { ENTITIES } from '../../../services/registry/entities.ts';
+import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
 import { tempDir } from '../../helpers/service.ts';
 
+beforeAll(async () => {
+  influxd = await startTestInfluxd();
+});
+afterAll(async () => {
+  await influxd?.cleanup();
+});
+
+let influxd: TestInfluxd;
 let db: RegistryDb;
 let devices: DeviceStore;
+let entities: EntityStore;
 let app: Awaited<ReturnType<typeof buildApp>>;
 const tokenOf = {} as Record<Role, string>;
 
 async function setup(rateLimitPerMinute = 1000): Promise<void> {
   db = new RegistryDb(path.join(await tempDir('waste-api-'), 'registry.db'));
   db.open();
-  db.connection.prepare("INSERT INTO jurisdictions (id, name, enforcement_unit, geometry, created_at, updated_at) VALUES ('jingang', '金港', '执法中队', '{}', 'x', 'x')").run();
   devices = new DeviceStore(db);
+  entities = new EntityStore(db);
+  const area = { type: 'Polygon', coordinates: [[[120.6, 31.3], [120.61, 31.3], [120.61, 31.31], [120.6, 31.31], [120.6, 31.3]]] };
+  entities.create(ENTITIES.jurisdictions, 'jingang', { name: '金港', enforcement_unit: '执法中队', geometry: area, neighbour_ids: [] });
   const tokens = new TokenStore(db);
   for (const role of ROLES) tokenOf[role] = tokens.create({ name: role, role, ...(role === 'enforcement' ? { jurisdictions: ['jingang'] } : {}) }).token;
-  app = await buildApp({ db, devices, entities: new EntityStore(db), tokens, rateLimitPerMinute, reader: new TelemetryReader(new InfluxStore(influxSchema.parse({ url: 'http://127.0.0.1:1' }))) });
+  app = await buildApp({ db, devices, entities, tokens, rateLimitPerMinute, reader: new TelemetryReader(influxd.store()) });
 }
 
 const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, role?: Role, body?: object) =>
@@ -44,25 +55,47 @@ describe('API access', () => {
     }
   });
 
-  // Every role against every route group: [method, url, body, roles that may].
-  const matrix: [string, 'GET' | 'POST' | 'PATCH' | 'DELETE', string, object | undefined, Role[]][] = [
-    ['list devices', 'GET', '/api/v1/devices', undefined, ['admin', 'operator', 'integrator']],
-    ['create a device', 'POST', '/api/v1/devices', { id: 'M-1', class: 'bins' }, ['admin', 'integrator']],
-    ['disable a device', 'PATCH', '/api/v1/devices/EXISTING', { enabled: false }, ['admin', 'integrator']],
-    ['rotate a secret', 'POST', '/api/v1/devices/EXISTING/rotate', undefined, ['admin', 'integrator']],
-    ['list tokens', 'GET', '/api/v1/tokens', undefined, ['admin']],
-    ['create a token', 'POST', '/api/v1/tokens', { name: 'x', role: 'operator' }, ['admin']],
-  ];
-  for (const [what, method, url, body, allowed] of matrix) {
-    it(`lets only ${allowed.join(', ')} ${what}`, async () => {
+  it('answers every route group for every role as the matrix says', async () => {
+    // A truck with a fix inside the enforcement token's jurisdiction, a bin, a company to edit.
+    await devices.add('GPS-M', 'trucks');
+    await devices.add('BIN-M', 'bins');
+    entities.create(ENTITIES.companies, 'co', { name: 'co' });
+    entities.create(ENTITIES.trucks, 'truck-m', { plate: '苏E·55555', company_id: 'co', fleet: 'muck', rated_gross_kg: 30000, device_id: 'GPS-M' });
+    entities.create(ENTITIES.bins, 'bin-m', { category: 'other', location: { type: 'Point', coordinates: [120.6, 31.3] }, depth_mm: 900, device_id: 'BIN-M' });
+    await influxd.store().write(`truck_position,device_id=GPS-M lat=31.305,lon=120.605,speed_kmh=10,heading=90 ${Date.now() - 60_000}\n`);
+    const bundle = { format: 'waste-registry-bundle', version: 1, companies: [{ id: 'co-import', name: 'x' }] };
+    const read: Role[] = ['admin', 'operator', 'integrator'];
+    const write: Role[] = ['admin', 'integrator'];
+    const everyone: Role[] = [...ROLES];
+    const matrix: [string, 'GET' | 'POST' | 'PATCH' | 'DELETE', string, object | undefined, Role[]][] = [
+      ['devices: list', 'GET', '/api/v1/devices', undefined, read],
+      ['devices: read one', 'GET', '/api/v1/devices/GPS-M', undefined, read],
+      ['devices: create', 'POST', '/api/v1/devices', { id: 'NEW-{role}', class: 'bins' }, write],
+      ['devices: disable', 'PATCH', '/api/v1/devices/BIN-M', { enabled: true }, write],
+      ['devices: rotate', 'POST', '/api/v1/devices/BIN-M/rotate', undefined, write],
+      ...Object.keys(ENTITIES).map((name): (typeof matrix)[number] => [`${name}: list`, 'GET', `/api/v1/${name}`, undefined, read]),
+      ['registry: read one', 'GET', '/api/v1/trucks/truck-m', undefined, read],
+      ['registry: create', 'POST', '/api/v1/companies', { id: 'new-co-{role}', name: 'c' }, write],
+      ['registry: update', 'PATCH', '/api/v1/companies/co', { contact: '{role}' }, write],
+      ['registry: delete', 'DELETE', '/api/v1/companies/co-{role}', undefined, write],
+      ['import', 'POST', '/api/v1/import?dry_run=true', bundle, write],
+      ['state: positions', 'GET', '/api/v1/positions', undefined, everyone],
+      ['history: track', 'GET', '/api/v1/trucks/truck-m/track', undefined, everyone],
+      ['state: bin levels', 'GET', '/api/v1/bin-levels', undefined, read],
+      ['history: bin levels', 'GET', '/api/v1/bins/bin-m/levels', undefined, read],
+      ['tokens: list', 'GET', '/api/v1/tokens', undefined, ['admin']],
+      ['tokens: create', 'POST', '/api/v1/tokens', { name: 'x', role: 'operator' }, ['admin']],
+    ];
+    for (const role of ROLES) entities.create(ENTITIES.companies, `co-${role}`, { name: 'to delete' });
+    for (const [what, method, url, body, allowed] of matrix) {
       for (const role of ROLES) {
-        if (!devices.device('EXISTING')) await devices.add('EXISTING', 'trucks');
-        const response = await call(method, url.replace('M-1', `M-${role}`), role, body && 'id' in body ? { ...body, id: `M-${role}` } : body);
-        if (allowed.includes(role)) expect(response.statusCode, `${role}: ${response.body}`).toBeLessThan(300);
-        else expect([response.statusCode, response.json().error.code], role).toEqual([403, 'forbidden']);
+        const fill = (text: string) => text.replace('{role}', role);
+        const response = await call(method, fill(url), role, body && JSON.parse(fill(JSON.stringify(body))));
+        if (allowed.includes(role)) expect(response.statusCode, `${what} as ${role}: ${response.body}`).toBeLessThan(300);
+        else expect([response.statusCode, response.json().error.code], `${what} as ${role}`).toEqual([403, 'forbidden']);
       }
-    });
-  }
+    }
+  });
 });
 
 describe('devices API', () => {
@@ -75,7 +108,7 @@ describe('devices API', () => {
   it('creates a device and returns its secret once', async () => {
     const created = await call('POST', '/api/v1/devices', 'integrator', { id: 'TRUCK-9', class: 'trucks' });
     expect(created.statusCode).toBe(201);
-    expect(created.json()).toEqual({ device: { id: 'TRUCK-9', class: 'trucks', enabled: true, created_at: expect.any(String) }, secret: expect.stringMatching(/^[\w-]{32}$/) });
+    expect(created.json()).toEqual({ device: { id: 'TRUCK-9', class: 'trucks', enabled: true, asset: null, created_at: expect.any(String) }, secret: expect.stringMatching(/^[\w-]{32}$/) });
     const read = await call('GET', '/api/v1/devices/TRUCK-9', 'operator');
     expect(read.json()).not.toHaveProperty('secret');
     expect(read.body).not.toContain('scrypt');

@@ -156,6 +156,9 @@ describe('registry entities', () => {
 
     await call('POST', '/sites', { id: 'plant-1', kind: 'plant', name: '焚烧厂', geometry: area });
     expect((await call('POST', '/weighbridges', { id: 'wb-1', site_id: 'plant-1' })).status).toBe(201);
+    await call('POST', '/devices', { id: 'WB-DEV', class: 'scales' });
+    await call('PATCH', '/weighbridges/wb-1', { device_id: 'WB-DEV' });
+    expect((await call('GET', '/devices/WB-DEV', undefined, 'operator')).body.asset).toEqual({ type: 'weighbridge', id: 'wb-1' });
     expect((await call('POST', '/weighbridges', { id: 'wb-2', site_id: 'plant-1', device_id: 'NO-SUCH-DEVICE' })).body.error.message).toBe('device_id: no device NO-SUCH-DEVICE');
     expect((await call('DELETE', '/sites/plant-1')).body.error.code).toBe('conflict');
   });

@@ -95,9 +95,11 @@ describe('history', () => {
     ]);
   });
 
-  it('gives an enforcement officer only the part of a track inside the jurisdiction', async () => {
+  it('gives an enforcement officer only the part of a track inside the jurisdiction, and no track that stayed out', async () => {
     const { body } = await get(`/trucks/truck-out/track?from=${iso(T0 - 1000)}&to=${iso(Date.now())}`, 'enforcement');
     expect((body.fixes as { lon: number }[]).map((f) => f.lon)).toEqual([120.63]);
+    const outside = await get(`/trucks/truck-out/track?from=${iso(Date.now() - 120_000)}&to=${iso(Date.now())}`, 'enforcement');
+    expect(outside).toMatchObject({ status: 403, body: { error: { code: 'forbidden', message: expect.stringMatching(/^truck truck-out was not in your jurisdictions/) } } });
   });
 
   it('refuses anything but a timestamp where a time goes', async () => {
