@@ -10,8 +10,11 @@ import type { GeometryType } from './geometry.ts';
 /** Ids chosen by the city or integrator (their own codes), safe in URLs and topics. */
 export const entityId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, { error: 'must be 1-64 letters, digits, _ . : - starting with a letter or digit' });
 
-/** GeoJSON geometry; its full check (rings, crossings, ranges) is geometry.ts's. */
-const geojson = z.object({ type: z.string(), coordinates: z.array(z.unknown()) }).passthrough();
+/** GeoJSON geometry (or a Feature holding one); its full check is geometry.ts's. */
+const geojson = z.union([
+  z.object({ type: z.string(), coordinates: z.array(z.unknown()) }).passthrough(),
+  z.object({ type: z.literal('Feature'), geometry: z.object({ type: z.string(), coordinates: z.array(z.unknown()) }).passthrough() }).passthrough(),
+]);
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { error: 'must be HH:MM (24 h)' });
 /** A calendar date, YYYY-MM-DD (local date in the city). */

@@ -81,9 +81,13 @@ function checkPolygon(value: unknown, path: (string | number)[]): Position[][] {
   return rings;
 }
 
-/** Checks a GeoJSON geometry of one of the allowed types; returns it with only its own members. */
+/**
+ * Checks a GeoJSON geometry of one of the allowed types; returns it with only its own members. A
+ * GeoJSON Feature is taken for its geometry (files exported from GIS tools are Features).
+ */
 export function checkGeometry(value: unknown, allowed: readonly GeometryType[]): Geometry {
   if (typeof value !== 'object' || value === null) throw new GeometryError('geometry must be a GeoJSON object');
+  if ((value as { type?: unknown }).type === 'Feature') return checkGeometry((value as { geometry?: unknown }).geometry, allowed);
   const { type, coordinates } = value as { type?: unknown; coordinates?: unknown };
   if (typeof type !== 'string' || !(allowed as readonly string[]).includes(type)) {
     throw new GeometryError(`geometry type must be ${allowed.join(' or ')}, got ${JSON.stringify(type)}`, ['type']);

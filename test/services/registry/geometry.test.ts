@@ -71,6 +71,11 @@ describe('checkGeometry', () => {
     expect(refused(null)?.message).toMatch(/GeoJSON object/);
   });
 
+  it('takes a Feature for its geometry', () => {
+    const feature = { type: 'Feature', properties: { name: '平江路' }, geometry: { type: 'LineString', coordinates: [[120.63, 31.31], [120.64, 31.32]] } };
+    expect(checkGeometry(feature, ['LineString'])).toEqual(feature.geometry);
+  });
+
   it('accepts valid geometry, dropping foreign members', () => {
     const square = { type: 'Polygon', coordinates: [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]], bbox: [0, 0, 1, 1], extra: true };
     expect(checkGeometry(square, ['Polygon'])).toEqual({ type: 'Polygon', coordinates: square.coordinates });
