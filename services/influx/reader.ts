@@ -1,6 +1,7 @@
 // Reads of current state and history for the API, as InfluxQL with bound parameters only
 // (client.ts): device ids and times travel in `params`, never in the query text.
-import type { InfluxStore, SeriesResult } from './client.ts';
+import { MEASUREMENTS } from '../ingest/points.ts';
+import { quoteIdentifier, type InfluxStore, type SeriesResult } from './client.ts';
 
 export interface Fix {
   time: string;
@@ -45,30 +46,32 @@ export class TelemetryReader {
   constructor(private readonly store: InfluxStore) {}
 
   /** The latest fix of every truck GPS device heard from in the last 7 days. */
-  async latestPositions(): Promise<Fix[]> {
-    return rows<Fix>(await this.store.query(`SELECT * FROM truck_position WHERE time > now() - ${CURRENT_WINDOW} GROUP BY device_id ORDER BY time DESC LIMIT 1`));
+  latestPositions(): Promise<Fix[]> {
+    return this.latest<Fix>(MEASUREMENTS.truck);
   }
 
   /** A device's fixes between two instants (ISO-8601), oldest first. */
-  async track(deviceId: string, from: string, to: string): Promise<Fix[]> {
-    return rows<Fix>(
-      await this.store.query(`SELECT * FROM truck_position WHERE device_id = $device AND time >= $from AND time <= $to ORDER BY time ASC LIMIT ${MAX_ROWS}`, {
-        device: deviceId,
-        from,
-        to,
-      }),
-    );
+  track(deviceId: string, from: string, to: string): Promise<Fix[]> {
+    return this.between<Fix>(MEASUREMENTS.truck, deviceId, from, to);
   }
 
   /** The latest reading of every bin sensor heard from in the last 7 days. */
-  async latestLevels(): Promise<Level[]> {
-    return rows<Level>(await this.store.query(`SELECT * FROM bin_level WHERE time > now() - ${CURRENT_WINDOW} GROUP BY device_id ORDER BY time DESC LIMIT 1`));
+  latestLevels(): Promise<Level[]> {
+    return this.latest<Level>(MEASUREMENTS.bin);
   }
 
   /** A bin sensor's readings between two instants, oldest first. */
-  async levels(deviceId: string, from: string, to: string): Promise<Level[]> {
-    return rows<Level>(
-      await this.store.query(`SELECT * FROM bin_level WHERE device_id = $device AND time >= $from AND time <= $to ORDER BY time ASC LIMIT ${MAX_ROWS}`, {
+  levels(deviceId: string, from: string, to: string): Promise<Level[]> {
+    return this.between<Level>(MEASUREMENTS.bin, deviceId, from, to);
+  }
+
+  private async latest<T>(measurement: string): Promise<T[]> {
+    return rows<T>(await this.store.query(`SELECT * FROM ${quoteIdentifier(measurement)} WHERE time > now() - ${CURRENT_WINDOW} GROUP BY device_id ORDER BY time DESC LIMIT 1`));
+  }
+
+  private async between<T>(measurement: string, deviceId: string, from: string, to: string): Promise<T[]> {
+    return rows<T>(
+      await this.store.query(`SELECT * FROM ${quoteIdentifier(measurement)} WHERE device_id = $device AND time >= $from AND time <= $to ORDER BY time ASC LIMIT ${MAX_ROWS}`, {
         device: deviceId,
         from,
         to,
