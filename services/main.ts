@@ -56,8 +56,11 @@ async function main(): Promise<void> {
     const started = await service.start();
     log.info({ ...started, dataDir: config.dataDir, registry: config.registry.file }, 'service ready');
   } catch (error) {
-    const err = error as NodeJS.ErrnoException;
-    const hint = err.code === 'EADDRINUSE' ? ' (another broker already uses this port: stop it or set WASTE_BROKER_PORT)' : '';
+    const err = error as NodeJS.ErrnoException & { port?: number };
+    const hint =
+      err.code === 'EADDRINUSE'
+        ? ` (another program already listens on port ${err.port ?? '?'}: stop it, or move this service with WASTE_BROKER_PORT, WASTE_BROKER_WS_PORT or WASTE_API_PORT)`
+        : '';
     log.fatal({ error: err.message }, `could not start${hint}`);
     process.exit(1);
   }
