@@ -22,7 +22,12 @@ const bundleSchema = z.object({
   ...Object.fromEntries(BUNDLE_ORDER.map((name) => [name, z.array(z.unknown()).default([])])),
 });
 
-const deviceItem = z.object({ id: z.string().regex(DEVICE_ID_PATTERN), class: z.enum(DEVICE_CLASSES) });
+const deviceItem = z.object({
+  id: z.string().regex(DEVICE_ID_PATTERN),
+  class: z.enum(DEVICE_CLASSES),
+  /** A hash the provisioning system computed itself (secrets.ts format); no secret is made then. */
+  secret_hash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[\w-]+\$[\w-]+$/, { error: 'must be scrypt$N$r$p$salt$hash' }).optional(),
+});
 
 export interface BundleProblem {
   path: (string | number)[];
@@ -62,7 +67,7 @@ export async function importBundle(deps: Deps, input: unknown, options: { dryRun
   const bundle = top.data as z.infer<typeof bundleSchema> & Record<EntityName, unknown[]>;
 
   // Devices first, outside the transaction: hashing is slow and asynchronous.
-  const newDevices: { id: string; class: (typeof DEVICE_CLASSES)[number]; secret: string; hash: string }[] = [];
+  const newDevices: { id: string; class: (typeof DEVICE_CLASSES)[number]; secret: string | null; hash: string }[] = [];
   const counts: ImportReport['counts'] = { devices: { created: 0, updated: 0, unchanged: 0 } };
   for (const [index, item] of bundle.devices.entries()) {
     const parsed = deviceItem.safeParse(item);
@@ -75,8 +80,9 @@ export async function importBundle(deps: Deps, input: unknown, options: { dryRun
       problems.push({ path: ['devices', index, 'class'], message: `device ${parsed.data.id} exists as ${existing.class}, not ${parsed.data.class}` });
     } else if (existing) counts.devices!.unchanged++;
     else if (!newDevices.some((d) => d.id === parsed.data.id)) {
-      const secret = generateSecret();
-      newDevices.push({ ...parsed.data, secret, hash: await hashSecret(secret) });
+      const { id, class: deviceClass, secret_hash } = parsed.data;
+      const secret = secret_hash ? null : generateSecret();
+      newDevices.push({ id, class: deviceClass, secret, hash: secret_hash ?? (await hashSecret(secret!)) });
     }
   }
 
@@ -102,6 +108,9 @@ export async function importBundle(deps: Deps, input: unknown, options: { dryRun
   const report: ImportReport = { dryRun: options.dryRun === true, counts, deviceSecrets: [] };
   try {
     deps.db.transaction(() => {
+      // Rows may name rows of their own collection that come later (mutual neighbours): foreign
+      // keys are checked at commit, and those references once the collection is written.
+      deps.db.connection.pragma('defer_foreign_keys = ON');
       for (const device of newDevices) {
         deps.devices.insertHashed(device.id, device.class, device.hash);
         counts.devices!.created++;
@@ -110,10 +119,18 @@ export async function importBundle(deps: Deps, input: unknown, options: { dryRun
         const tally: Record<Outcome, number> = { created: 0, updated: 0, unchanged: 0 };
         for (const item of parsedItems.get(name)!) {
           try {
-            tally[deps.entities.upsert(ENTITIES[name], item.id, item.fields, bundle.crs)]++;
+            tally[deps.entities.upsert(ENTITIES[name], item.id, item.fields, bundle.crs, { deferSelfReferences: true })]++;
           } catch (error) {
             if (!(error instanceof RegistryError || error instanceof GeometryError)) throw error;
             problems.push({ path: [name, item.index, ...(error instanceof GeometryError ? error.path : [])], message: error.message });
+          }
+        }
+        for (const [field, link] of Object.entries(ENTITIES[name].relations)) {
+          if (link.references !== ENTITIES[name].table) continue;
+          for (const item of parsedItems.get(name)!) {
+            for (const other of (item.fields[field] as string[] | undefined) ?? []) {
+              if (!deps.entities.get(ENTITIES[name], other)) problems.push({ path: [name, item.index, field], message: `${field}: no ${ENTITIES[name].singular} ${other}` });
+            }
           }
         }
         counts[name] = tally;
@@ -126,7 +143,7 @@ export async function importBundle(deps: Deps, input: unknown, options: { dryRun
     if (!(error instanceof DryRunDone)) throw error;
     return report;
   }
-  report.deviceSecrets = newDevices.map(({ id, secret }) => ({ id, secret }));
+  report.deviceSecrets = newDevices.filter((d) => d.secret !== null).map(({ id, secret }) => ({ id, secret: secret! }));
   if (newDevices.length > 0) deps.devices.announceChange();
   return report;
 }

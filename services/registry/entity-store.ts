@@ -5,6 +5,15 @@ import { RegistryError } from './devices.ts';
 import type { EntityDefinition } from './entities.ts';
 import { GeometryError, importGeometry, type SourceCrs } from './geometry.ts';
 
+export interface WriteOptions {
+  /**
+   * Skip the check that rows of the same table named in a relation exist (jurisdictions naming
+   * each other as neighbours in one import); the caller checks them once all are written, inside
+   * a transaction with foreign keys deferred.
+   */
+  deferSelfReferences?: boolean;
+}
+
 export type EntityRecord = Record<string, unknown> & { id: string; created_at: string; updated_at: string };
 
 /** "communities" -> "community", "sites" -> "site", for messages. */
@@ -38,10 +47,10 @@ export class EntityStore {
   }
 
   /** Inserts a new entity; `input` has been validated against def.fields. Geometry in `crs`. */
-  create(def: EntityDefinition, id: string, input: Record<string, unknown>, crs: SourceCrs = 'WGS-84'): EntityRecord {
+  create(def: EntityDefinition, id: string, input: Record<string, unknown>, crs: SourceCrs = 'WGS-84', options: WriteOptions = {}): EntityRecord {
     const now = this.clock().toISOString();
     const values = this.toRow(def, input, crs, new Set(Object.keys(def.geometry)));
-    this.checkRow(def, { id, ...values, ...this.relationValues(def, input) });
+    this.checkRow(def, { id, ...values, ...this.relationValues(def, input) }, options);
     const columns = Object.keys(values);
     this.db.transaction(() => {
       try {
@@ -57,12 +66,12 @@ export class EntityStore {
   }
 
   /** Changes the given fields; `patch` has been validated against def.fields.partial(). */
-  update(def: EntityDefinition, id: string, patch: Record<string, unknown>, crs: SourceCrs = 'WGS-84'): EntityRecord {
+  update(def: EntityDefinition, id: string, patch: Record<string, unknown>, crs: SourceCrs = 'WGS-84', options: WriteOptions = {}): EntityRecord {
     const current = this.get(def, id);
     if (!current) throw new RegistryError('not_found', `no ${def.singular} ${id}`);
     const changed = Object.keys(patch).filter((key) => key in def.fields.shape && !(key in def.relations));
     const values = this.toRow(def, patch, crs, new Set(changed.filter((key) => key in def.geometry)));
-    this.checkRow(def, { ...current, ...values, ...this.relationValues(def, patch) });
+    this.checkRow(def, { ...current, ...values, ...this.relationValues(def, patch) }, options);
     this.db.transaction(() => {
       try {
         this.db.connection
@@ -80,10 +89,10 @@ export class EntityStore {
    * Creates the entity, or brings it to `input` when it differs; re-applying the same input
    * changes nothing (not even updated_at). For bulk imports.
    */
-  upsert(def: EntityDefinition, id: string, input: Record<string, unknown>, crs: SourceCrs = 'WGS-84'): 'created' | 'updated' | 'unchanged' {
+  upsert(def: EntityDefinition, id: string, input: Record<string, unknown>, crs: SourceCrs = 'WGS-84', options: WriteOptions = {}): 'created' | 'updated' | 'unchanged' {
     const current = this.get(def, id);
     if (!current) {
-      this.create(def, id, input, crs);
+      this.create(def, id, input, crs, options);
       return 'created';
     }
     const wanted = this.toRow(def, input, crs, new Set(Object.keys(def.geometry)));
@@ -94,7 +103,7 @@ export class EntityStore {
     const fieldsDiffer = Object.keys(def.fields.shape).some((field) => !(field in def.relations) && JSON.stringify(wanted[field] ?? null) !== JSON.stringify(stored[field] ?? null));
     if (!relationsDiffer && !fieldsDiffer) return 'unchanged';
     const complete = Object.fromEntries(Object.keys(def.fields.shape).map((field) => [field, input[field] ?? null]));
-    this.update(def, id, complete, crs);
+    this.update(def, id, complete, crs, options);
     return 'updated';
   }
 
@@ -158,7 +167,7 @@ export class EntityStore {
   }
 
   /** References (and referenced ids in relations) exist; the definition's own checks pass. */
-  private checkRow(def: EntityDefinition, row: Record<string, unknown>): void {
+  private checkRow(def: EntityDefinition, row: Record<string, unknown>, options: WriteOptions): void {
     const exists = (table: string, id: unknown) => this.db.connection.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(id) !== undefined;
     for (const [field, table] of Object.entries(def.references)) {
       const value = row[field];
@@ -167,6 +176,7 @@ export class EntityStore {
     for (const [field, link] of Object.entries(def.relations)) {
       for (const other of (row[field] as unknown[] | undefined) ?? []) {
         if (link.references === def.table && other === row.id) throw new RegistryError('invalid', `${field}: a ${def.singular} cannot list itself`);
+        if (options.deferSelfReferences && link.references === def.table) continue;
         if (!exists(link.references, other)) throw new RegistryError('invalid', `${field}: no ${singularOf(link.references)} ${String(other)}`);
       }
     }
