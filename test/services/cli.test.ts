@@ -65,7 +65,7 @@ describe('npm run cli', () => {
   });
 
   it('answers --help on every command-line tool', async () => {
-    for (const script of ['services/cli.ts', 'services/main.ts', 'device-sim/publish.ts', 'bench/ingest/run.ts', 'bench/ingest/publisher.ts', 'scripts/config-table.ts']) {
+    for (const script of ['services/cli.ts', 'services/main.ts', 'device-sim/publish.ts', 'device-sim/sim.ts', 'bench/ingest/run.ts', 'bench/ingest/publisher.ts', 'scripts/config-table.ts']) {
       const { stdout } = await run(process.execPath, ['--import', 'tsx', script, '--help']);
       expect(stdout, script).toMatch(/Usage:/);
     }
