@@ -4,7 +4,7 @@
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { TelemetryReader } from '../influx/reader.ts';
 import type { RegistryDb } from '../registry/db.ts';
@@ -32,7 +32,8 @@ export interface ApiDeps {
 }
 
 export async function buildApp(deps: ApiDeps) {
-  const app = Fastify({ loggerInstance: deps.logger, disableRequestLogging: true }).withTypeProvider<ZodTypeProvider>();
+  // Per-request info lines would drown the telemetry log; errors are still logged.
+  const app = Fastify({ loggerInstance: deps.logger, logController: new LogController({ disableRequestLogging: true }) }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
