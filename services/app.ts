@@ -107,7 +107,6 @@ export class TelemetryService {
       config: this.config.broker,
       credentials: this.devices,
       pipeline: this.pipeline,
-      accepting: () => this.pipeline.accepting(),
       log: this.log.child({ service: 'broker' }),
     });
     this.broker = broker;

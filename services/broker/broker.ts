@@ -20,9 +20,8 @@ import { verifySecret } from './secrets.ts';
 export interface BrokerDeps {
   config: BrokerConfig;
   credentials: CredentialDirectory;
+  /** Also says, through accepting(), when the spool is full: connects and publishes are refused then. */
   pipeline: IngestPipeline;
-  /** False while the spool is full: new connects and publishes are refused so devices keep their data. */
-  accepting: () => boolean;
   log: Logger;
 }
 
@@ -151,7 +150,7 @@ export class EmbeddedBroker {
       if (!identity) continue;
       const username = identity.kind === 'device' ? identity.deviceId : identity.name;
       const record = identity.kind === 'device' ? credentials.device(username) : credentials.service(username);
-      const disabled = identity.kind === 'device' && credentials.device(username)?.enabled === false;
+      const disabled = record !== undefined && 'enabled' in record && !record.enabled;
       if (!record || disabled || this.verified.get(username)?.hash !== record.secret_hash) {
         log.info({ username, clientId: client.id }, 'credentials revoked: disconnecting');
         this.verified.delete(username);
@@ -196,7 +195,7 @@ export class EmbeddedBroker {
   }
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
-    if (!this.deps.accepting()) {
+    if (!this.deps.pipeline.accepting()) {
       this.warnSpoolFull();
       throw refusal('the spool is full; try again later', CONNACK.serverUnavailable);
     }
@@ -242,7 +241,7 @@ export class EmbeddedBroker {
       });
       return done(null);
     }
-    if (!this.deps.accepting()) {
+    if (!this.deps.pipeline.accepting()) {
       this.warnSpoolFull();
       return done(new Error('spool full: publish refused, the device keeps the data'));
     }

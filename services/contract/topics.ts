@@ -50,3 +50,9 @@ export function parseDeviceTopic(topic: string): DeviceTopic | null {
   if (channel !== 'status' && channel !== DATA_CHANNEL[deviceClass]) return null;
   return { deviceClass, deviceId, channel };
 }
+
+/** The device a topic under waste/{class}/{deviceId}/ names, even when the rest is not contract. */
+export function deviceIdOf(topic: string): string | null {
+  const id = topic.split('/')[2];
+  return id !== undefined && DEVICE_ID_PATTERN.test(id) ? id : null;
+}

@@ -5,7 +5,7 @@
 // acknowledged and the device keeps it.
 import type { Logger } from 'pino';
 import type { Reading } from '../contract/payloads.ts';
-import { DEVICE_ID_PATTERN, parseDeviceTopic, type DeviceClass } from '../contract/topics.ts';
+import { deviceIdOf, parseDeviceTopic, type DeviceClass } from '../contract/topics.ts';
 import type { Spool } from '../spool/spool.ts';
 import { readingToLine } from './points.ts';
 import { RejectionCounter, rejectionPayload, type Rejection } from './rejections.ts';
@@ -25,12 +25,6 @@ export interface IngestOutcome {
 
 export type RejectionPublisher = (topicPayload: string) => void;
 export type ReadingsListener = (readings: Reading[]) => void;
-
-/** The device a topic under waste/{class}/{deviceId}/ belongs to, if it has that shape. */
-function deviceIdOf(topic: string): string | null {
-  const id = topic.split('/')[2];
-  return id !== undefined && DEVICE_ID_PATTERN.test(id) ? id : null;
-}
 
 /** Rejections logged one by one per stats interval; the rest appear in the periodic summary. */
 const DETAILED_REJECTION_LOGS = 20;

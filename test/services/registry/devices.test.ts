@@ -67,7 +67,6 @@ describe('DeviceStore', () => {
       config: brokerSchema.parse({ host: '127.0.0.1', port: 0, wsPort: 0 }),
       credentials: store,
       pipeline: new IngestPipeline(spool, ingestSchema.parse({}), log),
-      accepting: () => true,
       log,
     });
     store.onChange(() => broker.revokeStale());
