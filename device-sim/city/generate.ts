@@ -170,24 +170,32 @@ export function generateCity(options: Partial<CityOptions> = {}): City {
   for (let i = 0; i < o.trucks; i++) addTruck(`truck-${String(i + 1).padStart(4, '0')}`, haulers[i % haulers.length]!.id, 'muck', random.pick([25_000, 31_000, 31_000, 40_000]));
   for (let i = 0; i < o.collectionTrucks; i++) addTruck(`collector-${String(i + 1).padStart(3, '0')}`, 'company-sanitation', 'collection', random.pick([8_000, 12_000, 18_000]));
 
-  // Permits: each construction site to a disposal site, along the roads, for night hauling.
+  // Permits: each construction site to a disposal site, along the roads, mostly for night hauling
+  // (some projects get a daytime window). The route runs from the site's yard over the nearest
+  // arterial roads into the disposal site's yard. One truck in twenty has no permit at all: those
+  // stand idle unless the simulator sends one out without a permit.
   const muck = trucks.filter((t) => t.fleet === 'muck');
+  const unpermitted = muck.length >= 10 ? Math.max(1, Math.round(muck.length * 0.05)) : 0;
+  const permitted = muck.slice(0, muck.length - unpermitted);
   const permits: Item[] = siteBlocks.map(([col, row], i) => {
     const siteId = `site-${String(i + 1).padStart(3, '0')}`;
     const [dumpId, , dumpCentre] = disposal[i % disposal.length]!;
-    const path = roads.route(nearestArterial(blockCentre(col, row)).id, nearestArterial(dumpCentre).id);
-    const assigned = muck.filter((_, k) => k % siteBlocks.length === i).map((t) => t.id);
+    const siteCentre = blockCentre(col, row);
+    const path = roads.route(nearestArterial(siteCentre).id, nearestArterial(dumpCentre).id);
+    const coordinates = [siteCentre.map(round), ...path.map((n) => [n.lon, n.lat]), [...dumpCentre].map(round)];
+    const assigned = permitted.filter((_, k) => k % siteBlocks.length === i).map((t) => t.id);
+    const window = random.next();
     return {
       id: `permit-${String(i + 1).padStart(4, '0')}`,
       number: `苏渣处〔${o.startDate.slice(0, 4)}〕${String(i + 1).padStart(4, '0')}号`,
       site_id: siteId,
       disposal_site_id: dumpId,
-      truck_ids: assigned.length > 0 ? assigned : [muck[i % muck.length]!.id],
-      route: { type: 'LineString', coordinates: path.map((n) => [n.lon, n.lat]) },
+      truck_ids: assigned.length > 0 ? assigned : [permitted[i % permitted.length]!.id],
+      route: { type: 'LineString', coordinates },
       corridor_m: 50,
       valid_from: o.startDate,
       valid_to: addDays(o.startDate, 119),
-      time_windows: random.chance(0.75) ? [{ from: '21:00', to: '05:00' }] : [{ from: '22:00', to: '06:00' }],
+      time_windows: [window < 0.6 ? { from: '21:00', to: '05:00' } : window < 0.8 ? { from: '22:00', to: '06:00' } : { from: '09:00', to: '16:00' }],
       status: 'active',
     };
   });

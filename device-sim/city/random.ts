@@ -32,6 +32,16 @@ export class Random {
     return items[Math.floor(this.next() * items.length)]!;
   }
 
+  /** A Poisson-distributed count with the given mean (Knuth's method; a normal approximation above 50). */
+  poisson(mean: number): number {
+    if (mean <= 0) return 0;
+    if (mean > 50) return Math.max(0, Math.round(this.normal(mean, Math.sqrt(mean))));
+    const limit = Math.exp(-mean);
+    let k = 0;
+    for (let p = this.next(); p > limit; p *= this.next()) k++;
+    return k;
+  }
+
   /** Normally distributed (Box-Muller). */
   normal(mean: number, sd: number): number {
     const u = 1 - this.next();

@@ -94,9 +94,10 @@ export class RoadNetwork {
     return this.graph.hasLink(a, b) !== undefined || this.graph.hasLink(b, a) !== undefined;
   }
 
-  /** The shortest route along the roads, as intersections from `from` to `to`. */
-  route(from: string, to: string): RoadNode[] {
+  /** The shortest route along the roads, as intersections from `from` to `to`, avoiding `blocked` ones. */
+  route(from: string, to: string, blocked: ReadonlySet<string> = new Set()): RoadNode[] {
     const finder = ngraphPath.aStar(this.graph, {
+      blocked: (a, b) => blocked.has(a.id as string) || blocked.has(b.id as string),
       distance: (_a, _b, link) => link.data,
       heuristic: (a, b) => this.ruler.distance([a.data.lon, a.data.lat], [b.data.lon, b.data.lat]),
     });
