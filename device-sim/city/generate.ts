@@ -17,6 +17,8 @@ export interface CityOptions {
   constructionSites: number;
   /** First day of the permits' validity, YYYY-MM-DD (permits run 120 days). */
   startDate: string;
+  /** Hauling windows for every permit instead of the usual mix of night and day windows. */
+  permitWindows?: { from: string; to: string }[];
 }
 
 export const DEFAULT_CITY: CityOptions = { seed: 1, trucks: 40, collectionTrucks: 10, bins: 400, constructionSites: 8, startDate: '2026-11-01' };
@@ -195,7 +197,7 @@ export function generateCity(options: Partial<CityOptions> = {}): City {
       corridor_m: 50,
       valid_from: o.startDate,
       valid_to: addDays(o.startDate, 119),
-      time_windows: [window < 0.6 ? { from: '21:00', to: '05:00' } : window < 0.8 ? { from: '22:00', to: '06:00' } : { from: '09:00', to: '16:00' }],
+      time_windows: o.permitWindows ?? [window < 0.6 ? { from: '21:00', to: '05:00' } : window < 0.8 ? { from: '22:00', to: '06:00' } : { from: '09:00', to: '16:00' }],
       status: 'active',
     };
   });

@@ -20,6 +20,8 @@ export interface SimulationOptions {
   start: number;
   rates: ViolationRates;
   noise: NoiseOptions;
+  /** Check every truck trip against the rule catalogue, not only those with a violation (tests). */
+  audit?: boolean;
 }
 
 /** Collection trucks per category, in a repeating pattern of ten: 4 kitchen, 4 other, 1 each of the dry ones. */
@@ -60,7 +62,7 @@ export class Simulation {
       const { category, depot, round } = rounds[i]!;
       this.actors.push(new CollectionTruck(this.world, truck, random(truck.deviceId), category, depot, round));
     });
-    for (const truck of this.world.trucks) if (truck.fleet === 'muck') this.actors.push(new MuckTruck(this.world, truck, random(truck.deviceId), options.rates));
+    for (const truck of this.world.trucks) if (truck.fleet === 'muck') this.actors.push(new MuckTruck(this.world, truck, random(truck.deviceId), options.rates, options.audit));
     for (const actor of this.actors) this.wakes.push(actor.start(options.start), actor);
   }
 

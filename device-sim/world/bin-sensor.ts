@@ -48,6 +48,7 @@ export class BinSensor implements Actor {
   private silent: { from: number; until: number } | null = null;
   private skipCollectionUntil = 0;
   private lastReport = 0;
+  private startedAt = 0;
   private outOfWindowAt: number | null = null;
   private overflowStart = 0;
   // Open labels, keyed by type.
@@ -74,6 +75,8 @@ export class BinSensor implements Actor {
 
   start(t0: number): number {
     this.updatedAt = t0;
+    this.lastReport = t0;
+    this.startedAt = t0;
     return t0 + Math.floor(this.random.next() * this.intervalMs);
   }
 
@@ -142,7 +145,8 @@ export class BinSensor implements Actor {
         if (candidates.length === 0) continue;
         at = this.random.pick(candidates);
       }
-      this.injections.push({ at, kind });
+      // Nothing is injected before the run starts.
+      if (at >= this.startedAt) this.injections.push({ at, kind });
     }
     this.injections.sort((a, b) => a.at - b.at);
   }

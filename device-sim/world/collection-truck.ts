@@ -88,7 +88,9 @@ export class CollectionTruck extends Vehicle {
     const scale = this.depot.scaleDeviceId;
     let printed = 0;
     for (const [origin, kg] of this.carried) {
-      const net = Math.round(kg / 20) * 20;
+      // Household waste goes over a 20 kg weighbridge; the small dry loads over a 1 kg platform scale.
+      const division = this.category === 'kitchen' || this.category === 'other' ? 20 : 1;
+      const net = Math.round(kg / division) * division;
       if (!scale || net === 0) continue;
       // One ticket after another, a second apart: tickets of one weighbridge are one series.
       out.message({

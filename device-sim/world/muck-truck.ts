@@ -32,6 +32,8 @@ export class MuckTruck extends Vehicle {
     truck: SimTruck,
     random: Random,
     private readonly rates: ViolationRates,
+    /** Check every trip against the rule catalogue, not only those with a violation (for tests). */
+    private readonly audit = false,
   ) {
     super(truck, random, true);
     this.subject = { kind: 'truck', id: truck.id, device_id: truck.deviceId, plate: truck.plate };
@@ -148,7 +150,7 @@ export class MuckTruck extends Vehicle {
 
   /** Labels for the trip just planned: the oracle's (for trips with a violation) and the tickets'. */
   private settle(tripStart: number, violation: Violation | null, permit: SimPermit | null, out: Ticket | null, inbound: Ticket | null): void {
-    const labels = violation ? tripLabels(this.world, this.timeline.between(tripStart, this.timeline.end), permit, this.subject, violation) : [];
+    const labels = violation || this.audit ? tripLabels(this.world, this.timeline.between(tripStart, this.timeline.end), permit, this.subject, violation ?? 'natural') : [];
     const net = (t: Ticket | null) => (t ? (t.payload.net_kg as number) : 0);
     const jurisdictions = (...tickets: (Ticket | null)[]) => [...new Set(tickets.flatMap((t) => (t ? this.world.jurisdictionsAt(t.site.centre) : [])))].sort();
     if (out && (out.payload.gross_kg as number) > this.truck.ratedGrossKg) {

@@ -32,7 +32,7 @@ interface Stretch {
   location: LonLat;
 }
 
-export function tripLabels(world: World, phases: Phase[], permit: SimPermit | null, subject: LabelSubject, cause: Violation): Label[] {
+export function tripLabels(world: World, phases: Phase[], permit: SimPermit | null, subject: LabelSubject, cause: Violation | 'natural'): Label[] {
   if (phases.length === 0) return [];
   const from = phases[0]!.start;
   const to = phases.at(-1)!.end;

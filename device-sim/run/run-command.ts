@@ -1,0 +1,222 @@
+// `npm run sim -- run`: drives a generated city's devices against a broker, in real time,
+// accelerated or as fast as possible, writing the ground-truth labels as it goes.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { City } from '../city/generate.ts';
+import { Simulation } from '../engine/simulation.ts';
+import { labelJson, type Label } from '../world/labels.ts';
+import { DEFAULT_VIOLATION_RATE, VIOLATIONS, parseRates, uniformRates, type ViolationRates } from '../world/violations.ts';
+import type { NoiseOptions } from '../engine/noise.ts';
+import { noiseSummary, parseDuration, parseNoise, parseTime, UsageError, wholeNumber } from './options.ts';
+import { Progress } from './progress.ts';
+import { MqttTransport } from './transport.ts';
+
+export const RUN_HELP = `Usage: npm run sim -- run [options]
+
+Runs the city written by \`npm run sim -- city\`: every device logs in with its own id and the
+city's secret and publishes the contract's payloads. Ground-truth labels of every violation go to
+<city>/labels.jsonl (JSON Lines), the run's settings to <city>/run.json.
+
+Options:
+  --city DIR           the generated city (default data/sim)
+  --url URL            broker (default mqtt://127.0.0.1:1883)
+  --speed N|max        1 = real time (default), 60 = a minute per second, max = as fast as the
+                       broker takes it. The simulated clock never runs ahead of the real one: an
+                       accelerated run catches up with now and goes on in real time.
+  --start T            simulated start: now, -DURATION (e.g. -6h) or ISO-8601 with offset
+                       (default: now at --speed 1, otherwise now minus --duration)
+  --duration D         how long to simulate, e.g. 30m, 6h, 2d (default: until Ctrl-C at --speed 1,
+                       otherwise 6h)
+  --violations SPEC    rates of injected violations, "all=R" and/or "name=R,..." (default all=${DEFAULT_VIOLATION_RATE});
+                       "all=0" turns them off. Names: ${VIOLATIONS.join(', ')}.
+                       Per trip for trip violations, per truck and day for out_of_hours and
+                       no_permit, per bin and day for bin ones.
+  --noise SPEC         "off", or "name=value,..." over the defaults:
+                       ${noiseSummary(parseNoise(undefined))}
+                       (jitter: mean GPS error in m; outliers, duplicates, out-of-order: share of
+                       messages; dead-zones, reconnects: per device and hour; clock-skew: s)
+  --seed S             seed of the devices' behaviour (default: the city's seed)
+  --labels FILE        where the labels go (default <city>/labels.jsonl)
+  --dry-run            publish nothing: simulate as fast as possible and write the labels only
+  --max-in-flight N    publishes awaiting acknowledgement at once (default 2000)
+  --progress-every S   seconds between progress lines (default 5)
+  -h, --help
+
+Ctrl-C stops cleanly: queued messages are delivered, devices say offline, labels are closed.
+
+Examples:
+  npm run sim -- run --duration 2h
+  npm run sim -- run --speed 60 --start -6h --violations all=0.05
+  npm run sim -- run --speed max --start 2026-11-20T20:00:00+08:00 --duration 12h --noise off
+`;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      city: { type: 'string', default: 'data/sim' },
+      url: { type: 'string', default: 'mqtt://127.0.0.1:1883' },
+      speed: { type: 'string', default: '1' },
+      start: { type: 'string' },
+      duration: { type: 'string' },
+      violations: { type: 'string' },
+      noise: { type: 'string' },
+      seed: { type: 'string' },
+      labels: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      'max-in-flight': { type: 'string' },
+      'progress-every': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const now = Date.now();
+  const dryRun = values['dry-run'];
+  const speed = values.speed === 'max' || dryRun ? Infinity : Number(values.speed);
+  if (!(speed >= 1)) throw new UsageError('--speed must be a number of at least 1, or max');
+  const duration = values.duration !== undefined ? parseDuration(values.duration, 'duration') : speed === 1 ? Infinity : 6 * 3_600_000;
+  const start = values.start !== undefined ? parseTime(values.start, 'start', now) : speed === 1 ? now : now - duration;
+  const end = start + duration;
+  if (start > now + 60_000 && !dryRun) throw new UsageError('--start is in the future; the service refuses readings from the future');
+  const rates = parseRates(values.violations ?? '', uniformRates(DEFAULT_VIOLATION_RATE));
+  const noise = parseNoise(values.noise);
+
+  const city = loadCity(values.city);
+  const summary = await simulate({
+    city,
+    cityDir: values.city,
+    url: values.url,
+    seed: values.seed ?? String(city.seed),
+    start,
+    end,
+    speed,
+    dryRun,
+    rates,
+    noise,
+    labelsPath: values.labels ?? path.join(values.city, 'labels.jsonl'),
+    maxInFlight: wholeNumber(values['max-in-flight'], 2000, 'max-in-flight'),
+    progressEveryMs: wholeNumber(values['progress-every'], 5, 'progress-every') * 1000,
+  });
+  return summary.undelivered > 0 ? 1 : 0;
+}
+
+export interface SimulateOptions {
+  city: LoadedCity;
+  cityDir: string;
+  url: string;
+  seed: string;
+  start: number;
+  end: number;
+  speed: number;
+  dryRun: boolean;
+  rates: ViolationRates;
+  noise: NoiseOptions;
+  labelsPath: string;
+  maxInFlight: number;
+  progressEveryMs: number;
+}
+
+/** Runs a simulation to its end or to Ctrl-C; writes labels and run.json; reports what it did. */
+export async function simulate(o: SimulateOptions): Promise<{ undelivered: number; labels: Record<string, number> }> {
+  const { city, seed, start, end, speed, dryRun, rates, noise } = o;
+  const simulation = new Simulation(city, { seed, start, rates, noise });
+  const labelsPath = o.labelsPath;
+  const labelsFile = fs.openSync(labelsPath, 'w');
+  const labelCounts: Record<string, number> = {};
+  const writeLabel = (label: Label) => {
+    fs.writeSync(labelsFile, `${labelJson(label)}\n`);
+    labelCounts[label.type] = (labelCounts[label.type] ?? 0) + 1;
+  };
+  const transport = dryRun ? null : new MqttTransport({ url: o.url, secret: city.secret, maxInFlight: o.maxInFlight, maxConnecting: 50 });
+  let generated = 0;
+  const send = (message: Parameters<MqttTransport['send']>[0]) => {
+    if (message.kind === 'publish') generated++;
+    transport?.send(message);
+  };
+
+  const devices = simulation.actors.length + (city.bundle.weighbridges as unknown[]).length;
+  const speedLabel = speed === Infinity ? 'max' : `×${speed}`;
+  const progress = new Progress(
+    () => ({ simNow: simulation.now, speed: speedLabel, devices, labels: Object.values(labelCounts).reduce((a, b) => a + b, 0), transport: transport?.stats ?? null, generated }),
+    o.progressEveryMs,
+  );
+  process.stderr.write(
+    `simulating ${simulation.actors.length} devices from ${new Date(start).toISOString()}${Number.isFinite(end) ? ` to ${new Date(end).toISOString()}` : ''} at ${speedLabel}${dryRun ? ' (dry run)' : ` against ${o.url}`}; labels to ${labelsPath}\n`,
+  );
+
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    process.stderr.write('\nstopping: delivering what is queued (Ctrl-C again to quit at once)\n');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  progress.start();
+  const wallStart = Date.now();
+  try {
+    while (!stopping && simulation.now < end) {
+      const wallNow = Date.now();
+      let target = speed === Infinity ? simulation.now + 60_000 : start + (wallNow - wallStart) * speed;
+      target = Math.min(target, end, dryRun ? Infinity : wallNow);
+      if (target > simulation.now) simulation.advance(target, send, writeLabel);
+      if (transport) await transport.backlogBelow(20_000);
+      // Caught up with the real clock (or pacing a finite speed): wait for time to pass.
+      if (!dryRun && (speed !== Infinity || target >= wallNow)) await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    simulation.finish(writeLabel);
+    fs.closeSync(labelsFile);
+    await transport?.close(30_000);
+    progress.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const summary = {
+    seed,
+    city: o.cityDir,
+    start: new Date(start).toISOString(),
+    end: new Date(simulation.now).toISOString(),
+    speed: speedLabel,
+    wall_start: new Date(wallStart).toISOString(),
+    wall_end: new Date().toISOString(),
+    broker: dryRun ? null : o.url,
+    violations: rates,
+    noise,
+    labels_file: labelsPath,
+    labels: labelCounts,
+    messages: generated,
+    acknowledged: transport?.stats.acknowledged ?? 0,
+  };
+  fs.writeFileSync(path.join(path.dirname(labelsPath), 'run.json'), JSON.stringify(summary, null, 2));
+  const undelivered = transport ? transport.stats.queued + transport.stats.inFlight : 0;
+  process.stderr.write(
+    `simulated ${summary.start} to ${summary.end}: ${generated.toLocaleString('en')} messages${transport ? `, ${summary.acknowledged.toLocaleString('en')} acknowledged` : ''}; labels: ${Object.entries(labelCounts).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}\n`,
+  );
+  if (undelivered > 0) {
+    process.stderr.write(`error: ${undelivered} messages were not acknowledged by ${o.url}${transport?.stats.lastError ? ` (last error: ${transport.stats.lastError})` : ''}\n`);
+  }
+  return { undelivered, labels: labelCounts };
+}
+
+export interface LoadedCity extends Pick<City, 'bundle' | 'roads'> {
+  seed: string | number;
+  secret: string;
+}
+
+export function loadCity(dir: string): LoadedCity {
+  const read = (name: string) => {
+    const file = path.join(dir, name);
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    } catch (error) {
+      throw new UsageError(`cannot read ${file} (${(error as Error).message}); generate the city first: npm run sim -- city --out ${dir}`);
+    }
+  };
+  const meta = read('city.json') as { options: { seed: string | number }; secret: string };
+  return { bundle: read('registry-bundle.json') as City['bundle'], roads: read('roads.json') as City['roads'], seed: meta.options.seed, secret: meta.secret };
+}

@@ -1,0 +1,222 @@
+// Publishes the simulation's messages as the devices themselves: each logs in with its own id and
+// secret. Truck terminals and weighbridges hold a connection (with a retained online status and an
+// offline will); bin sensors sleep between reports, so they connect, publish and disconnect, as
+// NB-IoT sensors do. Everything is QoS 1; a message is only counted sent once the broker has
+// acknowledged it, and one that fails is queued again, so nothing is lost on a broker restart.
+import mqtt from 'mqtt';
+import { topics, type DeviceClass } from '../../services/contract/topics.ts';
+import type { Outgoing } from '../engine/noise.ts';
+
+export interface TransportOptions {
+  url: string;
+  secret: string;
+  /** Most publishes awaiting their PUBACK, over all devices. */
+  maxInFlight: number;
+  /** Most connection attempts at once. */
+  maxConnecting: number;
+}
+
+export interface TransportStats {
+  connected: number;
+  acknowledged: number;
+  failed: number;
+  queued: number;
+  inFlight: number;
+  connects: number;
+  lastError: string | null;
+}
+
+type Publish = Extract<Outgoing, { kind: 'publish' }>;
+
+interface Device {
+  id: string;
+  deviceClass: DeviceClass;
+  client: mqtt.MqttClient | null;
+  state: 'idle' | 'connecting' | 'up' | 'down';
+  queue: Publish[];
+  inFlight: number;
+}
+
+const ONLINE = '{"online":true}';
+const OFFLINE = '{"online":false}';
+
+export class MqttTransport {
+  readonly stats: TransportStats = { connected: 0, acknowledged: 0, failed: 0, queued: 0, inFlight: 0, connects: 0, lastError: null };
+  private readonly devices = new Map<string, Device>();
+  private readonly waitingToConnect: Device[] = [];
+  /** Connected devices with messages held back only by the in-flight limit. */
+  private readonly blocked = new Set<Device>();
+  private connecting = 0;
+  private closing = false;
+  private readonly drainWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: TransportOptions) {}
+
+  send(message: Outgoing): void {
+    const device = this.device(message.deviceId, message.deviceClass);
+    if (message.kind === 'reconnect') return this.drop(device, message.downForMs);
+    device.queue.push(message);
+    this.stats.queued++;
+    this.pump(device);
+  }
+
+  /** Resolves once fewer than `limit` messages are queued or awaiting acknowledgement. */
+  async backlogBelow(limit: number): Promise<void> {
+    while (this.stats.queued + this.stats.inFlight >= limit && !this.closing) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Waits for every queued message to be acknowledged (up to `timeoutMs`), then says offline and disconnects. */
+  async close(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.stats.queued + this.stats.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    this.closing = true;
+    this.wakeWaiters();
+    await Promise.all(
+      [...this.devices.values()].map(async (device) => {
+        const client = device.client;
+        if (!client) return;
+        if (device.state === 'up' && device.deviceClass !== 'bins') {
+          await client.publishAsync(topics.status(device.deviceClass, device.id), OFFLINE, { qos: 1, retain: true }).catch(() => undefined);
+        }
+        await client.endAsync(true).catch(() => undefined);
+      }),
+    );
+  }
+
+  private device(id: string, deviceClass: DeviceClass): Device {
+    let device = this.devices.get(id);
+    if (!device) {
+      device = { id, deviceClass, client: null, state: 'idle', queue: [], inFlight: 0 };
+      this.devices.set(id, device);
+    }
+    return device;
+  }
+
+  private pump(device: Device): void {
+    if (this.closing) return;
+    if (device.state === 'idle') {
+      device.state = 'connecting';
+      this.waitingToConnect.push(device);
+      this.connectNext();
+      return;
+    }
+    if (device.state !== 'up') return;
+    while (device.queue.length > 0 && this.stats.inFlight < this.options.maxInFlight) this.publish(device, device.queue.shift()!);
+    if (device.queue.length > 0) this.blocked.add(device);
+    else this.blocked.delete(device);
+    // A sleeping sensor goes back to sleep once its reports are through.
+    if (device.deviceClass === 'bins' && device.queue.length === 0 && device.inFlight === 0) this.disconnect(device);
+  }
+
+  private publish(device: Device, message: Publish): void {
+    const client = device.client!;
+    this.stats.queued--;
+    this.stats.inFlight++;
+    device.inFlight++;
+    client.publish(topics.data(device.deviceClass, device.id), JSON.stringify(message.payload), { qos: 1 }, (error) => {
+      this.stats.inFlight--;
+      device.inFlight--;
+      if (error) {
+        // Not acknowledged: sent again once the device is back.
+        device.queue.unshift(message);
+        this.stats.queued++;
+        this.stats.failed++;
+        this.stats.lastError = error.message;
+      } else this.stats.acknowledged++;
+      this.wakeWaiters();
+      this.pump(device);
+      // Capacity freed: let devices held back by the limit go on.
+      for (const d of this.blocked) {
+        if (this.stats.inFlight >= this.options.maxInFlight) break;
+        if (d.state === 'up') this.pump(d);
+        else this.blocked.delete(d);
+      }
+    });
+  }
+
+  private connectNext(): void {
+    while (this.connecting < this.options.maxConnecting && this.waitingToConnect.length > 0 && !this.closing) {
+      const device = this.waitingToConnect.shift()!;
+      this.connecting++;
+      this.connect(device);
+    }
+  }
+
+  private connect(device: Device): void {
+    const persistent = device.deviceClass !== 'bins';
+    const statusTopic = topics.status(device.deviceClass, device.id);
+    const client = mqtt.connect(this.options.url, {
+      username: device.id,
+      password: this.options.secret,
+      clientId: device.id,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 30_000,
+      keepalive: 60,
+      // The embedded broker sets this will itself; an external broker takes it from here.
+      will: persistent ? { topic: statusTopic, payload: Buffer.from(OFFLINE), qos: 1, retain: true } : undefined,
+    });
+    device.client = client;
+    this.stats.connects++;
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      this.connecting--;
+      this.connectNext();
+    };
+    client.once('connect', () => {
+      settle();
+      device.state = 'up';
+      this.stats.connected++;
+      if (persistent) client.publish(statusTopic, ONLINE, { qos: 1, retain: true });
+      this.pump(device);
+    });
+    client.on('error', (error) => {
+      this.stats.lastError = `${device.id}: ${error.message}`;
+    });
+    client.once('close', () => {
+      settle();
+      if (device.client !== client) return;
+      if (device.state === 'up') this.stats.connected--;
+      // Flushes unacknowledged publishes back into the queue through their callbacks.
+      client.end(true);
+      device.client = null;
+      if (device.state === 'down') return;
+      device.state = 'idle';
+      if (device.queue.length > 0 && !this.closing) {
+        // Lost the connection (or could not connect): try again shortly.
+        device.state = 'down';
+        setTimeout(() => {
+          device.state = 'idle';
+          this.pump(device);
+        }, 1000 + Math.random() * 2000).unref();
+      }
+    });
+  }
+
+  /** A dropped connection (noise): cut without DISCONNECT, so the broker publishes the will; back after a while. */
+  private drop(device: Device, downForMs: number): void {
+    if (device.state !== 'up' || !device.client) return;
+    device.state = 'down';
+    this.stats.connected--;
+    device.client.stream.destroy();
+    setTimeout(() => {
+      device.state = 'idle';
+      this.pump(device);
+    }, downForMs).unref();
+  }
+
+  private disconnect(device: Device): void {
+    const client = device.client;
+    if (!client) return;
+    device.state = 'idle';
+    device.client = null;
+    this.stats.connected--;
+    client.end(false);
+  }
+
+  private wakeWaiters(): void {
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+}
