@@ -17,7 +17,7 @@ export function parseTime(value: string, name: string, now: number): number {
   if (value === 'now') return now;
   if (value.startsWith('-')) return now - parseDuration(value.slice(1), name);
   const ms = /(Z|[+-]\d{2}:?\d{2})$/i.test(value) ? Date.parse(value) : NaN;
-  if (Number.isNaN(ms)) throw new UsageError(`--${name} must be now, -DURATION (e.g. -6h) or ISO-8601 with an offset (e.g. 2026-11-21T21:00:00+08:00)`);
+  if (Number.isNaN(ms)) throw new UsageError(`--${name} must be now, -DURATION (e.g. --start=-6h) or ISO-8601 with an offset (e.g. 2026-11-21T21:00:00+08:00)`);
   return ms;
 }
 

@@ -24,7 +24,7 @@ Options:
   --speed N|max        1 = real time (default), 60 = a minute per second, max = as fast as the
                        broker takes it. The simulated clock never runs ahead of the real one: an
                        accelerated run catches up with now and goes on in real time.
-  --start T            simulated start: now, -DURATION (e.g. -6h) or ISO-8601 with offset
+  --start T            simulated start: now, -DURATION (written --start=-6h) or ISO-8601 with offset
                        (default: now at --speed 1, otherwise now minus --duration)
   --duration D         how long to simulate, e.g. 30m, 6h, 2d (default: until Ctrl-C at --speed 1,
                        otherwise 6h)
@@ -47,7 +47,7 @@ Ctrl-C stops cleanly: queued messages are delivered, devices say offline, labels
 
 Examples:
   npm run sim -- run --duration 2h
-  npm run sim -- run --speed 60 --start -6h --violations all=0.05
+  npm run sim -- run --speed 60 --start=-6h --violations all=0.05
   npm run sim -- run --speed max --start 2026-11-20T20:00:00+08:00 --duration 12h --noise off
 `;
 

@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { freePort } from '../helpers/ports.ts';
-import { startTestService, tempDir, testConfig, type TestService } from '../helpers/service.ts';
+import { eventually, provisionService, sleep, startTestService, tempDir, testConfig, type TestService } from '../helpers/service.ts';
 
 const run = promisify(execFile);
 let influxd: TestInfluxd;
@@ -37,6 +37,31 @@ describe('npm run sim -- city', () => {
     // The same city again changes nothing.
     expect((await run(process.execPath, args)).stdout).toMatch(/trucks\s+created 0, updated 0, unchanged 30/);
   });
+
+  it('runs the city against the service: every message accepted and stored, labels written', async () => {
+    const out = await tempDir('waste-sim-run-');
+    const { token } = svc.service.tokens.create({ name: 'sim-run', role: 'integrator' });
+    await run(process.execPath, ['--import', 'tsx', 'device-sim/sim.ts', 'city', '--seed', '4', '--trucks', '12', '--collection-trucks', '4', '--bins', '60', '--sites', '3', '--start', new Date(Date.now() - 10 * 86_400_000).toISOString().slice(0, 10), '--out', out, '--api', `http://127.0.0.1:${svc.ports.apiPort}`, '--token', token]);
+    const watcher = await mqtt.connectAsync(svc.url, { username: 'waste-sim-watch', password: await provisionService(svc.config, 'waste-sim-watch'), clientId: 'waste-sim-watch' });
+    const rejected: string[] = [];
+    await watcher.subscribeAsync('waste/ingest/rejected', { qos: 1 });
+    watcher.on('message', (_topic, payload) => rejected.push(payload.toString()));
+    const args = ['--import', 'tsx', 'device-sim/sim.ts', 'run', '--city', out, '--url', svc.url, '--speed', 'max', '--start=-4h', '--duration', '4h', '--violations', 'all=0.2', '--progress-every', '1'];
+    const { stderr } = await run(process.execPath, args, { timeout: 120_000 });
+    expect(stderr).toMatch(/^sim \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \+08:00 \(max\) · connected \d+\/\d+ · [\d,]+ msg\/s/m);
+    const summary = JSON.parse(await fs.readFile(path.join(out, 'run.json'), 'utf8')) as { messages: number; acknowledged: number; labels: Record<string, number> };
+    expect(summary.messages).toBeGreaterThan(1000);
+    expect(summary.acknowledged).toBeGreaterThanOrEqual(summary.messages);
+    const labels = (await fs.readFile(path.join(out, 'labels.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; start: string });
+    expect(labels.length).toBe(Object.values(summary.labels).reduce((a, b) => a + b, 0));
+    expect(labels.length).toBeGreaterThan(5);
+    await sleep(1000);
+    await watcher.endAsync();
+    expect(rejected).toEqual([]);
+    const positions = await eventually(() => influxd.count('truck_position', 'speed_kmh'), (n) => n > 500);
+    expect(positions).toBeGreaterThan(500);
+    expect(await influxd.count('bin_level', 'battery_v')).toBeGreaterThan(100);
+  }, 180_000);
 
   it('says what is missing', async () => {
     const failure = await run(process.execPath, ['--import', 'tsx', 'device-sim/sim.ts', 'city', '--api', 'http://127.0.0.1:1']).catch((e: { stderr: string }) => e.stderr);

@@ -21,6 +21,8 @@ function through(options: Partial<NoiseOptions>, hours: number, devices = 1): Ou
   return out;
 }
 
+type Published = Extract<Outgoing, { kind: 'publish' }>;
+const published = (out: Outgoing[]) => out.filter((o): o is Published => o.kind === 'publish');
 const fixes = (out: Outgoing[]) => out.flatMap((o) => (o.kind === 'publish' ? (Array.isArray(o.payload) ? o.payload : [o.payload]) : []));
 const errorM = (p: Record<string, unknown>) => ruler.distance(HERE, [p.lon as number, p.lat as number]);
 
@@ -41,7 +43,7 @@ describe('Noise', () => {
 
   it('holds fixes in dead zones and delivers them later as one back-filled batch, none lost', () => {
     const out = through({ deadZonesPerHour: 2 }, 20);
-    const batches = out.filter((o) => o.kind === 'publish' && Array.isArray(o.payload));
+    const batches = published(out).filter((o) => Array.isArray(o.payload));
     expect(batches.length).toBeGreaterThan(20);
     for (const b of batches) {
       const items = b.payload as Record<string, unknown>[];
@@ -58,7 +60,9 @@ describe('Noise', () => {
     const sent = 20 * 360;
     expect(out.length / sent - 1).toBeGreaterThan(0.015);
     expect(out.length / sent - 1).toBeLessThan(0.025);
-    const delivered = [...out].sort((a, b) => a.at - b.at).map((o) => (o as { payload: { ts: number } }).payload.ts);
+    const delivered = published(out)
+      .sort((a, b) => a.at - b.at)
+      .map((o) => (o.payload as { ts: number }).ts);
     const overtaken = delivered.filter((ts, i) => i > 0 && ts < delivered[i - 1]!).length;
     expect(overtaken / sent).toBeGreaterThan(0.02);
     expect(overtaken / sent).toBeLessThan(0.04);
