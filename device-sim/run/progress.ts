@@ -36,7 +36,9 @@ export class Progress {
     if (s.transport) {
       const t = s.transport;
       parts.push(`connected ${t.connected}/${s.devices}`, `${Math.round(rate).toLocaleString('en')} msg/s`, `acknowledged ${t.acknowledged.toLocaleString('en')}`, `queued ${(t.queued + t.inFlight).toLocaleString('en')}`);
-      if (t.failed > 0) parts.push(`retried ${t.failed}${t.lastError ? ` (${t.lastError})` : ''}`);
+      if (t.failed > 0) parts.push(`retried ${t.failed}`);
+      if (t.connectFailures > 0) parts.push(`failed connects ${t.connectFailures}`);
+      if ((t.failed > 0 || t.connectFailures > 0) && t.lastError) parts.push(`last error: ${t.lastError}`);
     } else parts.push(`${Math.round(rate).toLocaleString('en')} msg/s`, `generated ${s.generated.toLocaleString('en')}`);
     parts.push(`labels ${s.labels}`);
     return parts.join(' · ');

@@ -23,6 +23,8 @@ export interface TransportStats {
   queued: number;
   inFlight: number;
   connects: number;
+  /** Connection attempts that ended before CONNACK or were refused. */
+  connectFailures: number;
   lastError: string | null;
 }
 
@@ -41,7 +43,7 @@ const ONLINE = '{"online":true}';
 const OFFLINE = '{"online":false}';
 
 export class MqttTransport {
-  readonly stats: TransportStats = { connected: 0, acknowledged: 0, failed: 0, queued: 0, inFlight: 0, connects: 0, lastError: null };
+  readonly stats: TransportStats = { connected: 0, acknowledged: 0, failed: 0, queued: 0, inFlight: 0, connects: 0, connectFailures: 0, lastError: null };
   private readonly devices = new Map<string, Device>();
   private readonly waitingToConnect: Device[] = [];
   /** Connected devices with messages held back only by the in-flight limit. */
@@ -176,6 +178,7 @@ export class MqttTransport {
       this.stats.lastError = `${device.id}: ${error.message}`;
     });
     client.once('close', () => {
+      if (!settled) this.stats.connectFailures++;
       settle();
       if (device.client !== client) return;
       if (device.state === 'up') this.stats.connected--;

@@ -39,9 +39,10 @@ describe('npm run sim -- city', () => {
   });
 
   it('runs the city against the service: every message accepted and stored, labels written', async () => {
+    // The same seed as above: the devices already imported keep their secret (an import does not rotate it).
     const out = await tempDir('waste-sim-run-');
     const { token } = svc.service.tokens.create({ name: 'sim-run', role: 'integrator' });
-    await run(process.execPath, ['--import', 'tsx', 'device-sim/sim.ts', 'city', '--seed', '4', '--trucks', '12', '--collection-trucks', '4', '--bins', '60', '--sites', '3', '--start', new Date(Date.now() - 10 * 86_400_000).toISOString().slice(0, 10), '--out', out, '--api', `http://127.0.0.1:${svc.ports.apiPort}`, '--token', token]);
+    await run(process.execPath, ['--import', 'tsx', 'device-sim/sim.ts', 'city', '--seed', '12', '--trucks', '12', '--collection-trucks', '4', '--bins', '60', '--sites', '3', '--start', new Date(Date.now() - 10 * 86_400_000).toISOString().slice(0, 10), '--out', out, '--api', `http://127.0.0.1:${svc.ports.apiPort}`, '--token', token]);
     const watcher = await mqtt.connectAsync(svc.url, { username: 'waste-sim-watch', password: await provisionService(svc.config, 'waste-sim-watch'), clientId: 'waste-sim-watch' });
     const rejected: string[] = [];
     await watcher.subscribeAsync('waste/ingest/rejected', { qos: 1 });
