@@ -99,7 +99,10 @@ export class Simulation {
     const depots: Record<SimBin['category'], SimSite> = { kitchen: plants[0]!, other: plants[1 % plants.length]!, recyclable: transfers[0]!, hazardous: transfers.at(-1)! };
     const communities = [...this.world.communities.values()].sort((a, b) => a.centre[0] - b.centre[0] || a.centre[1] - b.centre[1]);
     const binsOf = new Map<string, BinSensor[]>();
-    for (const bin of bins) binsOf.set(`${bin.bin.communityId}/${bin.category}`, [...(binsOf.get(`${bin.bin.communityId}/${bin.category}`) ?? []), bin]);
+    for (const bin of bins) {
+      const key = `${bin.bin.communityId}/${bin.category}`;
+      binsOf.set(key, [...(binsOf.get(key) ?? []), bin]);
+    }
     return categories.map((category, i) => {
       const same = categories.map((c, k) => [c, k] as const).filter(([c]) => c === category).map(([, k]) => k);
       const share = same.indexOf(i);

@@ -206,10 +206,19 @@ export class MuckTruck extends Vehicle {
       let via: string[];
       try {
         if (cross) {
-          const here = this.world.jurisdictionsAt([roads.node(nodes[i]!).lon, roads.node(nodes[i]!).lat]);
-          const target = roads.data.nodes
-            .filter((n) => !nodes.includes(n.id) && this.world.jurisdictionsAt([n.lon, n.lat]).some((k) => !here.includes(k)) && permit.route.distanceTo([n.lon, n.lat]) > 400)
-            .sort((a, b) => ruler.distance([a.lon, a.lat], [roads.node(nodes[i]!).lon, roads.node(nodes[i]!).lat]) - ruler.distance([b.lon, b.lat], [roads.node(nodes[i]!).lon, roads.node(nodes[i]!).lat]))[0];
+          const leave = roads.node(nodes[i]!);
+          const here = this.world.jurisdictionsAt([leave.lon, leave.lat]);
+          // The nearest intersection in another jurisdiction that keeps well clear of the route.
+          let target: (typeof roads.data.nodes)[number] | undefined;
+          let targetDistance = Infinity;
+          for (const n of roads.data.nodes) {
+            if (nodes.includes(n.id) || !this.world.jurisdictionsAt([n.lon, n.lat]).some((k) => !here.includes(k)) || permit.route.distanceTo([n.lon, n.lat]) <= 400) continue;
+            const d = ruler.distance([n.lon, n.lat], [leave.lon, leave.lat]);
+            if (d < targetDistance) {
+              target = n;
+              targetDistance = d;
+            }
+          }
           if (!target) return null;
           const there = roads.route(nodes[i]!, target.id, blocked);
           const back = roads.route(target.id, nodes[j]!, blocked);

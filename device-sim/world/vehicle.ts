@@ -5,7 +5,7 @@ import type { Actor, Output, TrueMessage } from '../engine/actor.ts';
 import { HOUR, MINUTE } from '../engine/local-time.ts';
 import type { LonLat } from '../engine/path.ts';
 import type { Random } from '../city/random.ts';
-import { Timeline } from './timeline.ts';
+import { Timeline, type VehicleState } from './timeline.ts';
 import type { SimTruck } from './world.ts';
 
 const PARKED_INTERVAL_MS = 5 * MINUTE;
@@ -48,8 +48,8 @@ export abstract class Vehicle implements Actor {
     this.plan(now + 2 * HOUR);
     while (this.events[0] && this.events[0].at <= now) this.events.shift()!.run(out);
     if (now >= this.nextFix) {
-      out.message(this.fix(now));
       const s = this.timeline.stateAt(now);
+      out.message(this.fix(now, s));
       const interval = s.speedKmh > 0 ? this.movingIntervalMs : s.ignition ? IDLE_INTERVAL_MS : PARKED_INTERVAL_MS;
       this.nextFix = now + Math.round(interval * this.random.between(0.9, 1.1));
     }
@@ -63,8 +63,7 @@ export abstract class Vehicle implements Actor {
     this.events.sort((a, b) => a.at - b.at);
   }
 
-  private fix(now: number): TrueMessage {
-    const s = this.timeline.stateAt(now);
+  private fix(now: number, s: VehicleState): TrueMessage {
     const moving = s.speedKmh > 0;
     const payload: Record<string, unknown> = {
       lat: s.position[1],
