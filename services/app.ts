@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { AlertService } from './alerts/alert-service.ts';
 import { buildApp } from './api/app.ts';
 import { EmbeddedBroker } from './broker/broker.ts';
 import type { Config } from './config/schema.ts';
@@ -20,11 +21,14 @@ import { DeviceStore } from './registry/devices.ts';
 import { EntityStore } from './registry/entity-store.ts';
 import { readProvisioningFile } from './registry/provisioning-file.ts';
 import { TokenStore } from './registry/tokens.ts';
+import { RulesService } from './rules/rules-service.ts';
 import { Shipper } from './spool/shipper.ts';
 import { Spool } from './spool/spool.ts';
 
 /** How long stop() keeps delivering the spool to InfluxDB before leaving the rest for next time. */
 const STOP_DRAIN_MS = 5000;
+/** How long start() waits for the spool's backlog to reach InfluxDB before the rules replay history. */
+const REPLAY_WAIT_MS = 10_000;
 
 export interface StartedService {
   mqttPort: number | null;
@@ -42,6 +46,10 @@ export class TelemetryService {
   readonly devices: DeviceStore;
   readonly entities: EntityStore;
   readonly tokens: TokenStore;
+  readonly alerts: AlertService;
+  readonly rules: RulesService;
+  readonly reader: TelemetryReader;
+  private influxReachable = false;
   private api: Awaited<ReturnType<typeof buildApp>> | null = null;
   private broker: EmbeddedBroker | null = null;
   private worker: MqttIngestWorker | null = null;
@@ -65,6 +73,11 @@ export class TelemetryService {
     this.devices = new DeviceStore(this.registry);
     this.entities = new EntityStore(this.registry);
     this.tokens = new TokenStore(this.registry);
+    this.reader = new TelemetryReader(this.influx);
+    const writeLines = (lines: string) => this.spool.append(lines);
+    this.alerts = new AlertService(this.registry, config.alerts, writeLines, log.child({ service: 'alerts' }), config.rules.evidenceMax);
+    this.rules = new RulesService({ db: this.registry, entities: this.entities, config: config.rules, onFinding: (finding) => this.alerts.onFinding(finding), writeLines, log: log.child({ service: 'rules' }) });
+    if (config.rules.enabled) this.pipeline.onReadings((readings) => this.rules.consume(readings));
     this.stats = new StatsReporter(this.pipeline, this.spool, this.shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
   }
 
@@ -86,6 +99,8 @@ export class TelemetryService {
     if (backlog > 0) this.log.info({ backlogBytes: backlog, dir: this.config.spool.dir }, 'spool holds undelivered data from before; delivering it first');
     await this.connectInflux();
     this.shipper.start();
+    if (this.config.rules.enabled) await this.startRules();
+    this.alerts.start();
 
     const ports = this.config.broker.url ? await this.startWorker() : await this.startBroker();
     const apiPort = await this.startApi();
@@ -93,9 +108,18 @@ export class TelemetryService {
     return { ...ports, apiPort, influxUrl: this.influx.url };
   }
 
+  /** Starts the rules once the spool's backlog is in InfluxDB, so their replay of history sees it. */
+  private async startRules(): Promise<void> {
+    const deadline = Date.now() + REPLAY_WAIT_MS;
+    while (this.influxReachable && this.spool.backlogBytes() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    await this.rules.start(this.influxReachable ? this.reader : null);
+  }
+
   private async startWorker(): Promise<{ mqttPort: null; wsPort: null }> {
-    this.worker = new MqttIngestWorker({ url: this.config.broker.url, ...this.config.ingest }, this.pipeline, this.log.child({ service: 'ingest-worker' }));
-    await this.worker.start();
+    const worker = new MqttIngestWorker({ url: this.config.broker.url, ...this.config.ingest }, this.pipeline, this.log.child({ service: 'ingest-worker' }));
+    this.worker = worker;
+    this.alerts.setPublisher((topic, payload) => worker.publish(topic, payload));
+    await worker.start();
     return { mqttPort: null, wsPort: null };
   }
 
@@ -116,6 +140,7 @@ export class TelemetryService {
     this.pipeline.setRejectionPublisher((payload) => {
       broker.publish(REJECTED_TOPIC, payload, { qos: 1 }).catch(() => {});
     });
+    this.alerts.setPublisher((topic, payload) => broker.publish(topic, payload, { qos: 1 }));
     const { port, wsPort } = await broker.start();
     return { mqttPort: port, wsPort };
   }
@@ -123,7 +148,7 @@ export class TelemetryService {
   private async startApi(): Promise<number | null> {
     const { host, port, rateLimitPerMinute } = this.config.api;
     if (port === 0) return null;
-    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: new TelemetryReader(this.influx), rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
+    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);
@@ -146,6 +171,8 @@ export class TelemetryService {
     await this.api?.close();
     await this.broker?.stop();
     await this.worker?.stop();
+    await this.alerts.stop();
+    this.rules.stop();
     this.devices.unwatch();
     this.stats.stop();
     await this.shipper.stop(STOP_DRAIN_MS);
@@ -162,6 +189,7 @@ export class TelemetryService {
     try {
       const server = await this.influx.detect();
       this.log.info({ influx: url, version: server.version }, 'InfluxDB found');
+      this.influxReachable = true;
     } catch (error) {
       if (!(error instanceof InfluxUnreachableError)) throw error;
       const target = new URL(url);
@@ -173,6 +201,7 @@ export class TelemetryService {
         this.privateInfluxd = await startInfluxd({ dir, port, rpcPort: port + 2 });
         const server = await this.influx.detect();
         this.log.info({ influx: url, version: server.version, pid: this.privateInfluxd.pid }, 'private InfluxDB started');
+        this.influxReachable = true;
       } else {
         this.log.error(
           { influx: url },

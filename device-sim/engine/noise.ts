@@ -6,7 +6,7 @@ import type CheapRuler from 'cheap-ruler';
 import type { DeviceClass } from '../../services/contract/topics.ts';
 import { Random } from '../city/random.ts';
 import type { TrueMessage } from './actor.ts';
-import { CST_OFFSET_MS, HOUR } from './local-time.ts';
+import { CST_OFFSET_MS, HOUR } from '../../services/contract/local-time.ts';
 
 export interface NoiseOptions {
   /** Mean horizontal GPS error in metres (errors are Rayleigh-distributed around it). */

@@ -4,7 +4,7 @@
 // Labels come from the bin's true state at each report, so an overflow that happens on its own is
 // labelled as well as an injected one.
 import type { Actor, Output } from '../engine/actor.ts';
-import { DAY, HOUR, MINUTE, insideWindows, localMidnight, overlapWithWindows, windowIntervals } from '../engine/local-time.ts';
+import { DAY, HOUR, MINUTE, insideWindows, localMidnight, overlapWithWindows, windowIntervals } from '../../services/contract/local-time.ts';
 import type { Random } from '../city/random.ts';
 import { makeLabel, type Label, type LabelSubject } from './labels.ts';
 import { TRUTH } from './thresholds.ts';

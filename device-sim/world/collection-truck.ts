@@ -3,7 +3,7 @@
 // or transfer station, where the weighbridge issues one ticket per community of origin (the
 // tonnage the separation rate is computed from).
 import type { Output } from '../engine/actor.ts';
-import { DAY, MINUTE, localMidnight, minutesOf } from '../engine/local-time.ts';
+import { DAY, MINUTE, localMidnight, minutesOf } from '../../services/contract/local-time.ts';
 import { Path, type LonLat } from '../engine/path.ts';
 import type { Random } from '../city/random.ts';
 import { FULL_KG, type BinSensor } from './bin-sensor.ts';

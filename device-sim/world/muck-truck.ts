@@ -4,7 +4,7 @@
 // permit stands in its yard. Injected violations change single trips (violations.ts); every trip
 // that carries one is labelled by the oracle, and every ticket pair is checked for overload and
 // load loss.
-import { DAY, HOUR, MINUTE, windowIntervals } from '../engine/local-time.ts';
+import { DAY, HOUR, MINUTE, windowIntervals } from '../../services/contract/local-time.ts';
 import { Path, type LonLat } from '../engine/path.ts';
 import type { Random } from '../city/random.ts';
 import { makeLabel, type LabelSubject } from './labels.ts';

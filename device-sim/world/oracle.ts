@@ -2,7 +2,7 @@
 // the rule catalogue's definitions (thresholds.ts). Independent of how a violation was injected,
 // so a label says what happened, not what was meant to happen.
 import type { AlertType } from '../../services/contract/alerts.ts';
-import { insideWindows } from '../engine/local-time.ts';
+import { insideWindows } from '../../services/contract/local-time.ts';
 import type { LonLat } from '../engine/path.ts';
 import { makeLabel, type Label, type LabelSubject } from './labels.ts';
 import { TRUTH } from './thresholds.ts';

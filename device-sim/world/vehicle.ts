@@ -2,7 +2,7 @@
 // standing with the engine on, every five minutes parked; plus the events its plan holds (tickets,
 // collections) when their time comes. Subclasses plan the movements.
 import type { Actor, Output, TrueMessage } from '../engine/actor.ts';
-import { HOUR, MINUTE } from '../engine/local-time.ts';
+import { HOUR, MINUTE } from '../../services/contract/local-time.ts';
 import type { LonLat } from '../engine/path.ts';
 import type { Random } from '../city/random.ts';
 import { Timeline, type VehicleState } from './timeline.ts';

@@ -3,7 +3,7 @@
 import booleanPointInPolygon from '@turf/boolean-point-in-polygon';
 import type { City } from '../city/generate.ts';
 import { RoadNetwork, type RoadNode } from '../city/roads.ts';
-import { DAY, localMidnight, type TimeWindow } from '../engine/local-time.ts';
+import { DAY, localMidnight, type TimeWindow } from '../../services/contract/local-time.ts';
 import { Path, type LonLat } from '../engine/path.ts';
 
 type Polygon = { type: 'Polygon'; coordinates: LonLat[][] };

@@ -6,18 +6,23 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { AlertService } from '../alerts/alert-service.ts';
 import type { TelemetryReader } from '../influx/reader.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import type { DeviceStore } from '../registry/devices.ts';
 import type { EntityStore } from '../registry/entity-store.ts';
 import type { TokenStore } from '../registry/tokens.ts';
+import type { SpillageStore } from '../rules/spillage.ts';
 import { authPlugin } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
+import { alertRoutes } from './routes/alerts.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { entityRoutes } from './routes/entities.ts';
 import { importRoutes } from './routes/import.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
+import { spillageRoutes } from './routes/spillage.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface ApiDeps {
   db: RegistryDb;
@@ -26,6 +31,8 @@ export interface ApiDeps {
   tokens: TokenStore;
   /** Current state and history from InfluxDB. */
   reader: TelemetryReader;
+  alerts: AlertService;
+  spillage: SpillageStore;
   /** Requests per minute per token (per address without one). */
   rateLimitPerMinute: number;
   logger?: FastifyBaseLogger;
@@ -40,7 +47,7 @@ export async function buildApp(deps: ApiDeps) {
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'waste-telemetry API', version: '1', description: 'Registry, provisioning and access control. Errors are {"error": {"code", "message", "path"}}.' },
+      info: { title: 'waste-telemetry API', version: '1', description: 'Registry, provisioning, access control, telemetry, alerts and spillage routes. Errors are {"error": {"code", "message", "path"}}.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -66,6 +73,9 @@ export async function buildApp(deps: ApiDeps) {
       await v1.register(importRoutes, { db: deps.db, devices: deps.devices, entities: deps.entities });
       await v1.register(telemetryRoutes, { reader: deps.reader, entities: deps.entities });
       await v1.register(tokenRoutes, { tokens: deps.tokens });
+      await v1.register(alertRoutes, { alerts: deps.alerts });
+      await v1.register(webhookRoutes, { webhooks: deps.alerts.webhooks });
+      await v1.register(spillageRoutes, { spillage: deps.spillage });
     },
     { prefix: '/api/v1' },
   );

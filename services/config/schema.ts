@@ -124,6 +124,47 @@ export const spoolSchema = z
   })
   .prefault({});
 
+const seconds = (value: number) => positiveInt.default(value);
+
+export const rulesSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Run the rules engine on incoming telemetry (alerts need it).'),
+    movingKmh: z.number().nonnegative().default(5).describe('A truck moves when its GPS speed is above this (km/h).'),
+    routeGraceS: seconds(60).describe('Seconds outside the permit corridor before a route deviation is raised.'),
+    routeGraceM: seconds(300).describe('Or metres driven outside the corridor, whichever comes first.'),
+    speedLimitKmh: z.number().positive().default(60).describe('Speed limit for muck trucks outside any speed zone (km/h).'),
+    speedZonesFile: z
+      .string()
+      .default('')
+      .describe('GeoJSON FeatureCollection of speed zones (Polygon features with a numeric properties.limit_kmh); inside one, its limit applies. Empty: one limit everywhere.'),
+    speedingMinS: seconds(30).describe('Seconds over the limit before speeding is raised.'),
+    uncoveredMinS: seconds(60).describe('Seconds moving loaded with the cover open before uncovered transport is raised.'),
+    loadedKg: z.number().nonnegative().default(500).describe('A truck whose load sensor reads more than this is loaded (without a load sensor: between its site-exit and disposal tickets).'),
+    dumpDropKg: z.number().positive().default(2000).describe('A load drop of at least this much while stopped counts as tipping.'),
+    siteToleranceM: z.number().nonnegative().default(30).describe('Tipping within this distance of a disposal site counts as inside it (GPS error).'),
+    loadLossFraction: z.number().positive().max(1).default(0.1).describe('Load loss: disposal-entry net below the site-exit net by at least this fraction.'),
+    maxTripH: seconds(12).describe('Longest trip between a site-exit and a disposal-entry ticket that are compared.'),
+    overloadToleranceKg: z.number().nonnegative().default(20).describe('Ticket gross above the truck\'s rated gross by more than this is an overload (one weighbridge division).'),
+    endAfterFixes: seconds(2).describe('Consecutive fixes without the condition that end a raised violation (one stray fix does not).'),
+    maxGapS: seconds(300).describe('A gap between fixes longer than this splits a violation in two.'),
+    outlierKmh: z.number().positive().default(180).describe('A fix implying a faster jump from the previous one is an outlier and ignored by the rules.'),
+    reorderWindowS: seconds(900).describe('How late (event time) a fix may arrive and still be judged in order with the others; later ones are stored but not judged.'),
+    rebuildWindowS: seconds(900).describe('At start, the rules replay this much of the latest truck history from InfluxDB to pick up violations in progress.'),
+    evidenceMax: seconds(40).describe('Most fixes kept as a violation\'s evidence: the first five and the latest.'),
+    spillageCellM: seconds(200).describe('Size of the grid cells spillage routes are aggregated in (metres).'),
+  })
+  .prefault({});
+
+export const alertsSchema = z
+  .object({
+    mergeGapS: seconds(300).describe('A violation starting within this long after the previous one of the same truck and type ended reopens that alert instead of raising a new one.'),
+    webhookTimeoutMs: seconds(10_000).describe('HTTP timeout of one webhook delivery.'),
+    webhookRetryMinMs: seconds(1000).describe('First retry delay of a failed webhook delivery; doubles on each failure.'),
+    webhookRetryMaxMs: seconds(60_000).describe('Longest delay between webhook retries.'),
+    webhookGiveUpH: seconds(72).describe('Hours after which an undeliverable webhook message is given up (logged and kept as failed).'),
+  })
+  .prefault({});
+
 export const configSchema = z.object({
   dataDir: z.string().default('./data').describe('Directory for the spool, device file and private InfluxDB.'),
   logLevel: z
@@ -136,6 +177,8 @@ export const configSchema = z.object({
   spool: spoolSchema,
   registry: registrySchema,
   api: apiSchema,
+  rules: rulesSchema,
+  alerts: alertsSchema,
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -144,3 +187,5 @@ export type IngestConfig = Config['ingest'];
 export type InfluxConfig = Config['influx'];
 export type SpoolConfig = Config['spool'];
 export type ApiConfig = Config['api'];
+export type RulesConfig = Config['rules'];
+export type AlertsConfig = Config['alerts'];

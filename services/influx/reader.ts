@@ -26,6 +26,20 @@ export interface Level {
   battery_v?: number | null;
 }
 
+export interface TicketRow {
+  time: string;
+  device_id: string;
+  ticket_id: string;
+  plate?: string | null;
+  truck_device_id?: string | null;
+  gross_kg: number;
+  tare_kg: number;
+  net_kg: number;
+  category: string;
+  direction: string;
+  origin?: string | null;
+}
+
 /** How far back "current" state looks: a device silent for longer has no current state. */
 const CURRENT_WINDOW = '7d';
 const MAX_ROWS = 10_000;
@@ -63,6 +77,16 @@ export class TelemetryReader {
   /** A bin sensor's readings between two instants, oldest first. */
   levels(deviceId: string, from: string, to: string): Promise<Level[]> {
     return this.between<Level>(MEASUREMENTS.bin, deviceId, from, to);
+  }
+
+  /** Every truck's fixes in [from, to) (epoch ms), oldest first, as the rules replay them at start. */
+  async fixesBetween(from: number, to: number): Promise<Fix[]> {
+    return rows<Fix>(await this.store.query(`SELECT * FROM ${quoteIdentifier(MEASUREMENTS.truck)} WHERE time >= $from AND time < $to ORDER BY time ASC`, { from: new Date(from).toISOString(), to: new Date(to).toISOString() }));
+  }
+
+  /** Every weighbridge ticket in [from, to) (epoch ms), oldest first. */
+  async ticketsBetween(from: number, to: number): Promise<TicketRow[]> {
+    return rows<TicketRow>(await this.store.query(`SELECT * FROM ${quoteIdentifier(MEASUREMENTS.ticket)} WHERE time >= $from AND time < $to ORDER BY time ASC`, { from: new Date(from).toISOString(), to: new Date(to).toISOString() }));
   }
 
   private async latest<T>(measurement: string): Promise<T[]> {

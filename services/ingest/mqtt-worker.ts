@@ -69,6 +69,12 @@ export class MqttIngestWorker {
     });
   }
 
+  /** Publishes on the external broker at QoS 1 (alerts); resolves once the broker has it. */
+  async publish(topic: string, payload: string): Promise<void> {
+    if (!this.client) throw new Error('the ingest worker is not connected');
+    await this.client.publishAsync(topic, payload, { qos: 1 });
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     const client = this.client;

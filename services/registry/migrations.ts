@@ -133,4 +133,93 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'alerts, webhooks and spillage routes',
+    // Times of alerts are epoch ms (event time from devices, server time for changes): they are
+    // compared and ordered on every finding.
+    sql: `
+      CREATE TABLE alerts (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'acknowledged', 'resolved')),
+        subject_kind TEXT NOT NULL,
+        subject_id TEXT NOT NULL,
+        subject_device_id TEXT,
+        subject_plate TEXT,
+        lon REAL,
+        lat REAL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        last_evidence_at INTEGER NOT NULL,
+        raised_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        permit_id TEXT,
+        permit_number TEXT,
+        detail TEXT NOT NULL DEFAULT '{}',
+        evidence TEXT NOT NULL DEFAULT '[]',
+        acknowledged_by TEXT,
+        acknowledged_at INTEGER,
+        resolved_by TEXT,
+        resolved_at INTEGER,
+        resolution_note TEXT
+      );
+      CREATE INDEX alerts_subject ON alerts(subject_id, type, started_at);
+      CREATE INDEX alerts_started ON alerts(started_at);
+      CREATE INDEX alerts_status ON alerts(status, type);
+      CREATE TABLE alert_jurisdictions (
+        alert_id TEXT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+        jurisdiction_id TEXT NOT NULL,
+        PRIMARY KEY (alert_id, jurisdiction_id)
+      );
+      CREATE INDEX alert_jurisdictions_jurisdiction ON alert_jurisdictions(jurisdiction_id);
+      CREATE TABLE alert_history (
+        alert_id TEXT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        change TEXT NOT NULL,
+        status TEXT NOT NULL,
+        by TEXT,
+        note TEXT,
+        PRIMARY KEY (alert_id, version)
+      );
+      CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        jurisdiction_id TEXT NOT NULL REFERENCES jurisdictions(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        ${stamps}
+      );
+      CREATE TABLE webhook_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        idempotency_key TEXT NOT NULL,
+        alert_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error TEXT,
+        delivered_at INTEGER,
+        failed_at INTEGER,
+        UNIQUE (webhook_id, idempotency_key)
+      );
+      CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+      CREATE TABLE spillage (
+        truck_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('uncovered', 'load_loss')),
+        ts INTEGER NOT NULL,
+        cell TEXT NOT NULL,
+        lon REAL NOT NULL,
+        lat REAL NOT NULL,
+        metres REAL NOT NULL,
+        jurisdiction_id TEXT,
+        PRIMARY KEY (truck_id, kind, ts, cell)
+      );
+      CREATE INDEX spillage_time ON spillage(ts);
+    `,
+  },
 ];

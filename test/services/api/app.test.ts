@@ -1,4 +1,5 @@
 // The API in-process (app.inject) on a real registry database file and a real InfluxDB.
+import { alertDeps } from '../../helpers/api.ts';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../services/api/app.ts';
@@ -34,7 +35,7 @@ async function setup(rateLimitPerMinute = 1000): Promise<void> {
   entities.create(ENTITIES.jurisdictions, 'jingang', { name: '金港', enforcement_unit: '执法中队', geometry: area, neighbour_ids: [] });
   const tokens = new TokenStore(db);
   for (const role of ROLES) tokenOf[role] = tokens.create({ name: role, role, ...(role === 'enforcement' ? { jurisdictions: ['jingang'] } : {}) }).token;
-  app = await buildApp({ db, devices, entities, tokens, rateLimitPerMinute, reader: new TelemetryReader(influxd.store()) });
+  app = await buildApp({ db, devices, entities, tokens, rateLimitPerMinute, reader: new TelemetryReader(influxd.store()), ...alertDeps(db) });
 }
 
 const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, role?: Role, body?: object) =>

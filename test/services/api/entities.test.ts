@@ -1,4 +1,5 @@
 // Registry entities through the API, on a real registry database file.
+import { alertDeps } from '../../helpers/api.ts';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../services/api/app.ts';
@@ -21,7 +22,7 @@ beforeEach(async () => {
   db.open();
   const tokens = new TokenStore(db);
   for (const role of ['admin', 'operator', 'integrator'] as const) tokenOf[role] = tokens.create({ name: role, role }).token;
-  app = await buildApp({ db, devices: new DeviceStore(db), entities: new EntityStore(db), tokens, rateLimitPerMinute: 10_000, reader: new TelemetryReader(new InfluxStore(influxSchema.parse({ url: 'http://127.0.0.1:1' }))) });
+  app = await buildApp({ db, devices: new DeviceStore(db), entities: new EntityStore(db), tokens, rateLimitPerMinute: 10_000, reader: new TelemetryReader(new InfluxStore(influxSchema.parse({ url: 'http://127.0.0.1:1' }))), ...alertDeps(db) });
 });
 afterEach(async () => {
   await app.close();

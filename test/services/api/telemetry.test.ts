@@ -1,4 +1,5 @@
 // Current state and history through the API, read from a real InfluxDB.
+import { alertDeps } from '../../helpers/api.ts';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../services/api/app.ts';
@@ -49,7 +50,7 @@ beforeAll(async () => {
       `bin_level,device_id=BIN-DEV fill_pct=92.5,temp_c=25 ${now - 10_000}`,
     ].join('\n'),
   );
-  app = await buildApp({ db, devices, entities, tokens, reader: new TelemetryReader(store), rateLimitPerMinute: 10_000 });
+  app = await buildApp({ db, devices, entities, tokens, reader: new TelemetryReader(store), rateLimitPerMinute: 10_000, ...alertDeps(db) });
 });
 afterAll(async () => {
   await app?.close();

@@ -43,7 +43,17 @@ export function windowIntervals(windows: readonly TimeWindow[], from: number, to
 
 /** Whether t falls inside one of the windows. */
 export function insideWindows(windows: readonly TimeWindow[], t: number): boolean {
-  return windowIntervals(windows, t, t + 1).length > 0;
+  const m = localMinutes(t);
+  return windows.some((w) => {
+    const from = minutesOf(w.from);
+    const to = minutesOf(w.to);
+    return from < to ? m >= from && m < to : m >= from || m < to;
+  });
+}
+
+/** The local calendar date (YYYY-MM-DD) at t, as permits' validity dates are written. */
+export function localDate(t: number): string {
+  return new Date(t + CST_OFFSET_MS).toISOString().slice(0, 10);
 }
 
 /** Overlap in ms of [from, to) with the windows. */

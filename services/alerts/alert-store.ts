@@ -1,0 +1,299 @@
+// Alerts in the registry database: one row per alert, its jurisdictions, and its history of
+// changes. A finding from the rules either updates the alert it belongs to (same subject and type,
+// overlapping in time or within alerts.mergeGapS of it) or raises a new one, so a long violation is
+// one alert and a finding repeated on a replay changes nothing. Ids are derived from type, subject
+// and start, so the same violation gets the same id whoever raises it.
+import crypto from 'node:crypto';
+import type { Alert } from '../contract/alerts.ts';
+import type { RegistryDb } from '../registry/db.ts';
+import { RegistryError } from '../registry/devices.ts';
+import type { Evidence, Finding } from '../rules/types.ts';
+
+export type AlertChange = 'raised' | 'updated' | 'acknowledged' | 'resolved';
+
+/** An alert as the API, MQTT and webhooks carry it: the contract's fields and the case file. */
+export interface AlertView extends Alert {
+  version: number;
+  updated_at: string;
+  permit: { id: string; number: string | null } | null;
+  detail: Record<string, unknown>;
+  evidence: Evidence[];
+  acknowledged: { by: string; at: string } | null;
+  resolved: { by: string; at: string; note: string | null } | null;
+}
+
+export interface AlertFilter {
+  types?: string[];
+  statuses?: string[];
+  /** Alerts touching any of these jurisdictions. */
+  jurisdictions?: string[];
+  subject?: string;
+  /** Event-time range the alert overlaps, epoch ms. */
+  from?: number;
+  to?: number;
+  limit: number;
+  offset: number;
+}
+
+interface Row {
+  id: string;
+  type: string;
+  severity: string;
+  status: string;
+  subject_kind: string;
+  subject_id: string;
+  subject_device_id: string | null;
+  subject_plate: string | null;
+  lon: number | null;
+  lat: number | null;
+  started_at: number;
+  ended_at: number | null;
+  last_evidence_at: number;
+  raised_at: number;
+  updated_at: number;
+  version: number;
+  permit_id: string | null;
+  permit_number: string | null;
+  detail: string;
+  evidence: string;
+  acknowledged_by: string | null;
+  acknowledged_at: number | null;
+  resolved_by: string | null;
+  resolved_at: number | null;
+  resolution_note: string | null;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+/** Evidence items always kept from the start of a violation; the rest are the latest. */
+const EVIDENCE_HEAD = 5;
+
+export function alertId(type: string, subjectId: string, startedAt: number): string {
+  return 'al_' + crypto.createHash('sha256').update(`${type}\n${subjectId}\n${startedAt}`).digest('hex').slice(0, 24);
+}
+
+function evidenceKey(e: Evidence): string {
+  return e.kind === 'ticket' ? `t:${e.ticket_id}` : `f:${e.device_id}:${e.ts}`;
+}
+
+export class AlertStore {
+  constructor(
+    private readonly db: RegistryDb,
+    private readonly options: { mergeGapMs: number; evidenceMax: number },
+  ) {}
+
+  /** Records a finding; returns the alert and what changed, or null when nothing did that anyone is told of. */
+  record(finding: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
+    return this.db.transaction(() => {
+      const existing = this.matching(finding);
+      if (!existing) return { alert: this.insert(finding, now), change: 'raised' as const };
+      return this.merge(existing, finding, now);
+    });
+  }
+
+  get(id: string): AlertView | undefined {
+    const row = this.db.connection.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as Row | undefined;
+    return row ? this.view(row) : undefined;
+  }
+
+  history(id: string): { version: number; at: string; change: string; status: string; by: string | null; note: string | null }[] {
+    const rows = this.db.connection.prepare('SELECT version, at, change, status, by, note FROM alert_history WHERE alert_id = ? ORDER BY version').all(id) as {
+      version: number;
+      at: number;
+      change: string;
+      status: string;
+      by: string | null;
+      note: string | null;
+    }[];
+    return rows.map((r) => ({ ...r, at: iso(r.at) }));
+  }
+
+  list(filter: AlertFilter): { items: AlertView[]; total: number } {
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit: filter.limit, offset: filter.offset };
+    const inList = (column: string, name: string, values: string[] | undefined) => {
+      if (!values || values.length === 0) return;
+      where.push(`${column} IN (${values.map((_, i) => `@${name}${i}`).join(', ')})`);
+      values.forEach((v, i) => (params[`${name}${i}`] = v));
+    };
+    inList('type', 'type', filter.types);
+    inList('status', 'status', filter.statuses);
+    if (filter.jurisdictions) {
+      if (filter.jurisdictions.length === 0) return { items: [], total: 0 };
+      where.push(`id IN (SELECT alert_id FROM alert_jurisdictions WHERE jurisdiction_id IN (${filter.jurisdictions.map((_, i) => `@j${i}`).join(', ')}))`);
+      filter.jurisdictions.forEach((j, i) => (params[`j${i}`] = j));
+    }
+    if (filter.subject) {
+      where.push('(subject_id = @subject OR subject_device_id = @subject OR subject_plate = @subject)');
+      params.subject = filter.subject;
+    }
+    if (filter.from !== undefined) {
+      where.push('(ended_at IS NULL OR ended_at >= @from)');
+      params.from = filter.from;
+    }
+    if (filter.to !== undefined) {
+      where.push('started_at <= @to');
+      params.to = filter.to;
+    }
+    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const rows = this.db.connection.prepare(`SELECT * FROM alerts ${clause} ORDER BY started_at DESC, id LIMIT @limit OFFSET @offset`).all(params) as Row[];
+    const { total } = this.db.connection.prepare(`SELECT COUNT(*) AS total FROM alerts ${clause}`).get(params) as { total: number };
+    return { items: rows.map((r) => this.view(r)), total };
+  }
+
+  /** open → acknowledged, by a person. */
+  acknowledge(id: string, by: string, now: number): AlertView {
+    return this.transition(id, 'acknowledged', by, null, now, ['open']);
+  }
+
+  /** open or acknowledged → resolved, by a person, with an optional note. */
+  resolve(id: string, by: string, note: string | null, now: number): AlertView {
+    return this.transition(id, 'resolved', by, note, now, ['open', 'acknowledged']);
+  }
+
+  private transition(id: string, status: 'acknowledged' | 'resolved', by: string, note: string | null, now: number, from: string[]): AlertView {
+    return this.db.transaction(() => {
+      const row = this.db.connection.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as Row | undefined;
+      if (!row) throw new RegistryError('not_found', `no alert ${id}`);
+      if (!from.includes(row.status)) throw new RegistryError('conflict', `alert ${id} is ${row.status}; it cannot become ${status}`);
+      const version = row.version + 1;
+      const set = status === 'acknowledged' ? 'acknowledged_by = @by, acknowledged_at = @now' : 'resolved_by = @by, resolved_at = @now, resolution_note = @note';
+      this.db.connection.prepare(`UPDATE alerts SET status = @status, ${set}, version = @version, updated_at = @now WHERE id = @id`).run({ id, status, by, note, now, version });
+      this.addHistory(id, version, now, status, status, by, note);
+      return this.get(id)!;
+    });
+  }
+
+  private matching(f: Finding): Row | undefined {
+    const gap = this.options.mergeGapMs;
+    const end = f.endedAt ?? lastEvidence(f);
+    const candidates = this.db.connection
+      .prepare('SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT 5')
+      .all(f.truck.id, f.type, end + gap, f.startedAt - gap) as Row[];
+    // A violation going on after an officer resolved its alert is a new case.
+    return candidates.find((row) => row.status !== 'resolved' || lastEvidence(f) <= (row.ended_at ?? row.last_evidence_at));
+  }
+
+  private insert(f: Finding, now: number): AlertView {
+    const id = alertId(f.type, f.truck.id, f.startedAt);
+    this.db.connection
+      .prepare(
+        `INSERT INTO alerts (id, type, severity, status, subject_kind, subject_id, subject_device_id, subject_plate, lon, lat, started_at, ended_at, last_evidence_at, raised_at, updated_at, version, permit_id, permit_number, detail, evidence)
+         VALUES (@id, @type, @severity, 'open', 'truck', @subject_id, @device_id, @plate, @lon, @lat, @started_at, @ended_at, @last_evidence_at, @now, @now, 1, @permit_id, @permit_number, @detail, @evidence)
+         ON CONFLICT (id) DO NOTHING`,
+      )
+      .run({
+        id,
+        type: f.type,
+        severity: f.severity,
+        subject_id: f.truck.id,
+        device_id: f.truck.deviceId,
+        plate: f.truck.plate,
+        lon: f.location?.[0] ?? null,
+        lat: f.location?.[1] ?? null,
+        started_at: f.startedAt,
+        ended_at: f.endedAt,
+        last_evidence_at: lastEvidence(f),
+        now,
+        permit_id: f.permit?.id ?? null,
+        permit_number: f.permit?.number ?? null,
+        detail: JSON.stringify(f.detail),
+        evidence: JSON.stringify(this.capped(f.evidence)),
+      });
+    this.setJurisdictions(id, f.jurisdictions);
+    this.addHistory(id, 1, now, 'raised', 'open', null, null);
+    return this.get(id)!;
+  }
+
+  private merge(row: Row, f: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
+    const fLast = lastEvidence(f);
+    let endedAt = row.ended_at;
+    if (f.endedAt === null) {
+      if (row.ended_at !== null && fLast > row.ended_at) endedAt = null;
+    } else if (row.ended_at === null ? f.endedAt >= row.last_evidence_at : f.endedAt > row.ended_at) {
+      endedAt = f.endedAt;
+    }
+    const startedAt = Math.min(row.started_at, f.startedAt);
+    const jurisdictions = this.jurisdictionsOf(row.id);
+    const added = f.jurisdictions.filter((j) => !jurisdictions.includes(j));
+    const known = JSON.parse(row.evidence) as Evidence[];
+    const keys = new Set(known.map(evidenceKey));
+    const fresh = f.evidence.filter((e) => !keys.has(evidenceKey(e)));
+    const material = endedAt !== row.ended_at || startedAt !== row.started_at || added.length > 0;
+    if (!material && fresh.length === 0) return null;
+    const evidence = this.capped([...known, ...fresh].sort((a, b) => a.ts - b.ts));
+    const version = material ? row.version + 1 : row.version;
+    this.db.connection
+      .prepare(
+        `UPDATE alerts SET started_at = @startedAt, ended_at = @endedAt, last_evidence_at = @last, evidence = @evidence, detail = @detail, version = @version,
+           updated_at = CASE WHEN @material THEN @now ELSE updated_at END, permit_id = COALESCE(permit_id, @permit_id), permit_number = COALESCE(permit_number, @permit_number) WHERE id = @id`,
+      )
+      .run({
+        id: row.id,
+        startedAt,
+        endedAt,
+        last: Math.max(row.last_evidence_at, fLast),
+        evidence: JSON.stringify(evidence),
+        detail: JSON.stringify({ ...(JSON.parse(row.detail) as object), ...f.detail }),
+        version,
+        material: material ? 1 : 0,
+        now,
+        permit_id: f.permit?.id ?? null,
+        permit_number: f.permit?.number ?? null,
+      });
+    if (!material) return null;
+    this.setJurisdictions(row.id, added);
+    this.addHistory(row.id, version, now, endedAt !== null && row.ended_at === null ? 'ended' : 'updated', row.status, null, null);
+    return { alert: this.get(row.id)!, change: 'updated' };
+  }
+
+  private capped(evidence: Evidence[]): Evidence[] {
+    const max = this.options.evidenceMax;
+    return evidence.length <= max ? evidence : [...evidence.slice(0, EVIDENCE_HEAD), ...evidence.slice(evidence.length - (max - EVIDENCE_HEAD))];
+  }
+
+  private setJurisdictions(id: string, jurisdictions: string[]): void {
+    const insert = this.db.connection.prepare('INSERT OR IGNORE INTO alert_jurisdictions (alert_id, jurisdiction_id) VALUES (?, ?)');
+    for (const j of jurisdictions) insert.run(id, j);
+  }
+
+  private jurisdictionsOf(id: string): string[] {
+    return (this.db.connection.prepare('SELECT jurisdiction_id FROM alert_jurisdictions WHERE alert_id = ? ORDER BY jurisdiction_id').all(id) as { jurisdiction_id: string }[]).map((r) => r.jurisdiction_id);
+  }
+
+  private addHistory(id: string, version: number, at: number, change: string, status: string, by: string | null, note: string | null): void {
+    this.db.connection.prepare('INSERT OR REPLACE INTO alert_history (alert_id, version, at, change, status, by, note) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, version, at, change, status, by, note);
+  }
+
+  private view(row: Row): AlertView {
+    return {
+      id: row.id,
+      type: row.type as Alert['type'],
+      severity: row.severity as Alert['severity'],
+      status: row.status as Alert['status'],
+      subject: {
+        kind: row.subject_kind as Alert['subject']['kind'],
+        id: row.subject_id,
+        ...(row.subject_device_id ? { device_id: row.subject_device_id } : {}),
+        ...(row.subject_plate ? { plate: row.subject_plate } : {}),
+      },
+      jurisdictions: this.jurisdictionsOf(row.id),
+      location: row.lon === null || row.lat === null ? null : { type: 'Point', coordinates: [row.lon, row.lat] },
+      started_at: iso(row.started_at),
+      ended_at: row.ended_at === null ? null : iso(row.ended_at),
+      raised_at: iso(row.raised_at),
+      version: row.version,
+      updated_at: iso(row.updated_at),
+      permit: row.permit_id ? { id: row.permit_id, number: row.permit_number } : null,
+      detail: JSON.parse(row.detail) as Record<string, unknown>,
+      evidence: JSON.parse(row.evidence) as Evidence[],
+      acknowledged: row.acknowledged_by && row.acknowledged_at !== null ? { by: row.acknowledged_by, at: iso(row.acknowledged_at) } : null,
+      resolved: row.resolved_by && row.resolved_at !== null ? { by: row.resolved_by, at: iso(row.resolved_at), note: row.resolution_note } : null,
+    };
+  }
+}
+
+function lastEvidence(f: Finding): number {
+  let last = f.endedAt ?? f.startedAt;
+  for (const e of f.evidence) last = Math.max(last, e.ts);
+  return last;
+}

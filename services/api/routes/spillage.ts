@@ -1,0 +1,46 @@
+// /api/v1/spillage/hotspots: grid cells ranked by spilling (uncovered transport, load-loss trips)
+// in a time window, for street-cleaning and enforcement crews. Enforcement tokens see their
+// jurisdictions' cells.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { SpillageStore } from '../../rules/spillage.ts';
+import { READ_ALL } from '../auth.ts';
+import { ApiError } from '../errors.ts';
+
+const DAY_MS = 86_400_000;
+
+const hotspot = z.object({
+  cell: z.string(),
+  location: z.object({ type: z.literal('Point'), coordinates: z.tuple([z.number(), z.number()]) }),
+  jurisdiction: z.string().nullable(),
+  uncovered_m: z.number(),
+  trucks: z.number().int(),
+  load_loss_trips: z.number().int(),
+  last_at: z.string(),
+});
+
+export const spillageRoutes: FastifyPluginAsyncZod<{ spillage: SpillageStore }> = async (app, { spillage }) => {
+  app.get('/spillage/hotspots', {
+    config: { roles: [...READ_ALL, 'enforcement'] },
+    schema: {
+      tags: ['alerts'],
+      querystring: z.object({
+        from: z.iso.datetime({ offset: true }).optional().describe('Default: 7 days before `to`'),
+        to: z.iso.datetime({ offset: true }).optional().describe('Default: now'),
+        kind: z.enum(['uncovered', 'load_loss']).optional(),
+        jurisdiction: z.string().optional(),
+        limit: z.coerce.number().int().min(1).max(500).default(50),
+      }),
+      response: { 200: z.object({ items: z.array(hotspot) }) },
+    },
+  }, async (request) => {
+    const q = request.query;
+    const to = q.to ? Date.parse(q.to) : Date.now();
+    const from = q.from ? Date.parse(q.from) : to - 7 * DAY_MS;
+    if (from > to) throw new ApiError(400, 'invalid_request', 'from must not be after to', ['querystring', 'from']);
+    const identity = request.identity;
+    let jurisdictions = identity?.role === 'enforcement' ? identity.jurisdictions : undefined;
+    if (q.jurisdiction !== undefined) jurisdictions = jurisdictions === undefined || jurisdictions.includes(q.jurisdiction) ? [q.jurisdiction] : [];
+    return { items: spillage.hotspots({ from, to, kind: q.kind, jurisdictions, limit: q.limit }) };
+  });
+};

@@ -1,0 +1,233 @@
+// What the rules need from the registry, held in memory and swapped whole when the registry
+// changes: trucks by GPS device and by plate with their permits, sites with their weighbridges,
+// disposal sites and jurisdictions indexed by area. Rules read a snapshot; they never query SQLite
+// for a fix.
+import { CST_OFFSET_MS, DAY, type TimeWindow } from '../contract/local-time.ts';
+import { ENTITIES, type EntityDefinition } from '../registry/entities.ts';
+import type { EntityRecord, EntityStore } from '../registry/entity-store.ts';
+import type { LineStringGeometry, MultiPolygonGeometry, PolygonGeometry } from '../registry/geometry.ts';
+import type { RegistryDb } from '../registry/db.ts';
+import { AreaIndex, Route, type LonLat } from './geo.ts';
+
+export interface PermitInfo {
+  id: string;
+  number: string;
+  siteId: string;
+  disposalSiteId: string;
+  route: Route;
+  corridorM: number;
+  /** Local calendar days (days since 1970-01-01 in China Standard Time), inclusive. */
+  firstDay: number;
+  lastDay: number;
+  windows: TimeWindow[];
+  status: string;
+}
+
+export interface TruckInfo {
+  id: string;
+  plate: string;
+  fleet: 'muck' | 'collection';
+  ratedGrossKg: number;
+  deviceId: string | null;
+  companyId: string;
+  permits: PermitInfo[];
+}
+
+export interface SiteInfo {
+  id: string;
+  kind: 'construction' | 'disposal' | 'transfer' | 'plant';
+  name: string;
+  centre: LonLat;
+  jurisdictions: string[];
+}
+
+export interface RulesRegistry {
+  truckByDevice(deviceId: string): TruckInfo | undefined;
+  truckByPlate(plate: string): TruckInfo | undefined;
+  truck(id: string): TruckInfo | undefined;
+  /** The site a weighbridge device stands at. */
+  siteOfScale(deviceId: string): SiteInfo | undefined;
+  site(id: string): SiteInfo | undefined;
+  /** Disposal sites holding p (or within toleranceM of one). */
+  disposalSitesAt(p: LonLat, toleranceM: number): SiteInfo[];
+  jurisdictionsAt(p: LonLat): string[];
+  permitCount(): number;
+}
+
+/** The local day number of an epoch-ms instant, comparable with PermitInfo.firstDay/lastDay. */
+export function localDay(ts: number): number {
+  return Math.floor((ts + CST_OFFSET_MS) / DAY);
+}
+
+function dayOf(date: string): number {
+  return Math.floor(Date.parse(`${date}T00:00:00Z`) / DAY);
+}
+
+/** Permits of a truck in force at ts: active, and ts on a day between valid_from and valid_to. */
+export function permitsAt(truck: TruckInfo, ts: number): PermitInfo[] {
+  if (truck.permits.length === 0) return truck.permits;
+  const day = localDay(ts);
+  return truck.permits.filter((p) => p.status === 'active' && day >= p.firstDay && day <= p.lastDay);
+}
+
+/** Plates are written with and without the middle dot and spaces (苏E·12345, 苏E 12345, 苏E12345). */
+export function normalisePlate(plate: string): string {
+  return plate.replace(/[\s·.\-•]/g, '').toUpperCase();
+}
+
+type Area = PolygonGeometry | MultiPolygonGeometry;
+
+function centreOf(geometry: Area): LonLat {
+  const ring = geometry.type === 'Polygon' ? geometry.coordinates[0]! : geometry.coordinates[0]![0]!;
+  const points = ring.slice(0, -1);
+  return [points.reduce((s, p) => s + p[0], 0) / points.length, points.reduce((s, p) => s + p[1], 0) / points.length];
+}
+
+class Snapshot implements RulesRegistry {
+  private readonly byDevice = new Map<string, TruckInfo>();
+  private readonly byPlate = new Map<string, TruckInfo>();
+  private readonly trucks = new Map<string, TruckInfo>();
+  private readonly sites = new Map<string, SiteInfo>();
+  private readonly scales = new Map<string, SiteInfo>();
+  private readonly disposal: AreaIndex<SiteInfo>;
+  private readonly jurisdictions: AreaIndex<string>;
+  private readonly permits: number;
+
+  constructor(rows: Record<'trucks' | 'permits' | 'sites' | 'weighbridges' | 'jurisdictions', EntityRecord[]>) {
+    this.jurisdictions = new AreaIndex(rows.jurisdictions.map((j) => ({ value: j.id, geometry: j.geometry as Area })));
+    const disposalAreas = [];
+    for (const s of rows.sites) {
+      const geometry = s.geometry as Area;
+      const centre = centreOf(geometry);
+      const site: SiteInfo = { id: s.id, kind: s.kind as SiteInfo['kind'], name: s.name as string, centre, jurisdictions: this.jurisdictions.at(centre) };
+      this.sites.set(site.id, site);
+      if (site.kind === 'disposal') disposalAreas.push({ value: site, geometry });
+    }
+    this.disposal = new AreaIndex(disposalAreas);
+    for (const w of rows.weighbridges) {
+      const site = this.sites.get(w.site_id as string);
+      if (site && typeof w.device_id === 'string') this.scales.set(w.device_id, site);
+    }
+    for (const t of rows.trucks) {
+      const truck: TruckInfo = {
+        id: t.id,
+        plate: t.plate as string,
+        fleet: t.fleet as TruckInfo['fleet'],
+        ratedGrossKg: t.rated_gross_kg as number,
+        deviceId: (t.device_id as string | null) ?? null,
+        companyId: t.company_id as string,
+        permits: [],
+      };
+      this.trucks.set(truck.id, truck);
+      this.byPlate.set(normalisePlate(truck.plate), truck);
+      if (truck.deviceId) this.byDevice.set(truck.deviceId, truck);
+    }
+    this.permits = rows.permits.length;
+    for (const p of rows.permits) {
+      const permit: PermitInfo = {
+        id: p.id,
+        number: p.number as string,
+        siteId: p.site_id as string,
+        disposalSiteId: p.disposal_site_id as string,
+        route: new Route(p.route as LineStringGeometry),
+        corridorM: p.corridor_m as number,
+        firstDay: dayOf(p.valid_from as string),
+        lastDay: dayOf(p.valid_to as string),
+        windows: p.time_windows as TimeWindow[],
+        status: p.status as string,
+      };
+      for (const truckId of p.truck_ids as string[]) this.trucks.get(truckId)?.permits.push(permit);
+    }
+  }
+
+  truckByDevice(deviceId: string) {
+    return this.byDevice.get(deviceId);
+  }
+  truckByPlate(plate: string) {
+    return this.byPlate.get(normalisePlate(plate));
+  }
+  truck(id: string) {
+    return this.trucks.get(id);
+  }
+  siteOfScale(deviceId: string) {
+    return this.scales.get(deviceId);
+  }
+  site(id: string) {
+    return this.sites.get(id);
+  }
+  disposalSitesAt(p: LonLat, toleranceM: number) {
+    return this.disposal.at(p, toleranceM);
+  }
+  jurisdictionsAt(p: LonLat) {
+    return this.jurisdictions.at(p);
+  }
+  permitCount() {
+    return this.permits;
+  }
+}
+
+const TABLES = ['trucks', 'permits', 'sites', 'weighbridges', 'jurisdictions'] as const;
+/** How often the registry is checked for changes made by the API or another process. */
+const POLL_MS = 2000;
+
+/** Keeps a snapshot of the registry for the rules, reloaded when the tables change. */
+export class RegistryIndex {
+  private snapshot: Snapshot | null = null;
+  private signature = '';
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly db: RegistryDb,
+    private readonly entities: EntityStore,
+    private readonly onReload: (registry: RulesRegistry) => void = () => {},
+  ) {}
+
+  get current(): RulesRegistry {
+    if (!this.snapshot) this.reload();
+    return this.snapshot!;
+  }
+
+  start(): void {
+    this.reload();
+    this.timer = setInterval(() => {
+      if (this.readSignature() !== this.signature) this.reload();
+    }, POLL_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Reads the registry again now (after an import, say). */
+  reload(): void {
+    this.signature = this.readSignature();
+    const all = (def: EntityDefinition) => {
+      const out: EntityRecord[] = [];
+      for (let offset = 0; ; offset += 1000) {
+        const page = this.entities.list(def, {}, 1000, offset);
+        out.push(...page.items);
+        if (out.length >= page.total || page.items.length === 0) return out;
+      }
+    };
+    this.snapshot = new Snapshot({
+      trucks: all(ENTITIES.trucks),
+      permits: all(ENTITIES.permits),
+      sites: all(ENTITIES.sites),
+      weighbridges: all(ENTITIES.weighbridges),
+      jurisdictions: all(ENTITIES.jurisdictions),
+    });
+    this.onReload(this.snapshot);
+  }
+
+  /** Changes whenever a row is added, removed or updated in a table the rules read. */
+  private readSignature(): string {
+    const parts = [...TABLES, 'permit_trucks'].map((table) => {
+      const stamp = table === 'permit_trucks' ? "''" : 'MAX(updated_at)';
+      const row = this.db.connection.prepare(`SELECT COUNT(*) AS n, ${stamp} AS at FROM ${table}`).get() as { n: number; at: string | null };
+      return `${row.n}@${row.at ?? ''}`;
+    });
+    return parts.join('|');
+  }
+}

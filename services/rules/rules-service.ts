@@ -1,0 +1,121 @@
+// The rules as a service: the registry snapshot, the engine, spillage routes, and at start a
+// replay of the latest history from InfluxDB, so that a violation in progress when the service
+// stopped is picked up where it was (its open alert is found again, not raised twice).
+import type { Logger } from 'pino';
+import type { RulesConfig } from '../config/schema.ts';
+import type { Reading } from '../contract/payloads.ts';
+import type { Fix, TelemetryReader, TicketRow } from '../influx/reader.ts';
+import type { RegistryDb } from '../registry/db.ts';
+import type { EntityStore } from '../registry/entity-store.ts';
+import { RulesEngine, type FindingSink } from './engine.ts';
+import { RegistryIndex } from './registry-index.ts';
+import { SpillageStore } from './spillage.ts';
+import { loadSpeedZones } from './speed-zones.ts';
+import type { TruckFix, WeighTicket } from './types.ts';
+
+export interface RulesDeps {
+  db: RegistryDb;
+  entities: EntityStore;
+  config: RulesConfig;
+  onFinding: FindingSink;
+  writeLines: (lines: string) => Promise<void>;
+  log: Logger;
+}
+
+/** Tickets are replayed this far back, so a trip's exit ticket is there when its entry ticket comes. */
+const TICKET_HISTORY_MS = 24 * 3_600_000;
+/** History is read in slices of this length, to keep each answer small. */
+const SLICE_MS = 60_000;
+
+export class RulesService {
+  readonly index: RegistryIndex;
+  readonly spillage: SpillageStore;
+  private engine: RulesEngine | null = null;
+
+  constructor(private readonly deps: RulesDeps) {
+    this.index = new RegistryIndex(deps.db, deps.entities);
+    this.spillage = new SpillageStore(deps.db, deps.config.spillageCellM, () => this.index.current, deps.writeLines);
+  }
+
+  get stats() {
+    return this.engine?.stats ?? null;
+  }
+
+  /** Loads the registry and speed zones, then replays recent history when a reader is given. */
+  async start(history: TelemetryReader | null): Promise<void> {
+    const { config, log } = this.deps;
+    this.index.start();
+    this.engine = new RulesEngine({
+      config,
+      registry: () => this.index.current,
+      speedLimitAt: loadSpeedZones(config.speedZonesFile, config.speedLimitKmh),
+      onFinding: this.deps.onFinding,
+      onSpill: (spill) => {
+        this.spillage.record(spill).catch((error: Error) => log.error({ error: error.message }, 'could not record a spillage route'));
+      },
+      log,
+    });
+    if (history) await this.replay(history);
+  }
+
+  stop(): void {
+    this.index.stop();
+  }
+
+  consume(readings: readonly Reading[]): void {
+    this.engine?.consume(readings);
+  }
+
+  private async replay(reader: TelemetryReader): Promise<void> {
+    const { config, log } = this.deps;
+    const now = Date.now();
+    const started = performance.now();
+    let fixes = 0;
+    let tickets = 0;
+    try {
+      for (let from = now - TICKET_HISTORY_MS; from < now; from += 3_600_000) {
+        const rows = await reader.ticketsBetween(from, Math.min(now, from + 3_600_000));
+        this.consume(rows.map(ticketReading));
+        tickets += rows.length;
+      }
+      for (let from = now - config.rebuildWindowS * 1000; from < now; from += SLICE_MS) {
+        const rows = await reader.fixesBetween(from, Math.min(now, from + SLICE_MS));
+        this.consume(rows.map(fixReading));
+        fixes += rows.length;
+      }
+      log.info({ fixes, tickets, ms: Math.round(performance.now() - started) }, 'rules replayed recent history from InfluxDB');
+    } catch (error) {
+      log.warn({ error: (error as Error).message }, 'could not read recent history from InfluxDB; the rules start without it (violations in progress are judged from the next fixes on)');
+    }
+  }
+}
+
+const defined = <T>(value: T | null | undefined): T | undefined => (value === null ? undefined : value);
+
+function fixReading(f: Fix): TruckFix {
+  const fix: TruckFix = { kind: 'truck', deviceId: f.device_id, ts: Date.parse(f.time), lat: f.lat, lon: f.lon, speed_kmh: f.speed_kmh, heading: f.heading };
+  for (const key of ['ignition', 'tipper_up', 'cover_closed'] as const) if (typeof f[key] === 'boolean') fix[key] = f[key];
+  if (typeof f.load_kg === 'number') fix.load_kg = f.load_kg;
+  return fix;
+}
+
+function ticketReading(t: TicketRow): WeighTicket {
+  const ticket: WeighTicket = {
+    kind: 'ticket',
+    deviceId: t.device_id,
+    ts: Date.parse(t.time),
+    ticket_id: t.ticket_id,
+    gross_kg: t.gross_kg,
+    tare_kg: t.tare_kg,
+    net_kg: t.net_kg,
+    category: t.category as WeighTicket['category'],
+    direction: t.direction as WeighTicket['direction'],
+  };
+  const plate = defined(t.plate);
+  const truck = defined(t.truck_device_id);
+  const origin = defined(t.origin);
+  if (plate) ticket.plate = plate;
+  if (truck) ticket.truck_device_id = truck;
+  if (origin) ticket.origin = origin;
+  return ticket;
+}

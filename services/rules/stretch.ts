@@ -1,0 +1,143 @@
+// A stretch: consecutive fixes of one truck during which a rule's condition holds (outside the
+// corridor, over the limit, cover open while loaded...). Most truck rules are a condition plus a
+// grace period, so they share this bookkeeping:
+//   - a stretch begins halfway between the last fix without the condition and the first with it
+//     (the best estimate between two reports), and needs `minFixes` fixes, so one stray fix never
+//     raises anything;
+//   - it is raised once it has lasted `graceMs` (or covered `graceM` metres);
+//   - a raised stretch ends after `endAfterFixes` consecutive fixes without the condition, at its
+//     last fix with it; a gap in the fixes longer than `maxGapS` ends it too;
+//   - an unraised stretch is dropped at the first fix without the condition.
+import { distanceM, type LonLat } from './geo.ts';
+import { fixEvidence, type Evidence, type FixContext, type Finding } from './types.ts';
+
+export interface Stretch {
+  start: number;
+  last: number;
+  metres: number;
+  lastPosition: LonLat;
+  fixes: number;
+  clearFixes: number;
+  raised: boolean;
+  jurisdictions: string[];
+  evidence: Evidence[];
+  location: LonLat;
+  permit: Finding['permit'];
+  detail: Record<string, unknown>;
+}
+
+export interface StretchState {
+  stretch: Stretch | null;
+  previousTs: number | null;
+}
+
+export interface StretchOptions {
+  graceMs: number;
+  graceM?: number;
+  minFixes?: number;
+  severity: Finding['severity'];
+}
+
+export interface StepResult {
+  stretch: Stretch | null;
+  /** The stretch was raised by this fix. */
+  raised: boolean;
+  /** Where the truck was at the stretch's previous fix (for the road driven). */
+  from: LonLat | null;
+}
+
+/** Fixes always kept at the start of an evidence list; the rest are the latest. */
+const EVIDENCE_HEAD = 5;
+
+export function newStretchState(): StretchState {
+  return { stretch: null, previousTs: null };
+}
+
+export function step(
+  ctx: FixContext,
+  state: StretchState,
+  holds: boolean,
+  options: StretchOptions,
+  extra: { distanceM?: number; permit?: Finding['permit']; detail?: Record<string, unknown> } = {},
+): StepResult {
+  const { fix, position, config } = ctx;
+  const ts = fix.ts;
+  const maxGapMs = config.maxGapS * 1000;
+  const previousTs = state.previousTs;
+  state.previousTs = ts;
+  let s = state.stretch;
+  if (s && ts - s.last > maxGapMs) {
+    if (s.raised) finish(ctx, s, options);
+    s = state.stretch = null;
+  }
+  if (!holds) {
+    if (s && s.raised && ++s.clearFixes >= config.endAfterFixes) finish(ctx, s, options);
+    if (s && (!s.raised || s.clearFixes >= config.endAfterFixes)) state.stretch = null;
+    return { stretch: state.stretch, raised: false, from: null };
+  }
+  let from: LonLat | null = null;
+  if (!s) {
+    const lead = previousTs !== null && previousTs < ts && ts - previousTs <= maxGapMs ? (ts - previousTs) / 2 : 0;
+    s = state.stretch = {
+      start: Math.round(ts - lead),
+      last: ts,
+      metres: 0,
+      lastPosition: position,
+      fixes: 1,
+      clearFixes: 0,
+      raised: false,
+      jurisdictions: [],
+      evidence: [],
+      location: position,
+      permit: extra.permit ?? null,
+      detail: extra.detail ?? {},
+    };
+  } else {
+    from = s.lastPosition;
+    s.metres += distanceM(s.lastPosition, position);
+    s.lastPosition = position;
+    s.last = ts;
+    s.fixes++;
+    s.clearFixes = 0;
+    if (extra.permit) s.permit = extra.permit;
+    if (extra.detail) s.detail = { ...s.detail, ...extra.detail };
+  }
+  if (s.evidence.length >= config.evidenceMax) s.evidence.splice(EVIDENCE_HEAD, 1);
+  s.evidence.push(fixEvidence(fix, extra.distanceM === undefined ? {} : { distance_m: extra.distanceM }));
+  let grew = false;
+  for (const j of ctx.registry.jurisdictionsAt(position)) {
+    if (!s.jurisdictions.includes(j)) {
+      s.jurisdictions.push(j);
+      grew = true;
+    }
+  }
+  if (!s.raised) {
+    const long = s.last - s.start >= options.graceMs || (options.graceM !== undefined && s.metres >= options.graceM);
+    if (s.fixes >= (options.minFixes ?? 2) && long) {
+      s.raised = true;
+      emit(ctx, s, options, null);
+      return { stretch: s, raised: true, from };
+    }
+  } else if (grew) {
+    emit(ctx, s, options, null);
+  }
+  return { stretch: s, raised: false, from };
+}
+
+function finish(ctx: FixContext, s: Stretch, options: StretchOptions): void {
+  emit(ctx, s, options, s.last);
+}
+
+function emit(ctx: FixContext, s: Stretch, options: StretchOptions, endedAt: number | null): void {
+  ctx.report({
+    type: ctx.rule,
+    severity: options.severity,
+    startedAt: s.start,
+    endedAt,
+    location: s.location,
+    jurisdictions: [...s.jurisdictions].sort(),
+    evidence: s.evidence.slice(),
+    permit: s.permit,
+    detail: { ...s.detail, metres: Math.round(s.metres), fixes: s.fixes },
+  });
+}

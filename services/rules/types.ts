@@ -1,0 +1,99 @@
+// The rules' interfaces. A rule is one file: it looks at one truck's fixes (in event-time order)
+// or tickets and reports findings; the engine owns the state, the order and the error handling,
+// and the alerts service turns findings into alerts.
+import type { AlertType } from '../contract/alerts.ts';
+import type { Reading } from '../contract/payloads.ts';
+import type { RulesConfig } from '../config/schema.ts';
+import type { LonLat } from './geo.ts';
+import type { PermitInfo, RulesRegistry, SiteInfo, TruckInfo } from './registry-index.ts';
+import type { TicketBook } from './tickets.ts';
+
+export type TruckFix = Extract<Reading, { kind: 'truck' }>;
+export type WeighTicket = Extract<Reading, { kind: 'ticket' }>;
+
+/** A fix or ticket that proves a finding, as kept in the alert's evidence. */
+export type Evidence =
+  | { kind: 'fix'; ts: number; device_id: string; lon: number; lat: number; speed_kmh: number; cover_closed?: boolean; tipper_up?: boolean; load_kg?: number; distance_m?: number }
+  | { kind: 'ticket'; ts: number; device_id: string; ticket_id: string; site_id: string; direction: 'in' | 'out'; gross_kg: number; net_kg: number };
+
+/** What a rule reports: a violation that has begun, goes on, or has ended. */
+export interface Finding {
+  type: AlertType;
+  severity: 'info' | 'warning' | 'critical';
+  truck: TruckInfo;
+  /** Event time the violation started and ended; endedAt is null while it lasts. */
+  startedAt: number;
+  endedAt: number | null;
+  location: LonLat | null;
+  jurisdictions: string[];
+  evidence: Evidence[];
+  permit: { id: string; number: string } | null;
+  detail: Record<string, unknown>;
+}
+
+export type Report = (finding: Omit<Finding, 'truck'>) => void;
+
+export interface FixContext {
+  /** The rule being run (set by the engine before each call). */
+  rule: AlertType;
+  fix: TruckFix;
+  position: LonLat;
+  /** The truck's previous fix the rules accepted (not an outlier), in event time. */
+  previous: TruckFix | null;
+  truck: TruckInfo;
+  /** The truck's permits in force at the fix's time. */
+  permits: PermitInfo[];
+  moving: boolean;
+  loaded: boolean;
+  registry: RulesRegistry;
+  config: RulesConfig;
+  report: Report;
+  /** The speed limit at a position (its speed zone's, or the general one). */
+  speedLimitAt(position: LonLat): number;
+  /** Records road driven in a way that spills (uncovered, losing load) for the hotspot map. */
+  spill(kind: SpillKind, from: LonLat, to: LonLat, ts: number): void;
+}
+
+export type SpillKind = 'uncovered' | 'load_loss';
+
+export interface TicketContext {
+  ticket: WeighTicket;
+  site: SiteInfo | undefined;
+  truck: TruckInfo;
+  /** This truck's tickets, this one included. */
+  book: TicketBook;
+  registry: RulesRegistry;
+  config: RulesConfig;
+  report: Report;
+  spill(kind: SpillKind, from: LonLat, to: LonLat, ts: number): void;
+}
+
+export type Fleet = TruckInfo['fleet'];
+
+/** A rule over a truck's fixes. Its state is plain data, so the engine can copy it to replay. */
+export interface FixRule<S = unknown> {
+  readonly type: AlertType;
+  readonly fleets: readonly Fleet[];
+  initialState(): S;
+  onFix(context: FixContext, state: S): void;
+}
+
+/** A rule over weighbridge tickets; tickets pair by time, so their order of arrival does not matter. */
+export interface TicketRule {
+  readonly type: AlertType;
+  readonly fleets: readonly Fleet[];
+  onTicket(context: TicketContext): void;
+}
+
+export function fixEvidence(fix: TruckFix, extra: { distance_m?: number } = {}): Evidence {
+  const e: Evidence = { kind: 'fix', ts: fix.ts, device_id: fix.deviceId, lon: fix.lon, lat: fix.lat, speed_kmh: fix.speed_kmh };
+  if (fix.cover_closed !== undefined) e.cover_closed = fix.cover_closed;
+  if (fix.tipper_up !== undefined) e.tipper_up = fix.tipper_up;
+  if (fix.load_kg !== undefined) e.load_kg = fix.load_kg;
+  if (extra.distance_m !== undefined) e.distance_m = Math.round(extra.distance_m);
+  return e;
+}
+
+export function ticketEvidence(ticket: WeighTicket, siteId: string): Evidence {
+  return { kind: 'ticket', ts: ticket.ts, device_id: ticket.deviceId, ticket_id: ticket.ticket_id, site_id: siteId, direction: ticket.direction, gross_kg: ticket.gross_kg, net_kg: ticket.net_kg };
+}
