@@ -51,6 +51,8 @@ export interface RulesRegistry {
   /** Disposal sites holding p (or within toleranceM of one). */
   disposalSitesAt(p: LonLat, toleranceM: number): SiteInfo[];
   jurisdictionsAt(p: LonLat): string[];
+  /** Whether p lies in the site (within toleranceM of it). */
+  inSite(siteId: string, p: LonLat, toleranceM: number): boolean;
   permitCount(): number;
 }
 
@@ -90,6 +92,7 @@ class Snapshot implements RulesRegistry {
   private readonly sites = new Map<string, SiteInfo>();
   private readonly scales = new Map<string, SiteInfo>();
   private readonly disposal: AreaIndex<SiteInfo>;
+  private readonly siteAreas = new Map<string, AreaIndex<string>>();
   private readonly jurisdictions: AreaIndex<string>;
   private readonly permits: number;
 
@@ -101,6 +104,7 @@ class Snapshot implements RulesRegistry {
       const centre = centreOf(geometry);
       const site: SiteInfo = { id: s.id, kind: s.kind as SiteInfo['kind'], name: s.name as string, centre, jurisdictions: this.jurisdictions.at(centre) };
       this.sites.set(site.id, site);
+      this.siteAreas.set(site.id, new AreaIndex([{ value: site.id, geometry }]));
       if (site.kind === 'disposal') disposalAreas.push({ value: site, geometry });
     }
     this.disposal = new AreaIndex(disposalAreas);
@@ -160,6 +164,9 @@ class Snapshot implements RulesRegistry {
   }
   jurisdictionsAt(p: LonLat) {
     return this.jurisdictions.at(p);
+  }
+  inSite(siteId: string, p: LonLat, toleranceM: number) {
+    return (this.siteAreas.get(siteId)?.at(p, toleranceM).length ?? 0) > 0;
   }
   permitCount() {
     return this.permits;

@@ -46,21 +46,27 @@ export class SpillageStore {
     private readonly writeLines: (lines: string) => Promise<void>,
   ) {}
 
-  /** Records one piece of road (from → to at ts) driven in a spilling way. */
+  /** Records one piece of road (from → to at ts) driven in a spilling way, split over the cells it crosses. */
   record(spill: { kind: SpillKind; truck: TruckInfo; from: LonLat; to: LonLat; ts: number }): Promise<void> {
-    const mid: LonLat = [(spill.from[0] + spill.to[0]) / 2, (spill.from[1] + spill.to[1]) / 2];
-    const cell = cellOf(mid, this.cellM);
-    const metres = Math.round(distanceM(spill.from, spill.to) * 10) / 10;
-    const jurisdiction = this.registry().jurisdictionsAt(cell.centre)[0] ?? null;
-    const stored = this.db.connection
-      .prepare(
-        `INSERT INTO spillage (truck_id, kind, ts, cell, lon, lat, metres, jurisdiction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT DO NOTHING`,
-      )
-      .run(spill.truck.id, spill.kind, spill.ts, cell.id, cell.centre[0], cell.centre[1], metres, jurisdiction);
-    if (stored.changes === 0) return Promise.resolve();
-    const line = `spillage,cell=${escape.tag(cell.id)},kind=${spill.kind} lat=${cell.centre[1]},lon=${cell.centre[0]},metres=${metres},truck_id=${escape.quoted(spill.truck.id)} ${spill.ts}\n`;
-    return this.writeLines(line);
+    const length = distanceM(spill.from, spill.to);
+    const pieces = Math.max(1, Math.ceil(length / (this.cellM / 2)));
+    const cells = new Map<string, { cell: Cell; metres: number }>();
+    for (let k = 0; k < pieces; k++) {
+      const f = (k + 0.5) / pieces;
+      const cell = cellOf([spill.from[0] + (spill.to[0] - spill.from[0]) * f, spill.from[1] + (spill.to[1] - spill.from[1]) * f], this.cellM);
+      const entry = cells.get(cell.id) ?? { cell, metres: 0 };
+      entry.metres += length / pieces;
+      cells.set(cell.id, entry);
+    }
+    const insert = this.db.connection.prepare('INSERT INTO spillage (truck_id, kind, ts, cell, lon, lat, metres, jurisdiction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
+    let lines = '';
+    for (const { cell, metres } of cells.values()) {
+      const rounded = Math.round(metres * 10) / 10;
+      const jurisdiction = this.registry().jurisdictionsAt(cell.centre)[0] ?? null;
+      if (insert.run(spill.truck.id, spill.kind, spill.ts, cell.id, cell.centre[0], cell.centre[1], rounded, jurisdiction).changes === 0) continue;
+      lines += `spillage,cell=${escape.tag(cell.id)},kind=${spill.kind} lat=${cell.centre[1]},lon=${cell.centre[0]},metres=${rounded},truck_id=${escape.quoted(spill.truck.id)} ${spill.ts}\n`;
+    }
+    return lines ? this.writeLines(lines) : Promise.resolve();
   }
 
   /** Cells ranked by how much spilling happened there between from and to (epoch ms). */

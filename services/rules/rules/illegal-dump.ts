@@ -12,6 +12,8 @@ export const illegalDump: FixRule<StretchState> = {
     const dropKg = previous?.load_kg !== undefined && fix.load_kg !== undefined && !ctx.moving ? previous.load_kg - fix.load_kg : 0;
     const tipping = fix.tipper_up === true || dropKg >= config.dumpDropKg;
     const holds = tipping && ctx.registry.disposalSitesAt(ctx.position, config.siteToleranceM).length === 0;
-    step(ctx, state, holds, { graceMs: 0, severity: 'critical' }, holds && dropKg > 0 ? { detail: { load_drop_kg: dropKg } } : {});
+    // A weighed drop is evidence enough on one fix; the tipper switch wants a second fix to agree.
+    const dropped = dropKg >= config.dumpDropKg;
+    step(ctx, state, holds, { graceMs: 0, minFixes: dropped ? 1 : 2, severity: 'critical' }, holds && dropped ? { detail: { load_drop_kg: dropKg } } : {});
   },
 };

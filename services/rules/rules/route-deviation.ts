@@ -1,5 +1,6 @@
 // Route deviation (DESIGN.md §5): outside the corridor of every permit in force for longer than the
-// grace period or distance. Parked with the ignition off is not driving a route.
+// grace period or distance. Parked with the ignition off is not driving a route, and inside the
+// permit's own construction or disposal site the truck is where it should be.
 import { newStretchState, step, type StretchState } from '../stretch.ts';
 import type { FixRule } from '../types.ts';
 
@@ -13,7 +14,8 @@ export const routeDeviation: FixRule<StretchState> = {
     let nearest = ctx.permits[0];
     for (const permit of outside ? ctx.permits : []) {
       const excess = permit.route.distanceTo(ctx.position) - permit.corridorM;
-      if (excess <= 0) {
+      const atEnd = () => ctx.registry.inSite(permit.siteId, ctx.position, 0) || ctx.registry.inSite(permit.disposalSiteId, ctx.position, 0);
+      if (excess <= 0 || atEnd()) {
         outside = false;
         break;
       }

@@ -1,0 +1,253 @@
+// Each truck rule on hand-built tracks with known answers, through the real alert service: inside
+// and outside the corridor, jitter at its edge, an outlier, a tunnel gap, late, duplicated and
+// back-filled fixes, overnight windows, a permit expiring mid-trip, tickets in any order.
+import seedrandom from 'seedrandom';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FixRule, TruckFix } from '../../../services/rules/types.ts';
+import { noPermit } from '../../../services/rules/rules/no-permit.ts';
+import { AFTERNOON, DEVICES, DUMP_LON, NIGHT, SITE_LON, stand, ticket, track } from '../../helpers/rules-world.ts';
+import { essence, rulesHarness } from './harness.ts';
+
+type Harness = Awaited<ReturnType<typeof rulesHarness>>;
+let h: Harness;
+afterEach(() => h?.close());
+
+const MID = (SITE_LON + DUMP_LON) / 2;
+/** Leaves the route at 120.58, drives 400 m north of it to 120.62, and rejoins it. */
+function deviationTrip(t0 = NIGHT): TruckFix[] {
+  return track(DEVICES.gps1, t0, [
+    { fromLon: SITE_LON, toLon: 120.58, speedKmh: 36 },
+    { fromLon: 120.58, toLon: 120.581, offsetM: 0, toOffsetM: 400, speedKmh: 36 },
+    { fromLon: 120.581, toLon: 120.619, offsetM: 400, speedKmh: 36 },
+    { fromLon: 120.619, toLon: 120.62, offsetM: 400, toOffsetM: 0, speedKmh: 36 },
+    { fromLon: 120.62, toLon: DUMP_LON, speedKmh: 36 },
+  ]);
+}
+const cleanTrip = (t0 = NIGHT) => track(DEVICES.gps1, t0, [{ fromLon: SITE_LON, toLon: DUMP_LON, speedKmh: 36 }]);
+
+describe('route deviation', () => {
+  it('raises nothing for a trip inside the corridor', async () => {
+    h = await rulesHarness();
+    h.feed(cleanTrip());
+    expect(h.list()).toEqual([]);
+  });
+
+  it('raises one alert for a detour, routed to both jurisdictions it crossed, ended once back', async () => {
+    h = await rulesHarness();
+    const fixes = deviationTrip();
+    h.feed(fixes);
+    const alerts = h.list();
+    expect(alerts.map((a) => a.type)).toEqual(['route_deviation']);
+    const [alert] = alerts;
+    expect(alert!.jurisdictions).toEqual(['EAST', 'WEST']);
+    expect(alert!.permit?.number).toBe('PZ-2026-001');
+    expect(alert!.subject).toMatchObject({ kind: 'truck', id: 'T1', device_id: DEVICES.gps1, plate: '苏E·00001' });
+    // Left the corridor (50 m) a few fixes into the 400 m climb, back a few fixes before the end of the descent.
+    const outside = fixes.filter((f) => (f.lat - 31.3) * 110_900 > 50);
+    expect(Date.parse(alert!.started_at)).toBeGreaterThanOrEqual(outside[0]!.ts - 10_000);
+    expect(Date.parse(alert!.started_at)).toBeLessThanOrEqual(outside[0]!.ts);
+    expect(alert!.ended_at).toBe(new Date(outside.at(-1)!.ts).toISOString());
+    expect(alert!.evidence.length).toBeGreaterThan(5);
+  });
+
+  it('ignores GPS jitter at the corridor edge', async () => {
+    h = await rulesHarness();
+    const random = seedrandom('edge');
+    const fixes = cleanTrip().map((f) => ({ ...f, lat: f.lat + (40 + (random() - 0.5) * 30) / 110_900 }));
+    expect(fixes.some((f) => (f.lat - 31.3) * 110_900 > 50)).toBe(true);
+    h.feed(fixes);
+    expect(h.list()).toEqual([]);
+  });
+
+  it('never raises on one outlier fix', async () => {
+    h = await rulesHarness();
+    const fixes = cleanTrip();
+    fixes[40] = { ...fixes[40]!, lat: fixes[40]!.lat + 800 / 110_900 };
+    h.feed(fixes);
+    expect(h.list()).toEqual([]);
+    expect(h.engine.stats.outliers).toBe(1);
+  });
+
+  it('raises nothing across a tunnel gap on the route', async () => {
+    h = await rulesHarness();
+    const fixes = cleanTrip();
+    fixes.splice(30, 24);
+    h.feed(fixes);
+    expect(h.list()).toEqual([]);
+  });
+
+  it('gives the same alerts for a back-filled batch, late and duplicated fixes as for the clean stream', async () => {
+    h = await rulesHarness();
+    const fixes = deviationTrip();
+    h.feed(fixes);
+    const clean = essence(h.list());
+    h.close();
+
+    h = await rulesHarness();
+    const random = seedrandom('noise');
+    const deadZone = fixes.slice(45, 60);
+    const live = [...fixes.slice(0, 45), ...fixes.slice(60)];
+    const delivered: TruckFix[][] = [];
+    for (let i = 0; i < live.length; i++) {
+      delivered.push([live[i]!]);
+      // Three live fixes after the dead zone overtake its back-filled batch.
+      if (live[i] === fixes[62]) delivered.push(deadZone);
+      if (random() < 0.1) delivered.push([live[i]!]);
+    }
+    // A few fixes held back behind later ones.
+    for (const at of [20, 50, 70]) {
+      const [held] = delivered.splice(at, 1);
+      delivered.splice(at + 4, 0, held!);
+    }
+    for (const batch of delivered) h.engine.consume(batch);
+    expect(h.engine.stats.replays).toBeGreaterThan(0);
+    expect(h.engine.stats.duplicates).toBeGreaterThan(0);
+    expect(essence(h.list())).toEqual(clean);
+    expect(clean).toHaveLength(1);
+  });
+});
+
+describe('permits and hours', () => {
+  it('raises nothing for a trip through midnight inside an overnight window', async () => {
+    h = await rulesHarness();
+    h.feed(cleanTrip(Date.parse('2026-06-01T23:55:00+08:00')));
+    expect(h.list()).toEqual([]);
+  });
+
+  it('raises out-of-hours for a trip in the afternoon, naming the permit', async () => {
+    h = await rulesHarness();
+    h.feed(cleanTrip(AFTERNOON));
+    const alerts = h.list();
+    expect(alerts.map((a) => a.type)).toEqual(['out_of_hours']);
+    expect(alerts[0]!.permit?.number).toBe('PZ-2026-001');
+    expect(Date.parse(alerts[0]!.started_at)).toBe(AFTERNOON);
+  });
+
+  it('raises no-permit from midnight when the permit expires mid-trip, and no route deviation after it', async () => {
+    h = await rulesHarness({ world: { validTo: '2026-06-01' } });
+    const start = Date.parse('2026-06-01T23:52:00+08:00');
+    h.feed(cleanTrip(start));
+    const alerts = h.list();
+    expect(alerts.map((a) => a.type)).toEqual(['no_permit']);
+    const midnight = Date.parse('2026-06-02T00:00:00+08:00');
+    expect(Math.abs(Date.parse(alerts[0]!.started_at) - midnight)).toBeLessThanOrEqual(10_000);
+    expect(alerts[0]!.severity).toBe('critical');
+  });
+
+  it('raises no-permit for a truck without one that drives, not for one that stands', async () => {
+    h = await rulesHarness();
+    h.feed(stand(DEVICES.gps2, NIGHT - 600_000, SITE_LON, 300));
+    expect(h.list()).toEqual([]);
+    h.feed(track(DEVICES.gps2, NIGHT, [{ fromLon: SITE_LON, toLon: MID, speedKmh: 36 }]));
+    expect(h.list().map((a) => [a.type, a.subject.id])).toEqual([['no_permit', 'T2']]);
+  });
+});
+
+describe('illegal dump, uncovered transport, speeding', () => {
+  it('raises an illegal dump for tipping on the road, not inside the disposal site', async () => {
+    h = await rulesHarness();
+    const t = NIGHT;
+    const fixes = [
+      ...track(DEVICES.gps1, t, [{ fromLon: SITE_LON, toLon: 120.58, speedKmh: 36 }]),
+      ...stand(DEVICES.gps1, t + 300_000, 120.58, 180, { tipper_up: true, load_kg: 0 }),
+    ];
+    h.feed(fixes);
+    const alerts = h.list();
+    expect(alerts.map((a) => [a.type, a.jurisdictions])).toEqual([['illegal_dump', ['WEST']]]);
+    expect(Date.parse(alerts[0]!.started_at)).toBeLessThanOrEqual(t + 300_000);
+
+    h.close();
+    h = await rulesHarness();
+    h.feed([...cleanTrip(), ...stand(DEVICES.gps1, NIGHT + 1_000_000, DUMP_LON + 0.001, 180, { tipper_up: true })]);
+    expect(h.list().map((a) => a.type)).toEqual([]);
+  });
+
+  it('raises an illegal dump for a sharp load drop while stopped outside a disposal site', async () => {
+    h = await rulesHarness();
+    h.feed([
+      ...stand(DEVICES.gps1, NIGHT, 120.58, 60, { load_kg: 20_000 }),
+      ...stand(DEVICES.gps1, NIGHT + 60_000, 120.58, 60, { load_kg: 4_000 }),
+    ]);
+    expect(h.list().map((a) => a.type)).toEqual(['illegal_dump']);
+  });
+
+  it('raises uncovered transport for a loaded truck with the cover open, and maps the road driven', async () => {
+    h = await rulesHarness();
+    h.feed(track(DEVICES.gps1, NIGHT, [{ fromLon: SITE_LON, toLon: DUMP_LON, speedKmh: 36, extra: { cover_closed: false, load_kg: 20_000 } }]));
+    expect(h.list().map((a) => a.type)).toEqual(['uncovered_transport']);
+    const hotspots = h.spillage.hotspots({ from: NIGHT, to: NIGHT + 3_600_000, limit: 500 });
+    const metres = hotspots.reduce((sum, s) => sum + s.uncovered_m, 0);
+    // The whole route (9.5 km) but the minute of grace before the alert (600 m).
+    expect(metres).toBeGreaterThan(8_500);
+    expect(metres).toBeLessThan(9_600);
+    expect(new Set(hotspots.map((s) => s.jurisdiction))).toEqual(new Set(['WEST', 'EAST']));
+    expect(h.lines.some((l) => l.startsWith('spillage,'))).toBe(true);
+  });
+
+  it('raises nothing for an empty truck with the cover open', async () => {
+    h = await rulesHarness();
+    h.feed(track(DEVICES.gps1, NIGHT, [{ fromLon: SITE_LON, toLon: DUMP_LON, speedKmh: 36, extra: { cover_closed: false, load_kg: 0 } }]));
+    expect(h.list()).toEqual([]);
+  });
+
+  it('raises speeding over the limit for longer than 30 s, not for one fast fix', async () => {
+    h = await rulesHarness();
+    const single = cleanTrip();
+    single[30] = { ...single[30]!, speed_kmh: 75 };
+    h.feed(single);
+    expect(h.list()).toEqual([]);
+    h.feed(
+      track(DEVICES.gps1, NIGHT + 3_600_000, [
+        { fromLon: SITE_LON, toLon: 120.57, speedKmh: 36 },
+        { fromLon: 120.57, toLon: 120.59, speedKmh: 75 },
+        { fromLon: 120.59, toLon: DUMP_LON, speedKmh: 36 },
+      ]),
+    );
+    const alerts = h.list();
+    expect(alerts.map((a) => a.type)).toEqual(['speeding']);
+    expect(alerts[0]!.detail).toMatchObject({ limit_kmh: 60, max_speed_kmh: 75 });
+  });
+});
+
+describe('tickets', () => {
+  it('raises load loss when the disposal net is well below the site-exit net, whichever ticket arrives first', async () => {
+    h = await rulesHarness();
+    h.feed([ticket('A-1', DEVICES.scaleA, NIGHT, 'out', 20_000), ticket('B-1', DEVICES.scaleB, NIGHT + 1_800_000, 'in', 19_800)]);
+    expect(h.list()).toEqual([]);
+    h.feed([ticket('B-2', DEVICES.scaleB, NIGHT + 5_400_000, 'in', 15_000), ticket('A-2', DEVICES.scaleA, NIGHT + 3_600_000, 'out', 20_000)]);
+    const alerts = h.list();
+    expect(alerts.map((a) => [a.type, a.jurisdictions])).toEqual([['load_loss', ['EAST', 'WEST']]]);
+    expect(alerts[0]!.started_at).toBe(new Date(NIGHT + 3_600_000).toISOString());
+    expect(alerts[0]!.evidence.map((e) => (e as { ticket_id: string }).ticket_id)).toEqual(['A-2', 'B-2']);
+    expect(h.spillage.hotspots({ from: NIGHT, to: NIGHT + 86_400_000, kind: 'load_loss', limit: 500 }).length).toBeGreaterThan(10);
+  });
+
+  it('raises one overload for a trip weighed over the rated gross at both ends; duplicates change nothing', async () => {
+    h = await rulesHarness();
+    const out = ticket('A-9', DEVICES.scaleA, NIGHT, 'out', 18_000, 15_000);
+    const entry = ticket('B-9', DEVICES.scaleB, NIGHT + 1_800_000, 'in', 17_900, 15_000);
+    h.feed([out, out, entry, entry]);
+    const alerts = h.list();
+    expect(alerts.map((a) => a.type)).toEqual(['overload']);
+    expect(alerts[0]!.started_at).toBe(new Date(NIGHT).toISOString());
+    expect(alerts[0]!.ended_at).toBe(new Date(NIGHT + 1_800_000).toISOString());
+    expect(h.engine.stats.duplicates).toBe(2);
+  });
+});
+
+describe('engine', () => {
+  it('logs and skips a rule that throws; the others still run', async () => {
+    const broken: FixRule = { type: 'speeding', fleets: ['muck'], initialState: () => ({}), onFix: () => { throw new Error('boom'); } };
+    h = await rulesHarness({ fixRules: [broken, noPermit as FixRule] });
+    h.feed(track(DEVICES.gps2, NIGHT, [{ fromLon: SITE_LON, toLon: MID, speedKmh: 36 }]));
+    expect(h.list().map((a) => a.type)).toEqual(['no_permit']);
+    expect(h.engine.stats.ruleErrors).toBeGreaterThan(0);
+  });
+
+  it('does not judge fixes of devices no registered truck carries', async () => {
+    h = await rulesHarness();
+    h.feed(track('GPS-UNKNOWN', NIGHT, [{ fromLon: SITE_LON, toLon: MID, speedKmh: 36 }]));
+    expect(h.list()).toEqual([]);
+    expect(h.engine.stats.unregistered).toBeGreaterThan(0);
+  });
+});
