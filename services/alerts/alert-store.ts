@@ -67,8 +67,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** Evidence items always kept from the start of a violation; the rest are the latest. */
 const EVIDENCE_HEAD = 5;
 
-export function alertId(type: string, subjectId: string, startedAt: number): string {
-  return 'al_' + crypto.createHash('sha256').update(`${type}\n${subjectId}\n${startedAt}`).digest('hex').slice(0, 24);
+/** The id of the n-th case (from 0) of a type for a subject starting at one instant. */
+export function alertId(type: string, subjectId: string, startedAt: number, n = 0): string {
+  return 'al_' + crypto.createHash('sha256').update(`${type}\n${subjectId}\n${startedAt}${n > 0 ? `\n${n}` : ''}`).digest('hex').slice(0, 24);
 }
 
 function evidenceKey(e: Evidence): string {
@@ -174,12 +175,14 @@ export class AlertStore {
   }
 
   private insert(f: Finding, now: number): AlertView {
-    const id = alertId(f.type, f.truck.id, f.startedAt);
+    let id = alertId(f.type, f.truck.id, f.startedAt);
+    // A case reopened after an officer resolved the previous one starts at the same instant.
+    for (let n = 1; this.db.connection.prepare('SELECT 1 FROM alerts WHERE id = ?').get(id); n++) id = alertId(f.type, f.truck.id, f.startedAt, n);
     this.db.connection
       .prepare(
         `INSERT INTO alerts (id, type, severity, status, subject_kind, subject_id, subject_device_id, subject_plate, lon, lat, started_at, ended_at, last_evidence_at, raised_at, updated_at, version, permit_id, permit_number, detail, evidence)
          VALUES (@id, @type, @severity, 'open', 'truck', @subject_id, @device_id, @plate, @lon, @lat, @started_at, @ended_at, @last_evidence_at, @now, @now, 1, @permit_id, @permit_number, @detail, @evidence)
-         ON CONFLICT (id) DO NOTHING`,
+`,
       )
       .run({
         id,

@@ -1,0 +1,90 @@
+// The alert lifecycle and deduplication: one alert per subject and type while a violation lasts,
+// merging within the gap, a new case after an officer resolved one, transitions with who and when.
+import { afterEach, describe, expect, it } from 'vitest';
+import { AlertStore } from '../../../services/alerts/alert-store.ts';
+import type { RegistryDb } from '../../../services/registry/db.ts';
+import type { Finding } from '../../../services/rules/types.ts';
+import { NIGHT, worldRegistry } from '../../helpers/rules-world.ts';
+
+let db: RegistryDb;
+afterEach(() => db?.close());
+
+const truck = { id: 'T1', plate: '苏E·00001', fleet: 'muck' as const, ratedGrossKg: 31_000, deviceId: 'GPS-1', companyId: 'C1', permits: [] };
+const fix = (ts: number) => ({ kind: 'fix' as const, ts, device_id: 'GPS-1', lon: 120.58, lat: 31.3, speed_kmh: 36 });
+function finding(startedAt: number, endedAt: number | null, lastFix: number, jurisdictions = ['WEST']): Finding {
+  return { type: 'route_deviation', severity: 'warning', truck, startedAt, endedAt, location: [120.58, 31.3], jurisdictions, evidence: [fix(startedAt), fix(lastFix)], permit: { id: 'P1', number: 'PZ-2026-001' }, detail: {} };
+}
+
+async function store(): Promise<AlertStore> {
+  ({ db } = await worldRegistry());
+  return new AlertStore(db, { mergeGapMs: 300_000, evidenceMax: 40 });
+}
+
+describe('alert store', () => {
+  it('keeps one alert while a violation lasts, updates it when it grows or ends, and ignores repeats', async () => {
+    const alerts = await store();
+    const raised = alerts.record(finding(NIGHT, null, NIGHT + 60_000), 1000);
+    expect(raised?.change).toBe('raised');
+    expect(alerts.record(finding(NIGHT, null, NIGHT + 60_000), 2000)).toBeNull();
+    // More evidence only: stored, nobody told.
+    expect(alerts.record(finding(NIGHT, null, NIGHT + 90_000), 3000)).toBeNull();
+    const grown = alerts.record(finding(NIGHT, null, NIGHT + 120_000, ['EAST', 'WEST']), 4000);
+    expect(grown?.change).toBe('updated');
+    expect(grown?.alert.jurisdictions).toEqual(['EAST', 'WEST']);
+    const ended = alerts.record(finding(NIGHT, NIGHT + 200_000, NIGHT + 200_000), 5000);
+    expect(ended?.alert).toMatchObject({ id: raised!.alert.id, ended_at: new Date(NIGHT + 200_000).toISOString(), version: 3, raised_at: new Date(1000).toISOString() });
+    // A replay of an older, shorter stretch does not move the end back.
+    expect(alerts.record(finding(NIGHT, NIGHT + 100_000, NIGHT + 100_000), 6000)).toBeNull();
+    expect(alerts.list({ limit: 10, offset: 0 }).total).toBe(1);
+    expect(alerts.history(raised!.alert.id).map((h) => h.change)).toEqual(['raised', 'updated', 'ended']);
+  });
+
+  it('reopens an alert for a violation resuming within the merge gap, raises a new one after it', async () => {
+    const alerts = await store();
+    const first = alerts.record(finding(NIGHT, NIGHT + 100_000, NIGHT + 100_000), 1000)!.alert;
+    const resumed = alerts.record(finding(NIGHT + 200_000, null, NIGHT + 260_000), 2000)!;
+    expect(resumed.alert.id).toBe(first.id);
+    expect(resumed.alert.ended_at).toBeNull();
+    alerts.record(finding(NIGHT + 200_000, NIGHT + 300_000, NIGHT + 300_000), 3000);
+    const later = alerts.record(finding(NIGHT + 3_600_000, null, NIGHT + 3_660_000), 4000)!;
+    expect(later.change).toBe('raised');
+    expect(later.alert.id).not.toBe(first.id);
+  });
+
+  it('moves open → acknowledged → resolved with who and when, and refuses other moves', async () => {
+    const alerts = await store();
+    const { id } = alerts.record(finding(NIGHT, null, NIGHT + 60_000), 1000)!.alert;
+    expect(() => alerts.acknowledge('al_nope', 'officer', 2000)).toThrow(/no alert/);
+    const acknowledged = alerts.acknowledge(id, 'officer-li', 2000);
+    expect(acknowledged).toMatchObject({ status: 'acknowledged', acknowledged: { by: 'officer-li', at: new Date(2000).toISOString() } });
+    expect(() => alerts.acknowledge(id, 'officer-li', 2500)).toThrow(/is acknowledged/);
+    const resolved = alerts.resolve(id, 'officer-wang', 'fined 苏E·00001', 3000);
+    expect(resolved).toMatchObject({ status: 'resolved', resolved: { by: 'officer-wang', note: 'fined 苏E·00001' } });
+    expect(() => alerts.resolve(id, 'x', null, 4000)).toThrow(/is resolved/);
+    expect(alerts.history(id).map((h) => [h.change, h.by])).toEqual([['raised', null], ['acknowledged', 'officer-li'], ['resolved', 'officer-wang']]);
+  });
+
+  it('opens a new case when a violation goes on after its alert was resolved', async () => {
+    const alerts = await store();
+    const first = alerts.record(finding(NIGHT, null, NIGHT + 60_000), 1000)!.alert;
+    alerts.resolve(first.id, 'officer', null, 2000);
+    expect(alerts.record(finding(NIGHT, null, NIGHT + 60_000), 3000)).toBeNull();
+    const next = alerts.record(finding(NIGHT, null, NIGHT + 120_000), 4000)!;
+    expect(next.change).toBe('raised');
+    expect(alerts.list({ limit: 10, offset: 0, statuses: ['open'] }).items.map((a) => a.id)).toEqual([next.alert.id]);
+  });
+
+  it('gives the same violation the same id, and filters by jurisdiction, type, subject and time', async () => {
+    const alerts = await store();
+    const { id } = alerts.record(finding(NIGHT, NIGHT + 60_000, NIGHT + 60_000), 1000)!.alert;
+    expect(id).toMatch(/^al_[0-9a-f]{24}$/);
+    const base = { limit: 10, offset: 0 };
+    expect(alerts.list({ ...base, jurisdictions: ['WEST'] }).total).toBe(1);
+    expect(alerts.list({ ...base, jurisdictions: ['EAST'] }).total).toBe(0);
+    expect(alerts.list({ ...base, jurisdictions: [] }).total).toBe(0);
+    expect(alerts.list({ ...base, types: ['speeding'] }).total).toBe(0);
+    expect(alerts.list({ ...base, subject: '苏E·00001' }).total).toBe(1);
+    expect(alerts.list({ ...base, from: NIGHT + 120_000 }).total).toBe(0);
+    expect(alerts.list({ ...base, to: NIGHT - 1 }).total).toBe(0);
+  });
+});
