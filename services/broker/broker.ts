@@ -14,6 +14,7 @@ import { topics, type DeviceClass } from '../contract/topics.ts';
 import type { IngestPipeline } from '../ingest/pipeline.ts';
 import { canPublish, canSubscribe, type Identity } from './acl.ts';
 import type { CredentialDirectory } from './credentials.ts';
+import { boundedEmitter } from './emitter.ts';
 import { FrameLimit, PacketTooLargeError } from './frame-limit.ts';
 import { verifySecret } from './secrets.ts';
 
@@ -48,6 +49,9 @@ function digest(value: string): Buffer {
   return crypto.createHash('sha256').update(value).digest();
 }
 
+/** Deliveries in flight through the broker's emitter before further messages queue (aedes' default). */
+const EMITTER_CONCURRENCY = 100;
+
 export class EmbeddedBroker {
   readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0, spoolFullRefusals: 0 };
   private lastSpoolFullWarning = 0;
@@ -59,6 +63,12 @@ export class EmbeddedBroker {
   private readonly dropped = new WeakSet<Buffer>();
   /** Verified secrets, so a reconnect storm does not cost one scrypt per device. */
   private readonly verified = new Map<string, { hash: string; digest: Buffer }>();
+  /**
+   * Secret hashes already verified, with the digest of the secret that matched. Devices imported
+   * with one shared hash (a fleet provisioned from one secret) then cost one scrypt in all, not
+   * one each; a hash is salted, so unrelated devices never share an entry.
+   */
+  private readonly verifiedHashes = new Map<string, Buffer>();
   private readonly sockets = new Set<net.Socket>();
   private readonly clients = new Set<Client>();
   /** The TCP socket under each connection aedes handles, for corking. */
@@ -70,6 +80,7 @@ export class EmbeddedBroker {
   async start(): Promise<{ port: number; wsPort: number | null }> {
     const { config, log } = this.deps;
     const aedes = await Aedes.createBroker({
+      mq: boundedEmitter(EMITTER_CONCURRENCY),
       preConnect: (client, packet, done) => this.preConnect(client, packet, done),
       authenticate: (client, username, password, done) => {
         this.authenticate(client, username, password).then(
@@ -211,11 +222,13 @@ export class EmbeddedBroker {
     const secret = password.toString('utf8');
     const cached = this.verified.get(username);
     const secretDigest = digest(secret);
-    const known = cached?.hash === record.secret_hash && crypto.timingSafeEqual(cached.digest, secretDigest);
+    const sharedDigest = this.verifiedHashes.get(record.secret_hash);
+    const known = (cached?.hash === record.secret_hash && crypto.timingSafeEqual(cached.digest, secretDigest)) || (sharedDigest !== undefined && crypto.timingSafeEqual(sharedDigest, secretDigest));
     if (!known) {
       if (!(await verifySecret(secret, record.secret_hash))) throw refusal(`wrong secret for ${username}`, CONNACK.badCredentials);
-      this.verified.set(username, { hash: record.secret_hash, digest: secretDigest });
+      this.verifiedHashes.set(record.secret_hash, secretDigest);
     }
+    this.verified.set(username, { hash: record.secret_hash, digest: secretDigest });
     this.identities.set(client, device ? { kind: 'device', deviceId: device.id, deviceClass: device.class } : { kind: 'service', name: username });
   }
 

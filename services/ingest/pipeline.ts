@@ -1,6 +1,6 @@
 // One path for every message, whichever door it came through (the embedded broker's publish hook
-// or the ingest worker's subscription): validate, convert to points, make durable in the spool,
-// then tell listeners (the rules engine). The caller acknowledges the message once ingest()
+// or the ingest worker's subscription): validate, convert to points, tell listeners (the rules
+// engine), and make durable in the spool. The caller acknowledges the message once ingest()
 // resolves; a rejection of the spool (full, disk error) propagates so the message is not
 // acknowledged and the device keeps it.
 import type { Logger } from 'pino';
@@ -106,8 +106,9 @@ export class IngestPipeline {
   private async store(readings: Reading[]): Promise<void> {
     let lines = '';
     for (const reading of readings) lines += readingToLine(reading) + '\n';
-    await this.spool.append(lines);
-    this.accepted += readings.length;
+    // The rules see valid readings at once rather than after the spool's fsync, which takes a few
+    // ms to tens of ms under load: alerts are not held back by the disk. If the spool then refuses
+    // the message, the device is not acknowledged and sends it again; the rules drop the duplicate.
     for (const listener of this.listeners) {
       try {
         listener(readings);
@@ -115,5 +116,7 @@ export class IngestPipeline {
         this.log.error({ error: (error as Error).message }, 'a readings listener failed');
       }
     }
+    await this.spool.append(lines);
+    this.accepted += readings.length;
   }
 }

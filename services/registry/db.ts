@@ -25,6 +25,11 @@ export class RegistryDb {
     if (this.file !== ':memory:') fs.mkdirSync(path.dirname(this.file), { recursive: true });
     const db = new Database(this.file);
     db.pragma('journal_mode = WAL');
+    // In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the process loses
+    // nothing, a power cut may lose the last commits (SQLite docs, "PRAGMA synchronous"). Alerts
+    // are written on the rules' hot path, and what a power cut takes back the rules raise again
+    // from the history they replay at start.
+    db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     // Another process (the CLI) may hold the write lock briefly; wait instead of failing.
     db.pragma('busy_timeout = 5000');

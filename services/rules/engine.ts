@@ -63,6 +63,8 @@ interface TruckTrack {
 const LOGGED_ERRORS = 20;
 /** Consecutive implausible fixes after which the truck is taken to really be there. */
 const OUTLIER_RUN = 2;
+/** Most fixes kept per truck for reordering, whatever the window (a device reporting far faster than real GPS units). */
+const MAX_TRACK_FIXES = 500;
 /** GPS error allowed on top of the distance a fix's speed explains. */
 const JUMP_ALLOWANCE_M = 100;
 
@@ -137,7 +139,7 @@ export class RulesEngine {
   private trim(truck: TruckInfo, track: TruckTrack): void {
     const { fixes } = track;
     const horizon = fixes.at(-1)!.ts - this.deps.config.reorderWindowS * 1000;
-    while (fixes.length > 1 && fixes[0]!.ts < horizon) this.apply(truck, track, fixes.shift()!, track.base, false);
+    while (fixes.length > 1 && (fixes[0]!.ts < horizon || fixes.length > MAX_TRACK_FIXES)) this.apply(truck, track, fixes.shift()!, track.base, false);
   }
 
   private apply(truck: TruckInfo, track: TruckTrack, fix: TruckFix, state: TrackState, live: boolean): void {

@@ -1,0 +1,238 @@
+// `npm run bench:rules`: the cost of the truck rules per fix against a city of 10,000 permits
+// (200-vertex routes), and the publish-to-alert latency through the running service at 10,000
+// fixes/s. Progress goes to stderr; the last line on stdout is one JSON object with every figure.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import readline from 'node:readline';
+import mqtt, { type MqttClient } from 'mqtt';
+import { rulesSchema } from '../../services/config/schema.ts';
+import { startInfluxd } from '../../services/influx/influxd.ts';
+import { createLogger } from '../../services/log.ts';
+import { RegistryDb } from '../../services/registry/db.ts';
+import { DeviceStore } from '../../services/registry/devices.ts';
+import { EntityStore } from '../../services/registry/entity-store.ts';
+import { RulesEngine } from '../../services/rules/engine.ts';
+import { Route } from '../../services/rules/geo.ts';
+import { RegistryIndex } from '../../services/rules/registry-index.ts';
+import type { TruckFix } from '../../services/rules/types.ts';
+import { freePort } from '../../test/helpers/ports.ts';
+import { ROUTE_VERTICES, SECRET, writeBenchCity, type BenchCity } from './city.ts';
+
+const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F] [--active A] [--seconds S] [--skip-latency] [--profile DIR]
+
+1. Engine: N trucks with one permit each (${ROUTE_VERTICES}-vertex routes) drive R rounds of fixes through the
+   rules in process; prints the cost per fix and of one route check.
+2. Latency: the service (embedded broker, private InfluxDB) takes F fixes/s for S seconds from A
+   of those trucks over MQTT (QoS 1); each truck dumps its load off-site every 150 fixes (30 s at 5 fixes/s), and the time
+   from publishing that fix to its alert on waste/alerts/# is measured (p50, p99, max).
+--profile DIR writes a V8 CPU profile of the service (.cpuprofile).
+Defaults: N=10000, R=20, F=10000, A=2000, S=20.
+`;
+
+const { values } = parseArgs({
+  options: {
+    trucks: { type: 'string', default: '10000' },
+    rounds: { type: 'string', default: '20' },
+    rate: { type: 'string', default: '10000' },
+    active: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '20' },
+    'skip-latency': { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const TRUCKS = Number(values.trucks);
+const ROUNDS = Number(values.rounds);
+const RATE = Number(values.rate);
+const ACTIVE = Math.min(Number(values.active), TRUCKS);
+const SECONDS = Number(values.seconds);
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const say = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : null);
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+function peakRssMb(pid: number | undefined): number {
+  if (!pid || !fs.existsSync(`/proc/${pid}/status`)) return 0;
+  return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+function engineBench(registryFile: string, city: BenchCity) {
+  const db = new RegistryDb(registryFile);
+  db.open();
+  let started = performance.now();
+  const index = new RegistryIndex(db, new EntityStore(db));
+  const registry = index.current;
+  const registryLoadMs = performance.now() - started;
+  say(`registry snapshot: ${registry.permitCount()} permits in ${Math.round(registryLoadMs)} ms`);
+  let findings = 0;
+  const engine = new RulesEngine({
+    config: rulesSchema.parse({}),
+    registry: () => registry,
+    speedLimitAt: () => 60,
+    onFinding: () => findings++,
+    onSpill: () => {},
+    log: createLogger('warn'),
+  });
+  // Every truck drives its route loaded, covered, on time, with 10 m of GPS jitter: every rule runs, none fires.
+  const base = Date.now() - 3_600_000;
+  const fixes: TruckFix[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let i = 0; i < TRUCKS; i++) {
+      const route = city.routes[i]!;
+      const v = Math.floor(((r + 1) / (ROUNDS + 1)) * (route.length - 1));
+      const jitter = () => (Math.random() - 0.5) * 0.0002;
+      fixes.push({ kind: 'truck', deviceId: city.deviceOf(i), ts: base + r * 15_000 + i, lon: route[v]![0] + jitter(), lat: route[v]![1] + jitter(), speed_kmh: 36, heading: 90, ignition: true, cover_closed: true, tipper_up: false, load_kg: 20_000 });
+    }
+  }
+  say(`engine: ${fixes.length} fixes of ${TRUCKS} trucks...`);
+  started = performance.now();
+  for (const fix of fixes) engine.consume([fix]);
+  const engineMs = performance.now() - started;
+  const route = new Route({ type: 'LineString', coordinates: city.routes[0]! });
+  const probes = city.routes.slice(0, 1000).map((r) => r[50]!);
+  const calls = 200_000;
+  started = performance.now();
+  let sink = 0;
+  for (let k = 0; k < calls; k++) sink += route.distanceTo(probes[k % probes.length]!);
+  const routeCheckUs = ((performance.now() - started) * 1000) / calls;
+  db.close();
+  const usPerFix = (engineMs * 1000) / fixes.length;
+  say(`engine: ${round(usPerFix)} µs per fix (${findings} findings, expected 0); one route check ${round(routeCheckUs, 3)} µs${sink < 0 ? '' : ''}`);
+  return { registryLoadMs, usPerFix, routeCheckUs, fixes: fixes.length, findings };
+}
+
+async function latencyBench(dir: string, city: BenchCity) {
+  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: await freePort() });
+  const db = new RegistryDb(path.join(dir, 'data', 'registry.db'));
+  db.open();
+  const watcherSecret = await new DeviceStore(db).addService('waste-bench');
+  db.close();
+  const mqttPort = await freePort();
+  const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
+  const service = spawn(process.execPath, [...profile, '--import', 'tsx', 'services/main.ts'], {
+    cwd: root,
+    env: {
+      ...process.env,
+      WASTE_DATA_DIR: path.join(dir, 'data'),
+      WASTE_BROKER_HOST: '127.0.0.1',
+      WASTE_BROKER_PORT: String(mqttPort),
+      WASTE_BROKER_WS_PORT: '0',
+      WASTE_API_PORT: '0',
+      WASTE_INFLUX_URL: influxd.url,
+      WASTE_INFLUX_START_PRIVATE: 'false',
+      WASTE_ALERTS_MERGE_GAP_S: '1',
+      WASTE_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const stopAll = async () => {
+    if (service.exitCode === null) {
+      service.kill('SIGTERM');
+      await new Promise((r) => service.once('exit', r));
+    }
+    await influxd.stop();
+  };
+  process.once('exit', () => service.kill('SIGKILL'));
+  try {
+    return await measure(service, `mqtt://127.0.0.1:${mqttPort}`, watcherSecret, dir, city);
+  } finally {
+    await stopAll();
+  }
+}
+
+async function measure(service: ChildProcess, url: string, watcherSecret: string, dir: string, city: BenchCity) {
+  let watcher: MqttClient | null = null;
+  for (let i = 0; i < 600 && !watcher; i++) {
+    watcher = await mqtt.connectAsync(url, { username: 'waste-bench', password: watcherSecret, clientId: 'bench-watcher', reconnectPeriod: 0 }).catch(() => null);
+    if (!watcher) await sleep(100);
+  }
+  if (!watcher) throw new Error('the service did not come up within 60 s');
+  const latencies: number[] = [];
+  const seen = new Set<string>();
+  watcher.on('message', (_topic, payload) => {
+    const alert = JSON.parse(payload.toString()) as { id: string; version: number; subject: { device_id?: string }; evidence: { ts: number }[] };
+    if (alert.version !== 1 || seen.has(alert.id)) return;
+    seen.add(alert.id);
+    // The dump fix's ts is the wall-clock time it was published (publisher.ts).
+    const sent = alert.evidence.at(-1)?.ts;
+    if (sent !== undefined) latencies.push(performance.timeOrigin + performance.now() - sent);
+  });
+  await watcher.subscribeAsync('waste/alerts/#', { qos: 1 });
+
+  say(`publishing ${RATE} fixes/s for ${SECONDS} s from ${ACTIVE} trucks (each dumps its load off-site every 150 fixes)...`);
+  // Each truck stands on its route, at a vertex outside every disposal site (where tipping is allowed).
+  const db = new RegistryDb(path.join(dir, 'data', 'registry.db'));
+  db.open();
+  const registry = new RegistryIndex(db, new EntityStore(db)).current;
+  const trucks = Array.from({ length: ACTIVE }, (_, i) => {
+    const [lon, lat] = city.routes[i]!.slice(100).find((p) => registry.disposalSitesAt(p, 100).length === 0)!;
+    return { id: city.deviceOf(i), lon, lat };
+  });
+  db.close();
+  const trucksFile = path.join(dir, 'trucks.json');
+  await fsp.writeFile(trucksFile, JSON.stringify(trucks));
+  const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/rules/publisher.ts', '--url', url, '--trucks', trucksFile, '--secret', SECRET, '--rate', String(RATE), '--seconds', String(SECONDS)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  let done: { published: number; acknowledged: number; dumps: number; elapsedS: number } | null = null;
+  readline.createInterface({ input: publisher.stdout }).on('line', (line) => {
+    const event = JSON.parse(line) as { event: string; published: number; acknowledged: number; dumps: number; elapsedS: number };
+    if (event.event === 'progress') say(`published ${event.published}, acknowledged ${event.acknowledged}, alerts ${latencies.length}`);
+    if (event.event === 'done') done = event;
+  });
+  await new Promise((resolve) => publisher.once('exit', resolve));
+  if (!done) throw new Error('the publisher failed');
+  const result: { published: number; acknowledged: number; dumps: number; elapsedS: number } = done;
+  const deadline = Date.now() + 10_000;
+  while (latencies.length < result.dumps && Date.now() < deadline) await sleep(100);
+  const serviceRssMb = peakRssMb(service.pid);
+  await watcher.endAsync();
+  latencies.sort((a, b) => a - b);
+  return { published: result.published, acknowledged: result.acknowledged, achieved: result.published / result.elapsedS, dumps: result.dumps, latencies, serviceRssMb };
+}
+
+const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-rules-'));
+try {
+  say(`${TRUCKS} trucks and permits, ${os.cpus().length} cores, Node ${process.version}`);
+  const registryFile = path.join(dir, 'data', 'registry.db');
+  const city = await writeBenchCity(registryFile, TRUCKS, say);
+  const engine = engineBench(registryFile, city);
+  const latency = values['skip-latency'] ? null : await latencyBench(dir, city);
+  if (latency) {
+    say(`latency: ${latency.latencies.length}/${latency.dumps} alerts; p50 ${round(percentile(latency.latencies, 0.5) ?? NaN, 1)} ms, p99 ${round(percentile(latency.latencies, 0.99) ?? NaN, 1)} ms at ${Math.round(latency.achieved)} fixes/s`);
+  }
+  const summary = {
+    trucks: TRUCKS,
+    permits: TRUCKS,
+    route_vertices: ROUTE_VERTICES,
+    registry_snapshot_ms: Math.round(engine.registryLoadMs),
+    engine_fixes: engine.fixes,
+    engine_us_per_fix: round(engine.usPerFix),
+    route_check_us: round(engine.routeCheckUs, 3),
+    engine_false_findings: engine.findings,
+    latency: latency && {
+      target_fixes_per_s: RATE,
+      achieved_fixes_per_s: Math.round(latency.achieved),
+      active_trucks: ACTIVE,
+      published: latency.published,
+      acknowledged: latency.acknowledged,
+      dumps: latency.dumps,
+      alerts: latency.latencies.length,
+      p50_ms: round(percentile(latency.latencies, 0.5) ?? NaN, 1),
+      p99_ms: round(percentile(latency.latencies, 0.99) ?? NaN, 1),
+      max_ms: round(latency.latencies.at(-1) ?? NaN, 1),
+      service_peak_rss_mb: Math.round(latency.serviceRssMb),
+    },
+    bench_peak_rss_mb: Math.round(peakRssMb(process.pid)),
+  };
+  process.stdout.write(JSON.stringify(summary) + '\n');
+} finally {
+  await fsp.rm(dir, { recursive: true, force: true });
+}
