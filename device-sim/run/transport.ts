@@ -67,10 +67,20 @@ export class MqttTransport {
     while (this.stats.queued + this.stats.inFlight >= limit && !this.closing) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
-  /** Waits for every queued message to be acknowledged (up to `timeoutMs`), then says offline and disconnects. */
-  async close(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.stats.queued + this.stats.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  /**
+   * Waits for every queued message to be acknowledged, as long as acknowledgements keep coming
+   * (gives up after `stallMs` without one), then says offline and disconnects.
+   */
+  async close(stallMs: number): Promise<void> {
+    let acknowledged = this.stats.acknowledged;
+    let progressAt = Date.now();
+    while (this.stats.queued + this.stats.inFlight > 0 && Date.now() - progressAt < stallMs) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (this.stats.acknowledged > acknowledged) {
+        acknowledged = this.stats.acknowledged;
+        progressAt = Date.now();
+      }
+    }
     this.closing = true;
     this.wakeWaiters();
     await Promise.all(

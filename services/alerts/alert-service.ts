@@ -20,6 +20,9 @@ export type AlertPublisher = (topic: string, payload: string) => Promise<void>;
 /** Appends line protocol to the durable path into InfluxDB (the spool). */
 export type LineWriter = (lines: string) => Promise<void>;
 
+/** Violations judged over a whole trip, whose stops (loading, weighing) do not end the case. */
+const TRIP_TYPES = new Set(['out_of_hours', 'no_permit']);
+
 /** Topic segment for alerts outside every jurisdiction. */
 export const UNASSIGNED = 'unassigned';
 
@@ -41,7 +44,7 @@ export class AlertService {
     evidenceMax: number,
     private readonly clock: () => number = Date.now,
   ) {
-    this.store = new AlertStore(db, { mergeGapMs: config.mergeGapS * 1000, evidenceMax });
+    this.store = new AlertStore(db, { mergeGapMs: (type) => (TRIP_TYPES.has(type) ? config.tripMergeGapS : config.mergeGapS) * 1000, evidenceMax });
     this.webhooks = new WebhookStore(db, clock);
     this.deliverer = new WebhookDeliverer(db, config, log.child({ part: 'webhooks' }), clock);
   }

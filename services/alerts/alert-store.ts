@@ -79,7 +79,7 @@ function evidenceKey(e: Evidence): string {
 export class AlertStore {
   constructor(
     private readonly db: RegistryDb,
-    private readonly options: { mergeGapMs: number; evidenceMax: number },
+    private readonly options: { mergeGapMs: (type: string) => number; evidenceMax: number },
   ) {}
 
   /** Records a finding; returns the alert and what changed, or null when nothing did that anyone is told of. */
@@ -165,7 +165,7 @@ export class AlertStore {
   }
 
   private matching(f: Finding): Row | undefined {
-    const gap = this.options.mergeGapMs;
+    const gap = this.options.mergeGapMs(f.type);
     const end = f.endedAt ?? lastEvidence(f);
     const candidates = this.db.connection
       .prepare('SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT 5')

@@ -144,6 +144,8 @@ export const rulesSchema = z
     siteToleranceM: z.number().nonnegative().default(30).describe('Tipping within this distance of a disposal site counts as inside it (GPS error).'),
     loadLossFraction: z.number().positive().max(1).default(0.1).describe('Load loss: disposal-entry net below the site-exit net by at least this fraction.'),
     maxTripH: seconds(12).describe('Longest trip between a site-exit and a disposal-entry ticket that are compared.'),
+    ticketSettleS: seconds(120)
+      .describe('Load loss is judged this long after the disposal ticket arrives, so that a site-exit ticket delivered late pairs with the right trip.'),
     overloadToleranceKg: z.number().nonnegative().default(20).describe('Ticket gross above the truck\'s rated gross by more than this is an overload (one weighbridge division).'),
     endAfterFixes: seconds(2).describe('Consecutive fixes without the condition that end a raised violation (one stray fix does not).'),
     maxGapS: seconds(300).describe('A gap between fixes longer than this splits a violation in two.'),
@@ -158,6 +160,7 @@ export const rulesSchema = z
 export const alertsSchema = z
   .object({
     mergeGapS: seconds(300).describe('A violation starting within this long after the previous one of the same truck and type ended reopens that alert instead of raising a new one.'),
+    tripMergeGapS: seconds(1800).describe('The same for out-of-hours and no-permit haulage, whose trips stop to load and weigh: stops this short do not split the case.'),
     webhookTimeoutMs: seconds(10_000).describe('HTTP timeout of one webhook delivery.'),
     webhookRetryMinMs: seconds(1000).describe('First retry delay of a failed webhook delivery; doubles on each failure.'),
     webhookRetryMaxMs: seconds(60_000).describe('Longest delay between webhook retries.'),

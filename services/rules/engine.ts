@@ -24,6 +24,8 @@ export interface EngineDeps {
   onFinding: FindingSink;
   onSpill: SpillSink;
   log: Logger;
+  /** Server clock, for tickets waiting to settle. */
+  clock?: () => number;
   fixRules?: readonly FixRule[];
   ticketRules?: readonly TicketRule[];
 }
@@ -71,6 +73,8 @@ const JUMP_ALLOWANCE_M = 100;
 export class RulesEngine {
   readonly stats: EngineStats = { fixes: 0, tickets: 0, duplicates: 0, outliers: 0, tooLate: 0, replays: 0, unregistered: 0, ruleErrors: 0, evaluationMs: 0 };
   private readonly tracks = new Map<string, TruckTrack>();
+  /** Tickets whose settling rules run once they are due (server time), oldest first. */
+  private readonly settling: { due: number; truckId: string; ticket: WeighTicket }[] = [];
   private readonly fixRules: readonly FixRule[];
   private readonly ticketRules: readonly TicketRule[];
 
@@ -86,6 +90,20 @@ export class RulesEngine {
       else if (reading.kind === 'ticket') this.onTicket(reading);
     }
     this.stats.evaluationMs += performance.now() - started;
+  }
+
+  /** Runs the settling rules on tickets that are due; the rules service calls it every second. */
+  tick(now: number): void {
+    while (this.settling.length > 0 && this.settling[0]!.due <= now) {
+      const { truckId, ticket } = this.settling.shift()!;
+      const truck = this.deps.registry().truck(truckId);
+      if (truck) this.runTicketRules(truck, ticket, true);
+    }
+  }
+
+  /** Tickets waiting for their settling rules. */
+  settlingTickets(): number {
+    return this.settling.length;
   }
 
   /** Trucks with rule state in memory. */
@@ -200,6 +218,15 @@ export class RulesEngine {
       this.stats.duplicates++;
       return;
     }
+    this.runTicketRules(truck, ticket, false);
+    if (this.ticketRules.some((rule) => rule.settles && rule.fleets.includes(truck.fleet))) {
+      this.settling.push({ due: (this.deps.clock ?? Date.now)() + this.deps.config.ticketSettleS * 1000, truckId: truck.id, ticket });
+    }
+  }
+
+  private runTicketRules(truck: TruckInfo, ticket: WeighTicket, settled: boolean): void {
+    const registry = this.deps.registry();
+    const track = this.track(truck);
     const context = {
       ticket,
       site: registry.siteOfScale(ticket.deviceId),
@@ -211,7 +238,7 @@ export class RulesEngine {
       spill: (kind: SpillKind, from: LonLat, to: LonLat, ts: number) => this.deps.onSpill({ kind, truck, from, to, ts }),
     };
     for (const rule of this.ticketRules) {
-      if (!rule.fleets.includes(truck.fleet)) continue;
+      if (!rule.fleets.includes(truck.fleet) || (rule.settles ?? false) !== settled) continue;
       try {
         rule.onTicket(context);
       } catch (error) {

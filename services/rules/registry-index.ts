@@ -102,7 +102,10 @@ class Snapshot implements RulesRegistry {
     for (const s of rows.sites) {
       const geometry = s.geometry as Area;
       const centre = centreOf(geometry);
-      const site: SiteInfo = { id: s.id, kind: s.kind as SiteInfo['kind'], name: s.name as string, centre, jurisdictions: this.jurisdictions.at(centre) };
+      // A site on a boundary belongs to every jurisdiction it reaches into.
+      const corners = (geometry.type === 'Polygon' ? geometry.coordinates : geometry.coordinates.flat()).flat() as LonLat[];
+      const jurisdictions = [...new Set([centre, ...corners].flatMap((p) => this.jurisdictions.at(p)))].sort();
+      const site: SiteInfo = { id: s.id, kind: s.kind as SiteInfo['kind'], name: s.name as string, centre, jurisdictions };
       this.sites.set(site.id, site);
       this.siteAreas.set(site.id, new AreaIndex([{ value: site.id, geometry }]));
       if (site.kind === 'disposal') disposalAreas.push({ value: site, geometry });

@@ -24,6 +24,8 @@ export interface RulesDeps {
 
 /** Tickets are replayed this far back, so a trip's exit ticket is there when its entry ticket comes. */
 const TICKET_HISTORY_MS = 24 * 3_600_000;
+/** How often tickets waiting to settle are looked at. */
+const TICK_MS = 1000;
 /** History is read in slices of this length, to keep each answer small. */
 const SLICE_MS = 60_000;
 
@@ -31,6 +33,7 @@ export class RulesService {
   readonly index: RegistryIndex;
   readonly spillage: SpillageStore;
   private engine: RulesEngine | null = null;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: RulesDeps) {
     this.index = new RegistryIndex(deps.db, deps.entities);
@@ -56,10 +59,14 @@ export class RulesService {
       log,
     });
     if (history) await this.replay(history);
+    this.timer = setInterval(() => this.engine?.tick(Date.now()), TICK_MS);
+    this.timer.unref();
   }
 
   stop(): void {
     this.index.stop();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 
   consume(readings: readonly Reading[]): void {

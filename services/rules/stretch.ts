@@ -71,6 +71,8 @@ export function step(
     s = state.stretch = null;
   }
   if (!holds) {
+    // The violation went on somewhere between its last fix and this one: route it there too.
+    if (s && s.raised && s.clearFixes === 0 && addJurisdictions(ctx, s, position)) emit(ctx, s, options, null);
     if (s && s.raised && ++s.clearFixes >= config.endAfterFixes) finish(ctx, s, options);
     if (s && (!s.raised || s.clearFixes >= config.endAfterFixes)) state.stretch = null;
     return { stretch: state.stretch, raised: false, from: null };
@@ -92,6 +94,8 @@ export function step(
       permit: extra.permit ?? null,
       detail: extra.detail ?? {},
     };
+    // ... and between the fix before it and its first one.
+    if (lead > 0 && ctx.previous) addJurisdictions(ctx, s, [ctx.previous.lon, ctx.previous.lat]);
   } else {
     from = s.lastPosition;
     s.metres += distanceM(s.lastPosition, position);
@@ -104,13 +108,7 @@ export function step(
   }
   if (s.evidence.length >= config.evidenceMax) s.evidence.splice(EVIDENCE_HEAD, 1);
   s.evidence.push(fixEvidence(fix, extra.distanceM === undefined ? {} : { distance_m: extra.distanceM }));
-  let grew = false;
-  for (const j of ctx.registry.jurisdictionsAt(position)) {
-    if (!s.jurisdictions.includes(j)) {
-      s.jurisdictions.push(j);
-      grew = true;
-    }
-  }
+  const grew = addJurisdictions(ctx, s, position);
   if (!s.raised) {
     const long = s.last - s.start >= options.graceMs || (options.graceM !== undefined && s.metres >= options.graceM);
     if (s.fixes >= (options.minFixes ?? 2) && long) {
@@ -122,6 +120,18 @@ export function step(
     emit(ctx, s, options, null);
   }
   return { stretch: s, raised: false, from };
+}
+
+/** Adds the jurisdictions at p; true when there was a new one. */
+function addJurisdictions(ctx: FixContext, s: Stretch, p: LonLat): boolean {
+  let grew = false;
+  for (const j of ctx.registry.jurisdictionsAt(p)) {
+    if (!s.jurisdictions.includes(j)) {
+      s.jurisdictions.push(j);
+      grew = true;
+    }
+  }
+  return grew;
 }
 
 function finish(ctx: FixContext, s: Stretch, options: StretchOptions): void {

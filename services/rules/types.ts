@@ -82,6 +82,8 @@ export interface FixRule<S = unknown> {
 export interface TicketRule {
   readonly type: AlertType;
   readonly fleets: readonly Fleet[];
+  /** Judge the ticket only after rules.ticketSettleS, once tickets delivered late are in. */
+  readonly settles?: boolean;
   onTicket(context: TicketContext): void;
 }
 

@@ -7,6 +7,9 @@ import { ticketEvidence } from '../types.ts';
 export const loadLoss: TicketRule = {
   type: 'load_loss',
   fleets: ['muck'],
+  // A site-exit ticket delivered after its disposal ticket would otherwise leave the disposal
+  // ticket paired with the exit of an earlier trip that never reached a disposal site.
+  settles: true,
   onTicket(ctx) {
     const trip = ctx.book.tripOf(ctx.ticket);
     if (!trip) return;

@@ -17,7 +17,7 @@ function finding(startedAt: number, endedAt: number | null, lastFix: number, jur
 
 async function store(): Promise<AlertStore> {
   ({ db } = await worldRegistry());
-  return new AlertStore(db, { mergeGapMs: 300_000, evidenceMax: 40 });
+  return new AlertStore(db, { mergeGapMs: () => 300_000, evidenceMax: 40 });
 }
 
 describe('alert store', () => {

@@ -222,6 +222,18 @@ describe('tickets', () => {
     expect(h.spillage.hotspots({ from: NIGHT, to: NIGHT + 86_400_000, kind: 'load_loss', limit: 500 }).length).toBeGreaterThan(10);
   });
 
+  it('waits for a late site-exit ticket before pairing, instead of blaming the entry on an earlier trip', async () => {
+    h = await rulesHarness();
+    // Trip 7 left the site and never reached a disposal site; trip 8's exit ticket arrives after its entry ticket.
+    h.engine.consume([ticket('A-7', DEVICES.scaleA, NIGHT, 'out', 21_000)]);
+    h.engine.consume([ticket('B-8', DEVICES.scaleB, NIGHT + 2_100_000, 'in', 18_000)]);
+    h.engine.consume([ticket('A-8', DEVICES.scaleA, NIGHT + 1_800_000, 'out', 18_100)]);
+    expect(h.engine.settlingTickets()).toBe(3);
+    h.engine.tick(Date.now() + 120_000);
+    expect(h.engine.settlingTickets()).toBe(0);
+    expect(h.list()).toEqual([]);
+  });
+
   it('raises one overload for a trip weighed over the rated gross at both ends; duplicates change nothing', async () => {
     h = await rulesHarness();
     const out = ticket('A-9', DEVICES.scaleA, NIGHT, 'out', 18_000, 15_000);

@@ -36,8 +36,10 @@ export async function rulesHarness(options: { world?: WorldOptions; config?: Par
     alerts,
     spillage,
     lines,
+    /** Feeds readings one by one, then lets every ticket waiting to settle be judged. */
     feed(readings: Reading[]) {
       for (const r of readings) engine.consume([r]);
+      engine.tick(Number.POSITIVE_INFINITY);
     },
     list(type?: string): AlertView[] {
       return alerts.store.list({ limit: 500, offset: 0, ...(type ? { types: [type] } : {}) }).items.sort((a, b) => a.started_at.localeCompare(b.started_at));
