@@ -141,6 +141,11 @@ export const rulesSchema = z
     uncoveredMinS: seconds(60).describe('Seconds moving loaded with the cover open before uncovered transport is raised.'),
     loadedKg: z.number().nonnegative().default(500).describe('A truck whose load sensor reads more than this is loaded (without a load sensor: between its site-exit and disposal tickets).'),
     dumpDropKg: z.number().positive().default(2000).describe('A load drop of at least this much while stopped counts as tipping.'),
+    boundaryToleranceM: z
+      .number()
+      .nonnegative()
+      .default(100)
+      .describe('A violation this close to a jurisdiction\'s boundary is sent to the jurisdiction across it too (GPS error, and the road driven between two fixes).'),
     siteToleranceM: z.number().nonnegative().default(30).describe('Tipping within this distance of a disposal site counts as inside it (GPS error).'),
     loadLossFraction: z.number().positive().max(1).default(0.1).describe('Load loss: disposal-entry net below the site-exit net by at least this fraction.'),
     maxTripH: seconds(12).describe('Longest trip between a site-exit and a disposal-entry ticket that are compared.'),

@@ -50,7 +50,8 @@ export interface RulesRegistry {
   site(id: string): SiteInfo | undefined;
   /** Disposal sites holding p (or within toleranceM of one). */
   disposalSitesAt(p: LonLat, toleranceM: number): SiteInfo[];
-  jurisdictionsAt(p: LonLat): string[];
+  /** Jurisdictions holding p, or within toleranceM of it. */
+  jurisdictionsAt(p: LonLat, toleranceM?: number): string[];
   /** Whether p lies in the site (within toleranceM of it). */
   inSite(siteId: string, p: LonLat, toleranceM: number): boolean;
   permitCount(): number;
@@ -165,8 +166,8 @@ class Snapshot implements RulesRegistry {
   disposalSitesAt(p: LonLat, toleranceM: number) {
     return this.disposal.at(p, toleranceM);
   }
-  jurisdictionsAt(p: LonLat) {
-    return this.jurisdictions.at(p);
+  jurisdictionsAt(p: LonLat, toleranceM = 0) {
+    return this.jurisdictions.at(p, toleranceM);
   }
   inSite(siteId: string, p: LonLat, toleranceM: number) {
     return (this.siteAreas.get(siteId)?.at(p, toleranceM).length ?? 0) > 0;

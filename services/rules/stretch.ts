@@ -125,7 +125,7 @@ export function step(
 /** Adds the jurisdictions at p; true when there was a new one. */
 function addJurisdictions(ctx: FixContext, s: Stretch, p: LonLat): boolean {
   let grew = false;
-  for (const j of ctx.registry.jurisdictionsAt(p)) {
+  for (const j of ctx.registry.jurisdictionsAt(p, ctx.config.boundaryToleranceM)) {
     if (!s.jurisdictions.includes(j)) {
       s.jurisdictions.push(j);
       grew = true;
