@@ -7,7 +7,8 @@
 //   - it is raised once it has lasted `graceMs` (or covered `graceM` metres);
 //   - a raised stretch ends after `endAfterFixes` consecutive fixes without the condition, at its
 //     last fix with it; a gap in the fixes longer than `maxGapS` ends it too;
-//   - an unraised stretch is dropped at the first fix without the condition.
+//   - at the first fix without the condition, an unraised stretch is taken to have ended halfway
+//     to it; it is raised (and ended) if that makes it long enough, and dropped otherwise.
 import { distanceM, type LonLat } from './geo.ts';
 import { fixEvidence, type Evidence, type FixContext, type Finding } from './types.ts';
 
@@ -73,6 +74,13 @@ export function step(
   if (!holds) {
     // The violation went on somewhere between its last fix and this one: route it there too.
     if (s && s.raised && s.clearFixes === 0 && addJurisdictions(ctx, s, position)) emit(ctx, s, options, null);
+    if (s && !s.raised && ts - s.last <= maxGapMs && long(s, options, s.last + (ts - s.last) / 2)) {
+      s.raised = true;
+      addJurisdictions(ctx, s, position);
+      finish(ctx, s, options);
+      state.stretch = null;
+      return { stretch: s, raised: true, from: null };
+    }
     if (s && s.raised && ++s.clearFixes >= config.endAfterFixes) finish(ctx, s, options);
     if (s && (!s.raised || s.clearFixes >= config.endAfterFixes)) state.stretch = null;
     return { stretch: state.stretch, raised: false, from: null };
@@ -110,8 +118,7 @@ export function step(
   s.evidence.push(fixEvidence(fix, extra.distanceM === undefined ? {} : { distance_m: extra.distanceM }));
   const grew = addJurisdictions(ctx, s, position);
   if (!s.raised) {
-    const long = s.last - s.start >= options.graceMs || (options.graceM !== undefined && s.metres >= options.graceM);
-    if (s.fixes >= (options.minFixes ?? 2) && long) {
+    if (long(s, options, s.last)) {
       s.raised = true;
       emit(ctx, s, options, null);
       return { stretch: s, raised: true, from };
@@ -120,6 +127,12 @@ export function step(
     emit(ctx, s, options, null);
   }
   return { stretch: s, raised: false, from };
+}
+
+/** Enough fixes, and lasting the grace period (up to `end`) or covering the grace distance. */
+function long(s: Stretch, options: StretchOptions, end: number): boolean {
+  if (s.fixes < (options.minFixes ?? 2)) return false;
+  return end - s.start >= options.graceMs || (options.graceM !== undefined && s.metres >= options.graceM);
 }
 
 /** Adds the jurisdictions at p; true when there was a new one. */

@@ -11,12 +11,12 @@ export const uncoveredTransport: FixRule<StretchState> = {
     const holds = ctx.moving && ctx.loaded && ctx.fix.cover_closed === false;
     const result = step(ctx, state, holds, { graceMs: ctx.config.uncoveredMinS * 1000, severity: 'warning' });
     const stretch = result.stretch;
-    if (!holds || !stretch?.raised) return;
+    if (!stretch?.raised) return;
     if (result.raised) {
       // The road driven before the grace period ran out counts too.
       const fixes = stretch.evidence.filter((e) => e.kind === 'fix');
       for (let i = 1; i < fixes.length; i++) ctx.spill('uncovered', [fixes[i - 1]!.lon, fixes[i - 1]!.lat], [fixes[i]!.lon, fixes[i]!.lat], fixes[i]!.ts);
-    } else if (result.from) {
+    } else if (holds && result.from) {
       ctx.spill('uncovered', result.from, ctx.position, ctx.fix.ts);
     }
   },

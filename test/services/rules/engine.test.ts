@@ -190,6 +190,27 @@ describe('illegal dump, uncovered transport, speeding', () => {
     expect(h.list()).toEqual([]);
   });
 
+  it('raises speeding seen on two fixes 18 s apart, taking it to have lasted halfway to the fixes either side', async () => {
+    h = await rulesHarness();
+    const fixes = track(
+      DEVICES.gps1,
+      NIGHT,
+      [
+        { fromLon: SITE_LON, toLon: 120.57, speedKmh: 36 },
+        { fromLon: 120.57, toLon: 120.579, speedKmh: 75 },
+        { fromLon: 120.579, toLon: DUMP_LON, speedKmh: 36 },
+      ],
+      18,
+    );
+    const fast = fixes.filter((f) => f.speed_kmh > 60);
+    expect(fast).toHaveLength(2);
+    h.feed(fixes);
+    const alerts = h.list();
+    expect(alerts.map((a) => a.type)).toEqual(['speeding']);
+    expect(alerts[0]!.started_at).toBe(new Date(fast[0]!.ts - 9_000).toISOString());
+    expect(alerts[0]!.ended_at).toBe(new Date(fast[1]!.ts).toISOString());
+  });
+
   it('raises speeding over the limit for longer than 30 s, not for one fast fix', async () => {
     h = await rulesHarness();
     const single = cleanTrip();
