@@ -1,5 +1,5 @@
-// `npm run demo`: the service and a small simulated city in one process, so that data flows and
-// violations happen within a minute of starting. Uses its own data directory (data/demo) and an
+// `npm run demo`: the service and a small simulated city in one process, so that data flows,
+// violations happen and alerts fire within a minute of starting. Uses its own data directory (data/demo) and an
 // admin token it prints; Ctrl-C stops both.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,7 +16,7 @@ export const DEMO_HELP = `Usage: npm run demo [-- options]
 Starts the service (embedded broker, API, InfluxDB: a private influxd if none answers) with its data
 in data/demo, imports a small generated city (20 muck trucks, 6 collection trucks, 150 bins), and
 runs it: the last half hour at 30x, then in real time, with violations at 15 % so that some happen
-in the first minute. The demo's permits allow hauling around the clock, so trucks move at any hour. Prints the API token and what to look at. Ctrl-C stops it.
+in the first minute. Each alert the rules raise is printed as it is raised. The demo's permits allow hauling around the clock, so trucks move at any hour. Prints the API token and what to look at. Ctrl-C stops it.
 
 Options:
   --data-dir DIR     (default data/demo; WASTE_DATA_DIR also works)
@@ -60,10 +60,18 @@ export async function demoCommand(argv: string[]): Promise<number> {
         'Try:',
         `  curl -s -H 'authorization: Bearer ${token}' ${api}/api/v1/positions | head -c 600`,
         `  curl -s -H 'authorization: Bearer ${token}' '${api}/api/v1/bin-levels?limit=5'`,
+        `  curl -s -H 'authorization: Bearer ${token}' '${api}/api/v1/alerts?limit=5'`,
+        `  curl -N -H 'authorization: Bearer ${token}' ${api}/api/v1/alerts/stream`,
+        `  curl -s -H 'authorization: Bearer ${token}' ${api}/api/v1/spillage/hotspots`,
         `  npm run sim -- score --labels ${cityDir}/labels.jsonl --api ${api} --token ${token}`,
         '',
       ].join('\n') + '\n',
     );
+    service.alerts.subscribe(({ change, alert }) => {
+      if (change !== 'raised') return;
+      const where = alert.jurisdictions.join(', ') || 'no jurisdiction';
+      process.stdout.write(`alert  ${alert.type.padEnd(20)} ${alert.subject.plate ?? alert.subject.id}  ${where}  since ${new Date(alert.started_at).toISOString()}  ${alert.id}\n`);
+    });
     const result = await simulate({
       city: { ...city, seed: values.seed, secret },
       cityDir,
