@@ -47,7 +47,8 @@ export interface EngineStats {
 
 interface TrackState {
   previous: TruckFix | null;
-  rejectedInRow: number;
+  /** The last fix skipped as an outlier, while no plausible fix has followed it. */
+  suspect: TruckFix | null;
   rules: unknown[];
 }
 
@@ -63,8 +64,6 @@ interface TruckTrack {
 
 /** Rule errors logged one by one before they are only counted. */
 const LOGGED_ERRORS = 20;
-/** Consecutive implausible fixes after which the truck is taken to really be there. */
-const OUTLIER_RUN = 2;
 /** Most fixes kept per truck for reordering, whatever the window (a device reporting far faster than real GPS units). */
 const MAX_TRACK_FIXES = 500;
 /** GPS error allowed on top of the distance a fix's speed explains. */
@@ -106,15 +105,10 @@ export class RulesEngine {
     return this.settling.length;
   }
 
-  /** Trucks with rule state in memory. */
-  trackedTrucks(): number {
-    return this.tracks.size;
-  }
-
   private track(truck: TruckInfo): TruckTrack {
     let track = this.tracks.get(truck.id);
     if (!track) {
-      const initial = (): TrackState => ({ previous: null, rejectedInRow: 0, rules: this.fixRules.map((r) => r.initialState()) });
+      const initial = (): TrackState => ({ previous: null, suspect: null, rules: this.fixRules.map((r) => r.initialState()) });
       track = { fixes: [], base: initial(), state: initial(), book: new TicketBook(this.deps.config.maxTripH * 3_600_000) };
       this.tracks.set(truck.id, track);
     }
@@ -165,10 +159,15 @@ export class RulesEngine {
     const position: LonLat = [fix.lon, fix.lat];
     const previous = state.previous;
     if (previous && this.implausible(previous, fix, position)) {
-      if (live) this.stats.outliers++;
-      if (++state.rejectedInRow < OUTLIER_RUN) return;
+      // Two implausible fixes in a row that agree with each other: the truck really is there.
+      const suspect = state.suspect;
+      if (!suspect || this.implausible(suspect, fix, position)) {
+        if (live) this.stats.outliers++;
+        state.suspect = fix;
+        return;
+      }
     }
-    state.rejectedInRow = 0;
+    state.suspect = null;
     const registry = this.deps.registry();
     const context: FixContext = {
       rule: 'route_deviation',

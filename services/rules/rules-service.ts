@@ -26,6 +26,8 @@ export interface RulesDeps {
 const TICKET_HISTORY_MS = 24 * 3_600_000;
 /** How often tickets waiting to settle are looked at. */
 const TICK_MS = 1000;
+/** How often the rules' counters are logged. */
+const STATS_LOG_MS = 60_000;
 /** History is read in slices of this length, to keep each answer small. */
 const SLICE_MS = 60_000;
 
@@ -59,7 +61,15 @@ export class RulesService {
       log,
     });
     if (history) await this.replay(history);
-    this.timer = setInterval(() => this.engine?.tick(Date.now()), TICK_MS);
+    let loggedAt = Date.now();
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      this.engine?.tick(now);
+      if (this.engine && now - loggedAt >= STATS_LOG_MS) {
+        loggedAt = now;
+        log.info({ ...this.engine.stats, evaluationMs: Math.round(this.engine.stats.evaluationMs), settlingTickets: this.engine.settlingTickets() }, 'rules stats (since start)');
+      }
+    }, TICK_MS);
     this.timer.unref();
   }
 
