@@ -1,10 +1,9 @@
-// The message emitter under aedes, with its queue drained without deep recursion. aedes passes
-// every publish through mqemitter; once `concurrency` deliveries are in flight (a slow subscriber
-// holds them), further messages queue, and the queue is drained recursively: a message nobody
-// subscribes to completes synchronously and starts the next one a few stack frames deeper. A
-// burst of thousands (a spool group commit releasing that many publishes) then overflows the stack
-// and kills the process (mqemitter pull request #204, unresolved upstream). Here a drain deeper
-// than MAX_DEPTH continues on the next turn of the event loop instead.
+// The message emitter under aedes, kept from recursing without bound. aedes passes every publish
+// through mqemitter, and a delivery that completes at once can start the next one from inside its
+// callback: a burst of thousands (a spool group commit releasing that many publishes, or a queue
+// drained after the in-flight limit) goes one stack level deeper per message, overflows the stack
+// and kills the process (mqemitter pull request #204, unresolved upstream). Here an emit nested
+// deeper than MAX_DEPTH continues on the next turn of the event loop instead.
 import mqemitter, { type MQEmitter } from 'mqemitter';
 
 const MAX_DEPTH = 200;
