@@ -63,9 +63,9 @@ export function linkDevices(entities: EntityStore): void {
   entities.create(ENTITIES.weighbridges, 'WB-B', { site_id: 'DUMP-B', device_id: DEVICES.scaleB });
 }
 
-/** A registry in a temp directory holding the world and its devices. */
-export async function worldRegistry(options: WorldOptions = {}): Promise<{ db: RegistryDb; entities: EntityStore }> {
-  const db = new RegistryDb(path.join(await tempDir('waste-rules-'), 'registry.db'));
+/** A registry (in a temp directory unless `file` is given) holding the world and its devices. */
+export async function worldRegistry(options: WorldOptions = {}, file?: string): Promise<{ db: RegistryDb; entities: EntityStore }> {
+  const db = new RegistryDb(file ?? path.join(await tempDir('waste-rules-'), 'registry.db'));
   db.open();
   const entities = new EntityStore(db);
   writeWorld(entities, options);

@@ -6,12 +6,13 @@ import type { Config } from '../../../services/config/schema.ts';
 import { REJECTED_TOPIC, topics } from '../../../services/contract/topics.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
 import { startTestMosquitto, type TestMosquitto } from '../../helpers/mosquitto.ts';
+import { DEVICES, SITE_LON, track, worldRegistry } from '../../helpers/rules-world.ts';
 import { eventually, provision, startTestService, testConfig } from '../../helpers/service.ts';
 
 let influxd: TestInfluxd;
 let mosquitto: TestMosquitto;
 let config: Config;
-const users = { 'waste-ingest': 'ingest-secret', 'M-T1': 'truck-secret', 'M-T2': 'truck2-secret' };
+const users = { 'waste-ingest': 'ingest-secret', 'M-T1': 'truck-secret', 'M-T2': 'truck2-secret', [DEVICES.gps2]: 'gps2-secret', 'waste-enforcement': 'enforcement-secret' };
 
 const count = (deviceId: string) => influxd.count('truck_position', 'lat', deviceId);
 const fix = (i: number) => JSON.stringify({ ts: Date.now() - 100_000 + i, lat: 31.3, lon: 120.6, speed_kmh: i % 100, heading: i % 360 });
@@ -25,6 +26,8 @@ beforeAll(async () => {
     'ingest.password': users['waste-ingest'],
     'ingest.clientId': 'waste-ingest-test',
   });
+  // The rules' world: truck T2 (device GPS-2) has no permit.
+  (await worldRegistry({}, config.registry.file)).db.close();
 });
 
 afterAll(async () => {
@@ -56,6 +59,21 @@ describe('ingest worker on Mosquitto', () => {
     expect(await eventually(() => count('M-T1'), (n) => n === 250, 20_000)).toBe(250);
     expect(await count('M-T2')).toBe(0);
     await Promise.all([device.endAsync(), watcher.endAsync()]);
+    await svc.stop();
+  });
+
+  it('publishes alerts on Mosquitto for the enforcement account to read', async () => {
+    const svc = await startTestService(config);
+    const officer = await mqtt.connectAsync(mosquitto.url, { username: 'waste-enforcement', password: users['waste-enforcement'], clientId: 'officer' });
+    const alerts: { topic: string; type: string }[] = [];
+    officer.on('message', (topic, payload) => alerts.push({ topic, type: (JSON.parse(payload.toString()) as { type: string }).type }));
+    await officer.subscribeAsync('waste/alerts/#', { qos: 1 });
+    const truck = await mqtt.connectAsync(mosquitto.url, { username: DEVICES.gps2, password: users[DEVICES.gps2], clientId: DEVICES.gps2 });
+    const fixes = track(DEVICES.gps2, Date.now() - 120_000, [{ fromLon: SITE_LON, toLon: SITE_LON + 0.01, speedKmh: 36 }]);
+    await truck.publishAsync(topics.data('trucks', DEVICES.gps2), JSON.stringify(fixes.map(({ kind: _k, deviceId: _d, ...fix }) => fix)), { qos: 1 });
+    const seen = await eventually(async () => alerts, (a) => a.length > 0);
+    expect(seen[0]).toEqual({ topic: 'waste/alerts/WEST/no_permit', type: 'no_permit' });
+    await Promise.all([truck.endAsync(), officer.endAsync()]);
     await svc.stop();
   });
 });
