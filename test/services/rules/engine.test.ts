@@ -134,6 +134,13 @@ describe('permits and hours', () => {
     expect(alerts[0]!.severity).toBe('critical');
   });
 
+  it('treats a suspended permit as none', async () => {
+    h = await rulesHarness();
+    h.db.connection.prepare("UPDATE permits SET status = 'suspended', updated_at = 'later' WHERE id = 'P1'").run();
+    h.feed(cleanTrip());
+    expect(h.list().map((a) => [a.type, a.subject.id])).toEqual([['no_permit', 'T1']]);
+  });
+
   it('raises no-permit for a truck without one that drives, not for one that stands', async () => {
     h = await rulesHarness();
     h.feed(stand(DEVICES.gps2, NIGHT - 600_000, SITE_LON, 300));
