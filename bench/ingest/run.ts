@@ -12,6 +12,7 @@ import mqtt from 'mqtt';
 import { RegistryDb } from '../../services/registry/db.ts';
 import { DeviceStore } from '../../services/registry/devices.ts';
 import { hashSecret } from '../../services/broker/secrets.ts';
+import { benchServiceEnv } from '../service-env.ts';
 import { InfluxStore } from '../../services/influx/client.ts';
 import { startInfluxd } from '../../services/influx/influxd.ts';
 import { influxSchema } from '../../services/config/schema.ts';
@@ -150,14 +151,7 @@ async function pipeline() {
   const mqttPort = await freePort();
   const mosquitto = values.broker === 'mosquitto' ? await startTestMosquitto({ ...secrets, 'waste-ingest': 'bench-ingest' }) : null;
   const service = run(['services/main.ts'], {
-    WASTE_DATA_DIR: path.join(dir, 'data'),
-    WASTE_BROKER_HOST: '127.0.0.1',
-    WASTE_BROKER_PORT: String(mqttPort),
-    WASTE_BROKER_WS_PORT: '0',
-    WASTE_API_PORT: '0',
-    WASTE_INFLUX_URL: influxd.url,
-    WASTE_INFLUX_START_PRIVATE: 'false',
-    WASTE_LOG_LEVEL: 'warn',
+    ...benchServiceEnv(path.join(dir, 'data'), mqttPort, influxd.url),
     ...(mosquitto ? { WASTE_BROKER_URL: mosquitto.url, WASTE_INGEST_PASSWORD: 'bench-ingest' } : {}),
   }, undefined, values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : []);
   service.child.stdout!.pipe(process.stderr);

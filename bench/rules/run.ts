@@ -20,6 +20,7 @@ import { Route } from '../../services/rules/geo.ts';
 import { RegistryIndex } from '../../services/rules/registry-index.ts';
 import type { TruckFix } from '../../services/rules/types.ts';
 import { freePort } from '../../test/helpers/ports.ts';
+import { benchServiceEnv } from '../service-env.ts';
 import { ROUTE_VERTICES, SECRET, writeBenchCity, type BenchCity } from './city.ts';
 
 const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F] [--active A] [--seconds S] [--skip-latency] [--profile DIR]
@@ -120,18 +121,7 @@ async function latencyBench(dir: string, city: BenchCity) {
   const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
   const service = spawn(process.execPath, [...profile, '--import', 'tsx', 'services/main.ts'], {
     cwd: root,
-    env: {
-      ...process.env,
-      WASTE_DATA_DIR: path.join(dir, 'data'),
-      WASTE_BROKER_HOST: '127.0.0.1',
-      WASTE_BROKER_PORT: String(mqttPort),
-      WASTE_BROKER_WS_PORT: '0',
-      WASTE_API_PORT: '0',
-      WASTE_INFLUX_URL: influxd.url,
-      WASTE_INFLUX_START_PRIVATE: 'false',
-      WASTE_ALERTS_MERGE_GAP_S: '1',
-      WASTE_LOG_LEVEL: 'warn',
-    },
+    env: { ...process.env, ...benchServiceEnv(path.join(dir, 'data'), mqttPort, influxd.url), WASTE_ALERTS_MERGE_GAP_S: '1' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const stopAll = async () => {

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import type { Alert } from '../contract/alerts.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { RegistryError } from '../registry/devices.ts';
-import type { Evidence, Finding } from '../rules/types.ts';
+import { EVIDENCE_HEAD, type Evidence, type Finding } from '../rules/types.ts';
 
 export type AlertChange = 'raised' | 'updated' | 'acknowledged' | 'resolved';
 
@@ -64,8 +64,6 @@ interface Row {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
-/** Evidence items always kept from the start of a violation; the rest are the latest. */
-const EVIDENCE_HEAD = 5;
 
 /** The id of the n-th case (from 0) of a type for a subject starting at one instant. */
 export function alertId(type: string, subjectId: string, startedAt: number, n = 0): string {

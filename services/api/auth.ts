@@ -19,6 +19,18 @@ declare module 'fastify' {
 export const READ_ALL: readonly Role[] = ['admin', 'operator', 'integrator'];
 export const WRITE_REGISTRY: readonly Role[] = ['admin', 'integrator'];
 export const ADMIN: readonly Role[] = ['admin'];
+/** Readers, and enforcement officers limited to their jurisdictions by the route. */
+export const READ_WITH_ENFORCEMENT: readonly Role[] = [...READ_ALL, 'enforcement'];
+
+/**
+ * The jurisdictions a request may see: all (undefined), or an enforcement token's own; narrowed
+ * to ?jurisdiction when given (none when that is not one of its own).
+ */
+export function jurisdictionScope(identity: TokenIdentity | null, requested: string | undefined): string[] | undefined {
+  const own = identity?.role === 'enforcement' ? identity.jurisdictions : undefined;
+  if (requested === undefined) return own;
+  return own === undefined || own.includes(requested) ? [requested] : [];
+}
 
 function bearer(request: FastifyRequest): string | null {
   const header = request.headers.authorization;

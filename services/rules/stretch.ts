@@ -10,7 +10,7 @@
 //   - at the first fix without the condition, an unraised stretch is taken to have ended halfway
 //     to it; it is raised (and ended) if that makes it long enough, and dropped otherwise.
 import { distanceM, type LonLat } from './geo.ts';
-import { fixEvidence, type Evidence, type FixContext, type Finding } from './types.ts';
+import { EVIDENCE_HEAD, fixEvidence, type Evidence, type FixContext, type Finding } from './types.ts';
 
 export interface Stretch {
   start: number;
@@ -46,9 +46,6 @@ export interface StepResult {
   /** Where the truck was at the stretch's previous fix (for the road driven). */
   from: LonLat | null;
 }
-
-/** Fixes always kept at the start of an evidence list; the rest are the latest. */
-const EVIDENCE_HEAD = 5;
 
 export function newStretchState(): StretchState {
   return { stretch: null, previousTs: null };

@@ -11,6 +11,9 @@ import type { TicketBook } from './tickets.ts';
 export type TruckFix = Extract<Reading, { kind: 'truck' }>;
 export type WeighTicket = Extract<Reading, { kind: 'ticket' }>;
 
+/** Evidence items always kept from the start of a violation; the rest are the latest. */
+export const EVIDENCE_HEAD = 5;
+
 /** A fix or ticket that proves a finding, as kept in the alert's evidence. */
 export type Evidence =
   | { kind: 'fix'; ts: number; device_id: string; lon: number; lat: number; speed_kmh: number; cover_closed?: boolean; tipper_up?: boolean; load_kg?: number; distance_m?: number }

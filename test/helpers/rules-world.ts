@@ -124,6 +124,17 @@ export function track(deviceId: string, t0: number, legs: Leg[], intervalS = 10)
   return fixes;
 }
 
+/** The permit's route with a detour: leaves it at 120.58, drives 400 m north of it to 120.62 (from WEST into EAST), and rejoins it. */
+export function deviationTrip(deviceId: string, t0: number): TruckFix[] {
+  return track(deviceId, t0, [
+    { fromLon: SITE_LON, toLon: 120.58, speedKmh: 36 },
+    { fromLon: 120.58, toLon: 120.581, offsetM: 0, toOffsetM: 400, speedKmh: 36 },
+    { fromLon: 120.581, toLon: 120.619, offsetM: 400, speedKmh: 36 },
+    { fromLon: 120.619, toLon: 120.62, offsetM: 400, toOffsetM: 0, speedKmh: 36 },
+    { fromLon: 120.62, toLon: DUMP_LON, speedKmh: 36 },
+  ]);
+}
+
 /** Standing still at lon for seconds, one fix every intervalS. */
 export function stand(deviceId: string, t0: number, lon: number, seconds: number, extra: Partial<TruckFix> = {}, intervalS = 10): TruckFix[] {
   const fixes: TruckFix[] = [];

@@ -12,11 +12,10 @@ import { ALERT_TYPES } from '../../contract/alerts.ts';
 import type { AlertService } from '../../alerts/alert-service.ts';
 import type { AlertView } from '../../alerts/alert-store.ts';
 import type { TokenIdentity } from '../../registry/tokens.ts';
-import { READ_ALL } from '../auth.ts';
+import { READ_WITH_ENFORCEMENT, jurisdictionScope } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import { page, pageQuery } from './pagination.ts';
 
-const WITH_ENFORCEMENT = [...READ_ALL, 'enforcement'] as const;
 const HANDLERS = ['admin', 'operator', 'enforcement'] as const;
 /** SSE comment sent this often so proxies keep an idle stream open. */
 const HEARTBEAT_MS = 15_000;
@@ -59,13 +58,6 @@ const withEvidence = alertView.extend({
   history: z.array(z.object({ version: z.number(), at: z.string(), change: z.string(), status: z.string(), by: z.string().nullable(), note: z.string().nullable() })),
 });
 
-/** The jurisdictions a request may see: all (undefined) or an enforcement token's, narrowed by ?jurisdiction. */
-function scope(identity: TokenIdentity | null, requested: string | undefined): string[] | undefined {
-  const own = identity?.role === 'enforcement' ? identity.jurisdictions : undefined;
-  if (requested === undefined) return own;
-  return own === undefined || own.includes(requested) ? [requested] : [];
-}
-
 function visible(identity: TokenIdentity | null, alert: AlertView): boolean {
   return identity?.role !== 'enforcement' || alert.jurisdictions.some((j) => identity.jurisdictions.includes(j));
 }
@@ -77,14 +69,14 @@ function summary(alert: AlertView): Omit<AlertView, 'evidence'> {
 
 export const alertRoutes: FastifyPluginAsyncZod<{ alerts: AlertService }> = async (app, { alerts }) => {
   app.get('/alerts', {
-    config: { roles: WITH_ENFORCEMENT },
+    config: { roles: READ_WITH_ENFORCEMENT },
     schema: { tags: ['alerts'], querystring: filters.extend(pageQuery.shape), response: { 200: page(alertView) } },
   }, async (request) => {
     const q = request.query;
     const { items, total } = alerts.store.list({
       types: q.type,
       statuses: q.status,
-      jurisdictions: scope(request.identity, q.jurisdiction),
+      jurisdictions: jurisdictionScope(request.identity, q.jurisdiction),
       subject: q.subject,
       from: q.from ? Date.parse(q.from) : undefined,
       to: q.to ? Date.parse(q.to) : undefined,
@@ -95,10 +87,10 @@ export const alertRoutes: FastifyPluginAsyncZod<{ alerts: AlertService }> = asyn
   });
 
   app.get('/alerts/stream', {
-    config: { roles: WITH_ENFORCEMENT },
+    config: { roles: READ_WITH_ENFORCEMENT },
     schema: { tags: ['alerts'], querystring: filters.pick({ type: true, jurisdiction: true }), description: 'Server-sent events: `event: alert`, `id: <alert id>:<version>`, data the alert.' },
   }, async (request, reply) => {
-    const jurisdictions = scope(request.identity, request.query.jurisdiction);
+    const jurisdictions = jurisdictionScope(request.identity, request.query.jurisdiction);
     const types = request.query.type;
     reply.hijack();
     const raw = reply.raw;
@@ -123,7 +115,7 @@ export const alertRoutes: FastifyPluginAsyncZod<{ alerts: AlertService }> = asyn
   };
 
   app.get('/alerts/:id', {
-    config: { roles: WITH_ENFORCEMENT },
+    config: { roles: READ_WITH_ENFORCEMENT },
     schema: { tags: ['alerts'], params: z.object({ id: z.string() }), response: { 200: withEvidence } },
   }, async (request) => ({ ...findVisible(request.params.id, request.identity), history: alerts.store.history(request.params.id) }));
 

@@ -4,10 +4,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { SpillageStore } from '../../rules/spillage.ts';
-import { READ_ALL } from '../auth.ts';
+import { DAY } from '../../contract/local-time.ts';
+import { READ_WITH_ENFORCEMENT, jurisdictionScope } from '../auth.ts';
 import { ApiError } from '../errors.ts';
-
-const DAY_MS = 86_400_000;
 
 const hotspot = z.object({
   cell: z.string(),
@@ -21,7 +20,7 @@ const hotspot = z.object({
 
 export const spillageRoutes: FastifyPluginAsyncZod<{ spillage: SpillageStore }> = async (app, { spillage }) => {
   app.get('/spillage/hotspots', {
-    config: { roles: [...READ_ALL, 'enforcement'] },
+    config: { roles: READ_WITH_ENFORCEMENT },
     schema: {
       tags: ['alerts'],
       querystring: z.object({
@@ -36,11 +35,8 @@ export const spillageRoutes: FastifyPluginAsyncZod<{ spillage: SpillageStore }> 
   }, async (request) => {
     const q = request.query;
     const to = q.to ? Date.parse(q.to) : Date.now();
-    const from = q.from ? Date.parse(q.from) : to - 7 * DAY_MS;
+    const from = q.from ? Date.parse(q.from) : to - 7 * DAY;
     if (from > to) throw new ApiError(400, 'invalid_request', 'from must not be after to', ['querystring', 'from']);
-    const identity = request.identity;
-    let jurisdictions = identity?.role === 'enforcement' ? identity.jurisdictions : undefined;
-    if (q.jurisdiction !== undefined) jurisdictions = jurisdictions === undefined || jurisdictions.includes(q.jurisdiction) ? [q.jurisdiction] : [];
-    return { items: spillage.hotspots({ from, to, kind: q.kind, jurisdictions, limit: q.limit }) };
+    return { items: spillage.hotspots({ from, to, kind: q.kind, jurisdictions: jurisdictionScope(request.identity, q.jurisdiction), limit: q.limit }) };
   });
 };

@@ -13,10 +13,9 @@ import { ENTITIES, entityId } from '../../registry/entities.ts';
 import type { EntityStore } from '../../registry/entity-store.ts';
 import type { MultiPolygonGeometry, PolygonGeometry } from '../../registry/geometry.ts';
 import type { TokenIdentity } from '../../registry/tokens.ts';
-import { READ_ALL } from '../auth.ts';
+import { READ_ALL, READ_WITH_ENFORCEMENT } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 
-const WITH_ENFORCEMENT = [...READ_ALL, 'enforcement'] as const;
 const DAY_MS = 86_400_000;
 
 const window = z.object({
@@ -71,7 +70,7 @@ export const telemetryRoutes: FastifyPluginAsyncZod<{ reader: TelemetryReader; e
   app.get(
     '/positions',
     {
-      config: { roles: WITH_ENFORCEMENT },
+      config: { roles: READ_WITH_ENFORCEMENT },
       schema: { tags: ['state'], response: { 200: z.object({ items: z.array(fix.extend({ truck_id: z.string(), plate: z.string(), device_id: z.string() })) }) } },
     },
     async (request) => {
@@ -87,7 +86,7 @@ export const telemetryRoutes: FastifyPluginAsyncZod<{ reader: TelemetryReader; e
   app.get(
     '/trucks/:id/track',
     {
-      config: { roles: WITH_ENFORCEMENT },
+      config: { roles: READ_WITH_ENFORCEMENT },
       schema: { tags: ['history'], params: z.object({ id: entityId }), querystring: window, response: { 200: z.object({ truck_id: z.string(), device_id: z.string().nullable(), from: z.string(), to: z.string(), fixes: z.array(fix) }) } },
     },
     async (request) => {

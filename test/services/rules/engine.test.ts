@@ -5,7 +5,7 @@ import seedrandom from 'seedrandom';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FixRule, TruckFix } from '../../../services/rules/types.ts';
 import { noPermit } from '../../../services/rules/rules/no-permit.ts';
-import { AFTERNOON, DEVICES, DUMP_LON, NIGHT, SITE_LON, stand, ticket, track } from '../../helpers/rules-world.ts';
+import { AFTERNOON, DEVICES, DUMP_LON, NIGHT, SITE_LON, deviationTrip, stand, ticket, track } from '../../helpers/rules-world.ts';
 import { essence, rulesHarness } from './harness.ts';
 
 type Harness = Awaited<ReturnType<typeof rulesHarness>>;
@@ -13,16 +13,7 @@ let h: Harness;
 afterEach(() => h?.close());
 
 const MID = (SITE_LON + DUMP_LON) / 2;
-/** Leaves the route at 120.58, drives 400 m north of it to 120.62, and rejoins it. */
-function deviationTrip(t0 = NIGHT): TruckFix[] {
-  return track(DEVICES.gps1, t0, [
-    { fromLon: SITE_LON, toLon: 120.58, speedKmh: 36 },
-    { fromLon: 120.58, toLon: 120.581, offsetM: 0, toOffsetM: 400, speedKmh: 36 },
-    { fromLon: 120.581, toLon: 120.619, offsetM: 400, speedKmh: 36 },
-    { fromLon: 120.619, toLon: 120.62, offsetM: 400, toOffsetM: 0, speedKmh: 36 },
-    { fromLon: 120.62, toLon: DUMP_LON, speedKmh: 36 },
-  ]);
-}
+const detour = () => deviationTrip(DEVICES.gps1, NIGHT);
 const cleanTrip = (t0 = NIGHT) => track(DEVICES.gps1, t0, [{ fromLon: SITE_LON, toLon: DUMP_LON, speedKmh: 36 }]);
 
 describe('route deviation', () => {
@@ -34,7 +25,7 @@ describe('route deviation', () => {
 
   it('raises one alert for a detour, routed to both jurisdictions it crossed, ended once back', async () => {
     h = await rulesHarness();
-    const fixes = deviationTrip();
+    const fixes = detour();
     h.feed(fixes);
     const alerts = h.list();
     expect(alerts.map((a) => a.type)).toEqual(['route_deviation']);
@@ -78,7 +69,7 @@ describe('route deviation', () => {
 
   it('gives the same alerts for a back-filled batch, late and duplicated fixes as for the clean stream', async () => {
     h = await rulesHarness();
-    const fixes = deviationTrip();
+    const fixes = detour();
     h.feed(fixes);
     const clean = essence(h.list());
     h.close();

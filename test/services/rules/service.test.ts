@@ -13,7 +13,7 @@ import { EntityStore } from '../../../services/registry/entity-store.ts';
 import type { TruckFix } from '../../../services/rules/types.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
 import { freePort } from '../../helpers/ports.ts';
-import { DEVICES, DUMP_LON, SITE_LON, linkDevices, track, writeWorld } from '../../helpers/rules-world.ts';
+import { DEVICES, SITE_LON, deviationTrip, linkDevices, track, writeWorld } from '../../helpers/rules-world.ts';
 import { connectDevice, eventually, provisionService, sleep, startTestService, testConfig, type TestService } from '../../helpers/service.ts';
 
 let influxd: TestInfluxd;
@@ -73,22 +73,11 @@ async function publish(deviceId: string, fixes: TruckFix[]): Promise<void> {
   await client.endAsync();
 }
 
-/** A detour 400 m off the route between 120.58 and 120.62, crossing from WEST into EAST. */
-function deviationTrip(t0: number): TruckFix[] {
-  return track(DEVICES.gps1, t0, [
-    { fromLon: SITE_LON, toLon: 120.58, speedKmh: 36 },
-    { fromLon: 120.58, toLon: 120.581, offsetM: 0, toOffsetM: 400, speedKmh: 36 },
-    { fromLon: 120.581, toLon: 120.619, offsetM: 400, speedKmh: 36 },
-    { fromLon: 120.619, toLon: 120.62, offsetM: 400, toOffsetM: 0, speedKmh: 36 },
-    { fromLon: 120.62, toLon: DUMP_LON, speedKmh: 36 },
-  ]);
-}
-
 describe('rules in the service', () => {
   let deviationId: string;
 
   it('delivers a route deviation on both jurisdictions\' MQTT topics and through the API, as one alert across a restart', async () => {
-    const fixes = deviationTrip(Date.now() - 20 * 60_000);
+    const fixes = deviationTrip(DEVICES.gps1, Date.now() - 20 * 60_000);
     // The service stops while the truck is off the route, and starts again.
     await publish(DEVICES.gps1, fixes.slice(0, 55));
     await eventually(async () => received.filter((m) => m.alert.type === 'route_deviation').length, (n) => n >= 2);
