@@ -139,6 +139,8 @@ export class BinSensor implements Actor {
       if (!this.random.chance(this.rates[kind])) continue;
       let at = dayStart + this.random.next() * DAY;
       if (kind === 'out_of_window_dropoff') {
+        // A community without windows allows drop-off at any time.
+        if (this.community.windows.length === 0) continue;
         // At least an hour from any window, so the report holding it is outside the window too.
         const clear = (x: number) => windowIntervals(this.community.windows, x - HOUR, x + HOUR).length === 0;
         const candidates = Array.from({ length: 48 }, (_, i) => dayStart + (i + 0.5) * 30 * MINUTE).filter(clear);

@@ -71,7 +71,7 @@ export function alertId(type: string, subjectId: string, startedAt: number, n = 
 }
 
 function evidenceKey(e: Evidence): string {
-  return e.kind === 'ticket' ? `t:${e.ticket_id}` : `f:${e.device_id}:${e.ts}`;
+  return e.kind === 'ticket' ? `t:${e.ticket_id}` : `${e.kind === 'fix' ? 'f' : 'r'}:${e.device_id}:${e.ts}`;
 }
 
 export class AlertStore {
@@ -167,28 +167,29 @@ export class AlertStore {
     const end = f.endedAt ?? lastEvidence(f);
     const candidates = this.db.connection
       .prepare('SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT 5')
-      .all(f.truck.id, f.type, end + gap, f.startedAt - gap) as Row[];
+      .all(f.subject.id, f.type, end + gap, f.startedAt - gap) as Row[];
     // A violation going on after an officer resolved its alert is a new case.
     return candidates.find((row) => row.status !== 'resolved' || lastEvidence(f) <= (row.ended_at ?? row.last_evidence_at));
   }
 
   private insert(f: Finding, now: number): AlertView {
-    let id = alertId(f.type, f.truck.id, f.startedAt);
+    let id = alertId(f.type, f.subject.id, f.startedAt);
     // A case reopened after an officer resolved the previous one starts at the same instant.
-    for (let n = 1; this.db.connection.prepare('SELECT 1 FROM alerts WHERE id = ?').get(id); n++) id = alertId(f.type, f.truck.id, f.startedAt, n);
+    for (let n = 1; this.db.connection.prepare('SELECT 1 FROM alerts WHERE id = ?').get(id); n++) id = alertId(f.type, f.subject.id, f.startedAt, n);
     this.db.connection
       .prepare(
         `INSERT INTO alerts (id, type, severity, status, subject_kind, subject_id, subject_device_id, subject_plate, lon, lat, started_at, ended_at, last_evidence_at, raised_at, updated_at, version, permit_id, permit_number, detail, evidence)
-         VALUES (@id, @type, @severity, 'open', 'truck', @subject_id, @device_id, @plate, @lon, @lat, @started_at, @ended_at, @last_evidence_at, @now, @now, 1, @permit_id, @permit_number, @detail, @evidence)
+         VALUES (@id, @type, @severity, 'open', @subject_kind, @subject_id, @device_id, @plate, @lon, @lat, @started_at, @ended_at, @last_evidence_at, @now, @now, 1, @permit_id, @permit_number, @detail, @evidence)
 `,
       )
       .run({
         id,
         type: f.type,
         severity: f.severity,
-        subject_id: f.truck.id,
-        device_id: f.truck.deviceId,
-        plate: f.truck.plate,
+        subject_kind: f.subject.kind,
+        subject_id: f.subject.id,
+        device_id: f.subject.deviceId ?? null,
+        plate: f.subject.plate ?? null,
         lon: f.location?.[0] ?? null,
         lat: f.location?.[1] ?? null,
         started_at: f.startedAt,

@@ -125,6 +125,7 @@ export const spoolSchema = z
   .prefault({});
 
 const seconds = (value: number) => positiveInt.default(value);
+const percent = (value: number) => z.number().min(0).max(100).default(value);
 
 export const rulesSchema = z
   .object({
@@ -159,6 +160,22 @@ export const rulesSchema = z
     rebuildWindowS: seconds(900).describe('At start, the rules replay this much of the latest truck history from InfluxDB to pick up violations in progress.'),
     evidenceMax: seconds(40).describe('Most fixes kept as a violation\'s evidence: the first five and the latest.'),
     spillageCellM: seconds(200).describe('Size of the grid cells spillage routes are aggregated in (metres).'),
+    binReorderWindowS: seconds(7200).describe('How late (event time) a bin reading may arrive and still be judged in order with the others (bins report every 5-60 min).'),
+    binReportIntervalS: seconds(3600).describe('Report interval assumed for a bin sensor until its first readings show its own (the median of its latest gaps).'),
+    overflowRaisePct: percent(90).describe('Overflow is raised at this fill level (%) or above, seen on overflowReadings readings.'),
+    overflowReadings: seconds(2).describe('Readings at or above overflowRaisePct, since the bin was last at or below overflowClearPct, that raise an overflow (one bag in front of the sensor raises nothing).'),
+    overflowClearPct: percent(70).describe('An overflow clears at this fill level (%) or below, or on an emptying.'),
+    emptyingDropPct: percent(30).describe('A fall in fill level of at least this many points from one reading to the next is an emptying (a collection).'),
+    missedCollectionH: seconds(4).describe('A bin overflowing this many hours after its overflow was raised is a missed collection.'),
+    fireC: z.number().default(60).describe('Fire risk: a bin temperature above this (°C).'),
+    fireRiseC: z.number().positive().default(15).describe('Fire risk too: a temperature rising by at least this many °C within fireRiseWindowS.'),
+    fireRiseWindowS: seconds(1800).describe('Window of the fast temperature rise that is a fire risk (seconds).'),
+    tiltDeg: z.number().positive().max(180).default(45).describe('A bin tilted more than this (degrees) has been knocked over.'),
+    lowBatteryV: z.number().positive().default(3.3).describe('A sensor battery below this voltage is low.'),
+    batteryRecoveredV: z.number().positive().default(3.4).describe('A low battery clears only at this voltage or above (a new battery), so a voltage wavering at the threshold is one alert.'),
+    offlineIntervals: seconds(3).describe('A bin sensor is offline after this many report intervals without a reading.'),
+    binRebuildWindowS: seconds(6 * 3600).describe('At start, the rules replay this much of the latest bin history from InfluxDB (an overflow in progress, and its missed collection).'),
+    forecastWindowH: seconds(24).describe('Predicted time to full: the fill rate is fitted over the readings since the last emptying, at most this many hours back.'),
   })
   .prefault({});
 

@@ -24,6 +24,7 @@ export interface Level {
   temp_c?: number | null;
   tilt_deg?: number | null;
   battery_v?: number | null;
+  lid_opens?: number | null;
 }
 
 export interface TicketRow {
@@ -82,6 +83,11 @@ export class TelemetryReader {
   /** Every truck's fixes in [from, to) (epoch ms), oldest first, as the rules replay them at start. */
   async fixesBetween(from: number, to: number): Promise<Fix[]> {
     return rows<Fix>(await this.store.query(`SELECT * FROM ${quoteIdentifier(MEASUREMENTS.truck)} WHERE time >= $from AND time < $to ORDER BY time ASC`, { from: new Date(from).toISOString(), to: new Date(to).toISOString() }));
+  }
+
+  /** Every bin reading in [from, to) (epoch ms), oldest first, as the rules replay them at start. */
+  async levelsBetween(from: number, to: number): Promise<Level[]> {
+    return rows<Level>(await this.store.query(`SELECT * FROM ${quoteIdentifier(MEASUREMENTS.bin)} WHERE time >= $from AND time < $to ORDER BY time ASC`, { from: new Date(from).toISOString(), to: new Date(to).toISOString() }));
   }
 
   /** Every weighbridge ticket in [from, to) (epoch ms), oldest first. */

@@ -1,18 +1,33 @@
 // The rules engine: takes validated readings from the ingest pipeline and runs the rule catalogue
-// per truck, by event time. Each truck keeps its recent fixes (rules.reorderWindowS) and the rules'
-// state as it was before the oldest of them, so that a fix arriving out of order is slotted in and
-// the rules replayed from there: a late, duplicated or back-filled fix gives the same findings as
-// the clean stream. Findings repeat on a replay; the alerts service recognises them. A rule that
-// throws is logged and skipped; the others still run.
+// per truck and per bin, by event time. Each keeps its recent events (rules.reorderWindowS) in a
+// timeline (timeline.ts), so a late, duplicated or back-filled fix or reading gives the same
+// findings as the clean stream. Findings repeat on a replay; the alerts service recognises them.
+// A rule that throws is logged and skipped; the others still run.
 import type { Logger } from 'pino';
 import type { Reading } from '../contract/payloads.ts';
 import type { RulesConfig } from '../config/schema.ts';
-import { FIX_RULES, TICKET_RULES } from './catalogue.ts';
+import { BIN_RULES, FIX_RULES, TICKET_RULES } from './catalogue.ts';
 import { distanceM, type LonLat } from './geo.ts';
-import { permitsAt, type RulesRegistry, type TruckInfo } from './registry-index.ts';
+import { permitsAt, type BinInfo, type RulesRegistry, type TruckInfo } from './registry-index.ts';
 import type { SpeedLimitAt } from './speed-zones.ts';
 import { TicketBook } from './tickets.ts';
-import type { Finding, FixContext, FixRule, SpillKind, TicketRule, TruckFix, WeighTicket } from './types.ts';
+import { Timeline, type Placement } from './timeline.ts';
+import type {
+  BinContext,
+  BinReading,
+  BinRule,
+  BinSample,
+  Finding,
+  FindingSubject,
+  FixContext,
+  FixRule,
+  Report,
+  SilenceContext,
+  SpillKind,
+  TicketRule,
+  TruckFix,
+  WeighTicket,
+} from './types.ts';
 
 export type FindingSink = (finding: Finding) => void;
 export type SpillSink = (spill: { kind: SpillKind; truck: TruckInfo; from: LonLat; to: LonLat; ts: number }) => void;
@@ -28,17 +43,19 @@ export interface EngineDeps {
   clock?: () => number;
   fixRules?: readonly FixRule[];
   ticketRules?: readonly TicketRule[];
+  binRules?: readonly BinRule[];
 }
 
 export interface EngineStats {
   fixes: number;
+  binReadings: number;
   tickets: number;
   duplicates: number;
   outliers: number;
   /** Fixes older than the reorder window when they arrived: stored, not judged. */
   tooLate: number;
   replays: number;
-  /** Readings from devices no registered truck carries. */
+  /** Readings from devices no registered truck or bin carries. */
   unregistered: number;
   ruleErrors: number;
   /** Total time spent in rules, in ms. */
@@ -53,39 +70,59 @@ interface TrackState {
 }
 
 interface TruckTrack {
-  /** Fixes judged, oldest first, all within the reorder window of the newest. */
-  fixes: TruckFix[];
-  /** State before fixes[0]. */
-  base: TrackState;
-  /** State after the last of fixes. */
-  state: TrackState;
+  timeline: Timeline<TruckFix, TrackState>;
   book: TicketBook;
 }
 
+interface BinState {
+  previous: BinSample | null;
+  /** The latest gaps between readings (ms), for the report interval. */
+  gaps: number[];
+  rules: unknown[];
+}
+
+type BinTrack = Timeline<BinSample, BinState>;
+
 /** Rule errors logged one by one before they are only counted. */
 const LOGGED_ERRORS = 20;
-/** Most fixes kept per truck for reordering, whatever the window (a device reporting far faster than real GPS units). */
-const MAX_TRACK_FIXES = 500;
+/** Most events kept per subject for reordering, whatever the window (a device reporting far faster than real ones). */
+const MAX_TRACK_EVENTS = 500;
 /** GPS error allowed on top of the distance a fix's speed explains. */
 const JUMP_ALLOWANCE_M = 100;
+/** Gaps between a bin's readings its report interval is the median of. */
+const INTERVAL_GAPS = 8;
+/** Gaps known before the median replaces rules.binReportIntervalS. */
+const MIN_INTERVAL_GAPS = 3;
+/** While no bin reading arrives for longer than this (server time), the bins' event clock runs on with the server's. */
+const BIN_CLOCK_IDLE_MS = 60_000;
 
 export class RulesEngine {
-  readonly stats: EngineStats = { fixes: 0, tickets: 0, duplicates: 0, outliers: 0, tooLate: 0, replays: 0, unregistered: 0, ruleErrors: 0, evaluationMs: 0 };
+  readonly stats: EngineStats = { fixes: 0, binReadings: 0, tickets: 0, duplicates: 0, outliers: 0, tooLate: 0, replays: 0, unregistered: 0, ruleErrors: 0, evaluationMs: 0 };
   private readonly tracks = new Map<string, TruckTrack>();
+  private readonly bins = new Map<string, BinTrack>();
+  /** The bins' event-time clock: the newest reading time seen, and when (server time) it arrived. */
+  private binWatermark = { ts: Number.NEGATIVE_INFINITY, arrivedAt: 0 };
   /** Tickets whose settling rules run once they are due (server time), oldest first. */
   private readonly settling: { due: number; truckId: string; ticket: WeighTicket }[] = [];
   private readonly fixRules: readonly FixRule[];
   private readonly ticketRules: readonly TicketRule[];
+  private readonly binRules: readonly BinRule[];
+  private readonly clock: () => number;
+  /** Findings of the event being placed, held back to be coalesced. */
+  private pending: Finding[] | null = null;
 
   constructor(private readonly deps: EngineDeps) {
     this.fixRules = deps.fixRules ?? FIX_RULES;
     this.ticketRules = deps.ticketRules ?? TICKET_RULES;
+    this.binRules = deps.binRules ?? BIN_RULES;
+    this.clock = deps.clock ?? Date.now;
   }
 
   consume(readings: readonly Reading[]): void {
     const started = performance.now();
     for (const reading of readings) {
       if (reading.kind === 'truck') this.onFix(reading);
+      else if (reading.kind === 'bin') this.onBinReading(reading);
       else if (reading.kind === 'ticket') this.onTicket(reading);
     }
     this.stats.evaluationMs += performance.now() - started;
@@ -105,11 +142,65 @@ export class RulesEngine {
     return this.settling.length;
   }
 
+  /** The bins' event-time clock at a server time (see BIN_CLOCK_IDLE_MS). */
+  binClock(serverNow: number): number {
+    const { ts, arrivedAt } = this.binWatermark;
+    return ts + Math.max(0, serverNow - arrivedAt - BIN_CLOCK_IDLE_MS);
+  }
+
+  /**
+   * Lets the rules about readings that do not come (device offline) look at every bin, by the bins'
+   * event-time clock: in a replay at many times real speed, silence is judged against the readings
+   * other bins send, not against the wall clock.
+   */
+  checkSilence(serverNow: number): void {
+    if (this.bins.size === 0) return;
+    const started = performance.now();
+    const now = this.binClock(serverNow);
+    const registry = this.deps.registry();
+    for (const [deviceId, track] of this.bins) {
+      const bin = registry.binByDevice(deviceId);
+      const last = track.newest;
+      if (!bin || !last) continue;
+      const context: SilenceContext = { rule: 'device_offline', bin, last, intervalMs: this.intervalOf(track.state), now, config: this.deps.config, report: this.reporter(binSubject(bin)) };
+      this.binRules.forEach((rule, i) => {
+        if (!rule.onSilence) return;
+        context.rule = rule.type;
+        this.guarded(rule.type, bin.id, () => rule.onSilence!(context, track.state.rules[i]));
+      });
+    }
+    this.stats.evaluationMs += performance.now() - started;
+  }
+
+  private reporter(subject: FindingSubject): Report {
+    return (finding) => {
+      const full = { ...finding, subject };
+      if (this.pending) this.pending.push(full);
+      else this.deps.onFinding(full);
+    };
+  }
+
+  /**
+   * Adds an event to a timeline and passes on what the rules found, one finding per violation: a
+   * replay reports a violation once per event it spans, and its intermediate states (an alert
+   * reopened, then ended again) are nobody's news.
+   */
+  private place<E extends { ts: number }, S>(timeline: Timeline<E, S>, event: E, apply: (e: E, state: S, live: boolean) => void): void {
+    this.pending = [];
+    try {
+      this.count(timeline.add(event, apply));
+    } finally {
+      const found = this.pending;
+      this.pending = null;
+      for (const finding of coalesce(found)) this.deps.onFinding(finding);
+    }
+  }
+
   private track(truck: TruckInfo): TruckTrack {
     let track = this.tracks.get(truck.id);
     if (!track) {
       const initial = (): TrackState => ({ previous: null, suspect: null, rules: this.fixRules.map((r) => r.initialState()) });
-      track = { fixes: [], base: initial(), state: initial(), book: new TicketBook(this.deps.config.maxTripH * 3_600_000) };
+      track = { timeline: new Timeline(initial, this.deps.config.reorderWindowS * 1000, MAX_TRACK_EVENTS), book: new TicketBook(this.deps.config.maxTripH * 3_600_000) };
       this.tracks.set(truck.id, track);
     }
     return track;
@@ -123,35 +214,13 @@ export class RulesEngine {
     }
     this.stats.fixes++;
     const track = this.track(truck);
-    const { fixes } = track;
-    const newest = fixes.at(-1);
-    if (!newest || fix.ts > newest.ts) {
-      this.apply(truck, track, fix, track.state, true);
-      fixes.push(fix);
-      this.trim(truck, track);
-      return;
-    }
-    if (fix.ts < fixes[0]!.ts) {
-      this.stats.tooLate++;
-      return;
-    }
-    let i = fixes.length;
-    while (i > 0 && fixes[i - 1]!.ts > fix.ts) i--;
-    if (fixes[i - 1]?.ts === fix.ts) {
-      this.stats.duplicates++;
-      return;
-    }
-    fixes.splice(i, 0, fix);
-    this.stats.replays++;
-    track.state = structuredClone(track.base);
-    for (const f of fixes) this.apply(truck, track, f, track.state, true);
+    this.place(track.timeline, fix, (f, state, live) => this.apply(truck, track, f, state, live));
   }
 
-  /** Moves fixes older than the reorder window into the base state (without reporting again). */
-  private trim(truck: TruckInfo, track: TruckTrack): void {
-    const { fixes } = track;
-    const horizon = fixes.at(-1)!.ts - this.deps.config.reorderWindowS * 1000;
-    while (fixes.length > 1 && (fixes[0]!.ts < horizon || fixes.length > MAX_TRACK_FIXES)) this.apply(truck, track, fixes.shift()!, track.base, false);
+  private count(placement: Placement): void {
+    if (placement === 'duplicate') this.stats.duplicates++;
+    else if (placement === 'too_late') this.stats.tooLate++;
+    else if (placement === 'replayed') this.stats.replays++;
   }
 
   private apply(truck: TruckInfo, track: TruckTrack, fix: TruckFix, state: TrackState, live: boolean): void {
@@ -180,20 +249,61 @@ export class RulesEngine {
       loaded: fix.load_kg !== undefined ? fix.load_kg > config.loadedKg : track.book.loadedAt(fix.ts),
       registry,
       config,
-      report: live ? (finding) => this.deps.onFinding({ ...finding, truck }) : () => {},
+      report: live ? this.reporter(truckSubject(truck)) : () => {},
       speedLimitAt: this.deps.speedLimitAt,
       spill: live ? (kind, from, to, ts) => this.deps.onSpill({ kind, truck, from, to, ts }) : () => {},
     };
     this.fixRules.forEach((rule, i) => {
       if (!rule.fleets.includes(truck.fleet)) return;
       context.rule = rule.type;
-      try {
-        rule.onFix(context, state.rules[i]);
-      } catch (error) {
-        this.ruleFailed(rule.type, truck, error);
-      }
+      this.guarded(rule.type, truck.id, () => rule.onFix(context, state.rules[i]));
     });
     state.previous = fix;
+  }
+
+  private onBinReading(reading: BinReading): void {
+    const bin = this.deps.registry().binByDevice(reading.deviceId);
+    if (!bin) {
+      this.stats.unregistered++;
+      return;
+    }
+    this.stats.binReadings++;
+    if (reading.ts > this.binWatermark.ts) this.binWatermark = { ts: reading.ts, arrivedAt: this.clock() };
+    let track = this.bins.get(bin.deviceId);
+    if (!track) {
+      const initial = (): BinState => ({ previous: null, gaps: [], rules: this.binRules.map((r) => r.initialState()) });
+      track = new Timeline(initial, this.deps.config.binReorderWindowS * 1000, MAX_TRACK_EVENTS);
+      this.bins.set(bin.deviceId, track);
+    }
+    this.place(track, binSample(reading, bin), (sample, state, live) => this.applyBin(bin, sample, state, live));
+  }
+
+  private applyBin(bin: BinInfo, sample: BinSample, state: BinState, live: boolean): void {
+    const context: BinContext = {
+      rule: 'overflow',
+      sample,
+      previous: state.previous,
+      bin,
+      intervalMs: this.intervalOf(state),
+      config: this.deps.config,
+      report: live ? this.reporter(binSubject(bin)) : () => {},
+    };
+    this.binRules.forEach((rule, i) => {
+      context.rule = rule.type;
+      this.guarded(rule.type, bin.id, () => rule.onReading(context, state.rules[i]));
+    });
+    if (state.previous) {
+      state.gaps.push(sample.ts - state.previous.ts);
+      if (state.gaps.length > INTERVAL_GAPS) state.gaps.shift();
+    }
+    state.previous = sample;
+  }
+
+  /** A bin's report interval: the median of its latest gaps, robust to the one long gap of an outage. */
+  private intervalOf(state: BinState): number {
+    if (state.gaps.length < MIN_INTERVAL_GAPS) return this.deps.config.binReportIntervalS * 1000;
+    const sorted = [...state.gaps].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)]!;
   }
 
   /** Further from the previous fix than its speeds can explain: a GPS outlier. */
@@ -233,22 +343,64 @@ export class RulesEngine {
       book: track.book,
       registry,
       config: this.deps.config,
-      report: (finding: Omit<Finding, 'truck'>) => this.deps.onFinding({ ...finding, truck }),
+      report: this.reporter(truckSubject(truck)),
       spill: (kind: SpillKind, from: LonLat, to: LonLat, ts: number) => this.deps.onSpill({ kind, truck, from, to, ts }),
     };
     for (const rule of this.ticketRules) {
       if (!rule.fleets.includes(truck.fleet) || (rule.settles ?? false) !== settled) continue;
-      try {
-        rule.onTicket(context);
-      } catch (error) {
-        this.ruleFailed(rule.type, truck, error);
-      }
+      this.guarded(rule.type, truck.id, () => rule.onTicket(context));
     }
   }
 
-  private ruleFailed(type: string, truck: TruckInfo, error: unknown): void {
-    if (this.stats.ruleErrors++ < LOGGED_ERRORS) {
-      this.deps.log.error({ rule: type, truck: truck.id, error: (error as Error).message, stack: (error as Error).stack }, `rule ${type} failed; skipped for this reading, the other rules ran`);
+  /** Runs one rule; one that throws is logged and skipped, and the others still run. */
+  private guarded(type: string, subjectId: string, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      if (this.stats.ruleErrors++ < LOGGED_ERRORS) {
+        this.deps.log.error({ rule: type, subject: subjectId, error: (error as Error).message, stack: (error as Error).stack }, `rule ${type} failed; skipped for this reading, the other rules ran`);
+      }
     }
   }
+}
+
+function truckSubject(truck: TruckInfo): FindingSubject {
+  return { kind: 'truck', id: truck.id, deviceId: truck.deviceId, plate: truck.plate };
+}
+
+function binSubject(bin: BinInfo): FindingSubject {
+  return { kind: 'bin', id: bin.id, deviceId: bin.deviceId };
+}
+
+/** A bin reading with its fill level: as sent, or from the distance to the waste and the bin's depth. */
+export function binSample(reading: BinReading, bin: BinInfo): BinSample {
+  const fillPct = reading.fill_pct ?? Math.min(100, Math.max(0, ((bin.depthMm - reading.distance_mm!) / bin.depthMm) * 100));
+  const sample: BinSample = { ts: reading.ts, deviceId: reading.deviceId, fillPct };
+  if (reading.temp_c !== undefined) sample.tempC = reading.temp_c;
+  if (reading.tilt_deg !== undefined) sample.tiltDeg = reading.tilt_deg;
+  if (reading.battery_v !== undefined) sample.batteryV = reading.battery_v;
+  if (reading.lid_opens !== undefined) sample.lidOpens = reading.lid_opens;
+  return sample;
+}
+
+/** Findings of one violation (same type and start) as one: the latest state, with all their evidence. */
+export function coalesce(findings: Finding[]): Finding[] {
+  if (findings.length < 2) return findings;
+  const byViolation = new Map<string, Finding>();
+  for (const f of findings) {
+    const key = `${f.type}|${f.startedAt}`;
+    const earlier = byViolation.get(key);
+    if (!earlier) {
+      byViolation.set(key, f);
+      continue;
+    }
+    const seen = new Set(earlier.evidence.map((e) => `${e.kind}:${e.ts}`));
+    byViolation.set(key, {
+      ...f,
+      evidence: [...earlier.evidence, ...f.evidence.filter((e) => !seen.has(`${e.kind}:${e.ts}`))],
+      detail: { ...earlier.detail, ...f.detail },
+      jurisdictions: [...new Set([...earlier.jurisdictions, ...f.jurisdictions])],
+    });
+  }
+  return [...byViolation.values()];
 }

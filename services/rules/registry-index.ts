@@ -1,11 +1,12 @@
 // What the rules need from the registry, held in memory and swapped whole when the registry
 // changes: trucks by GPS device and by plate with their permits, sites with their weighbridges,
-// disposal sites and jurisdictions indexed by area. Rules read a snapshot; they never query SQLite
+// bins by sensor with their community's drop-off windows, disposal sites and jurisdictions indexed
+// by area. Rules read a snapshot; they never query SQLite
 // for a fix.
 import { CST_OFFSET_MS, DAY, type TimeWindow } from '../contract/local-time.ts';
 import { ENTITIES, type EntityDefinition } from '../registry/entities.ts';
 import type { EntityRecord, EntityStore } from '../registry/entity-store.ts';
-import type { LineStringGeometry, MultiPolygonGeometry, PolygonGeometry } from '../registry/geometry.ts';
+import type { LineStringGeometry, MultiPolygonGeometry, PointGeometry, PolygonGeometry } from '../registry/geometry.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { AreaIndex, Route, type LonLat } from './geo.ts';
 
@@ -41,7 +42,21 @@ export interface SiteInfo {
   jurisdictions: string[];
 }
 
+export interface BinInfo {
+  id: string;
+  deviceId: string;
+  category: 'kitchen' | 'recyclable' | 'hazardous' | 'other';
+  communityId: string | null;
+  districtId: string | null;
+  depthMm: number;
+  location: LonLat;
+  jurisdictions: string[];
+  /** The community's drop-off windows (定时投放); empty: drop-off at any time. */
+  dropoffWindows: TimeWindow[];
+}
+
 export interface RulesRegistry {
+  binByDevice(deviceId: string): BinInfo | undefined;
   truckByDevice(deviceId: string): TruckInfo | undefined;
   truckByPlate(plate: string): TruckInfo | undefined;
   truck(id: string): TruckInfo | undefined;
@@ -95,10 +110,28 @@ class Snapshot implements RulesRegistry {
   private readonly disposal: AreaIndex<SiteInfo>;
   private readonly siteAreas = new Map<string, AreaIndex<string>>();
   private readonly jurisdictions: AreaIndex<string>;
+  private readonly bins = new Map<string, BinInfo>();
   private readonly permits: number;
 
-  constructor(rows: Record<'trucks' | 'permits' | 'sites' | 'weighbridges' | 'jurisdictions', EntityRecord[]>) {
+  constructor(rows: Record<(typeof TABLES)[number], EntityRecord[]>) {
     this.jurisdictions = new AreaIndex(rows.jurisdictions.map((j) => ({ value: j.id, geometry: j.geometry as Area })));
+    const communities = new Map(rows.communities.map((c) => [c.id, c]));
+    for (const b of rows.bins) {
+      if (typeof b.device_id !== 'string') continue;
+      const community = typeof b.community_id === 'string' ? communities.get(b.community_id) : undefined;
+      const location = (b.location as PointGeometry).coordinates as LonLat;
+      this.bins.set(b.device_id, {
+        id: b.id,
+        deviceId: b.device_id,
+        category: b.category as BinInfo['category'],
+        communityId: community?.id ?? null,
+        districtId: (community?.district_id as string | undefined) ?? null,
+        depthMm: b.depth_mm as number,
+        location,
+        jurisdictions: this.jurisdictions.at(location),
+        dropoffWindows: (community?.dropoff_windows as TimeWindow[] | undefined) ?? [],
+      });
+    }
     const disposalAreas = [];
     for (const s of rows.sites) {
       const geometry = s.geometry as Area;
@@ -148,6 +181,9 @@ class Snapshot implements RulesRegistry {
     }
   }
 
+  binByDevice(deviceId: string) {
+    return this.bins.get(deviceId);
+  }
   truckByDevice(deviceId: string) {
     return this.byDevice.get(deviceId);
   }
@@ -177,7 +213,7 @@ class Snapshot implements RulesRegistry {
   }
 }
 
-const TABLES = ['trucks', 'permits', 'sites', 'weighbridges', 'jurisdictions'] as const;
+const TABLES = ['trucks', 'permits', 'sites', 'weighbridges', 'jurisdictions', 'bins', 'communities'] as const;
 /** How often the registry is checked for changes made by the API or another process. */
 const POLL_MS = 2000;
 
@@ -222,13 +258,7 @@ export class RegistryIndex {
         if (out.length >= page.total || page.items.length === 0) return out;
       }
     };
-    this.snapshot = new Snapshot({
-      trucks: all(ENTITIES.trucks),
-      permits: all(ENTITIES.permits),
-      sites: all(ENTITIES.sites),
-      weighbridges: all(ENTITIES.weighbridges),
-      jurisdictions: all(ENTITIES.jurisdictions),
-    });
+    this.snapshot = new Snapshot(Object.fromEntries(TABLES.map((table) => [table, all(ENTITIES[table])])) as Record<(typeof TABLES)[number], EntityRecord[]>);
     this.onReload(this.snapshot);
   }
 

@@ -1,17 +1,18 @@
 // The rules as a service: the registry snapshot, the engine, spillage routes, and at start a
 // replay of the latest history from InfluxDB, so that a violation in progress when the service
-// stopped is picked up where it was (its open alert is found again, not raised twice).
+// stopped is picked up where it was (its open alert is found again, not raised twice). Every
+// second it lets tickets settle and looks for bins gone silent.
 import type { Logger } from 'pino';
 import type { RulesConfig } from '../config/schema.ts';
 import type { Reading } from '../contract/payloads.ts';
-import type { Fix, TelemetryReader, TicketRow } from '../influx/reader.ts';
+import type { Fix, Level, TelemetryReader, TicketRow } from '../influx/reader.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import type { EntityStore } from '../registry/entity-store.ts';
 import { RulesEngine, type FindingSink } from './engine.ts';
 import { RegistryIndex } from './registry-index.ts';
 import { SpillageStore } from './spillage.ts';
 import { loadSpeedZones } from './speed-zones.ts';
-import type { TruckFix, WeighTicket } from './types.ts';
+import type { BinReading, TruckFix, WeighTicket } from './types.ts';
 
 export interface RulesDeps {
   db: RegistryDb;
@@ -30,6 +31,7 @@ const TICK_MS = 1000;
 const STATS_LOG_MS = 60_000;
 /** History is read in slices of this length, to keep each answer small. */
 const SLICE_MS = 60_000;
+const BIN_SLICE_MS = 600_000;
 
 export class RulesService {
   readonly index: RegistryIndex;
@@ -65,6 +67,7 @@ export class RulesService {
     this.timer = setInterval(() => {
       const now = Date.now();
       this.engine?.tick(now);
+      this.engine?.checkSilence(now);
       if (this.engine && now - loggedAt >= STATS_LOG_MS) {
         loggedAt = now;
         log.info({ ...this.engine.stats, evaluationMs: Math.round(this.engine.stats.evaluationMs), settlingTickets: this.engine.settlingTickets() }, 'rules stats (since start)');
@@ -87,20 +90,20 @@ export class RulesService {
     const { config, log } = this.deps;
     const now = Date.now();
     const started = performance.now();
-    let fixes = 0;
-    let tickets = 0;
+    const replay = async <T>(windowMs: number, sliceMs: number, read: (from: number, to: number) => Promise<T[]>, toReading: (row: T) => Reading): Promise<number> => {
+      let count = 0;
+      for (let from = now - windowMs; from < now; from += sliceMs) {
+        const rows = await read(from, Math.min(now, from + sliceMs));
+        this.consume(rows.map(toReading));
+        count += rows.length;
+      }
+      return count;
+    };
     try {
-      for (let from = now - TICKET_HISTORY_MS; from < now; from += 3_600_000) {
-        const rows = await reader.ticketsBetween(from, Math.min(now, from + 3_600_000));
-        this.consume(rows.map(ticketReading));
-        tickets += rows.length;
-      }
-      for (let from = now - config.rebuildWindowS * 1000; from < now; from += SLICE_MS) {
-        const rows = await reader.fixesBetween(from, Math.min(now, from + SLICE_MS));
-        this.consume(rows.map(fixReading));
-        fixes += rows.length;
-      }
-      log.info({ fixes, tickets, ms: Math.round(performance.now() - started) }, 'rules replayed recent history from InfluxDB');
+      const tickets = await replay(TICKET_HISTORY_MS, 3_600_000, (from, to) => reader.ticketsBetween(from, to), ticketReading);
+      const binReadings = await replay(config.binRebuildWindowS * 1000, BIN_SLICE_MS, (from, to) => reader.levelsBetween(from, to), levelReading);
+      const fixes = await replay(config.rebuildWindowS * 1000, SLICE_MS, (from, to) => reader.fixesBetween(from, to), fixReading);
+      log.info({ fixes, binReadings, tickets, ms: Math.round(performance.now() - started) }, 'rules replayed recent history from InfluxDB');
     } catch (error) {
       log.warn({ error: (error as Error).message }, 'could not read recent history from InfluxDB; the rules start without it (violations in progress are judged from the next fixes on)');
     }
@@ -114,6 +117,15 @@ function fixReading(f: Fix): TruckFix {
   for (const key of ['ignition', 'tipper_up', 'cover_closed'] as const) if (typeof f[key] === 'boolean') fix[key] = f[key];
   if (typeof f.load_kg === 'number') fix.load_kg = f.load_kg;
   return fix;
+}
+
+function levelReading(l: Level): BinReading {
+  const reading: BinReading = { kind: 'bin', deviceId: l.device_id, ts: Date.parse(l.time) };
+  for (const key of ['fill_pct', 'distance_mm', 'temp_c', 'tilt_deg', 'battery_v', 'lid_opens'] as const) {
+    const value = l[key];
+    if (typeof value === 'number') reading[key] = value;
+  }
+  return reading;
 }
 
 function ticketReading(t: TicketRow): WeighTicket {

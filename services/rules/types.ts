@@ -1,15 +1,16 @@
-// The rules' interfaces. A rule is one file: it looks at one truck's fixes (in event-time order)
-// or tickets and reports findings; the engine owns the state, the order and the error handling,
-// and the alerts service turns findings into alerts.
+// The rules' interfaces. A rule is one file: it looks at one truck's fixes or one bin's readings
+// (in event-time order), or at tickets, and reports findings; the engine owns the state, the order
+// and the error handling, and the alerts service turns findings into alerts.
 import type { AlertType } from '../contract/alerts.ts';
 import type { Reading } from '../contract/payloads.ts';
 import type { RulesConfig } from '../config/schema.ts';
 import type { LonLat } from './geo.ts';
-import type { PermitInfo, RulesRegistry, SiteInfo, TruckInfo } from './registry-index.ts';
+import type { BinInfo, PermitInfo, RulesRegistry, SiteInfo, TruckInfo } from './registry-index.ts';
 import type { TicketBook } from './tickets.ts';
 
 export type TruckFix = Extract<Reading, { kind: 'truck' }>;
 export type WeighTicket = Extract<Reading, { kind: 'ticket' }>;
+export type BinReading = Extract<Reading, { kind: 'bin' }>;
 
 /** Evidence items always kept from the start of a violation; the rest are the latest. */
 export const EVIDENCE_HEAD = 5;
@@ -17,13 +18,22 @@ export const EVIDENCE_HEAD = 5;
 /** A fix or ticket that proves a finding, as kept in the alert's evidence. */
 export type Evidence =
   | { kind: 'fix'; ts: number; device_id: string; lon: number; lat: number; speed_kmh: number; cover_closed?: boolean; tipper_up?: boolean; load_kg?: number; distance_m?: number }
-  | { kind: 'ticket'; ts: number; device_id: string; ticket_id: string; site_id: string; direction: 'in' | 'out'; gross_kg: number; net_kg: number };
+  | { kind: 'ticket'; ts: number; device_id: string; ticket_id: string; site_id: string; direction: 'in' | 'out'; gross_kg: number; net_kg: number }
+  | { kind: 'reading'; ts: number; device_id: string; fill_pct: number; temp_c?: number; tilt_deg?: number; battery_v?: number; lid_opens?: number };
+
+/** What an alert is about (DESIGN.md §4 "Alerts"). */
+export interface FindingSubject {
+  kind: 'truck' | 'bin' | 'community' | 'district';
+  id: string;
+  deviceId?: string | null;
+  plate?: string;
+}
 
 /** What a rule reports: a violation that has begun, goes on, or has ended. */
 export interface Finding {
   type: AlertType;
   severity: 'info' | 'warning' | 'critical';
-  truck: TruckInfo;
+  subject: FindingSubject;
   /** Event time the violation started and ended; endedAt is null while it lasts. */
   startedAt: number;
   endedAt: number | null;
@@ -34,7 +44,7 @@ export interface Finding {
   detail: Record<string, unknown>;
 }
 
-export type Report = (finding: Omit<Finding, 'truck'>) => void;
+export type Report = (finding: Omit<Finding, 'subject'>) => void;
 
 export interface FixContext {
   /** The rule being run (set by the engine before each call). */
@@ -101,4 +111,72 @@ export function fixEvidence(fix: TruckFix, extra: { distance_m?: number } = {}):
 
 export function ticketEvidence(ticket: WeighTicket, siteId: string): Evidence {
   return { kind: 'ticket', ts: ticket.ts, device_id: ticket.deviceId, ticket_id: ticket.ticket_id, site_id: siteId, direction: ticket.direction, gross_kg: ticket.gross_kg, net_kg: ticket.net_kg };
+}
+
+/** A bin reading as the bin rules see it: the fill level worked out, the sensor's other values as sent. */
+export interface BinSample {
+  ts: number;
+  deviceId: string;
+  fillPct: number;
+  tempC?: number;
+  tiltDeg?: number;
+  batteryV?: number;
+  lidOpens?: number;
+}
+
+export interface BinContext {
+  /** The rule being run (set by the engine before each call). */
+  rule: AlertType;
+  sample: BinSample;
+  /** The bin's previous reading, in event time. */
+  previous: BinSample | null;
+  bin: BinInfo;
+  /** The bin's report interval: the median gap between its recent readings (rules.binReportIntervalS until known). */
+  intervalMs: number;
+  config: RulesConfig;
+  report: Report;
+}
+
+/** The engine's periodic look at a bin, for rules about readings that do not come. */
+export interface SilenceContext {
+  rule: AlertType;
+  bin: BinInfo;
+  last: BinSample;
+  intervalMs: number;
+  /** Event-time clock: the newest reading time seen from any bin, advanced by server time while none arrive. */
+  now: number;
+  config: RulesConfig;
+  report: Report;
+}
+
+/** A rule over a bin's readings. Like a FixRule, its state is plain data. */
+export interface BinRule<S = unknown> {
+  readonly type: AlertType;
+  initialState(): S;
+  onReading(context: BinContext, state: S): void;
+  onSilence?(context: SilenceContext, state: S): void;
+}
+
+export function binEvidence(sample: BinSample): Evidence {
+  const e: Evidence = { kind: 'reading', ts: sample.ts, device_id: sample.deviceId, fill_pct: Math.round(sample.fillPct * 10) / 10 };
+  if (sample.tempC !== undefined) e.temp_c = sample.tempC;
+  if (sample.tiltDeg !== undefined) e.tilt_deg = sample.tiltDeg;
+  if (sample.batteryV !== undefined) e.battery_v = sample.batteryV;
+  if (sample.lidOpens !== undefined) e.lid_opens = sample.lidOpens;
+  return e;
+}
+
+/** Reports a finding about a bin: located at the bin, routed to its jurisdictions, naming its community. */
+export function reportBin(
+  ctx: { bin: BinInfo; report: Report },
+  finding: Pick<Finding, 'type' | 'severity' | 'startedAt' | 'endedAt' | 'evidence'> & { detail?: Record<string, unknown> },
+): void {
+  const { bin } = ctx;
+  ctx.report({
+    ...finding,
+    location: bin.location,
+    jurisdictions: bin.jurisdictions,
+    permit: null,
+    detail: { community_id: bin.communityId, district_id: bin.districtId, category: bin.category, ...finding.detail },
+  });
 }

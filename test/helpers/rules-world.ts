@@ -1,13 +1,14 @@
 // A small hand-built world for the rules: two jurisdictions side by side (WEST | EAST at lon
 // 120.60), a construction site in WEST and a disposal site in EAST with weighbridges, a permit
 // whose route runs straight along lat 31.30 between them (corridor 50 m, nights 21:00-05:00, the
-// whole of 2026), truck T1 holding it and truck T2 holding none. Tracks are built by hand with
-// known answers.
+// whole of 2026), truck T1 holding it and truck T2 holding none; two districts with a community
+// each (CM-1 in WEST with drop-off windows, one of them overnight; CM-2 in EAST without) and their
+// bins. Tracks and readings are built by hand with known answers.
 import path from 'node:path';
 import { ENTITIES } from '../../services/registry/entities.ts';
 import { EntityStore } from '../../services/registry/entity-store.ts';
 import { RegistryDb } from '../../services/registry/db.ts';
-import type { TruckFix, WeighTicket } from '../../services/rules/types.ts';
+import type { BinReading, TruckFix, WeighTicket } from '../../services/rules/types.ts';
 import { tempDir } from './service.ts';
 
 export const LAT = 31.3;
@@ -50,10 +51,27 @@ export function writeWorld(entities: EntityStore, options: WorldOptions = {}): v
     time_windows: options.windows ?? [{ from: '21:00', to: '05:00' }],
     status: 'active',
   });
+  create('districts', 'D-1', { name: '姑苏区' });
+  create('districts', 'D-2', { name: '吴中区' });
+  create('communities', 'CM-1', { name: '金桥社区', district_id: 'D-1', geometry: square(120.57, 31.32, 0.005), dropoff_windows: DROPOFF_WINDOWS });
+  create('communities', 'CM-2', { name: '石湖社区', district_id: 'D-2', geometry: square(120.63, 31.32, 0.005), dropoff_windows: [] });
+  for (const [id, category, community, lon] of BINS) create('bins', id, { category, community_id: community, depth_mm: BIN_DEPTH_MM, location: { type: 'Point', coordinates: [lon, 31.32] } });
 }
 
+/** CM-1's drop-off windows: mornings, and evenings running past midnight. */
+export const DROPOFF_WINDOWS = [
+  { from: '07:00', to: '09:00' },
+  { from: '21:00', to: '01:00' },
+];
+export const BIN_DEPTH_MM = 1000;
+const BINS = [
+  ['BIN-1', 'kitchen', 'CM-1', 120.571],
+  ['BIN-2', 'other', 'CM-1', 120.572],
+  ['BIN-3', 'kitchen', 'CM-2', 120.631],
+] as const;
+
 /** Device ids of the world: GPS units and weighbridges, linked once the devices exist. */
-export const DEVICES = { gps1: 'GPS-1', gps2: 'GPS-2', scaleA: 'SCALE-A', scaleB: 'SCALE-B' } as const;
+export const DEVICES = { gps1: 'GPS-1', gps2: 'GPS-2', scaleA: 'SCALE-A', scaleB: 'SCALE-B', bin1: 'BIN-S1', bin2: 'BIN-S2', bin3: 'BIN-S3' } as const;
 
 /** Links devices to the trucks and weighbridges (after the devices are in the registry). */
 export function linkDevices(entities: EntityStore): void {
@@ -61,6 +79,9 @@ export function linkDevices(entities: EntityStore): void {
   entities.update(ENTITIES.trucks, 'T2', { device_id: DEVICES.gps2 });
   entities.create(ENTITIES.weighbridges, 'WB-A', { site_id: 'SITE-A', device_id: DEVICES.scaleA });
   entities.create(ENTITIES.weighbridges, 'WB-B', { site_id: 'DUMP-B', device_id: DEVICES.scaleB });
+  entities.update(ENTITIES.bins, 'BIN-1', { device_id: DEVICES.bin1 });
+  entities.update(ENTITIES.bins, 'BIN-2', { device_id: DEVICES.bin2 });
+  entities.update(ENTITIES.bins, 'BIN-3', { device_id: DEVICES.bin3 });
 }
 
 /** A registry (in a temp directory unless `file` is given) holding the world and its devices. */
@@ -74,6 +95,7 @@ export async function worldRegistry(options: WorldOptions = {}, file?: string): 
   insert.run(DEVICES.gps2, 'trucks');
   insert.run(DEVICES.scaleA, 'scales');
   insert.run(DEVICES.scaleB, 'scales');
+  for (const bin of [DEVICES.bin1, DEVICES.bin2, DEVICES.bin3]) insert.run(bin, 'bins');
   linkDevices(entities);
   return { db, entities };
 }
@@ -144,4 +166,14 @@ export function stand(deviceId: string, t0: number, lon: number, seconds: number
 
 export function ticket(id: string, scale: string, ts: number, direction: 'in' | 'out', netKg: number, tareKg = 10_000): WeighTicket {
   return { kind: 'ticket', deviceId: scale, ts, ticket_id: id, plate: '苏E 00001', gross_kg: tareKg + netKg, tare_kg: tareKg, net_kg: netKg, category: 'construction', direction };
+}
+
+/** A bin reading: healthy sensor values unless given. */
+export function binReading(deviceId: string, ts: number, values: Partial<BinReading> = {}): BinReading {
+  return { kind: 'bin', deviceId, ts, fill_pct: 40, temp_c: 20, tilt_deg: 2, battery_v: 3.6, lid_opens: 0, ...values };
+}
+
+/** Readings every intervalS from t0, one per fill level given. */
+export function binSeries(deviceId: string, t0: number, fills: number[], intervalS = 900, values: Partial<BinReading> = {}): BinReading[] {
+  return fills.map((fill_pct, i) => binReading(deviceId, t0 + i * intervalS * 1000, { ...values, fill_pct }));
 }

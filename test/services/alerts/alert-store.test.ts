@@ -9,10 +9,10 @@ import { NIGHT, worldRegistry } from '../../helpers/rules-world.ts';
 let db: RegistryDb;
 afterEach(() => db?.close());
 
-const truck = { id: 'T1', plate: '苏E·00001', fleet: 'muck' as const, ratedGrossKg: 31_000, deviceId: 'GPS-1', companyId: 'C1', permits: [] };
+const subject = { kind: 'truck' as const, id: 'T1', plate: '苏E·00001', deviceId: 'GPS-1' };
 const fix = (ts: number) => ({ kind: 'fix' as const, ts, device_id: 'GPS-1', lon: 120.58, lat: 31.3, speed_kmh: 36 });
 function finding(startedAt: number, endedAt: number | null, lastFix: number, jurisdictions = ['WEST']): Finding {
-  return { type: 'route_deviation', severity: 'warning', truck, startedAt, endedAt, location: [120.58, 31.3], jurisdictions, evidence: [fix(startedAt), fix(lastFix)], permit: { id: 'P1', number: 'PZ-2026-001' }, detail: {} };
+  return { type: 'route_deviation', severity: 'warning', subject, startedAt, endedAt, location: [120.58, 31.3], jurisdictions, evidence: [fix(startedAt), fix(lastFix)], permit: { id: 'P1', number: 'PZ-2026-001' }, detail: {} };
 }
 
 async function store(): Promise<AlertStore> {

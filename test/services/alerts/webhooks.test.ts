@@ -54,11 +54,11 @@ class Receiver {
 }
 
 const config = alertsSchema.parse({ webhookRetryMinMs: 50, webhookRetryMaxMs: 200 });
-const truck = { id: 'T1', plate: '苏E·00001', fleet: 'muck' as const, ratedGrossKg: 31_000, deviceId: 'GPS-1', companyId: 'C1', permits: [] };
+const subject = { kind: 'truck' as const, id: 'T1', plate: '苏E·00001', deviceId: 'GPS-1' };
 const finding = (startedAt: number, jurisdictions: string[]): Finding => ({
   type: 'illegal_dump',
   severity: 'critical',
-  truck,
+  subject,
   startedAt,
   endedAt: startedAt + 60_000,
   location: [120.58, 31.3],

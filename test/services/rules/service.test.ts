@@ -37,6 +37,7 @@ beforeAll(async () => {
   secrets = {};
   for (const id of [DEVICES.gps1, DEVICES.gps2]) secrets[id] = await devices.add(id, 'trucks');
   for (const id of [DEVICES.scaleA, DEVICES.scaleB]) secrets[id] = await devices.add(id, 'scales');
+  for (const id of [DEVICES.bin1, DEVICES.bin2, DEVICES.bin3]) secrets[id] = await devices.add(id, 'bins');
   linkDevices(entities);
   db.close();
   const watcherSecret = await provisionService(config, 'waste-enforcement');
