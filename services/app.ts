@@ -22,6 +22,8 @@ import { EntityStore } from './registry/entity-store.ts';
 import { readProvisioningFile } from './registry/provisioning-file.ts';
 import { TokenStore } from './registry/tokens.ts';
 import { RulesService } from './rules/rules-service.ts';
+import { SortingService } from './sorting/sorting-service.ts';
+import { SortingStore } from './sorting/sorting-store.ts';
 import { Shipper } from './spool/shipper.ts';
 import { Spool } from './spool/spool.ts';
 
@@ -48,6 +50,7 @@ export class TelemetryService {
   readonly tokens: TokenStore;
   readonly alerts: AlertService;
   readonly rules: RulesService;
+  readonly sorting: SortingService;
   readonly reader: TelemetryReader;
   private influxReachable = false;
   private api: Awaited<ReturnType<typeof buildApp>> | null = null;
@@ -78,6 +81,17 @@ export class TelemetryService {
     this.alerts = new AlertService(this.registry, config.alerts, writeLines, log.child({ service: 'alerts' }), config.rules.evidenceMax);
     this.rules = new RulesService({ db: this.registry, entities: this.entities, config: config.rules, onFinding: (finding) => this.alerts.onFinding(finding), writeLines, log: log.child({ service: 'rules' }) });
     if (config.rules.enabled) this.pipeline.onReadings((readings) => this.rules.consume(readings));
+    this.sorting = new SortingService({
+      config: config.sorting,
+      store: new SortingStore(this.registry, config.sorting),
+      entities: this.entities,
+      reader: this.reader,
+      registry: () => this.rules.index.current,
+      writeLines,
+      onFinding: (finding) => this.alerts.onFinding(finding),
+      log: log.child({ service: 'sorting' }),
+    });
+    this.pipeline.onReadings((readings) => this.sorting.consume(readings));
     this.stats = new StatsReporter(this.pipeline, this.spool, this.shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
   }
 
@@ -101,6 +115,7 @@ export class TelemetryService {
     this.shipper.start();
     if (this.config.rules.enabled) await this.startRules();
     this.alerts.start();
+    this.sorting.start();
 
     const ports = this.config.broker.url ? await this.startWorker() : await this.startBroker();
     const apiPort = await this.startApi();
@@ -148,7 +163,7 @@ export class TelemetryService {
   private async startApi(): Promise<number | null> {
     const { host, port, rateLimitPerMinute } = this.config.api;
     if (port === 0) return null;
-    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
+    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => this.rules.binForecast(deviceId), rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);
@@ -172,6 +187,7 @@ export class TelemetryService {
     await this.broker?.stop();
     await this.worker?.stop();
     await this.alerts.stop();
+    await this.sorting.stop();
     this.rules.stop();
     this.devices.unwatch();
     this.stats.stop();

@@ -12,6 +12,9 @@ import { noiseSummary, parseDuration, parseNoise, parseTime, UsageError, wholeNu
 import { Progress } from './progress.ts';
 import { MqttTransport } from './transport.ts';
 
+/** How far (simulated time) any device may run ahead of the oldest message still undelivered. */
+const MAX_SKEW_MS = 5 * 60_000;
+
 export const RUN_HELP = `Usage: npm run sim -- run [options]
 
 Runs the city written by \`npm run sim -- city\`: every device logs in with its own id and the
@@ -163,7 +166,12 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
       const wallNow = Date.now();
       let target = speed === Infinity ? simulation.now + 60_000 : start + (wallNow - wallStart) * speed;
       target = Math.min(target, end, dryRun ? Infinity : wallNow);
+      // Devices report in step, as they do in real time: none runs more than MAX_SKEW_MS ahead of
+      // the oldest message still undelivered, however fast the others' connections are.
+      const oldest = transport?.oldestPendingAt() ?? null;
+      if (oldest !== null) target = Math.min(target, oldest + MAX_SKEW_MS);
       if (target > simulation.now) simulation.advance(target, send, writeLabel);
+      else if (transport) await transport.progress();
       if (transport) await transport.backlogBelow(20_000);
       // Caught up with the real clock (or pacing a finite speed): wait for time to pass.
       if (!dryRun && (speed !== Infinity || target >= wallNow)) await new Promise((r) => setTimeout(r, 100));

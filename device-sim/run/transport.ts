@@ -37,6 +37,8 @@ interface Device {
   state: 'idle' | 'connecting' | 'up' | 'down';
   queue: Publish[];
   inFlight: number;
+  /** Dropped off the network: its messages do not hold the others back (it back-fills when it is back). */
+  down: boolean;
 }
 
 const ONLINE = '{"online":true}';
@@ -51,6 +53,8 @@ export class MqttTransport {
   private connecting = 0;
   private closing = false;
   private readonly drainWaiters: (() => void)[] = [];
+  /** Messages queued or in flight, by the simulated minute they were sent in. */
+  private readonly pendingByMinute = new Map<number, number>();
 
   constructor(private readonly options: TransportOptions) {}
 
@@ -59,7 +63,28 @@ export class MqttTransport {
     if (message.kind === 'reconnect') return this.drop(device, message.downForMs);
     device.queue.push(message);
     this.stats.queued++;
+    if (!device.down) this.account(message, 1);
     this.pump(device);
+  }
+
+  private account(message: Publish, delta: number): void {
+    const minute = Math.floor(message.at / 60_000);
+    const left = (this.pendingByMinute.get(minute) ?? 0) + delta;
+    if (left > 0) this.pendingByMinute.set(minute, left);
+    else this.pendingByMinute.delete(minute);
+  }
+
+  /** Simulated time of the oldest message not yet acknowledged (to the minute), or null. */
+  oldestPendingAt(): number | null {
+    let oldest = Infinity;
+    for (const minute of this.pendingByMinute.keys()) oldest = Math.min(oldest, minute);
+    return oldest === Infinity ? null : oldest * 60_000;
+  }
+
+  /** Resolves at the next acknowledgement (or failure). */
+  async progress(): Promise<void> {
+    if (this.stats.queued + this.stats.inFlight === 0 || this.closing) return;
+    await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** Resolves once fewer than `limit` messages are queued or awaiting acknowledgement. */
@@ -98,7 +123,7 @@ export class MqttTransport {
   private device(id: string, deviceClass: DeviceClass): Device {
     let device = this.devices.get(id);
     if (!device) {
-      device = { id, deviceClass, client: null, state: 'idle', queue: [], inFlight: 0 };
+      device = { id, deviceClass, client: null, state: 'idle', queue: [], inFlight: 0, down: false };
       this.devices.set(id, device);
     }
     return device;
@@ -132,9 +157,13 @@ export class MqttTransport {
         // Not acknowledged: sent again once the device is back.
         device.queue.unshift(message);
         this.stats.queued++;
+        if (device.down) this.account(message, -1);
         this.stats.failed++;
         this.stats.lastError = error.message;
-      } else this.stats.acknowledged++;
+      } else {
+        this.stats.acknowledged++;
+        if (!device.down) this.account(message, -1);
+      }
       this.wakeWaiters();
       this.pump(device);
       // Capacity freed: let devices held back by the limit go on.
@@ -212,10 +241,14 @@ export class MqttTransport {
   private drop(device: Device, downForMs: number): void {
     if (device.state !== 'up' || !device.client) return;
     device.state = 'down';
+    device.down = true;
+    for (const message of device.queue) this.account(message, -1);
     this.stats.connected--;
     device.client.stream.destroy();
     setTimeout(() => {
       device.state = 'idle';
+      device.down = false;
+      for (const message of device.queue) this.account(message, 1);
       this.pump(device);
     }, downForMs).unref();
   }

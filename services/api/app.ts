@@ -13,6 +13,7 @@ import type { DeviceStore } from '../registry/devices.ts';
 import type { EntityStore } from '../registry/entity-store.ts';
 import type { TokenStore } from '../registry/tokens.ts';
 import type { SpillageStore } from '../rules/spillage.ts';
+import type { SortingService } from '../sorting/sorting-service.ts';
 import { authPlugin } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { alertRoutes } from './routes/alerts.ts';
@@ -21,6 +22,8 @@ import { entityRoutes } from './routes/entities.ts';
 import { importRoutes } from './routes/import.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
 import { spillageRoutes } from './routes/spillage.ts';
+import { sortingRoutes } from './routes/sorting.ts';
+import { binRoutes, type ForecastOf } from './routes/bins.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 
@@ -33,6 +36,8 @@ export interface ApiDeps {
   reader: TelemetryReader;
   alerts: AlertService;
   spillage: SpillageStore;
+  sorting: SortingService;
+  forecastOf: ForecastOf;
   /** Requests per minute per token (per address without one). */
   rateLimitPerMinute: number;
   logger?: FastifyBaseLogger;
@@ -47,7 +52,7 @@ export async function buildApp(deps: ApiDeps) {
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'waste-telemetry API', version: '1', description: 'Registry, provisioning, access control, telemetry, alerts and spillage routes. Errors are {"error": {"code", "message", "path"}}.' },
+      info: { title: 'waste-telemetry API', version: '1', description: 'Registry, provisioning, access control, telemetry, alerts, spillage routes, bin forecasts and sorting figures. Errors are {"error": {"code", "message", "path"}}.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -76,6 +81,8 @@ export async function buildApp(deps: ApiDeps) {
       await v1.register(alertRoutes, { alerts: deps.alerts });
       await v1.register(webhookRoutes, { webhooks: deps.alerts.webhooks });
       await v1.register(spillageRoutes, { spillage: deps.spillage });
+      await v1.register(sortingRoutes, { sorting: deps.sorting, db: deps.db, entities: deps.entities });
+      await v1.register(binRoutes, { entities: deps.entities, forecastOf: deps.forecastOf });
     },
     { prefix: '/api/v1' },
   );

@@ -1,6 +1,7 @@
 // The one configuration schema. Every key has a default and a description; the README's
 // configuration table is generated from this file (`npm run config:table`), and a test keeps the
 // two in step. Each service receives only its own slice.
+import cron from 'node-cron';
 import { z } from 'zod';
 
 const port = z.number().int().min(0).max(65535);
@@ -190,6 +191,40 @@ export const alertsSchema = z
   })
   .prefault({});
 
+const rate = z.number().min(0).max(1);
+
+export const sortingSchema = z
+  .object({
+    schedule: z
+      .string()
+      .default('5 * * * *')
+      .refine((expression) => cron.validate(expression), { error: 'must be a cron expression (minute hour day month weekday)' })
+      .describe('When the separation-rate job runs (cron, China Standard Time): it computes yesterday and today so far.'),
+    denominator: z
+      .enum(['kitchen_other', 'all_four'])
+      .default('kitchen_other')
+      .describe('Separation rate formula: kitchen / (kitchen + other), or kitchen / all four household categories.'),
+    targetRate: rate.default(0.3).describe('Target kitchen-waste separation rate (0-1) for every scope without its own.'),
+    targets: z
+      .string()
+      .default('')
+      .refine((text) => parseTargets(text) !== null, { error: 'must be "scope:id=rate,..." with scope city, district or community and rate 0-1' })
+      .describe('Targets per scope, e.g. "district:D-1=0.35,community:CM-7=0.4,city=0.32".'),
+    lateTicketSettleS: seconds(60).describe('A ticket for a past day triggers its recomputation this long after the last such ticket (they come in batches).'),
+  })
+  .prefault({});
+
+/** The per-scope targets of sorting.targets, keyed "scope:id" ("city" for the city); null when malformed. */
+export function parseTargets(text: string): Map<string, number> | null {
+  const targets = new Map<string, number>();
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const match = /^(city|(?:district|community):[A-Za-z0-9][A-Za-z0-9_.:-]*)=(0|1|0?\.\d+|1\.0+)$/.exec(part);
+    if (!match) return null;
+    targets.set(match[1]!, Number(match[2]));
+  }
+  return targets;
+}
+
 export const configSchema = z.object({
   dataDir: z.string().default('./data').describe('Directory for the spool, device file and private InfluxDB.'),
   logLevel: z
@@ -204,6 +239,7 @@ export const configSchema = z.object({
   api: apiSchema,
   rules: rulesSchema,
   alerts: alertsSchema,
+  sorting: sortingSchema,
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -214,3 +250,4 @@ export type SpoolConfig = Config['spool'];
 export type ApiConfig = Config['api'];
 export type RulesConfig = Config['rules'];
 export type AlertsConfig = Config['alerts'];
+export type SortingConfig = Config['sorting'];

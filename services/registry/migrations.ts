@@ -222,4 +222,29 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX spillage_time ON spillage(ts);
     `,
   },
+  {
+    version: 3,
+    name: 'household waste tonnage per day for the separation rate',
+    // Local calendar days (YYYY-MM-DD, China Standard Time). Tonnage is kept per scope so that rates,
+    // rolling windows, trends and rankings are sums over rows, whatever the configured formula.
+    sql: `
+      CREATE TABLE sorting_days (
+        day TEXT PRIMARY KEY,
+        computed_at INTEGER NOT NULL,
+        tickets INTEGER NOT NULL
+      );
+      CREATE TABLE sorting_tonnage (
+        day TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('community', 'district', 'city')),
+        scope_id TEXT NOT NULL,
+        district_id TEXT,
+        kitchen_kg REAL NOT NULL,
+        recyclable_kg REAL NOT NULL,
+        hazardous_kg REAL NOT NULL,
+        other_kg REAL NOT NULL,
+        PRIMARY KEY (scope, scope_id, day)
+      );
+      CREATE INDEX sorting_tonnage_day ON sorting_tonnage(day);
+    `,
+  },
 ];

@@ -7,7 +7,9 @@ import type { Logger } from 'pino';
 import type { Reading } from '../contract/payloads.ts';
 import type { RulesConfig } from '../config/schema.ts';
 import { BIN_RULES, FIX_RULES, TICKET_RULES } from './catalogue.ts';
+import { FORECAST_POINTS, forecast, type FillPoint, type Forecast } from './forecast.ts';
 import { distanceM, type LonLat } from './geo.ts';
+import { emptied } from './level.ts';
 import { permitsAt, type BinInfo, type RulesRegistry, type TruckInfo } from './registry-index.ts';
 import type { SpeedLimitAt } from './speed-zones.ts';
 import { TicketBook } from './tickets.ts';
@@ -78,6 +80,8 @@ interface BinState {
   previous: BinSample | null;
   /** The latest gaps between readings (ms), for the report interval. */
   gaps: number[];
+  /** The latest fill levels since the bin was last emptied, for the forecast. */
+  filling: FillPoint[];
   rules: unknown[];
 }
 
@@ -271,7 +275,7 @@ export class RulesEngine {
     if (reading.ts > this.binWatermark.ts) this.binWatermark = { ts: reading.ts, arrivedAt: this.clock() };
     let track = this.bins.get(bin.deviceId);
     if (!track) {
-      const initial = (): BinState => ({ previous: null, gaps: [], rules: this.binRules.map((r) => r.initialState()) });
+      const initial = (): BinState => ({ previous: null, gaps: [], filling: [], rules: this.binRules.map((r) => r.initialState()) });
       track = new Timeline(initial, this.deps.config.binReorderWindowS * 1000, MAX_TRACK_EVENTS);
       this.bins.set(bin.deviceId, track);
     }
@@ -296,7 +300,16 @@ export class RulesEngine {
       state.gaps.push(sample.ts - state.previous.ts);
       if (state.gaps.length > INTERVAL_GAPS) state.gaps.shift();
     }
+    if (emptied(context)) state.filling = [];
+    const horizon = sample.ts - this.deps.config.forecastWindowH * 3_600_000;
+    state.filling = [...state.filling.filter((p) => p.ts >= horizon).slice(1 - FORECAST_POINTS), { ts: sample.ts, fill: sample.fillPct }];
     state.previous = sample;
+  }
+
+  /** A bin's fill level and predicted time to full, from the readings judged so far. */
+  binForecast(deviceId: string): Forecast | null {
+    const state = this.bins.get(deviceId)?.state;
+    return state ? forecast(state.filling, this.deps.config.overflowRaisePct) : null;
   }
 
   /** A bin's report interval: the median of its latest gaps, robust to the one long gap of an outage. */

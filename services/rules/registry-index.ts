@@ -93,9 +93,10 @@ export function normalisePlate(plate: string): string {
   return plate.replace(/[\s·.\-•]/g, '').toUpperCase();
 }
 
-type Area = PolygonGeometry | MultiPolygonGeometry;
+export type Area = PolygonGeometry | MultiPolygonGeometry;
 
-function centreOf(geometry: Area): LonLat {
+/** The mean of an area's outer ring: a label point for sites and communities. */
+export function centreOf(geometry: Area): LonLat {
   const ring = geometry.type === 'Polygon' ? geometry.coordinates[0]! : geometry.coordinates[0]![0]!;
   const points = ring.slice(0, -1);
   return [points.reduce((s, p) => s + p[0], 0) / points.length, points.reduce((s, p) => s + p[1], 0) / points.length];

@@ -76,6 +76,11 @@ export class RulesService {
     this.timer.unref();
   }
 
+  /** A bin's fill level and predicted time to full (null before its first reading). */
+  binForecast(deviceId: string) {
+    return this.engine?.binForecast(deviceId) ?? null;
+  }
+
   stop(): void {
     this.index.stop();
     if (this.timer) clearInterval(this.timer);

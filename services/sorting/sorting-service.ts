@@ -1,0 +1,194 @@
+// The separation-rate job (DESIGN.md §5): on a node-cron schedule (and on demand through the API)
+// it counts a day's household-waste tickets from InfluxDB per community, district and city, keeps
+// the tonnage (sorting-store.ts), writes the day's and the rolling 7-day figures to the
+// `separation_rate` measurement, and raises separation_below_target for each community and
+// district below its target on a complete day. A ticket arriving for a past day that was already
+// counted gets that day counted again (and the 7-day figures it is part of).
+import { escape } from '@influxdata/influxdb-client';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import type { SortingConfig } from '../config/schema.ts';
+import { CST_OFFSET_MS, DAY, localDate } from '../contract/local-time.ts';
+import type { Reading } from '../contract/payloads.ts';
+import type { TelemetryReader } from '../influx/reader.ts';
+import { ENTITIES } from '../registry/entities.ts';
+import type { EntityStore } from '../registry/entity-store.ts';
+import { centreOf, type Area, type RulesRegistry } from '../rules/registry-index.ts';
+import type { Finding } from '../rules/types.ts';
+import type { LonLat } from '../rules/geo.ts';
+import { SortingStore, addDays, type SeparationFigure } from './sorting-store.ts';
+import { isHousehold, tonnageByScope } from './tonnage.ts';
+
+export interface SortingDeps {
+  config: SortingConfig;
+  store: SortingStore;
+  entities: EntityStore;
+  /** Where the tickets are read from; null while InfluxDB is not configured. */
+  reader: TelemetryReader | null;
+  registry: () => RulesRegistry;
+  writeLines: (lines: string) => Promise<void>;
+  onFinding: (finding: Finding) => void;
+  log: Logger;
+  clock?: () => number;
+}
+
+/** How often days with late tickets are looked at. */
+const LATE_CHECK_MS = 5000;
+/** Most days one recomputation request may cover. */
+export const MAX_RECOMPUTE_DAYS = 400;
+
+/** Epoch ms of local midnight starting a day (YYYY-MM-DD, China Standard Time). */
+export function dayStart(day: string): number {
+  return Date.parse(`${day}T00:00:00Z`) - CST_OFFSET_MS;
+}
+
+interface Place {
+  districtId: string;
+  centre: LonLat;
+}
+
+export class SortingService {
+  private task: ScheduledTask | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** Past days with late tickets: when the latest arrived (server time). */
+  private readonly late = new Map<string, number>();
+  private running: Promise<unknown> = Promise.resolve();
+  private readonly clock: () => number;
+
+  constructor(private readonly deps: SortingDeps) {
+    this.clock = deps.clock ?? Date.now;
+  }
+
+  get store(): SortingStore {
+    return this.deps.store;
+  }
+
+  get denominator(): SortingConfig['denominator'] {
+    return this.deps.config.denominator;
+  }
+
+  start(): void {
+    const { config, log } = this.deps;
+    this.task = cron.schedule(config.schedule, () => this.runScheduled(), { timezone: 'Asia/Shanghai', name: 'separation-rate', noOverlap: true });
+    this.timer = setInterval(() => this.recountLateDays(), LATE_CHECK_MS);
+    this.timer.unref();
+    // A service that was down at the scheduled time catches up now.
+    this.runScheduled();
+    log.info({ schedule: config.schedule, denominator: config.denominator, targetRate: config.targetRate }, 'separation-rate job scheduled');
+  }
+
+  async stop(): Promise<void> {
+    await this.task?.destroy();
+    this.task = null;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running.catch(() => {});
+  }
+
+  /** Notes tickets for past days already counted, to count those days again. */
+  consume(readings: readonly Reading[]): void {
+    let today: string | null = null;
+    for (const r of readings) {
+      if (r.kind !== 'ticket' || !isHousehold(r)) continue;
+      today ??= localDate(this.clock());
+      const day = localDate(r.ts);
+      if (day < today && this.deps.store.isCounted(day)) this.late.set(day, this.clock());
+    }
+  }
+
+  /** Counts the days (oldest first), one after the other; returns the tickets counted per day. */
+  computeDays(days: string[]): Promise<{ day: string; tickets: number }[]> {
+    const run = this.running.then(async () => {
+      const out = [];
+      for (const day of [...days].sort()) out.push({ day, tickets: await this.computeDay(day) });
+      return out;
+    });
+    this.running = run.catch(() => {});
+    return run;
+  }
+
+  private runScheduled(): void {
+    const today = localDate(this.clock());
+    this.computeDays([addDays(today, -1), today]).catch((error: Error) => this.deps.log.error({ error: error.message }, 'separation-rate job failed; it runs again at the next scheduled time'));
+  }
+
+  private recountLateDays(): void {
+    const due = [...this.late].filter(([, at]) => this.clock() - at >= this.deps.config.lateTicketSettleS * 1000).map(([day]) => day);
+    if (due.length === 0) return;
+    for (const day of due) this.late.delete(day);
+    this.deps.log.info({ days: due }, 'tickets arrived for past days; counting them again');
+    this.computeDays(due).catch((error: Error) => {
+      this.deps.log.error({ days: due, error: error.message }, 'could not count past days again; retrying');
+      for (const day of due) this.late.set(day, this.clock());
+    });
+  }
+
+  private async computeDay(day: string): Promise<number> {
+    const { reader, store, log } = this.deps;
+    if (!reader) throw new Error('InfluxDB is not configured: the separation rate is counted from the tickets stored there');
+    const started = performance.now();
+    const from = dayStart(day);
+    const tickets = await reader.ticketsBetween(from, from + DAY);
+    const places = this.places();
+    store.saveDay(day, tonnageByScope(tickets, (id) => places.get(id)?.districtId), tickets.length, this.clock());
+    const today = localDate(this.clock());
+    const figures = store.figures(day, 'day');
+    // The 7-day figures this day is part of, up to today.
+    for (let n = 0; n < 7; n++) {
+      const end = addDays(day, n);
+      if (end > today) break;
+      if (n === 0 || store.isCounted(end)) figures.push(...store.figures(end, '7d'));
+    }
+    await this.deps.writeLines(figures.map(line).join(''));
+    if (day < today) this.raiseBelowTarget(day, figures.filter((f) => f.window === 'day'), places);
+    log.info({ day, tickets: tickets.length, ms: Math.round(performance.now() - started) }, 'separation rate counted');
+    return tickets.length;
+  }
+
+  private raiseBelowTarget(day: string, figures: SeparationFigure[], places: Map<string, Place>): void {
+    const registry = this.deps.registry();
+    const start = dayStart(day);
+    for (const f of figures) {
+      if (f.scope === 'city' || !f.below_target) continue;
+      const centres = f.scope === 'community' ? [places.get(f.scope_id)?.centre] : [...places.values()].filter((p) => p.districtId === f.scope_id).map((p) => p.centre);
+      const located = centres.filter((c): c is LonLat => c !== undefined);
+      this.deps.onFinding({
+        type: 'separation_below_target',
+        severity: 'warning',
+        subject: { kind: f.scope, id: f.scope_id },
+        startedAt: start,
+        endedAt: start + DAY,
+        location: f.scope === 'community' ? (located[0] ?? null) : null,
+        jurisdictions: [...new Set(located.flatMap((c) => registry.jurisdictionsAt(c)))].sort(),
+        evidence: [],
+        permit: null,
+        detail: { day, rate: f.rate, target: f.target, denominator: this.deps.config.denominator, district_id: f.district_id, kitchen_kg: f.kitchen_kg, recyclable_kg: f.recyclable_kg, hazardous_kg: f.hazardous_kg, other_kg: f.other_kg },
+      });
+    }
+  }
+
+  /** Communities: their district and centre. */
+  private places(): Map<string, Place> {
+    const places = new Map<string, Place>();
+    for (let offset = 0; ; offset += 1000) {
+      const page = this.deps.entities.list(ENTITIES.communities, {}, 1000, offset);
+      for (const c of page.items) places.set(c.id, { districtId: c.district_id as string, centre: centreOf(c.geometry as Area) });
+      if (page.items.length < 1000) return places;
+    }
+  }
+}
+
+/** One `separation_rate` point (docs/schema.md), at the local midnight starting the day, so a recount overwrites it. */
+function line(f: SeparationFigure): string {
+  const tags = `,scope=${f.scope},scope_id=${escape.tag(f.scope_id)}${f.district_id ? `,district_id=${escape.tag(f.district_id)}` : ''},window=${f.window}`;
+  const fields = [
+    `kitchen_kg=${f.kitchen_kg}`,
+    `recyclable_kg=${f.recyclable_kg}`,
+    `hazardous_kg=${f.hazardous_kg}`,
+    `other_kg=${f.other_kg}`,
+    ...(f.rate === null ? [] : [`rate=${f.rate}`, `below_target=${f.below_target ? 'T' : 'F'}`]),
+    `target=${f.target}`,
+    `days_counted=${f.days_counted}i`,
+  ].join(',');
+  return `separation_rate${tags} ${fields} ${dayStart(f.day)}\n`;
+}

@@ -1,0 +1,138 @@
+// Daily household tonnage per scope in the registry database (migration 3), and the figures read
+// from it: daily and rolling 7-day separation rates, month-over-month and year-over-year trends,
+// and the rankings. Rates are worked out on read, so a change of formula or target applies to
+// every past day at once.
+import type { SortingConfig } from '../config/schema.ts';
+import type { RegistryDb } from '../registry/db.ts';
+import { CITY, HOUSEHOLD, emptyTonnage, separationRate, targetOf, type Scope, type ScopeTonnage, type Tonnage } from './tonnage.ts';
+
+export type Window = 'day' | '7d';
+
+export interface SeparationFigure {
+  day: string;
+  window: Window;
+  scope: Scope;
+  scope_id: string;
+  district_id: string | null;
+  kitchen_kg: number;
+  recyclable_kg: number;
+  hazardous_kg: number;
+  other_kg: number;
+  rate: number | null;
+  target: number;
+  below_target: boolean | null;
+  /** Days of the window whose tickets have been counted. */
+  days_counted: number;
+}
+
+interface TonnageRow {
+  scope: Scope;
+  scope_id: string;
+  district_id: string | null;
+  kitchen_kg: number;
+  recyclable_kg: number;
+  hazardous_kg: number;
+  other_kg: number;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The local day n days after `day` (YYYY-MM-DD; n may be negative). */
+export function addDays(day: string, n: number): string {
+  return new Date(Date.parse(`${day}T00:00:00Z`) + n * DAY_MS).toISOString().slice(0, 10);
+}
+
+/** Days from `from` to `to`, inclusive. */
+export function daysBetween(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let d = from; d <= to; d = addDays(d, 1)) out.push(d);
+  return out;
+}
+
+const round = (kg: number) => Math.round(kg * 10) / 10;
+
+export class SortingStore {
+  private readonly target: ReturnType<typeof targetOf>;
+
+  constructor(
+    private readonly db: RegistryDb,
+    private readonly config: SortingConfig,
+  ) {
+    this.target = targetOf(config);
+  }
+
+  /** Replaces a day's tonnage with a fresh count. */
+  saveDay(day: string, tonnage: ScopeTonnage[], tickets: number, now: number): void {
+    this.db.transaction(() => {
+      this.db.connection.prepare('DELETE FROM sorting_tonnage WHERE day = ?').run(day);
+      const insert = this.db.connection.prepare(
+        'INSERT INTO sorting_tonnage (day, scope, scope_id, district_id, kitchen_kg, recyclable_kg, hazardous_kg, other_kg) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      );
+      for (const t of tonnage) insert.run(day, t.scope, t.scopeId, t.districtId, t.kg.kitchen, t.kg.recyclable, t.kg.hazardous, t.kg.other);
+      this.db.connection.prepare('INSERT OR REPLACE INTO sorting_days (day, computed_at, tickets) VALUES (?, ?, ?)').run(day, now, tickets);
+    });
+  }
+
+  isCounted(day: string): boolean {
+    return this.db.connection.prepare('SELECT 1 FROM sorting_days WHERE day = ?').get(day) !== undefined;
+  }
+
+  /** Counted days between from and to, inclusive. */
+  countedDays(from: string, to: string): string[] {
+    return (this.db.connection.prepare('SELECT day FROM sorting_days WHERE day BETWEEN ? AND ? ORDER BY day').all(from, to) as { day: string }[]).map((r) => r.day);
+  }
+
+  /** Figures of every scope (or one kind of scope) for a day, over the day or the 7 days ending with it. */
+  figures(day: string, window: Window, scope?: Scope): SeparationFigure[] {
+    const from = window === 'day' ? day : addDays(day, -6);
+    const days = this.countedDays(from, day).length;
+    return this.sums(from, day, scope).map((row) => this.figure(day, window, row, days));
+  }
+
+  /** Tonnage summed per scope over [from, to] (inclusive days). */
+  sums(from: string, to: string, scope?: Scope, scopeId?: string): TonnageRow[] {
+    const where = ['day BETWEEN @from AND @to', ...(scope ? ['scope = @scope'] : []), ...(scopeId ? ['scope_id = @scopeId'] : [])];
+    return this.db.connection
+      .prepare(
+        `SELECT scope, scope_id, MAX(district_id) AS district_id, SUM(kitchen_kg) AS kitchen_kg, SUM(recyclable_kg) AS recyclable_kg, SUM(hazardous_kg) AS hazardous_kg, SUM(other_kg) AS other_kg
+         FROM sorting_tonnage WHERE ${where.join(' AND ')} GROUP BY scope, scope_id ORDER BY scope, scope_id`,
+      )
+      .all({ from, to, scope, scopeId }) as TonnageRow[];
+  }
+
+  rate(row: TonnageRow): number | null {
+    return separationRate(tonnageOf(row), this.config.denominator);
+  }
+
+  targetFor(row: Pick<TonnageRow, 'scope' | 'scope_id' | 'district_id'>): number {
+    return this.target(row.scope, row.scope_id, row.district_id);
+  }
+
+  private figure(day: string, window: Window, row: TonnageRow, days: number): SeparationFigure {
+    const rate = this.rate(row);
+    const target = this.targetFor(row);
+    return {
+      day,
+      window,
+      scope: row.scope,
+      scope_id: row.scope_id,
+      district_id: row.district_id,
+      kitchen_kg: round(row.kitchen_kg),
+      recyclable_kg: round(row.recyclable_kg),
+      hazardous_kg: round(row.hazardous_kg),
+      other_kg: round(row.other_kg),
+      rate: rate === null ? null : Math.round(rate * 10_000) / 10_000,
+      target,
+      below_target: rate === null ? null : rate < target,
+      days_counted: days,
+    };
+  }
+}
+
+export function tonnageOf(row: Pick<TonnageRow, 'kitchen_kg' | 'recyclable_kg' | 'hazardous_kg' | 'other_kg'>): Tonnage {
+  const kg = emptyTonnage();
+  for (const c of HOUSEHOLD) kg[c] = row[`${c}_kg`] ?? 0;
+  return kg;
+}
+
+export { CITY };
