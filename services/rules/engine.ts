@@ -342,7 +342,7 @@ export class RulesEngine {
     }
     this.runTicketRules(truck, ticket, false);
     if (this.ticketRules.some((rule) => rule.settles && rule.fleets.includes(truck.fleet))) {
-      this.settling.push({ due: (this.deps.clock ?? Date.now)() + this.deps.config.ticketSettleS * 1000, truckId: truck.id, ticket });
+      this.settling.push({ due: this.clock() + this.deps.config.ticketSettleS * 1000, truckId: truck.id, ticket });
     }
   }
 

@@ -4,7 +4,7 @@
 // every past day at once.
 import type { SortingConfig } from '../config/schema.ts';
 import type { RegistryDb } from '../registry/db.ts';
-import { CITY, HOUSEHOLD, emptyTonnage, separationRate, targetOf, type Scope, type ScopeTonnage, type Tonnage } from './tonnage.ts';
+import { HOUSEHOLD, emptyTonnage, separationRate, targetOf, type Scope, type ScopeTonnage, type Tonnage } from './tonnage.ts';
 
 export type Window = 'day' | '7d';
 
@@ -135,4 +135,3 @@ export function tonnageOf(row: Pick<TonnageRow, 'kitchen_kg' | 'recyclable_kg' |
   return kg;
 }
 
-export { CITY };
