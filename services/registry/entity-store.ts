@@ -26,6 +26,9 @@ interface SqliteError {
   message: string;
 }
 
+/** Page size of all(). */
+const ALL_PAGE = 1000;
+
 export class EntityStore {
   constructor(
     private readonly db: RegistryDb,
@@ -44,6 +47,16 @@ export class EntityStore {
     const rows = this.db.connection.prepare(`SELECT * FROM ${def.table} ${where} ORDER BY id LIMIT @limit OFFSET @offset`).all(params) as Record<string, unknown>[];
     const { total } = this.db.connection.prepare(`SELECT COUNT(*) AS total FROM ${def.table} ${where}`).get(params) as { total: number };
     return { items: rows.map((row) => this.fromRow(def, row)), total };
+  }
+
+  /** Every entity of a kind (matching the filters), read a page at a time. */
+  all(def: EntityDefinition, filters: Record<string, string> = {}): EntityRecord[] {
+    const out: EntityRecord[] = [];
+    for (let offset = 0; ; offset += ALL_PAGE) {
+      const page = this.list(def, filters, ALL_PAGE, offset);
+      out.push(...page.items);
+      if (page.items.length < ALL_PAGE) return out;
+    }
   }
 
   /** Inserts a new entity; `input` has been validated against def.fields. Geometry in `crs`. */

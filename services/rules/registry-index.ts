@@ -4,7 +4,7 @@
 // by area. Rules read a snapshot; they never query SQLite
 // for a fix.
 import { CST_OFFSET_MS, DAY, type TimeWindow } from '../contract/local-time.ts';
-import { ENTITIES, type EntityDefinition } from '../registry/entities.ts';
+import { ENTITIES } from '../registry/entities.ts';
 import type { EntityRecord, EntityStore } from '../registry/entity-store.ts';
 import type { LineStringGeometry, MultiPolygonGeometry, PointGeometry, PolygonGeometry } from '../registry/geometry.ts';
 import type { RegistryDb } from '../registry/db.ts';
@@ -251,15 +251,7 @@ export class RegistryIndex {
   /** Reads the registry again now (after an import, say). */
   reload(): void {
     this.signature = this.readSignature();
-    const all = (def: EntityDefinition) => {
-      const out: EntityRecord[] = [];
-      for (let offset = 0; ; offset += 1000) {
-        const page = this.entities.list(def, {}, 1000, offset);
-        out.push(...page.items);
-        if (out.length >= page.total || page.items.length === 0) return out;
-      }
-    };
-    this.snapshot = new Snapshot(Object.fromEntries(TABLES.map((table) => [table, all(ENTITIES[table])])) as Record<(typeof TABLES)[number], EntityRecord[]>);
+    this.snapshot = new Snapshot(Object.fromEntries(TABLES.map((table) => [table, this.entities.all(ENTITIES[table])])) as Record<(typeof TABLES)[number], EntityRecord[]>);
     this.onReload(this.snapshot);
   }
 

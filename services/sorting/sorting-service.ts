@@ -169,12 +169,7 @@ export class SortingService {
 
   /** Communities: their district and centre. */
   private places(): Map<string, Place> {
-    const places = new Map<string, Place>();
-    for (let offset = 0; ; offset += 1000) {
-      const page = this.deps.entities.list(ENTITIES.communities, {}, 1000, offset);
-      for (const c of page.items) places.set(c.id, { districtId: c.district_id as string, centre: centreOf(c.geometry as Area) });
-      if (page.items.length < 1000) return places;
-    }
+    return new Map(this.deps.entities.all(ENTITIES.communities).map((c) => [c.id, { districtId: c.district_id as string, centre: centreOf(c.geometry as Area) }]));
   }
 }
 

@@ -8,16 +8,9 @@ import { HOUSEHOLD, emptyTonnage, separationRate, targetOf, type Scope, type Sco
 
 export type Window = 'day' | '7d';
 
-export interface SeparationFigure {
+export interface SeparationFigure extends TonnageRow {
   day: string;
   window: Window;
-  scope: Scope;
-  scope_id: string;
-  district_id: string | null;
-  kitchen_kg: number;
-  recyclable_kg: number;
-  hazardous_kg: number;
-  other_kg: number;
   rate: number | null;
   target: number;
   below_target: boolean | null;

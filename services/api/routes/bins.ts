@@ -50,12 +50,7 @@ export const binRoutes: FastifyPluginAsyncZod<{ entities: EntityStore; forecastO
     },
   }, async (request) => {
     const filters: Record<string, string> = request.query.community_id ? { community_id: request.query.community_id } : {};
-    const all: z.infer<typeof forecastView>[] = [];
-    for (let offset = 0; ; offset += 1000) {
-      const page = entities.list(ENTITIES.bins, filters, 1000, offset);
-      all.push(...page.items.map((b) => view(b, forecastOf)));
-      if (page.items.length < 1000) break;
-    }
+    const all = entities.all(ENTITIES.bins, filters).map((b) => view(b, forecastOf));
     // Soonest to overflow first; bins already over it, then those not filling, last.
     const key = (f: z.infer<typeof forecastView>) => (f.overflow_at ? Date.parse(f.overflow_at) : Number.POSITIVE_INFINITY);
     all.sort((a, b) => key(a) - key(b) || a.bin_id.localeCompare(b.bin_id));

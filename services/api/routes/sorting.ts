@@ -92,12 +92,7 @@ export const sortingRoutes: FastifyPluginAsyncZod<{ sorting: SortingService; db:
     const from = q.from ?? addDays(to, -6);
     if (from > to) throw new ApiError(400, 'invalid_request', 'from must not be after to', ['querystring', 'from']);
     const def = q.scope === 'district' ? ENTITIES.districts : ENTITIES.communities;
-    const scopeIds: string[] = [];
-    for (let offset = 0; ; offset += 1000) {
-      const page = entities.list(def, {}, 1000, offset);
-      scopeIds.push(...page.items.map((e) => e.id));
-      if (page.items.length < 1000) break;
-    }
+    const scopeIds = entities.all(def).map((e) => e.id);
     const items = ranking(sorting.store, db, { scope: q.scope, from, to, by: q.by, fromMs: dayStart(from), toMs: dayStart(addDays(to, 1)), now: Date.now(), scopeIds });
     if (q.format === 'csv') return reply.type('text/csv; charset=utf-8').send(toCsv(RANK_COLUMNS, items as unknown as Record<string, unknown>[]));
     return { from, to, by: q.by, denominator: sorting.denominator, items };
