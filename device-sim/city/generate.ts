@@ -6,6 +6,7 @@
 // (docs/registry-bundle.md) plus the road network the devices drive on.
 import { Random } from './random.ts';
 import { RoadNetwork, round, type RoadNetworkData, type RoadNode } from './roads.ts';
+import { addDays } from '../../services/contract/local-time.ts';
 
 export interface CityOptions {
   seed: string | number;
@@ -51,10 +52,6 @@ function square(ruler: RoadNetwork['ruler'], centre: [number, number], sideM: nu
     [-h, -h],
   ];
   return { type: 'Polygon', coordinates: [corners.map(([e, n]) => ruler.offset(centre, e, n).map(round) as [number, number])] };
-}
-
-function addDays(date: string, days: number): string {
-  return new Date(Date.parse(`${date}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
 }
 
 export function generateCity(options: Partial<CityOptions> = {}): City {

@@ -56,6 +56,16 @@ export function localDate(t: number): string {
   return new Date(t + CST_OFFSET_MS).toISOString().slice(0, 10);
 }
 
+/** Epoch ms of the local midnight starting a local calendar date (YYYY-MM-DD): localDate's inverse. */
+export function localDayStart(date: string): number {
+  return Date.parse(`${date}T00:00:00Z`) - CST_OFFSET_MS;
+}
+
+/** The local calendar date n days after `date` (n may be negative). */
+export function addDays(date: string, n: number): string {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + n * DAY).toISOString().slice(0, 10);
+}
+
 /** Overlap in ms of [from, to) with the windows. */
 export function overlapWithWindows(windows: readonly TimeWindow[], from: number, to: number): number {
   return windowIntervals(windows, from, to).reduce((sum, [s, e]) => sum + Math.max(0, Math.min(e, to) - Math.max(s, from)), 0);

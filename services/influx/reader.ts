@@ -81,18 +81,23 @@ export class TelemetryReader {
   }
 
   /** Every truck's fixes in [from, to) (epoch ms), oldest first, as the rules replay them at start. */
-  async fixesBetween(from: number, to: number): Promise<Fix[]> {
-    return rows<Fix>(await this.store.query(`SELECT * FROM ${quoteIdentifier(MEASUREMENTS.truck)} WHERE time >= $from AND time < $to ORDER BY time ASC`, { from: new Date(from).toISOString(), to: new Date(to).toISOString() }));
+  fixesBetween(from: number, to: number): Promise<Fix[]> {
+    return this.allBetween<Fix>(MEASUREMENTS.truck, from, to);
   }
 
   /** Every bin reading in [from, to) (epoch ms), oldest first, as the rules replay them at start. */
-  async levelsBetween(from: number, to: number): Promise<Level[]> {
-    return rows<Level>(await this.store.query(`SELECT * FROM ${quoteIdentifier(MEASUREMENTS.bin)} WHERE time >= $from AND time < $to ORDER BY time ASC`, { from: new Date(from).toISOString(), to: new Date(to).toISOString() }));
+  levelsBetween(from: number, to: number): Promise<Level[]> {
+    return this.allBetween<Level>(MEASUREMENTS.bin, from, to);
   }
 
   /** Every weighbridge ticket in [from, to) (epoch ms), oldest first. */
-  async ticketsBetween(from: number, to: number): Promise<TicketRow[]> {
-    return rows<TicketRow>(await this.store.query(`SELECT * FROM ${quoteIdentifier(MEASUREMENTS.ticket)} WHERE time >= $from AND time < $to ORDER BY time ASC`, { from: new Date(from).toISOString(), to: new Date(to).toISOString() }));
+  ticketsBetween(from: number, to: number): Promise<TicketRow[]> {
+    return this.allBetween<TicketRow>(MEASUREMENTS.ticket, from, to);
+  }
+
+  /** Every point of a measurement (all devices) in [from, to) (epoch ms), oldest first. */
+  private async allBetween<T>(measurement: string, from: number, to: number): Promise<T[]> {
+    return rows<T>(await this.store.query(`SELECT * FROM ${quoteIdentifier(measurement)} WHERE time >= $from AND time < $to ORDER BY time ASC`, { from: new Date(from).toISOString(), to: new Date(to).toISOString() }));
   }
 
   private async latest<T>(measurement: string): Promise<T[]> {

@@ -1,10 +1,11 @@
 // Predicted time to full: a least-squares line through a bin's latest readings since its last
 // emptying (at most FORECAST_POINTS, within rules.forecastWindowH), extended to the overflow level
 // and to 100 %. A bin that is not filling has no prediction.
+import { HOUR } from '../contract/local-time.ts';
+
 export const FORECAST_POINTS = 12;
 /** Slower than this (% per hour) is not filling. */
 const MIN_RATE_PCT_PER_H = 0.05;
-const HOUR = 3_600_000;
 
 export interface FillPoint {
   ts: number;

@@ -4,8 +4,9 @@
 //   - rankings: districts or communities over a period by separation rate (highest first),
 //     overflow-hours and missed collections (fewest first).
 import type { RegistryDb } from '../registry/db.ts';
-import { addDays, tonnageOf, type SortingStore } from './sorting-store.ts';
-import { HOUSEHOLD, type HouseholdCategory, type Scope } from './tonnage.ts';
+import { addDays } from '../contract/local-time.ts';
+import { tonnageOf, type SortingStore } from './sorting-store.ts';
+import { HOUSEHOLD, emptyTonnage, type HouseholdCategory, type Scope } from './tonnage.ts';
 
 export interface MonthTonnage {
   month: string;
@@ -43,10 +44,7 @@ export interface RankRow {
 
 /** The first and last day (YYYY-MM-DD) of a month YYYY-MM, and the month n months away. */
 export function monthDays(month: string): [string, string] {
-  const first = `${month}-01`;
-  const [y, m] = month.split('-').map(Number) as [number, number];
-  const next = m === 12 ? `${y + 1}-01-01` : `${y}-${String(m + 1).padStart(2, '0')}-01`;
-  return [first, addDays(next, -1)];
+  return [`${month}-01`, addDays(`${shiftMonth(month, 1)}-01`, -1)];
 }
 
 export function shiftMonth(month: string, n: number): string {
@@ -61,7 +59,7 @@ export function trend(store: SortingStore, scope: Scope, scopeId: string, month:
   const tonnage = (m: string): MonthTonnage => {
     const [from, to] = monthDays(m);
     const row = store.sums(from, to, scope, scopeId)[0];
-    const kg = row ? tonnageOf(row) : tonnageOf({ kitchen_kg: 0, recyclable_kg: 0, hazardous_kg: 0, other_kg: 0 });
+    const kg = row ? tonnageOf(row) : emptyTonnage();
     for (const c of HOUSEHOLD) kg[c] = round(kg[c]);
     return { month: m, days_counted: store.countedDays(from, to).length, kg };
   };

@@ -8,7 +8,7 @@ import { escape } from '@influxdata/influxdb-client';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { SortingConfig } from '../config/schema.ts';
-import { CST_OFFSET_MS, DAY, localDate } from '../contract/local-time.ts';
+import { DAY, addDays, localDate, localDayStart } from '../contract/local-time.ts';
 import type { Reading } from '../contract/payloads.ts';
 import type { TelemetryReader } from '../influx/reader.ts';
 import { ENTITIES } from '../registry/entities.ts';
@@ -16,7 +16,7 @@ import type { EntityStore } from '../registry/entity-store.ts';
 import { centreOf, type Area, type RulesRegistry } from '../rules/registry-index.ts';
 import type { Finding } from '../rules/types.ts';
 import type { LonLat } from '../rules/geo.ts';
-import { SortingStore, addDays, type SeparationFigure } from './sorting-store.ts';
+import { SortingStore, type SeparationFigure } from './sorting-store.ts';
 import { isHousehold, tonnageByScope } from './tonnage.ts';
 
 export interface SortingDeps {
@@ -36,11 +36,6 @@ export interface SortingDeps {
 const LATE_CHECK_MS = 5000;
 /** Most days one recomputation request may cover. */
 export const MAX_RECOMPUTE_DAYS = 400;
-
-/** Epoch ms of local midnight starting a day (YYYY-MM-DD, China Standard Time). */
-export function dayStart(day: string): number {
-  return Date.parse(`${day}T00:00:00Z`) - CST_OFFSET_MS;
-}
 
 interface Place {
   districtId: string;
@@ -99,8 +94,9 @@ export class SortingService {
   /** Counts the days (oldest first), one after the other; returns the tickets counted per day. */
   computeDays(days: string[]): Promise<{ day: string; tickets: number }[]> {
     const run = this.running.then(async () => {
+      const places = this.places();
       const out = [];
-      for (const day of [...days].sort()) out.push({ day, tickets: await this.computeDay(day) });
+      for (const day of [...days].sort()) out.push({ day, tickets: await this.computeDay(day, places) });
       return out;
     });
     this.running = run.catch(() => {});
@@ -123,13 +119,12 @@ export class SortingService {
     });
   }
 
-  private async computeDay(day: string): Promise<number> {
+  private async computeDay(day: string, places: Map<string, Place>): Promise<number> {
     const { reader, store, log } = this.deps;
     if (!reader) throw new Error('InfluxDB is not configured: the separation rate is counted from the tickets stored there');
     const started = performance.now();
-    const from = dayStart(day);
+    const from = localDayStart(day);
     const tickets = await reader.ticketsBetween(from, from + DAY);
-    const places = this.places();
     store.saveDay(day, tonnageByScope(tickets, (id) => places.get(id)?.districtId), tickets.length, this.clock());
     const today = localDate(this.clock());
     const figures = store.figures(day, 'day');
@@ -147,7 +142,7 @@ export class SortingService {
 
   private raiseBelowTarget(day: string, figures: SeparationFigure[], places: Map<string, Place>): void {
     const registry = this.deps.registry();
-    const start = dayStart(day);
+    const start = localDayStart(day);
     for (const f of figures) {
       if (f.scope === 'city' || !f.below_target) continue;
       const centres = f.scope === 'community' ? [places.get(f.scope_id)?.centre] : [...places.values()].filter((p) => p.districtId === f.scope_id).map((p) => p.centre);
@@ -185,5 +180,5 @@ function line(f: SeparationFigure): string {
     `target=${f.target}`,
     `days_counted=${f.days_counted}i`,
   ].join(',');
-  return `separation_rate${tags} ${fields} ${dayStart(f.day)}\n`;
+  return `separation_rate${tags} ${fields} ${localDayStart(f.day)}\n`;
 }

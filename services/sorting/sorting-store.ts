@@ -3,6 +3,7 @@
 // and the rankings. Rates are worked out on read, so a change of formula or target applies to
 // every past day at once.
 import type { SortingConfig } from '../config/schema.ts';
+import { addDays } from '../contract/local-time.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { HOUSEHOLD, emptyTonnage, separationRate, targetOf, type Scope, type ScopeTonnage, type Tonnage } from './tonnage.ts';
 
@@ -26,13 +27,6 @@ interface TonnageRow {
   recyclable_kg: number;
   hazardous_kg: number;
   other_kg: number;
-}
-
-const DAY_MS = 86_400_000;
-
-/** The local day n days after `day` (YYYY-MM-DD; n may be negative). */
-export function addDays(day: string, n: number): string {
-  return new Date(Date.parse(`${day}T00:00:00Z`) + n * DAY_MS).toISOString().slice(0, 10);
 }
 
 /** Days from `from` to `to`, inclusive. */

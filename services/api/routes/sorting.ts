@@ -5,13 +5,13 @@
 //   POST /sorting/recompute {"from", "to"?}        count past days again from the tickets
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { localDate } from '../../contract/local-time.ts';
+import { addDays, localDate, localDayStart } from '../../contract/local-time.ts';
 import { ENTITIES, entityId } from '../../registry/entities.ts';
 import type { EntityStore } from '../../registry/entity-store.ts';
 import type { RegistryDb } from '../../registry/db.ts';
 import { ranking, trend } from '../../sorting/reports.ts';
-import { MAX_RECOMPUTE_DAYS, dayStart, type SortingService } from '../../sorting/sorting-service.ts';
-import { addDays, daysBetween } from '../../sorting/sorting-store.ts';
+import { MAX_RECOMPUTE_DAYS, type SortingService } from '../../sorting/sorting-service.ts';
+import { daysBetween } from '../../sorting/sorting-store.ts';
 import { CITY } from '../../sorting/tonnage.ts';
 import { toCsv } from '../csv.ts';
 import { READ_ALL } from '../auth.ts';
@@ -93,7 +93,7 @@ export const sortingRoutes: FastifyPluginAsyncZod<{ sorting: SortingService; db:
     if (from > to) throw new ApiError(400, 'invalid_request', 'from must not be after to', ['querystring', 'from']);
     const def = q.scope === 'district' ? ENTITIES.districts : ENTITIES.communities;
     const scopeIds = entities.all(def).map((e) => e.id);
-    const items = ranking(sorting.store, db, { scope: q.scope, from, to, by: q.by, fromMs: dayStart(from), toMs: dayStart(addDays(to, 1)), now: Date.now(), scopeIds });
+    const items = ranking(sorting.store, db, { scope: q.scope, from, to, by: q.by, fromMs: localDayStart(from), toMs: localDayStart(addDays(to, 1)), now: Date.now(), scopeIds });
     if (q.format === 'csv') return reply.type('text/csv; charset=utf-8').send(toCsv(RANK_COLUMNS, items as unknown as Record<string, unknown>[]));
     return { from, to, by: q.by, denominator: sorting.denominator, items };
   });
