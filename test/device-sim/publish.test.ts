@@ -25,7 +25,7 @@ afterAll(async () => {
 });
 
 const publish = (args: string[]) =>
-  run(process.execPath, ['--import', 'tsx', 'device-sim/publish.ts', '--url', svc.url, '--device', 'CLI-BIN', '--secret', secrets['CLI-BIN']!, '--class', 'bins', ...args]);
+  run(process.execPath, ['--import', 'tsx', 'device-sim/publish.ts', '--url', svc.url, '--device', 'CLI-BIN', `--secret=${secrets['CLI-BIN']!}`, '--class', 'bins', ...args]);
 
 describe('npm run publish', () => {
   it('publishes valid readings, one by one and as a back-fill batch', async () => {

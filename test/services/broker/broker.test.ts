@@ -108,7 +108,8 @@ describe('ingest', () => {
       { time: t0, device_id: 'T1', lat: 31.29891, lon: 120.58532, speed_kmh: 36.5, heading: 271, ignition: true, tipper_up: false, cover_closed: true, load_kg: 18250 },
       { time: t0 + 10_000, device_id: 'T1', lat: 31.29911, lon: 120.58512, speed_kmh: 0, heading: 0, ignition: null, tipper_up: null, cover_closed: null, load_kg: null },
     ]);
-    const bins = await eventually(() => query('SELECT * FROM bin_level WHERE device_id = $id', { id: 'B1' }), (s) => s.length > 0);
+    // InfluxDB 1.x indexes a point's fields one by one: wait until the last of them is readable.
+    const bins = await eventually(() => query('SELECT * FROM bin_level WHERE device_id = $id', { id: 'B1' }), (s) => s[0]?.values[0]?.every((v) => v !== null) === true);
     expect(bins[0]!.columns).not.toContain('firmware');
     expect(Object.fromEntries(bins[0]!.columns.map((c, i) => [c, bins[0]!.values[0]![i]]))).toEqual({
       time: Math.floor(t0 / 1000) * 1000, device_id: 'B1', fill_pct: 87.5, temp_c: 24.25, tilt_deg: 2, battery_v: 3.61, rssi: -97, lid_opens: 12,
