@@ -6,8 +6,15 @@ import crypto from 'node:crypto';
 const PARAMS = { N: 16384, r: 8, p: 1 } as const;
 const KEY_BYTES = 32;
 
+/**
+ * 192 random bits, base64url. Never starting with '-': pasted after an option (`--secret -Gq...`,
+ * `mosquitto_pub -P -Gq...`), such a secret is taken for an option by command-line parsers.
+ */
 export function generateSecret(): string {
-  return crypto.randomBytes(24).toString('base64url');
+  for (;;) {
+    const secret = crypto.randomBytes(24).toString('base64url');
+    if (!secret.startsWith('-')) return secret;
+  }
 }
 
 function scrypt(secret: string, salt: Buffer, N: number, r: number, p: number): Promise<Buffer> {
