@@ -2,7 +2,8 @@
 // Runs before `npm start` and `npm test` so that each works on a fresh clone:
 //  - installs the npm dependencies (npm ci) when node_modules is missing or older than the lock file;
 //  - makes sure the Debian packages are installed: for the service, influxdb (unless an InfluxDB is
-//    configured); with --test, influxdb and mosquitto, the real servers the tests use. As root it
+//    configured); with --test, influxdb and mosquitto, the real servers the tests use, and
+//    docker-compose, which validates the compose file. As root it
 //    installs them with apt-get; otherwise it prints the command.
 // Plain JavaScript on purpose: it must run before any dependency is installed.
 import { execFileSync } from 'node:child_process';
@@ -50,7 +51,7 @@ function onPath(command) {
 // What each command needs from Debian: the tests run against real servers; the service needs an
 // InfluxDB, and starts a private influxd when none is configured.
 const wanted = forTests
-  ? [['influxd', 'influxdb'], ['mosquitto', 'mosquitto'], ['mosquitto_pub', 'mosquitto-clients']]
+  ? [['influxd', 'influxdb'], ['mosquitto', 'mosquitto'], ['mosquitto_pub', 'mosquitto-clients'], ['docker-compose', 'docker-compose']]
   : process.env.WASTE_INFLUX_URL || process.env.WASTE_CONFIG
     ? []
     : [['influxd', 'influxdb']];

@@ -24,6 +24,8 @@ import { TokenStore } from './registry/tokens.ts';
 import { RulesService } from './rules/rules-service.ts';
 import { SortingService } from './sorting/sorting-service.ts';
 import { SortingStore } from './sorting/sorting-store.ts';
+import { StateSnapshots } from './state/snapshots.ts';
+import { ServiceMetrics } from './metrics/metrics.ts';
 import { Shipper } from './spool/shipper.ts';
 import { Spool } from './spool/spool.ts';
 
@@ -52,12 +54,14 @@ export class TelemetryService {
   readonly rules: RulesService;
   readonly sorting: SortingService;
   readonly reader: TelemetryReader;
+  readonly metrics: ServiceMetrics;
   private influxReachable = false;
   private api: Awaited<ReturnType<typeof buildApp>> | null = null;
   private broker: EmbeddedBroker | null = null;
   private worker: MqttIngestWorker | null = null;
   private privateInfluxd: InfluxdProcess | null = null;
   private readonly stats: StatsReporter;
+  private readonly snapshots: StateSnapshots;
 
   constructor(
     private readonly config: Config,
@@ -79,7 +83,25 @@ export class TelemetryService {
     this.reader = new TelemetryReader(this.influx);
     const writeLines = (lines: string) => this.spool.append(lines);
     this.alerts = new AlertService(this.registry, config.alerts, writeLines, log.child({ service: 'alerts' }), config.rules.evidenceMax);
-    this.rules = new RulesService({ db: this.registry, entities: this.entities, config: config.rules, onFinding: (finding) => this.alerts.onFinding(finding), writeLines, log: log.child({ service: 'rules' }) });
+    this.metrics = new ServiceMetrics({
+      ingest: this.pipeline,
+      spool: this.spool,
+      shipper: this.shipper,
+      alertsRaised: this.alerts.raised,
+      openAlerts: () => this.alerts.store.openCounts(),
+      webhookOutboxDepth: () => this.alerts.webhooks.pendingCount(),
+      connectedClients: () => this.broker?.connectedClients() ?? null,
+    });
+    this.shipper.observeWrites((ms) => this.metrics.observeWrite(ms));
+    this.rules = new RulesService({
+      db: this.registry,
+      entities: this.entities,
+      config: config.rules,
+      onFinding: (finding) => this.alerts.onFinding(finding),
+      writeLines,
+      log: log.child({ service: 'rules' }),
+      onEvaluated: (ms) => this.metrics.observeRules(ms),
+    });
     if (config.rules.enabled) this.pipeline.onReadings((readings) => this.rules.consume(readings));
     this.sorting = new SortingService({
       config: config.sorting,
@@ -92,6 +114,19 @@ export class TelemetryService {
       log: log.child({ service: 'sorting' }),
     });
     this.pipeline.onReadings((readings) => this.sorting.consume(readings));
+    this.snapshots = new StateSnapshots(
+      {
+        registry: () => this.rules.index.current,
+        latestFixes: () => this.rules.latestFixes(),
+        latestBinSample: (deviceId) => this.rules.latestBinSample(deviceId),
+        binForecast: (deviceId) => this.rules.binForecast(deviceId),
+        openAlertCounts: () => this.alerts.store.openCounts(),
+        ongoing: (types) => this.alerts.store.ongoing(types),
+      },
+      { ...config.snapshots, movingKmh: config.rules.movingKmh, loadedKg: config.rules.loadedKg },
+      writeLines,
+      log.child({ service: 'snapshots' }),
+    );
     this.stats = new StatsReporter(this.pipeline, this.spool, this.shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
   }
 
@@ -120,6 +155,7 @@ export class TelemetryService {
     const ports = this.config.broker.url ? await this.startWorker() : await this.startBroker();
     const apiPort = await this.startApi();
     this.stats.start();
+    this.snapshots.start();
     return { ...ports, apiPort, influxUrl: this.influx.url };
   }
 
@@ -163,7 +199,7 @@ export class TelemetryService {
   private async startApi(): Promise<number | null> {
     const { host, port, rateLimitPerMinute } = this.config.api;
     if (port === 0) return null;
-    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => this.rules.binForecast(deviceId), rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
+    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => this.rules.binForecast(deviceId), metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);
@@ -191,6 +227,7 @@ export class TelemetryService {
     this.rules.stop();
     this.devices.unwatch();
     this.stats.stop();
+    this.snapshots.stop();
     await this.shipper.stop(STOP_DRAIN_MS);
     await this.spool.close();
     const left = this.spool.backlogBytes();

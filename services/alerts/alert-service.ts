@@ -126,8 +126,11 @@ export class AlertService {
       ...(alert.ended_at ? [`ended_at=${Date.parse(alert.ended_at)}i`] : []),
       `version=${alert.version}i`,
     ].join(',');
+    // The truck's company and the bin's (or community's) district, for dashboards to filter by.
+    const optionalTag = (key: string, value: unknown) => (typeof value === 'string' && value !== '' ? `,${key}=${escape.tag(value)}` : '');
+    const extraTags = optionalTag('company', alert.detail.company_id) + optionalTag('district', alert.subject.kind === 'district' ? alert.subject.id : alert.detail.district_id);
     return (alert.jurisdictions.length > 0 ? alert.jurisdictions : [UNASSIGNED])
-      .map((j) => `alert,jurisdiction=${escape.tag(j)},severity=${escape.tag(alert.severity)},status=${escape.tag(alert.status)},type=${escape.tag(alert.type)} ${fields} ${ts}\n`)
+      .map((j) => `alert${extraTags},jurisdiction=${escape.tag(j)},severity=${escape.tag(alert.severity)},status=${escape.tag(alert.status)},type=${escape.tag(alert.type)} ${fields} ${ts}\n`)
       .join('');
   }
 }

@@ -22,6 +22,14 @@ export interface AlertView extends Alert {
   resolved: { by: string; at: string; note: string | null } | null;
 }
 
+export interface OpenCount {
+  type: string;
+  jurisdiction: string;
+  severity: string;
+  status: string;
+  count: number;
+}
+
 export interface AlertFilter {
   types?: string[];
   statuses?: string[];
@@ -137,6 +145,31 @@ export class AlertStore {
     const rows = this.db.connection.prepare(`SELECT * FROM alerts ${clause} ORDER BY started_at DESC, id LIMIT @limit OFFSET @offset`).all(params) as Row[];
     const { total } = this.db.connection.prepare(`SELECT COUNT(*) AS total FROM alerts ${clause}`).get(params) as { total: number };
     return { items: rows.map((r) => this.view(r)), total };
+  }
+
+  /** Alerts not resolved yet, per type, jurisdiction (or 'unassigned'), severity and status. */
+  openCounts(): OpenCount[] {
+    return this.db.connection
+      .prepare(
+        `SELECT a.type, COALESCE(j.jurisdiction_id, 'unassigned') AS jurisdiction, a.severity, a.status, COUNT(*) AS count
+         FROM alerts a LEFT JOIN alert_jurisdictions j ON j.alert_id = a.id
+         WHERE a.status != 'resolved' GROUP BY 1, 2, 3, 4`,
+      )
+      .all() as OpenCount[];
+  }
+
+  /** Violations of these types still going on (no end yet): subject id → type → started_at (epoch ms). */
+  ongoing(types: readonly string[]): Map<string, Map<string, number>> {
+    const rows = this.db.connection
+      .prepare(`SELECT subject_id, type, MIN(started_at) AS started_at FROM alerts WHERE ended_at IS NULL AND type IN (${types.map(() => '?').join(', ')}) GROUP BY 1, 2`)
+      .all(...types) as { subject_id: string; type: string; started_at: number }[];
+    const out = new Map<string, Map<string, number>>();
+    for (const r of rows) {
+      const bySubject = out.get(r.subject_id) ?? new Map<string, number>();
+      bySubject.set(r.type, r.started_at);
+      out.set(r.subject_id, bySubject);
+    }
+    return out;
   }
 
   /** open → acknowledged, by a person. */

@@ -48,6 +48,11 @@ export class WebhookStore {
     return this.list().find((w) => w.id === id);
   }
 
+  /** Deliveries waiting in the outbox, all webhooks together. */
+  pendingCount(): number {
+    return (this.db.connection.prepare('SELECT COUNT(*) AS n FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL').get() as { n: number }).n;
+  }
+
   list(): Webhook[] {
     const rows = this.db.connection
       .prepare(

@@ -1,6 +1,7 @@
 // The HTTP API (fastify): buildApp(deps) returns the app; whoever owns the process calls listen.
 // Tests use app.inject(). Routes live under /api/v1; OpenAPI is served at /docs (UI) and
-// /docs/json; /health answers without a token.
+// /docs/json; /health answers without a token, /metrics (Prometheus) with an admin or operator token
+// unless metrics.public.
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -38,6 +39,8 @@ export interface ApiDeps {
   spillage: SpillageStore;
   sorting: SortingService;
   forecastOf: ForecastOf;
+  /** Prometheus metrics at /metrics; public, or for admin and operator tokens. */
+  metrics?: { public: boolean; source: { contentType: string; text(): Promise<string> } };
   /** Requests per minute per token (per address without one). */
   rateLimitPerMinute: number;
   logger?: FastifyBaseLogger;
@@ -71,6 +74,12 @@ export async function buildApp(deps: ApiDeps) {
   });
 
   app.get('/health', { schema: { hide: true } }, async () => ({ ok: true }));
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get('/metrics', { schema: { hide: true }, config: metrics.public ? {} : { roles: ['admin', 'operator'] } }, async (_request, reply) =>
+      reply.type(metrics.source.contentType).send(await metrics.source.text()),
+    );
+  }
   await app.register(
     async (v1) => {
       await v1.register(deviceRoutes, { devices: deps.devices });

@@ -143,6 +143,11 @@ export class EmbeddedBroker {
     this.aedes = null;
   }
 
+  /** MQTT clients connected now (devices and services). */
+  connectedClients(): number {
+    return this.aedes?.connectedClients ?? 0;
+  }
+
   /** Publishes on behalf of the service (rejection reports, alerts, downlinks). */
   publish(topic: string, payload: string | Buffer, options: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
     const aedes = this.aedes;

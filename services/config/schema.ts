@@ -214,6 +214,20 @@ export const sortingSchema = z
   })
   .prefault({});
 
+export const snapshotsSchema = z
+  .object({
+    intervalS: seconds(60).describe('How often the state of trucks on the road and the open-alert counts are written to InfluxDB (truck_state, open_alerts) for the dashboards.'),
+    binIntervalS: seconds(300).describe('How often the state of every bin (fill, overflow, forecast, battery, online) is written to InfluxDB (bin_state).'),
+    truckActiveS: seconds(600).describe('A truck is on the road while its latest fix is at most this old; only those are in truck_state.'),
+  })
+  .prefault({});
+
+export const metricsSchema = z
+  .object({
+    public: z.boolean().default(false).describe('Serve /metrics (Prometheus text format) without a token. Otherwise a scraper sends an admin or operator API token as a bearer token.'),
+  })
+  .prefault({});
+
 /** The per-scope targets of sorting.targets, keyed "scope:id" ("city" for the city); null when malformed. */
 export function parseTargets(text: string): Map<string, number> | null {
   const targets = new Map<string, number>();
@@ -240,6 +254,8 @@ export const configSchema = z.object({
   rules: rulesSchema,
   alerts: alertsSchema,
   sorting: sortingSchema,
+  snapshots: snapshotsSchema,
+  metrics: metricsSchema,
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -251,3 +267,4 @@ export type ApiConfig = Config['api'];
 export type RulesConfig = Config['rules'];
 export type AlertsConfig = Config['alerts'];
 export type SortingConfig = Config['sorting'];
+export type SnapshotsConfig = Config['snapshots'];

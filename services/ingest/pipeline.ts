@@ -5,7 +5,7 @@
 // acknowledged and the device keeps it.
 import type { Logger } from 'pino';
 import type { Reading } from '../contract/payloads.ts';
-import { deviceIdOf, parseDeviceTopic, type DeviceClass } from '../contract/topics.ts';
+import { DEVICE_CLASSES, deviceIdOf, parseDeviceTopic, type DeviceClass } from '../contract/topics.ts';
 import type { Spool } from '../spool/spool.ts';
 import { readingToLine } from './points.ts';
 import { RejectionCounter, rejectionPayload, type Rejection } from './rejections.ts';
@@ -31,6 +31,8 @@ const DETAILED_REJECTION_LOGS = 20;
 
 export class IngestPipeline {
   received = 0;
+  /** Messages per device class, on contract topics (the rest count in `received` only). */
+  readonly receivedByClass = Object.fromEntries(DEVICE_CLASSES.map((c) => [c, 0])) as Record<DeviceClass, number>;
   accepted = 0;
   readonly rejections = new RejectionCounter();
   private detailedLogs = 0;
@@ -74,6 +76,7 @@ export class IngestPipeline {
       });
       return { accepted: 0, rejected: 1 };
     }
+    this.receivedByClass[topic.deviceClass]++;
     const { readings, rejections } = validateMessage(topic, message.topic, message.payload, message.receivedAt, this.limits);
     for (const rejection of rejections) this.reject(rejection);
     if (readings.length > 0) await this.store(readings);

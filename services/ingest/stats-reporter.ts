@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { Point } from '@influxdata/influxdb-client';
 import type { Logger } from 'pino';
+import { DEVICE_CLASSES } from '../contract/topics.ts';
 import type { Shipper } from '../spool/shipper.ts';
 import type { Spool } from '../spool/spool.ts';
 import type { IngestPipeline } from './pipeline.ts';
@@ -10,7 +11,7 @@ import { MEASUREMENTS, toLine } from './points.ts';
 
 export class StatsReporter {
   private timer: NodeJS.Timeout | null = null;
-  private last = { at: Date.now(), received: 0, accepted: 0 };
+  private last = { at: Date.now(), received: 0, accepted: 0, byClass: { bins: 0, trucks: 0, scales: 0 } };
 
   constructor(
     private readonly pipeline: IngestPipeline,
@@ -22,7 +23,7 @@ export class StatsReporter {
   ) {}
 
   start(): void {
-    this.last = { at: Date.now(), received: this.pipeline.received, accepted: this.pipeline.accepted };
+    this.last = this.counts(Date.now());
     this.timer = setInterval(() => this.report(), this.intervalMs);
     this.timer.unref();
   }
@@ -32,12 +33,17 @@ export class StatsReporter {
     this.timer = null;
   }
 
+  private counts(at: number) {
+    return { at, received: this.pipeline.received, accepted: this.pipeline.accepted, byClass: { ...this.pipeline.receivedByClass } };
+  }
+
   report(): void {
     const now = Date.now();
     const seconds = Math.max((now - this.last.at) / 1000, 0.001);
     const received = this.pipeline.received - this.last.received;
     const accepted = this.pipeline.accepted - this.last.accepted;
-    this.last = { at: now, received: this.pipeline.received, accepted: this.pipeline.accepted };
+    const previous = this.last;
+    this.last = this.counts(now);
     const rejected = this.pipeline.rejections.drain();
     this.pipeline.resetLogAllowance();
     const rejectedTotal = [...rejected.values()].reduce((a, b) => a + b, 0);
@@ -55,6 +61,7 @@ export class StatsReporter {
       .floatField('write_ms', this.shipper.stats.lastWriteMs)
       .booleanField('influx_ok', this.shipper.stats.failingSince === null)
       .timestamp(now);
+    for (const deviceClass of DEVICE_CLASSES) point.intField(`received_${deviceClass}`, this.last.byClass[deviceClass] - previous.byClass[deviceClass]);
     for (const [reason, count] of rejected) point.intField(`rejected_${reason}`, count);
     if (!this.spool.isFull()) {
       this.spool.append(toLine(point) + '\n').catch((error: Error) => this.log.warn({ error: error.message }, 'could not spool ingest stats'));

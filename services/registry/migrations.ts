@@ -247,4 +247,12 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX sorting_tonnage_day ON sorting_tonnage(day);
     `,
   },
+  {
+    version: 4,
+    name: 'violations still going on, for the state snapshots',
+    // A partial index: the snapshots look for the few alerts without an end among all ever raised.
+    sql: `
+      CREATE INDEX alerts_ongoing ON alerts(type, subject_id) WHERE ended_at IS NULL;
+    `,
+  },
 ];

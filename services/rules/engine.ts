@@ -176,9 +176,10 @@ export class RulesEngine {
     this.stats.evaluationMs += performance.now() - started;
   }
 
-  private reporter(subject: FindingSubject): Report {
+  /** Reports findings about one subject; `context` goes into every finding's detail (the truck's company). */
+  private reporter(subject: FindingSubject, context: Record<string, unknown> = {}): Report {
     return (finding) => {
-      const full = { ...finding, subject };
+      const full = { ...finding, subject, detail: { ...context, ...finding.detail } };
       if (this.pending) this.pending.push(full);
       else this.deps.onFinding(full);
     };
@@ -253,7 +254,7 @@ export class RulesEngine {
       loaded: fix.load_kg !== undefined ? fix.load_kg > config.loadedKg : track.book.loadedAt(fix.ts),
       registry,
       config,
-      report: live ? this.reporter(truckSubject(truck)) : () => {},
+      report: live ? this.reporter(truckSubject(truck), { company_id: truck.companyId }) : () => {},
       speedLimitAt: this.deps.speedLimitAt,
       spill: live ? (kind, from, to, ts) => this.deps.onSpill({ kind, truck, from, to, ts }) : () => {},
     };
@@ -306,6 +307,19 @@ export class RulesEngine {
     state.previous = sample;
   }
 
+  /** Each truck's latest fix judged so far (event order), by truck id. */
+  *latestFixes(): Generator<[truckId: string, fix: TruckFix]> {
+    for (const [truckId, track] of this.tracks) {
+      const fix = track.timeline.state.previous;
+      if (fix) yield [truckId, fix];
+    }
+  }
+
+  /** A bin's latest reading judged so far (event order). */
+  latestBinSample(deviceId: string): BinSample | null {
+    return this.bins.get(deviceId)?.state.previous ?? null;
+  }
+
   /** A bin's fill level and predicted time to full, from the readings judged so far. */
   binForecast(deviceId: string): Forecast | null {
     const state = this.bins.get(deviceId)?.state;
@@ -356,7 +370,7 @@ export class RulesEngine {
       book: track.book,
       registry,
       config: this.deps.config,
-      report: this.reporter(truckSubject(truck)),
+      report: this.reporter(truckSubject(truck), { company_id: truck.companyId }),
       spill: (kind: SpillKind, from: LonLat, to: LonLat, ts: number) => this.deps.onSpill({ kind, truck, from, to, ts }),
     };
     for (const rule of this.ticketRules) {

@@ -57,6 +57,8 @@ export interface BinInfo {
 
 export interface RulesRegistry {
   binByDevice(deviceId: string): BinInfo | undefined;
+  /** Every bin with a sensor. */
+  allBins(): Iterable<BinInfo>;
   truckByDevice(deviceId: string): TruckInfo | undefined;
   truckByPlate(plate: string): TruckInfo | undefined;
   truck(id: string): TruckInfo | undefined;
@@ -184,6 +186,9 @@ class Snapshot implements RulesRegistry {
 
   binByDevice(deviceId: string) {
     return this.bins.get(deviceId);
+  }
+  allBins() {
+    return this.bins.values();
   }
   truckByDevice(deviceId: string) {
     return this.byDevice.get(deviceId);

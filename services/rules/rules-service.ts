@@ -21,6 +21,8 @@ export interface RulesDeps {
   onFinding: FindingSink;
   writeLines: (lines: string) => Promise<void>;
   log: Logger;
+  /** Told how long each batch of readings took the rules (the metrics). */
+  onEvaluated?: (ms: number) => void;
 }
 
 /** Tickets are replayed this far back, so a trip's exit ticket is there when its entry ticket comes. */
@@ -81,6 +83,14 @@ export class RulesService {
     return this.engine?.binForecast(deviceId) ?? null;
   }
 
+  latestFixes() {
+    return this.engine?.latestFixes() ?? [];
+  }
+
+  latestBinSample(deviceId: string) {
+    return this.engine?.latestBinSample(deviceId) ?? null;
+  }
+
   stop(): void {
     this.index.stop();
     if (this.timer) clearInterval(this.timer);
@@ -88,7 +98,10 @@ export class RulesService {
   }
 
   consume(readings: readonly Reading[]): void {
-    this.engine?.consume(readings);
+    if (!this.engine || readings.length === 0) return;
+    const started = performance.now();
+    this.engine.consume(readings);
+    this.deps.onEvaluated?.(performance.now() - started);
   }
 
   private async replay(reader: TelemetryReader): Promise<void> {

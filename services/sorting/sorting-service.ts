@@ -17,7 +17,8 @@ import { centreOf, type Area, type RulesRegistry } from '../rules/registry-index
 import type { Finding } from '../rules/types.ts';
 import type { LonLat } from '../rules/geo.ts';
 import { SortingStore, type SeparationFigure } from './sorting-store.ts';
-import { isHousehold, tonnageByScope } from './tonnage.ts';
+import { trend, type Trend } from './reports.ts';
+import { HOUSEHOLD, isHousehold, tonnageByScope } from './tonnage.ts';
 
 export interface SortingDeps {
   config: SortingConfig;
@@ -97,6 +98,7 @@ export class SortingService {
       const places = this.places();
       const out = [];
       for (const day of [...days].sort()) out.push({ day, tickets: await this.computeDay(day, places) });
+      await this.writeTrends(new Set(days.map((day) => day.slice(0, 7))), places);
       return out;
     });
     this.running = run.catch(() => {});
@@ -140,6 +142,17 @@ export class SortingService {
     return tickets.length;
   }
 
+  /** The 三增一减 trend of each month given, for the city and every district (`sorting_trend`). */
+  private async writeTrends(months: Set<string>, places: Map<string, Place>): Promise<void> {
+    const districts = [...new Set([...places.values()].map((p) => p.districtId))];
+    let lines = '';
+    for (const month of months) {
+      lines += trendLine(trend(this.deps.store, 'city', 'city', month));
+      for (const district of districts) lines += trendLine(trend(this.deps.store, 'district', district, month));
+    }
+    await this.deps.writeLines(lines);
+  }
+
   private raiseBelowTarget(day: string, figures: SeparationFigure[], places: Map<string, Place>): void {
     const registry = this.deps.registry();
     const start = localDayStart(day);
@@ -166,6 +179,20 @@ export class SortingService {
   private places(): Map<string, Place> {
     return new Map(this.deps.entities.all(ENTITIES.communities).map((c) => [c.id, { districtId: c.district_id as string, centre: centreOf(c.geometry as Area) }]));
   }
+}
+
+/** One `sorting_trend` point (docs/schema.md), at the local midnight starting the month. */
+function trendLine(t: Trend): string {
+  const fields = [`days_counted=${t.month.days_counted}i`];
+  for (const c of HOUSEHOLD) {
+    fields.push(`${c}_kg=${t.month.kg[c]}`);
+    if (t.month_over_month[c] !== null) fields.push(`${c}_mom=${t.month_over_month[c]}`);
+    if (t.year_over_year[c] !== null) fields.push(`${c}_yoy=${t.year_over_year[c]}`);
+  }
+  const { month_over_month: mom, year_over_year: yoy } = t.three_up_one_down;
+  if (mom !== null) fields.push(`three_up_one_down_mom=${mom}`);
+  if (yoy !== null) fields.push(`three_up_one_down_yoy=${yoy}`);
+  return `sorting_trend,scope=${t.scope},scope_id=${escape.tag(t.scope_id)} ${fields.join(',')} ${localDayStart(`${t.month.month}-01`)}\n`;
 }
 
 /** One `separation_rate` point (docs/schema.md), at the local midnight starting the day, so a recount overwrites it. */

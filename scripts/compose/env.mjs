@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// Writes .env for the compose stack from .env.example, with a random value for every secret
+// (INFLUX_ADMIN_PASSWORD, INFLUX_TOKEN, GRAFANA_ADMIN_PASSWORD). Leaves an existing .env alone.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+const target = path.join(root, '.env');
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write('Usage: node scripts/compose/env.mjs\nWrites .env (from .env.example) with random secrets, unless .env exists.\n');
+  process.exit(0);
+}
+if (fs.existsSync(target)) {
+  process.stdout.write(`${target} exists; nothing changed\n`);
+  process.exit(0);
+}
+const secret = () => crypto.randomBytes(32).toString('base64url');
+const text = fs
+  .readFileSync(path.join(root, '.env.example'), 'utf8')
+  .replace(/^(INFLUX_ADMIN_PASSWORD|INFLUX_TOKEN|GRAFANA_ADMIN_PASSWORD)=.*$/gm, (_line, key) => `${key}=${secret()}`);
+fs.writeFileSync(target, text, { mode: 0o600 });
+process.stdout.write(`wrote ${target} with random secrets; the Grafana login is admin / the GRAFANA_ADMIN_PASSWORD in it\n`);
