@@ -4,13 +4,15 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
-const target = path.join(root, '.env');
-if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  process.stdout.write('Usage: node scripts/compose/env.mjs\nWrites .env (from .env.example) with random secrets, unless .env exists.\n');
+const { values } = parseArgs({ options: { out: { type: 'string', default: path.join(root, '.env') }, help: { type: 'boolean', short: 'h', default: false } } });
+if (values.help) {
+  process.stdout.write('Usage: node scripts/compose/env.mjs [--out FILE]\nWrites .env (or FILE) from .env.example with random secrets, unless it exists.\n');
   process.exit(0);
 }
+const target = path.resolve(values.out);
 if (fs.existsSync(target)) {
   process.stdout.write(`${target} exists; nothing changed\n`);
   process.exit(0);

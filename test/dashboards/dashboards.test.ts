@@ -211,7 +211,6 @@ describe('every query against InfluxDB after a simulator run', () => {
         const text = expand(q, all(d));
         expect(text, `${q.dashboard} / ${q.panel}: a macro left unexpanded`).not.toMatch(/\$[a-zA-Z_]/);
         const series = await store.query(text);
-        if (process.env.DEBUG_DASH) console.log(q.dashboard, '/', q.panel, JSON.stringify(series.map((x) => ({ tags: x.tags, columns: x.columns, n: x.values.length, last: x.values.at(-1) }))).slice(0, 400));
         if (series.length === 0 || series.every((s) => s.values.length === 0)) empty.push(`${q.dashboard} / ${q.panel}: ${text}`);
         checked++;
       }

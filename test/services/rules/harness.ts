@@ -32,6 +32,7 @@ export async function rulesHarness(options: { world?: WorldOptions; config?: Par
   });
   return {
     db,
+    index,
     engine,
     alerts,
     spillage,

@@ -1,0 +1,57 @@
+// docker-compose.yml validates with Debian's docker-compose (1.29, which has no engine to talk to
+// here: `config` only reads and checks the file), refuses to start without the secrets, and the
+// env writer gives it random ones.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/service.ts';
+
+const run = promisify(execFile);
+const root = path.resolve(import.meta.dirname, '..');
+const compose = (args: string[], cwd = root) => run('docker-compose', args, { cwd, env: { PATH: process.env.PATH ?? '' } });
+
+describe('docker-compose.yml', () => {
+  it('validates with .env.example, and the simulator is an optional profile', async () => {
+    await compose(['--env-file', '.env.example', 'config', '--quiet']);
+    expect((await compose(['--env-file', '.env.example', 'config', '--services'])).stdout.trim().split('\n').sort()).toEqual(['grafana', 'influxdb', 'service', 'simulator']);
+    // Only the simulator has a profile, so a plain `up` starts the other three.
+    const { stdout } = await compose(['--env-file', '.env.example', 'config']);
+    expect([...stdout.matchAll(/^ {4}profiles:\n {4}- (\w+)$/gm)].map((m) => m[1])).toEqual(['sim']);
+    expect(/^ {2}simulator:\n(?: {4}.*\n)*? {4}profiles:\n {4}- sim$/m.test(stdout)).toBe(true);
+  });
+
+  it('takes the secrets from the env file, with anonymous Grafana viewers off, and never hard-codes them', async () => {
+    const { stdout } = await compose(['--env-file', '.env.example', 'config']);
+    expect(stdout).toContain('DOCKER_INFLUXDB_INIT_ADMIN_TOKEN: change-me-to-a-long-random-token');
+    expect(stdout).toContain('GF_AUTH_ANONYMOUS_ENABLED: "false"');
+    const file = fs.readFileSync(path.join(root, 'docker-compose.yml'), 'utf8');
+    expect(file).not.toContain('change-me');
+    for (const f of fs.readdirSync(path.join(root, 'dashboards', 'json'))) expect(fs.readFileSync(path.join(root, 'dashboards', 'json', f), 'utf8')).not.toMatch(/Token |password/i);
+  });
+
+  it('refuses to run without the secrets, saying which', async () => {
+    const dir = await tempDir('waste-compose-');
+    fs.copyFileSync(path.join(root, 'docker-compose.yml'), path.join(dir, 'docker-compose.yml'));
+    const failure = await compose(['config', '--quiet'], dir).then(
+      () => '',
+      (error: { stderr: string }) => error.stderr,
+    );
+    expect(failure).toMatch(/set INFLUX_ADMIN_PASSWORD in \.env/);
+  });
+
+  it('scripts/compose/env.mjs writes an env file with random secrets that validates, and leaves an existing one alone', async () => {
+    const dir = await tempDir('waste-compose-env-');
+    const out = path.join(dir, '.env');
+    await run(process.execPath, [path.join(root, 'scripts', 'compose', 'env.mjs'), '--out', out]);
+    const env = fs.readFileSync(out, 'utf8');
+    const token = /^INFLUX_TOKEN=(.+)$/m.exec(env)?.[1] ?? '';
+    expect(token).toMatch(/^[\w-]{43}$/);
+    expect(env).not.toMatch(/change-me/);
+    expect((fs.statSync(out).mode & 0o777).toString(8)).toBe('600');
+    await compose(['--env-file', out, 'config', '--quiet']);
+    await run(process.execPath, [path.join(root, 'scripts', 'compose', 'env.mjs'), '--out', out]);
+    expect(fs.readFileSync(out, 'utf8')).toBe(env);
+  });
+});
