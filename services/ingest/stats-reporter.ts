@@ -38,12 +38,12 @@ export class StatsReporter {
   }
 
   report(): void {
-    const now = Date.now();
-    const seconds = Math.max((now - this.last.at) / 1000, 0.001);
-    const received = this.pipeline.received - this.last.received;
-    const accepted = this.pipeline.accepted - this.last.accepted;
     const previous = this.last;
-    this.last = this.counts(now);
+    this.last = this.counts(Date.now());
+    const now = this.last.at;
+    const seconds = Math.max((now - previous.at) / 1000, 0.001);
+    const received = this.last.received - previous.received;
+    const accepted = this.last.accepted - previous.accepted;
     const rejected = this.pipeline.rejections.drain();
     this.pipeline.resetLogAllowance();
     const rejectedTotal = [...rejected.values()].reduce((a, b) => a + b, 0);

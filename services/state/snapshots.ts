@@ -7,6 +7,7 @@ import { escape } from '@influxdata/influxdb-client';
 import type { Logger } from 'pino';
 import type { OpenCount } from '../alerts/alert-store.ts';
 import type { SnapshotsConfig } from '../config/schema.ts';
+import { HOUR } from '../contract/local-time.ts';
 import type { Forecast } from '../rules/forecast.ts';
 import type { RulesRegistry } from '../rules/registry-index.ts';
 import type { BinSample, TruckFix } from '../rules/types.ts';
@@ -29,7 +30,6 @@ export interface SnapshotOptions extends SnapshotsConfig {
   loadedKg: number;
 }
 
-const HOUR = 3_600_000;
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 export class StateSnapshots {
