@@ -113,36 +113,30 @@ export function geomap(o: PanelOptions & { layers: Json[]; view?: { lat: number;
   });
 }
 
-/** Markers at the lat/lon columns of one query, coloured by a field's thresholds (or fixed). */
-export function markers(name: string, refId: string, o: { colorField?: string; fixedColor?: string; sizeField?: string; size?: number } = {}): Json {
-  return {
-    type: 'markers',
-    name,
-    filterData: { id: 'byRefId', options: refId },
-    location: { mode: 'coords', latitude: 'lat', longitude: 'lon' },
-    tooltip: true,
-    config: {
-      showLegend: true,
-      style: {
-        color: o.colorField ? { field: o.colorField, fixed: 'dark-green' } : { fixed: o.fixedColor ?? 'blue' },
-        size: o.sizeField ? { field: o.sizeField, fixed: 5, min: 3, max: 15 } : { fixed: o.size ?? 5, min: 2, max: 15 },
-        opacity: 0.8,
-        symbol: { mode: 'fixed', fixed: 'img/icons/marker/circle.svg' },
-      },
-    },
-  };
-}
+/** A map layer drawing the rows of one query at their lat/lon columns. */
+const layer = (type: string, name: string, refId: string, config: Json): Json => ({
+  type,
+  name,
+  filterData: { id: 'byRefId', options: refId },
+  location: { mode: 'coords', latitude: 'lat', longitude: 'lon' },
+  tooltip: true,
+  config,
+});
 
-export function heatmapLayer(name: string, refId: string, weightField: string): Json {
-  return {
-    type: 'heatmap',
-    name,
-    filterData: { id: 'byRefId', options: refId },
-    location: { mode: 'coords', latitude: 'lat', longitude: 'lon' },
-    tooltip: true,
-    config: { blur: 15, radius: 8, weight: { field: weightField, fixed: 1, min: 0, max: 1 } },
-  };
-}
+/** Circles coloured by a field's thresholds (or one colour). */
+export const markers = (name: string, refId: string, o: { colorField?: string; fixedColor?: string; size: number }) =>
+  layer('markers', name, refId, {
+    showLegend: true,
+    style: {
+      color: o.colorField ? { field: o.colorField, fixed: 'dark-green' } : { fixed: o.fixedColor ?? 'blue' },
+      size: { fixed: o.size, min: 2, max: 15 },
+      opacity: 0.8,
+      symbol: { mode: 'fixed', fixed: 'img/icons/marker/circle.svg' },
+    },
+  });
+
+/** Heat weighted by a field. */
+export const heatmapLayer = (name: string, refId: string, weightField: string) => layer('heatmap', name, refId, { blur: 15, radius: 8, weight: { field: weightField, fixed: 1, min: 0, max: 1 } });
 
 /** A row header, folding nothing: it names the panels under it. */
 export const row = (title: string): Json => ({ type: 'row', title, collapsed: false, panels: [], gridPos: { w: 24, h: 1, x: 0, y: 0 } });
