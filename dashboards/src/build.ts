@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Dashboard } from '@grafana/schema';
 import { bins } from './bins.ts';
 import { commandCentre } from './command-centre.ts';
 import { muckEnforcement } from './muck-enforcement.ts';
@@ -12,8 +13,8 @@ import { sorting } from './sorting.ts';
 export const DASHBOARDS = [commandCentre, muckEnforcement, sorting, bins, platform];
 export const JSON_DIR = path.join(import.meta.dirname, '..', 'json');
 
-export const fileOf = (dashboard: Record<string, unknown>) => path.join(JSON_DIR, `${String(dashboard.uid)}.json`);
-export const render = (dashboard: Record<string, unknown>) => JSON.stringify(dashboard, null, 2) + '\n';
+export const fileOf = (dashboard: Dashboard) => path.join(JSON_DIR, `${String(dashboard.uid)}.json`);
+export const render = (dashboard: Dashboard) => JSON.stringify(dashboard, null, 2) + '\n';
 
 function main(): void {
   const { values } = parseArgs({ options: { check: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });

@@ -3,6 +3,26 @@
 // source. The dashboards themselves are the other files of this folder; `npm run dashboards`
 // writes them to dashboards/json/.
 
+// Typed against Grafana's own dashboard schema (@grafana/schema), so a misspelt or misplaced key
+// fails the typecheck; panel options stay free-form there.
+import {
+  DashboardCursorSync,
+  FieldColorModeId,
+  MappingType,
+  ThresholdsMode,
+  VariableHide,
+  VariableRefresh,
+  VariableSort,
+  type AnnotationQuery,
+  type Dashboard,
+  type DataQuery,
+  type DataTransformerConfig,
+  type FieldConfigSource,
+  type Panel,
+  type RowPanel,
+  type VariableModel,
+} from '@grafana/schema';
+
 /** The data source dashboards/provisioning/datasources/influxdb.yaml provisions. */
 export const DATASOURCE = { type: 'influxdb', uid: 'waste-influxql' } as const;
 
@@ -33,8 +53,8 @@ export interface PanelOptions {
   timeFrom?: string;
   /** Smallest GROUP BY time($__interval) step. */
   interval?: string;
-  transformations?: Json[];
-  overrides?: Json[];
+  transformations?: DataTransformerConfig[];
+  overrides?: FieldConfigSource['overrides'];
   links?: Json[];
   /** Value → text and colour, e.g. { true: ['writing', 'green'] }. */
   mappings?: Record<string, [text: string, color: string]>;
@@ -53,7 +73,7 @@ function targets(queries: Query[]): Json[] {
   }));
 }
 
-function panel(type: string, o: PanelOptions, defaultOptions: Json): Json {
+function panel(type: string, o: PanelOptions, defaultOptions: Json): Panel {
   const steps = (o.thresholds ?? [['green']]).map(([color, value]) => ({ color, value: value ?? null }));
   return {
     type,
@@ -70,10 +90,10 @@ function panel(type: string, o: PanelOptions, defaultOptions: Json): Json {
         ...(o.decimals !== undefined ? { decimals: o.decimals } : {}),
         ...(o.min !== undefined ? { min: o.min } : {}),
         ...(o.max !== undefined ? { max: o.max } : {}),
-        thresholds: { mode: 'absolute', steps },
-        color: { mode: o.thresholds ? 'thresholds' : 'palette-classic' },
+        thresholds: { mode: ThresholdsMode.Absolute, steps },
+        color: { mode: o.thresholds ? FieldColorModeId.Thresholds : FieldColorModeId.PaletteClassic },
         ...(o.links ? { links: o.links } : {}),
-        ...(o.mappings ? { mappings: [{ type: 'value', options: Object.fromEntries(Object.entries(o.mappings).map(([value, [text, color]], index) => [value, { text, color, index }])) }] } : {}),
+        ...(o.mappings ? { mappings: [{ type: MappingType.ValueToText, options: Object.fromEntries(Object.entries(o.mappings).map(([value, [text, color]], index) => [value, { text, color, index }])) }] } : {}),
         ...(o.custom ? { custom: o.custom } : {}),
       },
       overrides: o.overrides ?? [],
@@ -103,7 +123,7 @@ export const table = (o: PanelOptions & { sortBy?: { displayName: string; desc: 
 export const pie = (o: PanelOptions) => panel('piechart', o, { ...reduce(['sum']), pieType: 'donut', legend: { displayMode: 'table', placement: 'right', values: ['value', 'percent'] }, displayLabels: ['name'] });
 
 /** A map centred on the city; each layer draws the rows of one query (lat and lon columns). */
-export function geomap(o: PanelOptions & { layers: Json[]; view?: { lat: number; lon: number; zoom: number } }): Json {
+export function geomap(o: PanelOptions & { layers: Json[]; view?: { lat: number; lon: number; zoom: number } }): Panel {
   return panel('geomap', o, {
     view: { id: 'coords', lat: o.view?.lat ?? 31.3, lon: o.view?.lon ?? 120.6, zoom: o.view?.zoom ?? 11 },
     controls: { showZoom: true, mouseWheelZoom: true, showAttribution: true },
@@ -139,7 +159,7 @@ export const markers = (name: string, refId: string, o: { colorField?: string; f
 export const heatmapLayer = (name: string, refId: string, weightField: string) => layer('heatmap', name, refId, { blur: 15, radius: 8, weight: { field: weightField, fixed: 1, min: 0, max: 1 } });
 
 /** A row header, folding nothing: it names the panels under it. */
-export const row = (title: string): Json => ({ type: 'row', title, collapsed: false, panels: [], gridPos: { w: 24, h: 1, x: 0, y: 0 } });
+export const row = (title: string): RowPanel => ({ type: 'row', id: 0, title, collapsed: false, panels: [], gridPos: { w: 24, h: 1, x: 0, y: 0 } });
 
 export interface Variable {
   name: string;
@@ -152,8 +172,8 @@ export interface Variable {
 }
 
 /** A template variable: several values or All (matched as the regex .*, so series without the tag stay in). */
-function variable(v: Variable): Json {
-  if (v.textbox !== undefined) return { type: 'textbox', name: v.name, label: v.label, description: v.description, query: v.textbox, current: { text: v.textbox, value: v.textbox }, hide: 0 };
+function variable(v: Variable): VariableModel {
+  if (v.textbox !== undefined) return { type: 'textbox', name: v.name, label: v.label, description: v.description, query: v.textbox, current: { text: v.textbox, value: v.textbox }, hide: VariableHide.dontHide };
   return {
     type: 'query',
     name: v.name,
@@ -161,14 +181,13 @@ function variable(v: Variable): Json {
     description: v.description,
     datasource: DATASOURCE,
     query: v.query,
-    definition: v.query,
-    refresh: 2,
+    refresh: VariableRefresh.onTimeRangeChanged,
     multi: true,
     includeAll: true,
     allValue: '.*',
     current: { text: ['All'], value: ['$__all'] },
-    sort: 1,
-    hide: 0,
+    sort: VariableSort.alphabeticalAsc,
+    hide: VariableHide.dontHide,
   };
 }
 
@@ -187,18 +206,35 @@ export const API_URL: Variable = {
   description: 'Base URL of the waste-telemetry API, for the links to an alert and its evidence (the API asks for a token).',
 };
 
+/** An InfluxQL annotation query as Grafana's InfluxDB data source stores it (raw query, columns named). */
+interface InfluxAnnotationTarget extends DataQuery {
+  query: string;
+  rawQuery: true;
+  fromAnnotations: true;
+  textEditor: true;
+  textColumn: string;
+  titleColumn: string;
+  tagsColumn: string;
+}
+
 /** Alert changes as annotations: raised, acknowledged and resolved (not evidence updates). */
-function alertAnnotations(filters: string): Json {
+function alertAnnotations(filters: string): AnnotationQuery<InfluxAnnotationTarget> {
   return {
     name: 'Alert changes',
     datasource: DATASOURCE,
     enable: true,
     hide: false,
     iconColor: 'red',
-    query: `SELECT "change", "alert_id", "subject_id", "type", "jurisdiction" FROM "alert" WHERE $timeFilter AND "change" <> 'updated'${filters}`,
-    textColumn: 'subject_id',
-    titleColumn: 'change',
-    tagsColumn: 'type,jurisdiction',
+    target: {
+      refId: 'Anno',
+      query: `SELECT "change", "alert_id", "subject_id", "type", "jurisdiction" FROM "alert" WHERE $timeFilter AND "change" <> 'updated'${filters}`,
+      rawQuery: true,
+      fromAnnotations: true,
+      textEditor: true,
+      textColumn: 'subject_id',
+      titleColumn: 'change',
+      tagsColumn: 'type,jurisdiction',
+    },
   };
 }
 
@@ -206,7 +242,7 @@ function alertAnnotations(filters: string): Json {
  * A dashboard: panels flow left to right in 24 columns, a row header starting a new line.
  * `annotationFilter` narrows the alert annotations to the dashboard's variables.
  */
-export function dashboard(d: { uid: string; title: string; description: string; tags: string[]; from: string; refresh: string; variables: Variable[]; annotationFilter: string; panels: Json[] }): Json {
+export function dashboard(d: { uid: string; title: string; description: string; tags: string[]; from: string; refresh: string; variables: Variable[]; annotationFilter: string; panels: (Panel | RowPanel)[] }): Dashboard {
   let x = 0;
   let y = 0;
   let rowHeight = 0;
@@ -234,7 +270,7 @@ export function dashboard(d: { uid: string; title: string; description: string; 
     tags: ['waste', ...d.tags],
     timezone: 'browser',
     editable: true,
-    graphTooltip: 1,
+    graphTooltip: DashboardCursorSync.Crosshair,
     schemaVersion: 39,
     version: 1,
     refresh: d.refresh,
@@ -247,7 +283,7 @@ export function dashboard(d: { uid: string; title: string; description: string; 
     annotations: {
       list: [alertAnnotations(d.annotationFilter)],
     },
-    links: [{ title: 'Waste dashboards', type: 'dashboards', tags: ['waste'], asDropdown: true, includeVars: true, keepTime: true }],
+    links: [{ title: 'Waste dashboards', type: 'dashboards', tags: ['waste'], asDropdown: true, includeVars: true, keepTime: true, icon: 'external link', targetBlank: false, tooltip: '', url: '' }],
     panels,
   };
 }

@@ -49,7 +49,7 @@ function panelQueries(d: Json): PanelQuery[] {
       queries.push({ dashboard: d.uid as string, panel: p.title as string, query: t.query as string, range: (p.timeFrom as string | undefined) ?? from, minInterval: (p.interval as string | undefined) ?? null });
     }
   }
-  for (const a of (d.annotations as { list: Json[] }).list) queries.push({ dashboard: d.uid as string, panel: `annotation ${a.name as string}`, query: a.query as string, range: from, minInterval: null });
+  for (const a of (d.annotations as { list: Json[] }).list) queries.push({ dashboard: d.uid as string, panel: `annotation ${a.name as string}`, query: (a.target as { query: string }).query, range: from, minInterval: null });
   return queries;
 }
 
@@ -101,7 +101,7 @@ describe('dashboard files', () => {
     for (const name of ['district', 'jurisdiction', 'company']) expect(variables).toContain(name);
     for (const d of dashboards) {
       const annotations = (d.annotations as { list: Json[] }).list;
-      expect(annotations.map((a) => a.query as string).join('\n')).toMatch(/FROM "alert" WHERE \$timeFilter/);
+      expect(annotations.map((a) => (a.target as { query: string }).query).join('\n')).toMatch(/FROM "alert" WHERE \$timeFilter/);
     }
   });
 
