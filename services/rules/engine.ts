@@ -122,14 +122,17 @@ export class RulesEngine {
     this.clock = deps.clock ?? Date.now;
   }
 
-  consume(readings: readonly Reading[]): void {
+  /** Judges the readings; returns the time it took, ms. */
+  consume(readings: readonly Reading[]): number {
     const started = performance.now();
     for (const reading of readings) {
       if (reading.kind === 'truck') this.onFix(reading);
       else if (reading.kind === 'bin') this.onBinReading(reading);
       else if (reading.kind === 'ticket') this.onTicket(reading);
     }
-    this.stats.evaluationMs += performance.now() - started;
+    const ms = performance.now() - started;
+    this.stats.evaluationMs += ms;
+    return ms;
   }
 
   /** Runs the settling rules on tickets that are due; the rules service calls it every second. */
@@ -176,13 +179,18 @@ export class RulesEngine {
     this.stats.evaluationMs += performance.now() - started;
   }
 
-  /** Reports findings about one subject; `context` goes into every finding's detail (the truck's company). */
+  /** Reports findings about one subject; `context` goes into every finding's detail. */
   private reporter(subject: FindingSubject, context: Record<string, unknown> = {}): Report {
     return (finding) => {
       const full = { ...finding, subject, detail: { ...context, ...finding.detail } };
       if (this.pending) this.pending.push(full);
       else this.deps.onFinding(full);
     };
+  }
+
+  /** Reports findings about a truck, naming its company in their detail (for the dashboards). */
+  private truckReporter(truck: TruckInfo): Report {
+    return this.reporter(truckSubject(truck), { company_id: truck.companyId });
   }
 
   /**
@@ -254,7 +262,7 @@ export class RulesEngine {
       loaded: fix.load_kg !== undefined ? fix.load_kg > config.loadedKg : track.book.loadedAt(fix.ts),
       registry,
       config,
-      report: live ? this.reporter(truckSubject(truck), { company_id: truck.companyId }) : () => {},
+      report: live ? this.truckReporter(truck) : () => {},
       speedLimitAt: this.deps.speedLimitAt,
       spill: live ? (kind, from, to, ts) => this.deps.onSpill({ kind, truck, from, to, ts }) : () => {},
     };
@@ -370,7 +378,7 @@ export class RulesEngine {
       book: track.book,
       registry,
       config: this.deps.config,
-      report: this.reporter(truckSubject(truck), { company_id: truck.companyId }),
+      report: this.truckReporter(truck),
       spill: (kind: SpillKind, from: LonLat, to: LonLat, ts: number) => this.deps.onSpill({ kind, truck, from, to, ts }),
     };
     for (const rule of this.ticketRules) {

@@ -99,9 +99,8 @@ export class RulesService {
 
   consume(readings: readonly Reading[]): void {
     if (!this.engine || readings.length === 0) return;
-    const started = performance.now();
-    this.engine.consume(readings);
-    this.deps.onEvaluated?.(performance.now() - started);
+    const ms = this.engine.consume(readings);
+    this.deps.onEvaluated?.(ms);
   }
 
   private async replay(reader: TelemetryReader): Promise<void> {
