@@ -98,12 +98,12 @@ export class AlertStore {
   }
 
   get(id: string): AlertView | undefined {
-    const row = this.db.connection.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as Row | undefined;
+    const row = this.db.statement('SELECT * FROM alerts WHERE id = ?').get(id) as Row | undefined;
     return row ? this.view(row) : undefined;
   }
 
   history(id: string): { version: number; at: string; change: string; status: string; by: string | null; note: string | null }[] {
-    const rows = this.db.connection.prepare('SELECT version, at, change, status, by, note FROM alert_history WHERE alert_id = ? ORDER BY version').all(id) as {
+    const rows = this.db.statement('SELECT version, at, change, status, by, note FROM alert_history WHERE alert_id = ? ORDER BY version').all(id) as {
       version: number;
       at: number;
       change: string;
@@ -142,15 +142,14 @@ export class AlertStore {
       params.to = filter.to;
     }
     const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const rows = this.db.connection.prepare(`SELECT * FROM alerts ${clause} ORDER BY started_at DESC, id LIMIT @limit OFFSET @offset`).all(params) as Row[];
-    const { total } = this.db.connection.prepare(`SELECT COUNT(*) AS total FROM alerts ${clause}`).get(params) as { total: number };
+    const rows = this.db.statement(`SELECT * FROM alerts ${clause} ORDER BY started_at DESC, id LIMIT @limit OFFSET @offset`).all(params) as Row[];
+    const { total } = this.db.statement(`SELECT COUNT(*) AS total FROM alerts ${clause}`).get(params) as { total: number };
     return { items: rows.map((r) => this.view(r)), total };
   }
 
   /** Alerts not resolved yet, per type, jurisdiction (or 'unassigned'), severity and status. */
   openCounts(): OpenCount[] {
-    return this.db.connection
-      .prepare(
+    return this.db.statement(
         `SELECT a.type, COALESCE(j.jurisdiction_id, 'unassigned') AS jurisdiction, a.severity, a.status, COUNT(*) AS count
          FROM alerts a LEFT JOIN alert_jurisdictions j ON j.alert_id = a.id
          WHERE a.status != 'resolved' GROUP BY 1, 2, 3, 4`,
@@ -160,8 +159,7 @@ export class AlertStore {
 
   /** Violations of these types still going on (no end yet): subject id → type → started_at (epoch ms). */
   ongoing(types: readonly string[]): Map<string, Map<string, number>> {
-    const rows = this.db.connection
-      .prepare(`SELECT subject_id, type, MIN(started_at) AS started_at FROM alerts WHERE ended_at IS NULL AND type IN (${types.map(() => '?').join(', ')}) GROUP BY 1, 2`)
+    const rows = this.db.statement(`SELECT subject_id, type, MIN(started_at) AS started_at FROM alerts WHERE ended_at IS NULL AND type IN (${types.map(() => '?').join(', ')}) GROUP BY 1, 2`)
       .all(...types) as { subject_id: string; type: string; started_at: number }[];
     const out = new Map<string, Map<string, number>>();
     for (const r of rows) {
@@ -184,12 +182,12 @@ export class AlertStore {
 
   private transition(id: string, status: 'acknowledged' | 'resolved', by: string, note: string | null, now: number, from: string[]): AlertView {
     return this.db.transaction(() => {
-      const row = this.db.connection.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as Row | undefined;
+      const row = this.db.statement('SELECT * FROM alerts WHERE id = ?').get(id) as Row | undefined;
       if (!row) throw new RegistryError('not_found', `no alert ${id}`);
       if (!from.includes(row.status)) throw new RegistryError('conflict', `alert ${id} is ${row.status}; it cannot become ${status}`);
       const version = row.version + 1;
       const set = status === 'acknowledged' ? 'acknowledged_by = @by, acknowledged_at = @now' : 'resolved_by = @by, resolved_at = @now, resolution_note = @note';
-      this.db.connection.prepare(`UPDATE alerts SET status = @status, ${set}, version = @version, updated_at = @now WHERE id = @id`).run({ id, status, by, note, now, version });
+      this.db.statement(`UPDATE alerts SET status = @status, ${set}, version = @version, updated_at = @now WHERE id = @id`).run({ id, status, by, note, now, version });
       this.addHistory(id, version, now, status, status, by, note);
       return this.get(id)!;
     });
@@ -198,8 +196,7 @@ export class AlertStore {
   private matching(f: Finding): Row | undefined {
     const gap = this.options.mergeGapMs(f.type);
     const end = f.endedAt ?? lastEvidence(f);
-    const candidates = this.db.connection
-      .prepare('SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT 5')
+    const candidates = this.db.statement('SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT 5')
       .all(f.subject.id, f.type, end + gap, f.startedAt - gap) as Row[];
     // A violation going on after an officer resolved its alert is a new case.
     return candidates.find((row) => row.status !== 'resolved' || lastEvidence(f) <= (row.ended_at ?? row.last_evidence_at));
@@ -208,9 +205,8 @@ export class AlertStore {
   private insert(f: Finding, now: number): AlertView {
     let id = alertId(f.type, f.subject.id, f.startedAt);
     // A case reopened after an officer resolved the previous one starts at the same instant.
-    for (let n = 1; this.db.connection.prepare('SELECT 1 FROM alerts WHERE id = ?').get(id); n++) id = alertId(f.type, f.subject.id, f.startedAt, n);
-    this.db.connection
-      .prepare(
+    for (let n = 1; this.db.statement('SELECT 1 FROM alerts WHERE id = ?').get(id); n++) id = alertId(f.type, f.subject.id, f.startedAt, n);
+    this.db.statement(
         `INSERT INTO alerts (id, type, severity, status, subject_kind, subject_id, subject_device_id, subject_plate, lon, lat, started_at, ended_at, last_evidence_at, raised_at, updated_at, version, permit_id, permit_number, detail, evidence)
          VALUES (@id, @type, @severity, 'open', @subject_kind, @subject_id, @device_id, @plate, @lon, @lat, @started_at, @ended_at, @last_evidence_at, @now, @now, 1, @permit_id, @permit_number, @detail, @evidence)
 `,
@@ -257,8 +253,7 @@ export class AlertStore {
     if (!material && fresh.length === 0) return null;
     const evidence = this.capped([...known, ...fresh].sort((a, b) => a.ts - b.ts));
     const version = material ? row.version + 1 : row.version;
-    this.db.connection
-      .prepare(
+    this.db.statement(
         `UPDATE alerts SET started_at = @startedAt, ended_at = @endedAt, last_evidence_at = @last, evidence = @evidence, detail = @detail, version = @version,
            updated_at = CASE WHEN @material THEN @now ELSE updated_at END, permit_id = COALESCE(permit_id, @permit_id), permit_number = COALESCE(permit_number, @permit_number) WHERE id = @id`,
       )
@@ -287,16 +282,16 @@ export class AlertStore {
   }
 
   private setJurisdictions(id: string, jurisdictions: string[]): void {
-    const insert = this.db.connection.prepare('INSERT OR IGNORE INTO alert_jurisdictions (alert_id, jurisdiction_id) VALUES (?, ?)');
+    const insert = this.db.statement('INSERT OR IGNORE INTO alert_jurisdictions (alert_id, jurisdiction_id) VALUES (?, ?)');
     for (const j of jurisdictions) insert.run(id, j);
   }
 
   private jurisdictionsOf(id: string): string[] {
-    return (this.db.connection.prepare('SELECT jurisdiction_id FROM alert_jurisdictions WHERE alert_id = ? ORDER BY jurisdiction_id').all(id) as { jurisdiction_id: string }[]).map((r) => r.jurisdiction_id);
+    return (this.db.statement('SELECT jurisdiction_id FROM alert_jurisdictions WHERE alert_id = ? ORDER BY jurisdiction_id').all(id) as { jurisdiction_id: string }[]).map((r) => r.jurisdiction_id);
   }
 
   private addHistory(id: string, version: number, at: number, change: string, status: string, by: string | null, note: string | null): void {
-    this.db.connection.prepare('INSERT OR REPLACE INTO alert_history (alert_id, version, at, change, status, by, note) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, version, at, change, status, by, note);
+    this.db.statement('INSERT OR REPLACE INTO alert_history (alert_id, version, at, change, status, by, note) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, version, at, change, status, by, note);
   }
 
   private view(row: Row): AlertView {

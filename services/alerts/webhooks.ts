@@ -36,11 +36,11 @@ export class WebhookStore {
   create(input: { jurisdiction_id: string; url: string; secret?: string | undefined }): Webhook & { secret: string } {
     const url = new URL(input.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RegistryError('invalid', 'url must be http or https');
-    if (!this.db.connection.prepare('SELECT 1 FROM jurisdictions WHERE id = ?').get(input.jurisdiction_id)) throw new RegistryError('invalid', `no jurisdiction ${input.jurisdiction_id}`);
+    if (!this.db.statement('SELECT 1 FROM jurisdictions WHERE id = ?').get(input.jurisdiction_id)) throw new RegistryError('invalid', `no jurisdiction ${input.jurisdiction_id}`);
     const id = crypto.randomUUID();
     const secret = input.secret ?? crypto.randomBytes(32).toString('base64url');
     const now = new Date(this.clock()).toISOString();
-    this.db.connection.prepare('INSERT INTO webhooks (id, jurisdiction_id, url, secret, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)').run(id, input.jurisdiction_id, url.toString(), secret, now, now);
+    this.db.statement('INSERT INTO webhooks (id, jurisdiction_id, url, secret, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)').run(id, input.jurisdiction_id, url.toString(), secret, now, now);
     return { ...this.get(id)!, secret };
   }
 
@@ -50,12 +50,11 @@ export class WebhookStore {
 
   /** Deliveries waiting in the outbox, all webhooks together. */
   pendingCount(): number {
-    return (this.db.connection.prepare('SELECT COUNT(*) AS n FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL').get() as { n: number }).n;
+    return (this.db.statement('SELECT COUNT(*) AS n FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL').get() as { n: number }).n;
   }
 
   list(): Webhook[] {
-    const rows = this.db.connection
-      .prepare(
+    const rows = this.db.statement(
         `SELECT w.id, w.jurisdiction_id, w.url, w.enabled, w.created_at,
            (SELECT COUNT(*) FROM webhook_outbox o WHERE o.webhook_id = w.id AND o.delivered_at IS NULL AND o.failed_at IS NULL) AS pending
          FROM webhooks w ORDER BY w.created_at, w.id`,
@@ -65,19 +64,18 @@ export class WebhookStore {
   }
 
   remove(id: string): void {
-    if (this.db.connection.prepare('DELETE FROM webhooks WHERE id = ?').run(id).changes === 0) throw new RegistryError('not_found', `no webhook ${id}`);
+    if (this.db.statement('DELETE FROM webhooks WHERE id = ?').run(id).changes === 0) throw new RegistryError('not_found', `no webhook ${id}`);
   }
 
   /** Queues the change for every webhook of the alert's jurisdictions (call inside the alert's transaction). */
   enqueue(alert: AlertView, change: AlertChange): void {
     if (alert.jurisdictions.length === 0) return;
-    const hooks = this.db.connection
-      .prepare(`SELECT id FROM webhooks WHERE enabled = 1 AND jurisdiction_id IN (${alert.jurisdictions.map(() => '?').join(', ')})`)
+    const hooks = this.db.statement(`SELECT id FROM webhooks WHERE enabled = 1 AND jurisdiction_id IN (${alert.jurisdictions.map(() => '?').join(', ')})`)
       .all(...alert.jurisdictions) as { id: string }[];
     const key = change === 'raised' ? alert.id : `${alert.id}:${alert.version}`;
     const body = JSON.stringify({ event: `alert.${change}`, alert });
     const now = this.clock();
-    const insert = this.db.connection.prepare(
+    const insert = this.db.statement(
       'INSERT OR IGNORE INTO webhook_outbox (webhook_id, idempotency_key, alert_id, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)',
     );
     for (const hook of hooks) insert.run(hook.id, key, alert.id, body, now, now);
@@ -85,7 +83,7 @@ export class WebhookStore {
 
   /** Deliveries waiting, over all webhooks. */
   depth(): number {
-    return (this.db.connection.prepare('SELECT COUNT(*) AS n FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL').get() as { n: number }).n;
+    return (this.db.statement('SELECT COUNT(*) AS n FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL').get() as { n: number }).n;
   }
 }
 
@@ -135,8 +133,7 @@ export class WebhookDeliverer {
     if (this.running || !this.timer) return;
     this.running = true;
     try {
-      const due = this.db.connection
-        .prepare(
+      const due = this.db.statement(
           `SELECT o.seq, o.webhook_id, o.idempotency_key, o.alert_id, o.body, o.created_at, o.attempts, w.url, w.secret
            FROM webhook_outbox o JOIN webhooks w ON w.id = o.webhook_id
            WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= ? AND w.enabled = 1
@@ -177,18 +174,18 @@ export class WebhookDeliverer {
     const now = this.clock();
     if (problem === null) {
       this.delivered++;
-      this.db.connection.prepare('UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE seq = ?').run(now, d.seq);
+      this.db.statement('UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE seq = ?').run(now, d.seq);
       return;
     }
     this.failedAttempts++;
     const attempts = d.attempts + 1;
     if (now - d.created_at > this.config.webhookGiveUpH * 3_600_000) {
-      this.db.connection.prepare('UPDATE webhook_outbox SET failed_at = ?, attempts = ?, last_error = ? WHERE seq = ?').run(now, attempts, problem, d.seq);
+      this.db.statement('UPDATE webhook_outbox SET failed_at = ?, attempts = ?, last_error = ? WHERE seq = ?').run(now, attempts, problem, d.seq);
       this.log.error({ webhook: d.webhook_id, url: d.url, alert: d.alert_id, attempts, error: problem }, `webhook delivery given up after ${this.config.webhookGiveUpH} h`);
       return;
     }
     const delay = Math.min(this.config.webhookRetryMaxMs, this.config.webhookRetryMinMs * 2 ** Math.min(attempts - 1, 30));
-    this.db.connection.prepare('UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?').run(attempts, now + delay, problem, d.seq);
+    this.db.statement('UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?').run(attempts, now + delay, problem, d.seq);
     if (attempts === 1 || attempts % 10 === 0) this.log.warn({ webhook: d.webhook_id, url: d.url, alert: d.alert_id, attempts, retryInMs: delay, error: problem }, `webhook ${d.url} did not take an alert; retrying`);
   }
 }

@@ -52,12 +52,12 @@ export class DeviceStore implements CredentialDirectory {
   ) {}
 
   device(id: string): DeviceRecord | undefined {
-    const row = this.db.connection.prepare('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
+    const row = this.db.statement('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
     return row ? toRecord(row) : undefined;
   }
 
   service(name: string): ServiceRecord | undefined {
-    return this.db.connection.prepare('SELECT name, secret_hash, created_at FROM service_accounts WHERE name = ?').get(name) as ServiceRecord | undefined;
+    return this.db.statement('SELECT name, secret_hash, created_at FROM service_accounts WHERE name = ?').get(name) as ServiceRecord | undefined;
   }
 
   list(filter: DeviceFilter = {}): { items: DeviceRecord[]; total: number } {
@@ -72,8 +72,8 @@ export class DeviceStore implements CredentialDirectory {
       params.enabled = filter.enabled ? 1 : 0;
     }
     const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const rows = this.db.connection.prepare(`SELECT * FROM devices ${clause} ORDER BY id LIMIT @limit OFFSET @offset`).all(params) as DeviceRow[];
-    const { total } = this.db.connection.prepare(`SELECT COUNT(*) AS total FROM devices ${clause}`).get(params) as { total: number };
+    const rows = this.db.statement(`SELECT * FROM devices ${clause} ORDER BY id LIMIT @limit OFFSET @offset`).all(params) as DeviceRow[];
+    const { total } = this.db.statement(`SELECT COUNT(*) AS total FROM devices ${clause}`).get(params) as { total: number };
     return { items: rows.map(toRecord), total };
   }
 
@@ -86,8 +86,7 @@ export class DeviceStore implements CredentialDirectory {
     const hash = await hashSecret(secret);
     const now = this.clock().toISOString();
     try {
-      this.db.connection
-        .prepare('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)')
+      this.db.statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)')
         .run(id, deviceClass, hash, now, now);
     } catch (error) {
       if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new RegistryError('conflict', `device ${id} exists already`);
@@ -102,27 +101,27 @@ export class DeviceStore implements CredentialDirectory {
     this.require(id);
     const secret = generateSecret();
     const hash = await hashSecret(secret);
-    this.db.connection.prepare('UPDATE devices SET secret_hash = ?, updated_at = ? WHERE id = ?').run(hash, this.clock().toISOString(), id);
+    this.db.statement('UPDATE devices SET secret_hash = ?, updated_at = ? WHERE id = ?').run(hash, this.clock().toISOString(), id);
     this.notify();
     return secret;
   }
 
   setEnabled(id: string, enabled: boolean): void {
     this.require(id);
-    this.db.connection.prepare('UPDATE devices SET enabled = ?, updated_at = ? WHERE id = ?').run(enabled ? 1 : 0, this.clock().toISOString(), id);
+    this.db.statement('UPDATE devices SET enabled = ?, updated_at = ? WHERE id = ?').run(enabled ? 1 : 0, this.clock().toISOString(), id);
     this.notify();
   }
 
   remove(id: string): void {
     this.require(id);
-    this.db.connection.prepare('DELETE FROM devices WHERE id = ?').run(id);
+    this.db.statement('DELETE FROM devices WHERE id = ?').run(id);
     this.notify();
   }
 
   /** The truck, bin or weighbridge a device is fitted to, if any. */
   assetOf(id: string): { type: 'truck' | 'bin' | 'weighbridge'; id: string } | null {
     for (const [type, table] of [['truck', 'trucks'], ['bin', 'bins'], ['weighbridge', 'weighbridges']] as const) {
-      const row = this.db.connection.prepare(`SELECT id FROM ${table} WHERE device_id = ?`).get(id) as { id: string } | undefined;
+      const row = this.db.statement(`SELECT id FROM ${table} WHERE device_id = ?`).get(id) as { id: string } | undefined;
       if (row) return { type, id: row.id };
     }
     return null;
@@ -131,7 +130,7 @@ export class DeviceStore implements CredentialDirectory {
   /** Inserts a device whose secret was hashed already (bulk import, inside its transaction). */
   insertHashed(id: string, deviceClass: DeviceClass, secretHash: string): void {
     const now = this.clock().toISOString();
-    this.db.connection.prepare('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)').run(id, deviceClass, secretHash, now, now);
+    this.db.statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)').run(id, deviceClass, secretHash, now, now);
   }
 
   /** Calls the change listeners (after a bulk import that inserted devices). */
@@ -146,7 +145,7 @@ export class DeviceStore implements CredentialDirectory {
     const hash = await hashSecret(secret);
     const now = this.clock().toISOString();
     try {
-      this.db.connection.prepare('INSERT INTO service_accounts (name, secret_hash, created_at, updated_at) VALUES (?, ?, ?, ?)').run(name, hash, now, now);
+      this.db.statement('INSERT INTO service_accounts (name, secret_hash, created_at, updated_at) VALUES (?, ?, ?, ?)').run(name, hash, now, now);
     } catch (error) {
       if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new RegistryError('conflict', `service account ${name} exists already`);
       throw error;
@@ -161,10 +160,10 @@ export class DeviceStore implements CredentialDirectory {
    */
   importCredentials(devices: DeviceRecord[], services: ServiceRecord[]): number {
     const now = this.clock().toISOString();
-    const insertDevice = this.db.connection.prepare(
+    const insertDevice = this.db.statement(
       'INSERT OR IGNORE INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (@id, @class, @secret_hash, @enabled, @created_at, @updated_at)',
     );
-    const insertService = this.db.connection.prepare(
+    const insertService = this.db.statement(
       'INSERT OR IGNORE INTO service_accounts (name, secret_hash, created_at, updated_at) VALUES (@name, @secret_hash, @created_at, @updated_at)',
     );
     const added = this.db.transaction(() => {
@@ -202,7 +201,7 @@ export class DeviceStore implements CredentialDirectory {
   }
 
   private require(id: string): void {
-    if (!this.db.connection.prepare('SELECT 1 FROM devices WHERE id = ?').get(id)) throw new RegistryError('not_found', `no device ${id}`);
+    if (!this.db.statement('SELECT 1 FROM devices WHERE id = ?').get(id)) throw new RegistryError('not_found', `no device ${id}`);
   }
 
   /** data_version does not change for this connection's own commits, so those notify directly. */

@@ -36,7 +36,7 @@ export class EntityStore {
   ) {}
 
   get(def: EntityDefinition, id: string): EntityRecord | undefined {
-    const row = this.db.connection.prepare(`SELECT * FROM ${def.table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
+    const row = this.db.statement(`SELECT * FROM ${def.table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
     return row ? this.fromRow(def, row) : undefined;
   }
 
@@ -44,8 +44,8 @@ export class EntityStore {
     const used = def.filters.filter((field) => filters[field] !== undefined);
     const where = used.length ? `WHERE ${used.map((f) => `${f} = @${f}`).join(' AND ')}` : '';
     const params = { ...Object.fromEntries(used.map((f) => [f, filters[f]])), limit, offset };
-    const rows = this.db.connection.prepare(`SELECT * FROM ${def.table} ${where} ORDER BY id LIMIT @limit OFFSET @offset`).all(params) as Record<string, unknown>[];
-    const { total } = this.db.connection.prepare(`SELECT COUNT(*) AS total FROM ${def.table} ${where}`).get(params) as { total: number };
+    const rows = this.db.statement(`SELECT * FROM ${def.table} ${where} ORDER BY id LIMIT @limit OFFSET @offset`).all(params) as Record<string, unknown>[];
+    const { total } = this.db.statement(`SELECT COUNT(*) AS total FROM ${def.table} ${where}`).get(params) as { total: number };
     return { items: rows.map((row) => this.fromRow(def, row)), total };
   }
 
@@ -67,8 +67,7 @@ export class EntityStore {
     const columns = Object.keys(values);
     this.db.transaction(() => {
       try {
-        this.db.connection
-          .prepare(`INSERT INTO ${def.table} (id, ${columns.join(', ')}, created_at, updated_at) VALUES (@id, ${columns.map((c) => `@${c}`).join(', ')}, @now, @now)`)
+        this.db.statement(`INSERT INTO ${def.table} (id, ${columns.join(', ')}, created_at, updated_at) VALUES (@id, ${columns.map((c) => `@${c}`).join(', ')}, @now, @now)`)
           .run({ ...values, id, now });
       } catch (error) {
         throw this.translate(def, id, error as SqliteError);
@@ -87,8 +86,7 @@ export class EntityStore {
     this.checkRow(def, { ...current, ...values, ...this.relationValues(def, patch) }, options);
     this.db.transaction(() => {
       try {
-        this.db.connection
-          .prepare(`UPDATE ${def.table} SET ${[...changed.map((c) => `${c} = @${c}`), 'updated_at = @now'].join(', ')} WHERE id = @id`)
+        this.db.statement(`UPDATE ${def.table} SET ${[...changed.map((c) => `${c} = @${c}`), 'updated_at = @now'].join(', ')} WHERE id = @id`)
           .run({ ...Object.fromEntries(changed.map((c) => [c, values[c]])), id, now: this.clock().toISOString() });
       } catch (error) {
         throw this.translate(def, id, error as SqliteError);
@@ -122,7 +120,7 @@ export class EntityStore {
 
   remove(def: EntityDefinition, id: string): void {
     try {
-      const result = this.db.connection.prepare(`DELETE FROM ${def.table} WHERE id = ?`).run(id);
+      const result = this.db.statement(`DELETE FROM ${def.table} WHERE id = ?`).run(id);
       if (result.changes === 0) throw new RegistryError('not_found', `no ${def.singular} ${id}`);
     } catch (error) {
       if ((error as SqliteError).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
@@ -158,7 +156,7 @@ export class EntityStore {
       if (typeof record[field] === 'string') record[field] = JSON.parse(record[field] as string);
     }
     for (const [field, link] of Object.entries(def.relations)) {
-      const rows = this.db.connection.prepare(`SELECT ${link.other} AS other FROM ${link.table} WHERE ${link.owner} = ? ORDER BY ${link.other}`).all(row.id) as { other: string }[];
+      const rows = this.db.statement(`SELECT ${link.other} AS other FROM ${link.table} WHERE ${link.owner} = ? ORDER BY ${link.other}`).all(row.id) as { other: string }[];
       record[field] = rows.map((r) => r.other);
     }
     return record as EntityRecord;
@@ -173,15 +171,15 @@ export class EntityStore {
     for (const [field, link] of Object.entries(def.relations)) {
       const others = input[field];
       if (!Array.isArray(others)) continue;
-      this.db.connection.prepare(`DELETE FROM ${link.table} WHERE ${link.owner} = ?`).run(id);
-      const insert = this.db.connection.prepare(`INSERT OR IGNORE INTO ${link.table} (${link.owner}, ${link.other}) VALUES (?, ?)`);
+      this.db.statement(`DELETE FROM ${link.table} WHERE ${link.owner} = ?`).run(id);
+      const insert = this.db.statement(`INSERT OR IGNORE INTO ${link.table} (${link.owner}, ${link.other}) VALUES (?, ?)`);
       for (const other of others) insert.run(id, other);
     }
   }
 
   /** References (and referenced ids in relations) exist; the definition's own checks pass. */
   private checkRow(def: EntityDefinition, row: Record<string, unknown>, options: WriteOptions): void {
-    const exists = (table: string, id: unknown) => this.db.connection.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(id) !== undefined;
+    const exists = (table: string, id: unknown) => this.db.statement(`SELECT 1 FROM ${table} WHERE id = ?`).get(id) !== undefined;
     for (const [field, table] of Object.entries(def.references)) {
       const value = row[field];
       if (value !== undefined && value !== null && !exists(table, value)) throw new RegistryError('invalid', `${field}: no ${singularOf(table)} ${String(value)}`);
@@ -193,7 +191,7 @@ export class EntityStore {
         if (!exists(link.references, other)) throw new RegistryError('invalid', `${field}: no ${singularOf(link.references)} ${String(other)}`);
       }
     }
-    def.check?.(row, (table, id) => this.db.connection.prepare(`SELECT * FROM ${table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined);
+    def.check?.(row, (table, id) => this.db.statement(`SELECT * FROM ${table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined);
   }
 
   private translate(def: EntityDefinition, id: string, error: SqliteError): Error {

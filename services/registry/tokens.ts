@@ -51,10 +51,9 @@ export class TokenStore {
     const token = PREFIX + crypto.randomBytes(32).toString('base64url');
     const now = this.clock().toISOString();
     this.db.transaction(() => {
-      this.db.connection
-        .prepare('INSERT INTO tokens (id, name, role, token_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
+      this.db.statement('INSERT INTO tokens (id, name, role, token_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(id, input.name, input.role, digest(token), now, now);
-      const scope = this.db.connection.prepare('INSERT INTO token_jurisdictions (token_id, jurisdiction_id) VALUES (?, ?)');
+      const scope = this.db.statement('INSERT INTO token_jurisdictions (token_id, jurisdiction_id) VALUES (?, ?)');
       for (const jurisdiction of jurisdictions) {
         try {
           scope.run(id, jurisdiction);
@@ -70,24 +69,23 @@ export class TokenStore {
   /** The identity behind a bearer token, or null for an unknown or revoked one. */
   authenticate(token: string): TokenIdentity | null {
     if (!token.startsWith(PREFIX)) return null;
-    const row = this.db.connection
-      .prepare('SELECT id, name, role FROM tokens WHERE token_hash = ? AND revoked_at IS NULL')
+    const row = this.db.statement('SELECT id, name, role FROM tokens WHERE token_hash = ? AND revoked_at IS NULL')
       .get(digest(token)) as { id: string; name: string; role: Role } | undefined;
     return row ? { ...row, jurisdictions: this.jurisdictionsOf(row.id) } : null;
   }
 
   list(): TokenInfo[] {
-    const rows = this.db.connection.prepare('SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY created_at, id').all() as Omit<TokenInfo, 'jurisdictions'>[];
+    const rows = this.db.statement('SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY created_at, id').all() as Omit<TokenInfo, 'jurisdictions'>[];
     return rows.map((row) => ({ ...row, jurisdictions: this.jurisdictionsOf(row.id) }));
   }
 
   revoke(id: string): void {
-    const result = this.db.connection.prepare('UPDATE tokens SET revoked_at = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.clock().toISOString(), this.clock().toISOString(), id);
+    const result = this.db.statement('UPDATE tokens SET revoked_at = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.clock().toISOString(), this.clock().toISOString(), id);
     if (result.changes === 0) throw new RegistryError('not_found', `no active token ${id}`);
   }
 
   private jurisdictionsOf(id: string): string[] {
-    return (this.db.connection.prepare('SELECT jurisdiction_id FROM token_jurisdictions WHERE token_id = ? ORDER BY jurisdiction_id').all(id) as { jurisdiction_id: string }[]).map(
+    return (this.db.statement('SELECT jurisdiction_id FROM token_jurisdictions WHERE token_id = ? ORDER BY jurisdiction_id').all(id) as { jurisdiction_id: string }[]).map(
       (r) => r.jurisdiction_id,
     );
   }

@@ -13,7 +13,7 @@ import { emptied } from './level.ts';
 import { permitsAt, type BinInfo, type RulesRegistry, type TruckInfo } from './registry-index.ts';
 import type { SpeedLimitAt } from './speed-zones.ts';
 import { TicketBook } from './tickets.ts';
-import { Timeline, type Placement } from './timeline.ts';
+import { Timeline, type Apply, type Placement } from './timeline.ts';
 import type {
   BinContext,
   BinReading,
@@ -198,7 +198,7 @@ export class RulesEngine {
    * replay reports a violation once per event it spans, and its intermediate states (an alert
    * reopened, then ended again) are nobody's news.
    */
-  private place<E extends { ts: number }, S>(timeline: Timeline<E, S>, event: E, apply: (e: E, state: S, live: boolean) => void): void {
+  private place<E extends { ts: number }, S>(timeline: Timeline<E, S>, event: E, apply: Apply<E, S>): void {
     this.pending = [];
     try {
       this.count(timeline.add(event, apply));
@@ -227,7 +227,7 @@ export class RulesEngine {
     }
     this.stats.fixes++;
     const track = this.track(truck);
-    this.place(track.timeline, fix, (f, state, live) => this.apply(truck, track, f, state, live));
+    this.place(track.timeline, fix, (f, state) => this.apply(truck, track, f, state));
   }
 
   private count(placement: Placement): void {
@@ -236,7 +236,7 @@ export class RulesEngine {
     else if (placement === 'replayed') this.stats.replays++;
   }
 
-  private apply(truck: TruckInfo, track: TruckTrack, fix: TruckFix, state: TrackState, live: boolean): void {
+  private apply(truck: TruckInfo, track: TruckTrack, fix: TruckFix, state: TrackState): void {
     const { config } = this.deps;
     const position: LonLat = [fix.lon, fix.lat];
     const previous = state.previous;
@@ -244,7 +244,7 @@ export class RulesEngine {
       // Two implausible fixes in a row that agree with each other: the truck really is there.
       const suspect = state.suspect;
       if (!suspect || this.implausible(suspect, fix, position)) {
-        if (live) this.stats.outliers++;
+        this.stats.outliers++;
         state.suspect = fix;
         return;
       }
@@ -262,9 +262,9 @@ export class RulesEngine {
       loaded: fix.load_kg !== undefined ? fix.load_kg > config.loadedKg : track.book.loadedAt(fix.ts),
       registry,
       config,
-      report: live ? this.truckReporter(truck) : () => {},
+      report: this.truckReporter(truck),
       speedLimitAt: this.deps.speedLimitAt,
-      spill: live ? (kind, from, to, ts) => this.deps.onSpill({ kind, truck, from, to, ts }) : () => {},
+      spill: (kind, from, to, ts) => this.deps.onSpill({ kind, truck, from, to, ts }),
     };
     this.fixRules.forEach((rule, i) => {
       if (!rule.fleets.includes(truck.fleet)) return;
@@ -288,10 +288,10 @@ export class RulesEngine {
       track = new Timeline(initial, this.deps.config.binReorderWindowS * 1000, MAX_TRACK_EVENTS);
       this.bins.set(bin.deviceId, track);
     }
-    this.place(track, binSample(reading, bin), (sample, state, live) => this.applyBin(bin, sample, state, live));
+    this.place(track, binSample(reading, bin), (sample, state) => this.applyBin(bin, sample, state));
   }
 
-  private applyBin(bin: BinInfo, sample: BinSample, state: BinState, live: boolean): void {
+  private applyBin(bin: BinInfo, sample: BinSample, state: BinState): void {
     const context: BinContext = {
       rule: 'overflow',
       sample,
@@ -299,7 +299,7 @@ export class RulesEngine {
       bin,
       intervalMs: this.intervalOf(state),
       config: this.deps.config,
-      report: live ? this.reporter(binSubject(bin)) : () => {},
+      report: this.reporter(binSubject(bin)),
     };
     this.binRules.forEach((rule, i) => {
       context.rule = rule.type;

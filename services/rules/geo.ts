@@ -25,18 +25,95 @@ export function distanceM(a: LonLat, b: LonLat): number {
   return rulerAt(a[1]).distance(a, b);
 }
 
-/** A permit's route: the distance from a fix to the nearest point of the line. */
+/** Segments of a route per chunk; each chunk has a bounding box, so a fix is measured against the few chunks near it. */
+const CHUNK_SEGMENTS = 16;
+
+/**
+ * A permit's route: the distance from a fix to the nearest point of the line. The vertices are kept
+ * in cheap-ruler's plane (x = lon·kx, y = lat·ky, metres), the same approximation as distanceM, in
+ * flat arrays; chunks of segments whose bounding box lies further than the best distance found so
+ * far are skipped. A fix is compared with one or two chunks instead of every segment.
+ */
 export class Route {
-  private readonly ruler: CheapRuler;
   readonly coordinates: LonLat[];
+  private readonly kx: number;
+  private readonly ky: number;
+  /** Vertices in the plane: x0, y0, x1, y1, ... */
+  private readonly xy: Float64Array;
+  /** Per chunk of CHUNK_SEGMENTS segments: minX, minY, maxX, maxY. */
+  private readonly boxes: Float64Array;
+  /** Scratch: each chunk's distance to the fix being measured (squared). */
+  private readonly chunkDistances: Float64Array;
 
   constructor(line: LineStringGeometry) {
     this.coordinates = line.coordinates.map(([lon, lat]) => [lon, lat]);
-    this.ruler = rulerAt(this.coordinates[0]![1]);
+    const ruler = rulerAt(this.coordinates[0]![1]);
+    this.kx = ruler.kx;
+    this.ky = ruler.ky;
+    // A one-point route is a segment of length 0.
+    const vertices = this.coordinates.length === 1 ? [this.coordinates[0]!, this.coordinates[0]!] : this.coordinates;
+    const n = vertices.length;
+    this.xy = new Float64Array(2 * n);
+    vertices.forEach(([lon, lat], i) => {
+      this.xy[2 * i] = lon * this.kx;
+      this.xy[2 * i + 1] = lat * this.ky;
+    });
+    const chunks = Math.max(1, Math.ceil((n - 1) / CHUNK_SEGMENTS));
+    this.boxes = new Float64Array(4 * chunks);
+    this.chunkDistances = new Float64Array(chunks);
+    for (let c = 0; c < chunks; c++) {
+      let [minX, minY, maxX, maxY] = [Infinity, Infinity, -Infinity, -Infinity];
+      for (let v = c * CHUNK_SEGMENTS; v <= Math.min(n - 1, (c + 1) * CHUNK_SEGMENTS); v++) {
+        minX = Math.min(minX, this.xy[2 * v]!);
+        maxX = Math.max(maxX, this.xy[2 * v]!);
+        minY = Math.min(minY, this.xy[2 * v + 1]!);
+        maxY = Math.max(maxY, this.xy[2 * v + 1]!);
+      }
+      this.boxes.set([minX, minY, maxX, maxY], 4 * c);
+    }
   }
 
   distanceTo(p: LonLat): number {
-    return this.ruler.distance(p, this.ruler.pointOnLine(this.coordinates, p).point);
+    const px = p[0] * this.kx;
+    const py = p[1] * this.ky;
+    const { boxes, chunkDistances } = this;
+    const chunks = chunkDistances.length;
+    for (let c = 0; c < chunks; c++) {
+      const dx = Math.max(boxes[4 * c]! - px, 0, px - boxes[4 * c + 2]!);
+      const dy = Math.max(boxes[4 * c + 1]! - py, 0, py - boxes[4 * c + 3]!);
+      chunkDistances[c] = dx * dx + dy * dy;
+    }
+    // Nearest box first: what it holds usually rules out every other chunk.
+    let best = Infinity;
+    for (;;) {
+      let next = -1;
+      for (let c = 0; c < chunks; c++) if (chunkDistances[c]! < best && (next < 0 || chunkDistances[c]! < chunkDistances[next]!)) next = c;
+      if (next < 0) break;
+      chunkDistances[next] = Infinity;
+      best = Math.min(best, this.chunkDistanceSq(next, px, py));
+    }
+    return Math.sqrt(best);
+  }
+
+  /** Squared distance from (px, py) to the nearest segment of a chunk. */
+  private chunkDistanceSq(chunk: number, px: number, py: number): number {
+    const { xy } = this;
+    const last = Math.min(xy.length / 2 - 1, (chunk + 1) * CHUNK_SEGMENTS);
+    let best = Infinity;
+    for (let v = chunk * CHUNK_SEGMENTS; v < last; v++) {
+      const ax = xy[2 * v]!;
+      const ay = xy[2 * v + 1]!;
+      const bx = xy[2 * v + 2]!;
+      const by = xy[2 * v + 3]!;
+      const sx = bx - ax;
+      const sy = by - ay;
+      const length = sx * sx + sy * sy;
+      const t = length === 0 ? 0 : Math.max(0, Math.min(1, ((px - ax) * sx + (py - ay) * sy) / length));
+      const dx = px - (ax + t * sx);
+      const dy = py - (ay + t * sy);
+      best = Math.min(best, dx * dx + dy * dy);
+    }
+    return best;
   }
 }
 

@@ -264,7 +264,7 @@ export class RegistryIndex {
   private readSignature(): string {
     const parts = [...TABLES, 'permit_trucks'].map((table) => {
       const stamp = table === 'permit_trucks' ? "''" : 'MAX(updated_at)';
-      const row = this.db.connection.prepare(`SELECT COUNT(*) AS n, ${stamp} AS at FROM ${table}`).get() as { n: number; at: string | null };
+      const row = this.db.statement(`SELECT COUNT(*) AS n, ${stamp} AS at FROM ${table}`).get() as { n: number; at: string | null };
       return `${row.n}@${row.at ?? ''}`;
     });
     return parts.join('|');

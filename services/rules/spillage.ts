@@ -58,7 +58,7 @@ export class SpillageStore {
       entry.metres += length / pieces;
       cells.set(cell.id, entry);
     }
-    const insert = this.db.connection.prepare('INSERT INTO spillage (truck_id, kind, ts, cell, lon, lat, metres, jurisdiction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
+    const insert = this.db.statement('INSERT INTO spillage (truck_id, kind, ts, cell, lon, lat, metres, jurisdiction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
     let lines = '';
     for (const { cell, metres } of cells.values()) {
       const rounded = Math.round(metres * 10) / 10;
@@ -82,8 +82,7 @@ export class SpillageStore {
       where += ` AND jurisdiction_id IN (${query.jurisdictions.map((_, i) => `@j${i}`).join(', ')})`;
       query.jurisdictions.forEach((j, i) => (params[`j${i}`] = j));
     }
-    const rows = this.db.connection
-      .prepare(
+    const rows = this.db.statement(
         `SELECT cell, MIN(lon) AS lon, MIN(lat) AS lat, MIN(jurisdiction_id) AS jurisdiction,
            ROUND(SUM(CASE WHEN kind = 'uncovered' THEN metres ELSE 0 END)) AS uncovered_m,
            COUNT(DISTINCT truck_id) AS trucks,

@@ -86,8 +86,7 @@ export function trend(store: SortingStore, scope: Scope, scopeId: string, month:
 
 /** Overflow hours (clipped to [from, to)) and missed collections per community and district, from the bins' alerts. */
 function binTotals(db: RegistryDb, from: number, to: number, now: number): Map<string, { overflowMs: number; missed: number }> {
-  const rows = db.connection
-    .prepare(
+  const rows = db.statement(
       `SELECT json_extract(detail, '$.community_id') AS community, json_extract(detail, '$.district_id') AS district, type,
               SUM(MIN(COALESCE(ended_at, @now), @to) - MAX(started_at, @from)) AS ms, COUNT(*) AS n
        FROM alerts WHERE type IN ('overflow', 'missed_collection') AND started_at < @to AND COALESCE(ended_at, @now) >= @from

@@ -51,22 +51,22 @@ export class SortingStore {
   /** Replaces a day's tonnage with a fresh count. */
   saveDay(day: string, tonnage: ScopeTonnage[], tickets: number, now: number): void {
     this.db.transaction(() => {
-      this.db.connection.prepare('DELETE FROM sorting_tonnage WHERE day = ?').run(day);
-      const insert = this.db.connection.prepare(
+      this.db.statement('DELETE FROM sorting_tonnage WHERE day = ?').run(day);
+      const insert = this.db.statement(
         'INSERT INTO sorting_tonnage (day, scope, scope_id, district_id, kitchen_kg, recyclable_kg, hazardous_kg, other_kg) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       );
       for (const t of tonnage) insert.run(day, t.scope, t.scopeId, t.districtId, t.kg.kitchen, t.kg.recyclable, t.kg.hazardous, t.kg.other);
-      this.db.connection.prepare('INSERT OR REPLACE INTO sorting_days (day, computed_at, tickets) VALUES (?, ?, ?)').run(day, now, tickets);
+      this.db.statement('INSERT OR REPLACE INTO sorting_days (day, computed_at, tickets) VALUES (?, ?, ?)').run(day, now, tickets);
     });
   }
 
   isCounted(day: string): boolean {
-    return this.db.connection.prepare('SELECT 1 FROM sorting_days WHERE day = ?').get(day) !== undefined;
+    return this.db.statement('SELECT 1 FROM sorting_days WHERE day = ?').get(day) !== undefined;
   }
 
   /** Counted days between from and to, inclusive. */
   countedDays(from: string, to: string): string[] {
-    return (this.db.connection.prepare('SELECT day FROM sorting_days WHERE day BETWEEN ? AND ? ORDER BY day').all(from, to) as { day: string }[]).map((r) => r.day);
+    return (this.db.statement('SELECT day FROM sorting_days WHERE day BETWEEN ? AND ? ORDER BY day').all(from, to) as { day: string }[]).map((r) => r.day);
   }
 
   /** Figures of every scope (or one kind of scope) for a day, over the day or the 7 days ending with it. */
@@ -79,8 +79,7 @@ export class SortingStore {
   /** Tonnage summed per scope over [from, to] (inclusive days). */
   sums(from: string, to: string, scope?: Scope, scopeId?: string): TonnageRow[] {
     const where = ['day BETWEEN @from AND @to', ...(scope ? ['scope = @scope'] : []), ...(scopeId ? ['scope_id = @scopeId'] : [])];
-    return this.db.connection
-      .prepare(
+    return this.db.statement(
         `SELECT scope, scope_id, MAX(district_id) AS district_id, SUM(kitchen_kg) AS kitchen_kg, SUM(recyclable_kg) AS recyclable_kg, SUM(hazardous_kg) AS hazardous_kg, SUM(other_kg) AS other_kg
          FROM sorting_tonnage WHERE ${where.join(' AND ')} GROUP BY scope, scope_id ORDER BY scope, scope_id`,
       )

@@ -21,6 +21,21 @@ describe('RegistryDb', () => {
     again.close();
   });
 
+  it('compiles a statement once per connection and compiles it again after a reopen', async () => {
+    const db = new RegistryDb(path.join(await tempDir('waste-registry-'), 'registry.db'));
+    db.open();
+    const sql = 'SELECT COUNT(*) AS n FROM schema_migrations';
+    const first = db.statement(sql);
+    expect(db.statement(sql)).toBe(first);
+    expect((first.get() as { n: number }).n).toBe(MIGRATIONS.length);
+    db.close();
+    db.open();
+    const reopened = db.statement(sql);
+    expect(reopened).not.toBe(first);
+    expect((reopened.get() as { n: number }).n).toBe(MIGRATIONS.length);
+    db.close();
+  });
+
   it('rolls a failing migration back whole and says which one failed', async () => {
     const file = path.join(await tempDir('waste-registry-'), 'registry.db');
     const broken = [...MIGRATIONS, { version: 999, name: 'broken', sql: 'CREATE TABLE half_done (x); INSERT INTO nowhere VALUES (1);' }];
