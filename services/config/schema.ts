@@ -120,6 +120,12 @@ export const spoolSchema = z
       .default(true)
       .describe('fdatasync each group commit before acknowledging. Turning it off trades durability on power loss for speed.'),
     batchLines: positiveInt.default(5000).describe('Most lines sent to InfluxDB in one write.'),
+    lingerMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(100)
+      .describe('After a write of fewer than batchLines, how long the shipper lets lines gather before the next one: fewer, larger writes while traffic is light.'),
     retryMinMs: positiveInt.default(500).describe('First retry delay after a failed InfluxDB write.'),
     retryMaxMs: positiveInt.default(30_000).describe('Longest retry delay after repeated failed InfluxDB writes.'),
   })

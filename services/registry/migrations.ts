@@ -255,4 +255,19 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX alerts_ongoing ON alerts(type, subject_id) WHERE ended_at IS NULL;
     `,
   },
+  {
+    version: 5,
+    name: 'registry revision, for the rules to notice changes',
+    // One counter, bumped by every change to a table the rules' snapshot reads (rules/registry-index.ts,
+    // link tables included): polling it reads one row, where COUNT(*) and MAX(updated_at) over 10,000
+    // permits read every route (about 50 ms, the event loop blocked). Triggers count the changes of
+    // every connection, the CLI's included.
+    sql: `
+      CREATE TABLE registry_revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+      INSERT INTO registry_revision (id, n) VALUES (1, 0);
+      ${['trucks', 'permits', 'permit_trucks', 'sites', 'weighbridges', 'jurisdictions', 'jurisdiction_neighbours', 'bins', 'communities'].flatMap((table) =>
+        ['INSERT', 'UPDATE', 'DELETE'].map((event) => `CREATE TRIGGER ${table}_${event.toLowerCase()}_revision AFTER ${event} ON ${table} BEGIN UPDATE registry_revision SET n = n + 1; END;`),
+      ).join('\n      ')}
+    `,
+  },
 ];

@@ -226,7 +226,7 @@ const POLL_MS = 2000;
 /** Keeps a snapshot of the registry for the rules, reloaded when the tables change. */
 export class RegistryIndex {
   private snapshot: Snapshot | null = null;
-  private signature = '';
+  private signature = -1;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -260,13 +260,9 @@ export class RegistryIndex {
     this.onReload(this.snapshot);
   }
 
-  /** Changes whenever a row is added, removed or updated in a table the rules read. */
-  private readSignature(): string {
-    const parts = [...TABLES, 'permit_trucks'].map((table) => {
-      const stamp = table === 'permit_trucks' ? "''" : 'MAX(updated_at)';
-      const row = this.db.statement(`SELECT COUNT(*) AS n, ${stamp} AS at FROM ${table}`).get() as { n: number; at: string | null };
-      return `${row.n}@${row.at ?? ''}`;
-    });
-    return parts.join('|');
+  /** Changes whenever a row is added, removed or updated in a table the rules read (migration 5's triggers). */
+  private readSignature(): number {
+    return (this.db.statement('SELECT n FROM registry_revision WHERE id = 1').get() as { n: number }).n;
   }
+
 }

@@ -15,6 +15,7 @@ export interface LineSink {
 
 export interface ShipperOptions {
   batchLines: number;
+  lingerMs: number;
   retryMinMs: number;
   retryMaxMs: number;
   deadLetterDir: string;
@@ -118,6 +119,8 @@ export class Shipper {
         }
         delay = this.options.retryMinMs;
         await this.spool.commit(batch.end);
+        // Each write costs a spool read, an HTTP request and a checkpoint whatever its size.
+        if (batch.lines < this.options.batchLines && this.options.lingerMs > 0) await this.idle(this.options.lingerMs);
       } catch (error) {
         if (!isRetryableWriteError(error)) {
           await this.deadLetter(batch.body, batch.lines, error as Error);

@@ -91,8 +91,10 @@ describe('importBundle', () => {
         expect.stringMatching(/^permits\.0: disposal_site_id: no site dump-xiangcheng-02/),
       ]),
     );
-    const { schema_migrations: _migrations, ...registry } = snapshot();
+    const { schema_migrations: _migrations, registry_revision: revision, ...registry } = snapshot();
     expect(Object.values(registry).every((rows) => rows.length === 0)).toBe(true);
+    // The rolled-back rows did not count as changes for the rules either.
+    expect(revision).toEqual([{ id: 1, n: 0 }]);
   });
 
   it('checks without writing on a dry run', async () => {

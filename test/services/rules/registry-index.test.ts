@@ -1,0 +1,45 @@
+// The rules' registry snapshot follows changes made through another connection (the CLI, say),
+// noticed through the registry revision, and is not rebuilt for writes it does not read (alerts).
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RegistryDb } from '../../../services/registry/db.ts';
+import { ENTITIES } from '../../../services/registry/entities.ts';
+import { EntityStore } from '../../../services/registry/entity-store.ts';
+import { RegistryIndex } from '../../../services/rules/registry-index.ts';
+import { tempDir } from '../../helpers/service.ts';
+
+const open: RegistryDb[] = [];
+afterEach(() => open.splice(0).forEach((db) => db.close()));
+
+function connect(file: string): RegistryDb {
+  const db = new RegistryDb(file);
+  db.open();
+  open.push(db);
+  return db;
+}
+
+const square = { type: 'Polygon', coordinates: [[[120.5, 31.2], [120.6, 31.2], [120.6, 31.3], [120.5, 31.3], [120.5, 31.2]]] };
+
+describe('registry index', () => {
+  it('reloads after another connection adds a jurisdiction, and not after unrelated writes', async () => {
+    const file = path.join(await tempDir('waste-index-'), 'registry.db');
+    const service = connect(file);
+    let reloads = 0;
+    const index = new RegistryIndex(service, new EntityStore(service), () => reloads++);
+    index.start();
+    try {
+      expect(index.current.jurisdictionsAt([120.55, 31.25])).toEqual([]);
+      const cli = connect(file);
+      new EntityStore(cli).create(ENTITIES.jurisdictions, 'GUSU', { name: '姑苏区', enforcement_unit: '姑苏中队', geometry: square, neighbour_ids: [] });
+      const deadline = Date.now() + 10_000;
+      while (index.current.jurisdictionsAt([120.55, 31.25]).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(index.current.jurisdictionsAt([120.55, 31.25])).toEqual(['GUSU']);
+      const after = reloads;
+      cli.connection.prepare("INSERT INTO webhooks (id, jurisdiction_id, url, secret, enabled, created_at, updated_at) VALUES ('w1', 'GUSU', 'http://127.0.0.1:9/', 's', 1, 0, 0)").run();
+      await new Promise((r) => setTimeout(r, 4500));
+      expect(reloads).toBe(after);
+    } finally {
+      index.stop();
+    }
+  });
+});
