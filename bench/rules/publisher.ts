@@ -2,7 +2,8 @@
 // publishing fixes (QoS 1) at a total rate while standing on their routes; every 150th fix of a
 // truck records its load dropping by 20 t off any disposal site, which the rules flag as an illegal
 // dump. A fix's ts is its wall-clock publish time, so the subscriber measures latency from it.
-// Prints JSON lines: {"event":"connected"}, {"event":"progress",...}, {"event":"done",...}.
+// Prints JSON lines: {"event":"connected"}, {"event":"progress",...}, {"event":"published",...} when it
+// stops publishing, {"event":"done",...} once everything is acknowledged.
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -48,6 +49,7 @@ while (performance.now() - started < seconds * 1000) {
   await sleep(5);
 }
 const elapsedS = (performance.now() - started) / 1000;
+emit({ event: 'published', published });
 const deadline = Date.now() + 15_000;
 while (acknowledged < published && Date.now() < deadline) await sleep(50);
 await Promise.all(clients.map((c) => c.endAsync()));

@@ -23,22 +23,24 @@ import { freePort } from '../../test/helpers/ports.ts';
 import { benchServiceEnv } from '../service-env.ts';
 import { ROUTE_VERTICES, SECRET, writeBenchCity, type BenchCity } from './city.ts';
 
-const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F] [--active A] [--seconds S] [--skip-latency] [--profile DIR]
+const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F[,F...]] [--active A] [--seconds S] [--skip-latency] [--profile DIR]
 
 1. Engine: N trucks with one permit each (${ROUTE_VERTICES}-vertex routes) drive R rounds of fixes through the
    rules in process; prints the cost per fix and of one route check.
 2. Latency: the service (embedded broker, private InfluxDB) takes F fixes/s for S seconds from A
-   of those trucks over MQTT (QoS 1); each truck dumps its load off-site every 150 fixes (30 s at 5 fixes/s), and the time
-   from publishing that fix to its alert on waste/alerts/# is measured (p50, p99, max).
+   of those trucks over MQTT (QoS 1); each truck dumps its load off-site every 150 fixes, and the time
+   from publishing that fix to its alert on waste/alerts/# is measured (p50, p99, max), with the
+   share of one core the service used meanwhile. Several rates (comma-separated) run one after
+   the other against the same service, to show where it saturates.
 --profile DIR writes a V8 CPU profile of the service (.cpuprofile).
-Defaults: N=10000, R=20, F=10000, A=2000, S=20.
+Defaults: N=10000, R=20, F=2500,5000,10000, A=2000, S=20.
 `;
 
 const { values } = parseArgs({
   options: {
     trucks: { type: 'string', default: '10000' },
     rounds: { type: 'string', default: '20' },
-    rate: { type: 'string', default: '10000' },
+    rate: { type: 'string', default: '2500,5000,10000' },
     active: { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '20' },
     'skip-latency': { type: 'boolean', default: false },
@@ -52,14 +54,29 @@ if (values.help) {
 }
 const TRUCKS = Number(values.trucks);
 const ROUNDS = Number(values.rounds);
-const RATE = Number(values.rate);
+const RATES = values.rate.split(',').map(Number);
+if (RATES.some((r) => !(r > 0))) {
+  process.stderr.write(`--rate must be one or more positive numbers, comma-separated; got ${values.rate}\n`);
+  process.exit(2);
+}
 const ACTIVE = Math.min(Number(values.active), TRUCKS);
+if (!values['skip-latency'] && ACTIVE * RATES.length > TRUCKS) {
+  process.stderr.write(`each rate drives its own ${ACTIVE} trucks: --active times the number of rates must be at most --trucks (${TRUCKS})\n`);
+  process.exit(2);
+}
 const SECONDS = Number(values.seconds);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const say = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : null);
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** CPU time (user + system) a process has used so far, in ms ([proc(5)] /proc/pid/stat fields 14 and 15, in clock ticks of 10 ms). */
+function cpuMs(pid: number | undefined): number {
+  if (!pid || !fs.existsSync(`/proc/${pid}/stat`)) return 0;
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 function peakRssMb(pid: number | undefined): number {
   if (!pid || !fs.existsSync(`/proc/${pid}/status`)) return 0;
@@ -139,6 +156,16 @@ async function latencyBench(dir: string, city: BenchCity) {
   }
 }
 
+interface RateResult {
+  rate: number;
+  published: number;
+  acknowledged: number;
+  achieved: number;
+  dumps: number;
+  latencies: number[];
+  serviceCpuPct: number;
+}
+
 async function measure(service: ChildProcess, url: string, watcherSecret: string, dir: string, city: BenchCity) {
   let watcher: MqttClient | null = null;
   for (let i = 0; i < 600 && !watcher; i++) {
@@ -146,7 +173,7 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
     if (!watcher) await sleep(100);
   }
   if (!watcher) throw new Error('the service did not come up within 60 s');
-  const latencies: number[] = [];
+  let latencies: number[] = [];
   const seen = new Set<string>();
   watcher.on('message', (_topic, payload) => {
     const alert = JSON.parse(payload.toString()) as { id: string; version: number; subject: { device_id?: string }; evidence: { ts: number }[] };
@@ -158,34 +185,54 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
   });
   await watcher.subscribeAsync('waste/alerts/#', { qos: 1 });
 
-  say(`publishing ${RATE} fixes/s for ${SECONDS} s from ${ACTIVE} trucks (each dumps its load off-site every 150 fixes)...`);
+  // Each rate drives trucks of its own, so no truck's state carries over from one rate to the next.
   // Each truck stands on its route, at a vertex outside every disposal site (where tipping is allowed).
   const db = new RegistryDb(path.join(dir, 'data', 'registry.db'));
   db.open();
   const registry = new RegistryIndex(db, new EntityStore(db)).current;
-  const trucks = Array.from({ length: ACTIVE }, (_, i) => {
-    const [lon, lat] = city.routes[i]!.slice(100).find((p) => registry.disposalSitesAt(p, 100).length === 0)!;
-    return { id: city.deviceOf(i), lon, lat };
-  });
+  const trucksOfRun = (run: number) =>
+    Array.from({ length: ACTIVE }, (_, k) => {
+      const i = run * ACTIVE + k;
+      const [lon, lat] = city.routes[i]!.slice(100).find((p) => registry.disposalSitesAt(p, 100).length === 0)!;
+      return { id: city.deviceOf(i), lon, lat };
+    });
+  const trucksFiles = await Promise.all(
+    RATES.map(async (_, run) => {
+      const file = path.join(dir, `trucks-${run}.json`);
+      await fsp.writeFile(file, JSON.stringify(trucksOfRun(run)));
+      return file;
+    }),
+  );
   db.close();
-  const trucksFile = path.join(dir, 'trucks.json');
-  await fsp.writeFile(trucksFile, JSON.stringify(trucks));
-  const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/rules/publisher.ts', '--url', url, '--trucks', trucksFile, '--secret', SECRET, '--rate', String(RATE), '--seconds', String(SECONDS)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-  let done: { published: number; acknowledged: number; dumps: number; elapsedS: number } | null = null;
-  readline.createInterface({ input: publisher.stdout }).on('line', (line) => {
-    const event = JSON.parse(line) as { event: string; published: number; acknowledged: number; dumps: number; elapsedS: number };
-    if (event.event === 'progress') say(`published ${event.published}, acknowledged ${event.acknowledged}, alerts ${latencies.length}`);
-    if (event.event === 'done') done = event;
-  });
-  await new Promise((resolve) => publisher.once('exit', resolve));
-  if (!done) throw new Error('the publisher failed');
-  const result: { published: number; acknowledged: number; dumps: number; elapsedS: number } = done;
-  const deadline = Date.now() + 10_000;
-  while (latencies.length < result.dumps && Date.now() < deadline) await sleep(100);
+  const results: RateResult[] = [];
+  for (const [run, rate] of RATES.entries()) {
+    const trucksFile = trucksFiles[run]!;
+    say(`publishing ${rate} fixes/s for ${SECONDS} s from ${ACTIVE} trucks (each dumps its load off-site every 150 fixes)...`);
+    latencies = [];
+    const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/rules/publisher.ts', '--url', url, '--trucks', trucksFile, '--secret', SECRET, '--rate', String(rate), '--seconds', String(SECONDS)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    let done: { published: number; acknowledged: number; dumps: number; elapsedS: number } | null = null;
+    let cpuAtStart = 0;
+    let cpuAtEnd = 0;
+    readline.createInterface({ input: publisher.stdout }).on('line', (line) => {
+      const event = JSON.parse(line) as { event: string; published: number; acknowledged: number; dumps: number; elapsedS: number };
+      if (event.event === 'connected') cpuAtStart = cpuMs(service.pid);
+      if (event.event === 'progress') say(`published ${event.published}, acknowledged ${event.acknowledged}, alerts ${latencies.length}`);
+      if (event.event === 'published') cpuAtEnd = cpuMs(service.pid);
+      if (event.event === 'done') done = event;
+    });
+    await new Promise((resolve) => publisher.once('exit', resolve));
+    if (!done) throw new Error('the publisher failed');
+    const result: { published: number; acknowledged: number; dumps: number; elapsedS: number } = done;
+    const deadline = Date.now() + 10_000;
+    while (latencies.length < result.dumps && Date.now() < deadline) await sleep(100);
+    latencies.sort((a, b) => a - b);
+    const serviceCpuPct = (100 * (cpuAtEnd - cpuAtStart)) / (result.elapsedS * 1000);
+    say(`latency: ${latencies.length}/${result.dumps} alerts; p50 ${round(percentile(latencies, 0.5) ?? NaN, 1)} ms, p99 ${round(percentile(latencies, 0.99) ?? NaN, 1)} ms at ${Math.round(result.published / result.elapsedS)} fixes/s; service CPU ${Math.round(serviceCpuPct)} % of one core`);
+    results.push({ rate, published: result.published, acknowledged: result.acknowledged, achieved: result.published / result.elapsedS, dumps: result.dumps, latencies, serviceCpuPct });
+  }
   const serviceRssMb = peakRssMb(service.pid);
   await watcher.endAsync();
-  latencies.sort((a, b) => a - b);
-  return { published: result.published, acknowledged: result.acknowledged, achieved: result.published / result.elapsedS, dumps: result.dumps, latencies, serviceRssMb };
+  return { results, serviceRssMb };
 }
 
 const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-rules-'));
@@ -195,9 +242,6 @@ try {
   const city = await writeBenchCity(registryFile, TRUCKS, say);
   const engine = engineBench(registryFile, city);
   const latency = values['skip-latency'] ? null : await latencyBench(dir, city);
-  if (latency) {
-    say(`latency: ${latency.latencies.length}/${latency.dumps} alerts; p50 ${round(percentile(latency.latencies, 0.5) ?? NaN, 1)} ms, p99 ${round(percentile(latency.latencies, 0.99) ?? NaN, 1)} ms at ${Math.round(latency.achieved)} fixes/s`);
-  }
   const summary = {
     trucks: TRUCKS,
     permits: TRUCKS,
@@ -207,19 +251,20 @@ try {
     engine_us_per_fix: round(engine.usPerFix),
     route_check_us: round(engine.routeCheckUs, 3),
     engine_false_findings: engine.findings,
-    latency: latency && {
-      target_fixes_per_s: RATE,
-      achieved_fixes_per_s: Math.round(latency.achieved),
-      active_trucks: ACTIVE,
-      published: latency.published,
-      acknowledged: latency.acknowledged,
-      dumps: latency.dumps,
-      alerts: latency.latencies.length,
-      p50_ms: round(percentile(latency.latencies, 0.5) ?? NaN, 1),
-      p99_ms: round(percentile(latency.latencies, 0.99) ?? NaN, 1),
-      max_ms: round(latency.latencies.at(-1) ?? NaN, 1),
-      service_peak_rss_mb: Math.round(latency.serviceRssMb),
-    },
+    active_trucks: ACTIVE,
+    latency: latency?.results.map((r) => ({
+      target_fixes_per_s: r.rate,
+      achieved_fixes_per_s: Math.round(r.achieved),
+      published: r.published,
+      acknowledged: r.acknowledged,
+      dumps: r.dumps,
+      alerts: r.latencies.length,
+      p50_ms: round(percentile(r.latencies, 0.5) ?? NaN, 1),
+      p99_ms: round(percentile(r.latencies, 0.99) ?? NaN, 1),
+      max_ms: round(r.latencies.at(-1) ?? NaN, 1),
+      service_cpu_pct: Math.round(r.serviceCpuPct),
+    })) ?? null,
+    service_peak_rss_mb: latency ? Math.round(latency.serviceRssMb) : null,
     bench_peak_rss_mb: Math.round(peakRssMb(process.pid)),
   };
   process.stdout.write(JSON.stringify(summary) + '\n');
