@@ -17,6 +17,7 @@ import { connectDevice, eventually, provision, sleep, startTestService, tempDir,
 
 const run = promisify(execFile);
 const MINUTE = 60_000;
+const STATS_INTERVAL_MS = 1000;
 
 interface PanelQuery {
   dashboard: string;
@@ -65,13 +66,14 @@ const durationMs = (text: string) => {
  * for a panel about 1,000 px wide (never below the panel's own minimum), and each variable as given
  * (All is the variables' allValue, .*).
  */
+const rangeMs = (q: PanelQuery) => (q.range === 'now/d' ? durationMs('1d') : durationMs(q.range.replace(/^now-/, '')));
+const intervalMs = (q: PanelQuery) => Math.max(Math.round(rangeMs(q) / 1000 / 1000) * 1000, q.minInterval ? durationMs(q.minInterval) : 1000, 1000);
+
 function expand(q: PanelQuery, variables: Record<string, string>): string {
-  const rangeMs = q.range === 'now/d' ? durationMs('1d') : durationMs(q.range.replace(/^now-/, ''));
-  const intervalMs = Math.max(Math.round(rangeMs / 1000 / 1000) * 1000, q.minInterval ? durationMs(q.minInterval) : 1000, 1000);
   let text = q.query
-    .replaceAll('$timeFilter', `time > now() - ${rangeMs}ms`)
-    .replaceAll('$__interval_ms', String(intervalMs))
-    .replaceAll('$__interval', `${intervalMs}ms`);
+    .replaceAll('$timeFilter', `time > now() - ${rangeMs(q)}ms`)
+    .replaceAll('$__interval_ms', String(intervalMs(q)))
+    .replaceAll('$__interval', `${intervalMs(q)}ms`);
   for (const [name, value] of Object.entries(variables)) text = text.replaceAll(`$${name}`, value);
   return text;
 }
@@ -122,8 +124,9 @@ describe('every query against InfluxDB after a simulator run', () => {
 
   beforeAll(async () => {
     influxd = await startTestInfluxd();
+    const startedAt = Date.now();
     svc = await startTestService(
-      await testConfig(influxd.url, { 'api.port': await freePort(), 'api.host': '127.0.0.1', 'ingest.statsIntervalMs': 1000, 'snapshots.intervalS': 2, 'snapshots.binIntervalS': 2 }),
+      await testConfig(influxd.url, { 'api.port': await freePort(), 'api.host': '127.0.0.1', 'ingest.statsIntervalMs': STATS_INTERVAL_MS, 'snapshots.intervalS': 2, 'snapshots.binIntervalS': 2 }),
     );
     const api = `http://127.0.0.1:${svc.ports.apiPort}`;
     const { token } = svc.service.tokens.create({ name: 'test', role: 'admin' });
@@ -180,6 +183,11 @@ describe('every query against InfluxDB after a simulator run', () => {
     // Offline is judged every second; snapshots every 2 s; then everything has to reach InfluxDB.
     await eventually(async () => svc.service.alerts.store.ongoing(['device_offline']), (m) => m.has('bin-dash-1'));
     await sleep(5000);
+    // A derivative needs the service's counters in two of its time buckets (aligned to the epoch):
+    // on a fast machine the whole run can fit in one, so wait for a stats point past the boundary.
+    const bucketMs = Math.max(...dashboards.flatMap(panelQueries).filter((q) => q.query.includes('derivative(')).map(intervalMs));
+    const boundary = Math.ceil((startedAt + STATS_INTERVAL_MS) / bucketMs) * bucketMs;
+    await sleep(boundary + 2 * STATS_INTERVAL_MS - Date.now());
     expect(await svc.service.shipper.drained(30_000)).toBe(true);
   }, 300_000);
 
