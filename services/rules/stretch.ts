@@ -1,16 +1,18 @@
 // A stretch: consecutive fixes of one truck during which a rule's condition holds (outside the
 // corridor, over the limit, cover open while loaded...). Most truck rules are a condition plus a
 // grace period, so they share this bookkeeping:
-//   - a stretch begins halfway between the last fix without the condition and the first with it
-//     (the best estimate between two reports), and needs `minFixes` fixes, so one stray fix never
-//     raises anything;
+//   - a stretch begins between the last fix without the condition and the first with it: halfway
+//     (the best estimate between two reports), or where `heldShare` puts it when the fixes tell
+//     more; it needs `minFixes` fixes (two unless the rule's share makes one stray fix harmless),
+//     so one stray fix never raises anything;
 //   - it is raised once it has lasted `graceMs` (or covered `graceM` metres);
 //   - a raised stretch ends after `endAfterFixes` consecutive fixes without the condition, at its
 //     last fix with it; a gap in the fixes longer than `maxGapS` ends it too;
 //   - at the first fix without the condition, an unraised stretch is taken to have ended halfway
-//     to it; it is raised (and ended) if that makes it long enough, and dropped otherwise.
+//     to it (or where `heldShare` says); it is raised (and ended) if that makes it long enough,
+//     and dropped otherwise.
 import { distanceM, type LonLat } from './geo.ts';
-import { EVIDENCE_HEAD, fixEvidence, type Evidence, type FixContext, type Finding } from './types.ts';
+import { EVIDENCE_HEAD, fixEvidence, type Evidence, type FixContext, type Finding, type TruckFix } from './types.ts';
 
 export interface Stretch {
   start: number;
@@ -37,6 +39,11 @@ export interface StretchOptions {
   graceM?: number;
   minFixes?: number;
   severity: Finding['severity'];
+  /**
+   * The share (0–1) of the time between a fix without the condition and the next or previous one
+   * with it during which the condition held; one half when not given.
+   */
+  heldShare?: (clear: TruckFix, holding: TruckFix) => number;
 }
 
 export interface StepResult {
@@ -71,7 +78,7 @@ export function step(
   if (!holds) {
     // The violation went on somewhere between its last fix and this one: route it there too.
     if (s && s.raised && s.clearFixes === 0 && addJurisdictions(ctx, s, position)) emit(ctx, s, options, null);
-    if (s && !s.raised && ts - s.last <= maxGapMs && long(s, options, s.last + (ts - s.last) / 2)) {
+    if (s && !s.raised && ts - s.last <= maxGapMs && long(s, options, s.last + (ts - s.last) * share(ctx, options, s.last, 'ending'))) {
       s.raised = true;
       addJurisdictions(ctx, s, position);
       finish(ctx, s, options);
@@ -84,7 +91,7 @@ export function step(
   }
   let from: LonLat | null = null;
   if (!s) {
-    const lead = previousTs !== null && previousTs < ts && ts - previousTs <= maxGapMs ? (ts - previousTs) / 2 : 0;
+    const lead = previousTs !== null && previousTs < ts && ts - previousTs <= maxGapMs ? (ts - previousTs) * share(ctx, options, previousTs, 'starting') : 0;
     s = state.stretch = {
       start: Math.round(ts - lead),
       last: ts,
@@ -124,6 +131,13 @@ export function step(
     emit(ctx, s, options, null);
   }
   return { stretch: s, raised: false, from };
+}
+
+/** The share of the time since the fix at `previousTs` (the truck's previous fix) in the stretch. */
+function share(ctx: FixContext, options: StretchOptions, previousTs: number, at: 'starting' | 'ending'): number {
+  const previous = ctx.previous;
+  if (!options.heldShare || previous?.ts !== previousTs) return 0.5;
+  return at === 'starting' ? options.heldShare(previous, ctx.fix) : options.heldShare(ctx.fix, previous);
 }
 
 /** Enough fixes, and lasting the grace period (up to `end`) or covering the grace distance. */

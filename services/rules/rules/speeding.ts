@@ -1,7 +1,23 @@
 // Speeding: GPS speed over the limit of the zone the truck is in (or the general limit) for the
 // configured time.
+//
+// Trucks report every 10–30 s, so a burst of speed long enough to count may hold one fix only.
+// How long it lasted is read from the distance driven either side of that fix: between a fix at
+// the normal speed and one over the limit, the average speed (distance over time) tells what share
+// of the interval was driven at the higher speed. One stray speed reading is not corroborated by
+// the distance (and a position jump is an outlier the engine drops), so one fix may be enough.
+import { distanceM } from '../geo.ts';
 import { newStretchState, step, type StretchState } from '../stretch.ts';
-import type { FixRule } from '../types.ts';
+import type { FixRule, TruckFix } from '../types.ts';
+
+/** Share of the time between the two fixes driven at the fast fix's speed, taking two constant speeds. */
+function overLimitShare(clear: TruckFix, fast: TruckFix): number {
+  const seconds = Math.abs(fast.ts - clear.ts) / 1000;
+  const difference = fast.speed_kmh - clear.speed_kmh;
+  if (seconds === 0 || difference <= 0) return 0.5;
+  const averageKmh = (distanceM([clear.lon, clear.lat], [fast.lon, fast.lat]) / seconds) * 3.6;
+  return Math.min(1, Math.max(0, (averageKmh - clear.speed_kmh) / difference));
+}
 
 export const speeding: FixRule<StretchState> = {
   type: 'speeding',
@@ -11,6 +27,12 @@ export const speeding: FixRule<StretchState> = {
     const limit = ctx.speedLimitAt(ctx.position);
     const holds = ctx.fix.speed_kmh > limit;
     const previousMax = (state.stretch?.detail.max_speed_kmh as number | undefined) ?? 0;
-    step(ctx, state, holds, { graceMs: ctx.config.speedingMinS * 1000, severity: 'warning' }, holds ? { detail: { limit_kmh: limit, max_speed_kmh: Math.max(previousMax, ctx.fix.speed_kmh) } } : {});
+    step(
+      ctx,
+      state,
+      holds,
+      { graceMs: ctx.config.speedingMinS * 1000, minFixes: 1, heldShare: overLimitShare, severity: 'warning' },
+      holds ? { detail: { limit_kmh: limit, max_speed_kmh: Math.max(previousMax, ctx.fix.speed_kmh) } } : {},
+    );
   },
 };

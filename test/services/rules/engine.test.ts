@@ -5,7 +5,7 @@ import seedrandom from 'seedrandom';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FixRule, TruckFix } from '../../../services/rules/types.ts';
 import { noPermit } from '../../../services/rules/rules/no-permit.ts';
-import { AFTERNOON, DEVICES, DUMP_LON, NIGHT, SITE_LON, deviationTrip, stand, ticket, track } from '../../helpers/rules-world.ts';
+import { AFTERNOON, DEVICES, DUMP_LON, LAT, M_PER_LON, NIGHT, SITE_LON, deviationTrip, stand, ticket, track } from '../../helpers/rules-world.ts';
 import { essence, rulesHarness } from './harness.ts';
 
 type Harness = Awaited<ReturnType<typeof rulesHarness>>;
@@ -14,6 +14,22 @@ afterEach(() => h?.close());
 
 const MID = (SITE_LON + DUMP_LON) / 2;
 const detour = () => deviationTrip(DEVICES.gps1, NIGHT);
+/** Fixes every intervalS s of a truck driving east along the route at each phase's speed ([seconds, km/h]) in turn. */
+function profile(t0: number, phases: [seconds: number, kmh: number][], intervalS: number): TruckFix[] {
+  const speedAt = (s: number) => {
+    let end = 0;
+    for (const [seconds, kmh] of phases) if (s < (end += seconds)) return kmh;
+    return phases.at(-1)![1];
+  };
+  const total = phases.reduce((sum, [seconds]) => sum + seconds, 0);
+  const fixes: TruckFix[] = [];
+  let metres = 0;
+  for (let s = 0; s <= total; s++) {
+    if (s % intervalS === 0) fixes.push({ kind: 'truck', deviceId: DEVICES.gps1, ts: t0 + s * 1000, lon: SITE_LON + metres / M_PER_LON, lat: LAT, speed_kmh: speedAt(s), heading: 90, ignition: true, cover_closed: true });
+    metres += speedAt(s) / 3.6;
+  }
+  return fixes;
+}
 const cleanTrip = (t0 = NIGHT) => track(DEVICES.gps1, t0, [{ fromLon: SITE_LON, toLon: DUMP_LON, speedKmh: 36 }]);
 
 describe('route deviation', () => {
@@ -188,25 +204,20 @@ describe('illegal dump, uncovered transport, speeding', () => {
     expect(h.list()).toEqual([]);
   });
 
-  it('raises speeding seen on two fixes 18 s apart, taking it to have lasted halfway to the fixes either side', async () => {
+  it('raises speeding seen on one fix, taking its length from the distance driven either side; not a shorter burst', async () => {
     h = await rulesHarness();
-    const fixes = track(
-      DEVICES.gps1,
-      NIGHT,
-      [
-        { fromLon: SITE_LON, toLon: 120.57, speedKmh: 36 },
-        { fromLon: 120.57, toLon: 120.579, speedKmh: 75 },
-        { fromLon: 120.579, toLon: DUMP_LON, speedKmh: 36 },
-      ],
-      18,
-    );
-    const fast = fixes.filter((f) => f.speed_kmh > 60);
-    expect(fast).toHaveLength(2);
-    h.feed(fixes);
+    // 36 km/h, a burst at 72 km/h from 45 s for 33 s (or 25 s), then 36 km/h again; a fix every 20 s,
+    // so the only fix in either burst is the one at 60 s.
+    const seen = profile(NIGHT, [[45, 36], [33, 72], [60, 36]], 20);
+    expect(seen.filter((f) => f.speed_kmh > 60).map((f) => f.ts - NIGHT)).toEqual([60_000]);
+    h.feed(seen);
     const alerts = h.list();
     expect(alerts.map((a) => a.type)).toEqual(['speeding']);
-    expect(alerts[0]!.started_at).toBe(new Date(fast[0]!.ts - 9_000).toISOString());
-    expect(alerts[0]!.ended_at).toBe(new Date(fast[1]!.ts).toISOString());
+    expect(Date.parse(alerts[0]!.started_at) - NIGHT).toBeCloseTo(45_000, -3);
+    expect(alerts[0]!.detail).toMatchObject({ limit_kmh: 60, max_speed_kmh: 72, fixes: 1 });
+
+    h.feed(profile(NIGHT + 3_600_000, [[45, 36], [25, 72], [60, 36]], 20));
+    expect(h.list()).toHaveLength(1);
   });
 
   it('raises speeding over the limit for longer than 30 s, not for one fast fix', async () => {
