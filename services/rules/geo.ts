@@ -95,6 +95,35 @@ export class Route {
     return Math.sqrt(best);
   }
 
+  /**
+   * How far along the route (metres from its start) the point nearest to p lies. A plain scan of
+   * every segment: rules ask it only where a stretch begins or ends, not on every fix.
+   */
+  alongM(p: LonLat): number {
+    const px = p[0] * this.kx;
+    const py = p[1] * this.ky;
+    const { xy } = this;
+    let best = Infinity;
+    let bestAlong = 0;
+    let start = 0;
+    for (let v = 0; v < xy.length / 2 - 1; v++) {
+      const ax = xy[2 * v]!;
+      const ay = xy[2 * v + 1]!;
+      const sx = xy[2 * v + 2]! - ax;
+      const sy = xy[2 * v + 3]! - ay;
+      const length = sx * sx + sy * sy;
+      const t = length === 0 ? 0 : Math.max(0, Math.min(1, ((px - ax) * sx + (py - ay) * sy) / length));
+      const dx = px - (ax + t * sx);
+      const dy = py - (ay + t * sy);
+      if (dx * dx + dy * dy < best) {
+        best = dx * dx + dy * dy;
+        bestAlong = start + t * Math.sqrt(length);
+      }
+      start += Math.sqrt(length);
+    }
+    return bestAlong;
+  }
+
   /** Squared distance from (px, py) to the nearest segment of a chunk. */
   private chunkDistanceSq(chunk: number, px: number, py: number): number {
     const { xy } = this;

@@ -43,7 +43,7 @@ export interface StretchOptions {
    * The share (0–1) of the time between a fix without the condition and the next or previous one
    * with it during which the condition held; one half when not given.
    */
-  heldShare?: (clear: TruckFix, holding: TruckFix) => number;
+  heldShare?: (ctx: FixContext, clear: TruckFix, holding: TruckFix) => number;
 }
 
 export interface StepResult {
@@ -137,7 +137,7 @@ export function step(
 function share(ctx: FixContext, options: StretchOptions, previousTs: number, at: 'starting' | 'ending'): number {
   const previous = ctx.previous;
   if (!options.heldShare || previous?.ts !== previousTs) return 0.5;
-  return at === 'starting' ? options.heldShare(previous, ctx.fix) : options.heldShare(ctx.fix, previous);
+  return at === 'starting' ? options.heldShare(ctx, previous, ctx.fix) : options.heldShare(ctx, ctx.fix, previous);
 }
 
 /** Enough fixes, and lasting the grace period (up to `end`) or covering the grace distance. */

@@ -26,6 +26,8 @@ const box = (west: number, east: number) => ({ type: 'Polygon', coordinates: [[[
 
 export interface WorldOptions {
   validTo?: string;
+  /** P1's route; a straight line from SITE-A to DUMP-B when not given. */
+  route?: [number, number][];
   windows?: { from: string; to: string }[];
 }
 
@@ -44,7 +46,7 @@ export function writeWorld(entities: EntityStore, options: WorldOptions = {}): v
     site_id: 'SITE-A',
     disposal_site_id: 'DUMP-B',
     truck_ids: ['T1'],
-    route: { type: 'LineString', coordinates: [[SITE_LON, LAT], [DUMP_LON, LAT]] },
+    route: { type: 'LineString', coordinates: options.route ?? [[SITE_LON, LAT], [DUMP_LON, LAT]] },
     corridor_m: 50,
     valid_from: '2026-01-01',
     valid_to: options.validTo ?? '2026-12-31',

@@ -6,16 +6,35 @@
 // the normal speed and one over the limit, the average speed (distance over time) tells what share
 // of the interval was driven at the higher speed. One stray speed reading is not corroborated by
 // the distance (and a position jump is an outlier the engine drops), so one fix may be enough.
-import { distanceM } from '../geo.ts';
+import { distanceM, type LonLat } from '../geo.ts';
 import { newStretchState, step, type StretchState } from '../stretch.ts';
-import type { FixRule, TruckFix } from '../types.ts';
+import type { FixContext, FixRule, TruckFix } from '../types.ts';
+
+/**
+ * Metres driven between two fixes: along the permit's route when both lie in its corridor (a
+ * straight line cuts the corners of a city route), else in a straight line. A route that passes
+ * near itself could put the two fixes far apart along it, so the road distance is taken only when
+ * the faster of the two speeds could have covered it.
+ */
+function drivenM(ctx: FixContext, a: TruckFix, b: TruckFix): number {
+  const pa: LonLat = [a.lon, a.lat];
+  const pb: LonLat = [b.lon, b.lat];
+  const straight = distanceM(pa, pb);
+  const reachable = (Math.max(a.speed_kmh, b.speed_kmh) / 3.6) * (Math.abs(b.ts - a.ts) / 1000);
+  for (const { route, corridorM } of ctx.permits) {
+    if (route.distanceTo(pa) > corridorM || route.distanceTo(pb) > corridorM) continue;
+    const road = Math.abs(route.alongM(pb) - route.alongM(pa));
+    if (road > straight && road <= reachable) return road;
+  }
+  return straight;
+}
 
 /** Share of the time between the two fixes driven at the fast fix's speed, taking two constant speeds. */
-function overLimitShare(clear: TruckFix, fast: TruckFix): number {
+function overLimitShare(ctx: FixContext, clear: TruckFix, fast: TruckFix): number {
   const seconds = Math.abs(fast.ts - clear.ts) / 1000;
   const difference = fast.speed_kmh - clear.speed_kmh;
   if (seconds === 0 || difference <= 0) return 0.5;
-  const averageKmh = (distanceM([clear.lon, clear.lat], [fast.lon, fast.lat]) / seconds) * 3.6;
+  const averageKmh = (drivenM(ctx, clear, fast) / seconds) * 3.6;
   return Math.min(1, Math.max(0, (averageKmh - clear.speed_kmh) / difference));
 }
 

@@ -5,7 +5,7 @@ import seedrandom from 'seedrandom';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FixRule, TruckFix } from '../../../services/rules/types.ts';
 import { noPermit } from '../../../services/rules/rules/no-permit.ts';
-import { AFTERNOON, DEVICES, DUMP_LON, LAT, M_PER_LON, NIGHT, SITE_LON, deviationTrip, stand, ticket, track } from '../../helpers/rules-world.ts';
+import { AFTERNOON, DEVICES, DUMP_LON, LAT, M_PER_LAT, M_PER_LON, NIGHT, SITE_LON, deviationTrip, stand, ticket, track } from '../../helpers/rules-world.ts';
 import { essence, rulesHarness } from './harness.ts';
 
 type Harness = Awaited<ReturnType<typeof rulesHarness>>;
@@ -14,8 +14,10 @@ afterEach(() => h?.close());
 
 const MID = (SITE_LON + DUMP_LON) / 2;
 const detour = () => deviationTrip(DEVICES.gps1, NIGHT);
-/** Fixes every intervalS s of a truck driving east along the route at each phase's speed ([seconds, km/h]) in turn. */
-function profile(t0: number, phases: [seconds: number, kmh: number][], intervalS: number): TruckFix[] {
+const east = (metres: number): [number, number] => [SITE_LON + metres / M_PER_LON, LAT];
+
+/** Fixes every intervalS s of a truck driving along a path (east by default) at each phase's speed ([seconds, km/h]) in turn. */
+function profile(t0: number, phases: [seconds: number, kmh: number][], intervalS: number, path = east): TruckFix[] {
   const speedAt = (s: number) => {
     let end = 0;
     for (const [seconds, kmh] of phases) if (s < (end += seconds)) return kmh;
@@ -25,7 +27,7 @@ function profile(t0: number, phases: [seconds: number, kmh: number][], intervalS
   const fixes: TruckFix[] = [];
   let metres = 0;
   for (let s = 0; s <= total; s++) {
-    if (s % intervalS === 0) fixes.push({ kind: 'truck', deviceId: DEVICES.gps1, ts: t0 + s * 1000, lon: SITE_LON + metres / M_PER_LON, lat: LAT, speed_kmh: speedAt(s), heading: 90, ignition: true, cover_closed: true });
+    if (s % intervalS === 0) fixes.push({ kind: 'truck', deviceId: DEVICES.gps1, ts: t0 + s * 1000, lon: path(metres)[0], lat: path(metres)[1], speed_kmh: speedAt(s), heading: 90, ignition: true, cover_closed: true });
     metres += speedAt(s) / 3.6;
   }
   return fixes;
@@ -218,6 +220,17 @@ describe('illegal dump, uncovered transport, speeding', () => {
 
     h.feed(profile(NIGHT + 3_600_000, [[45, 36], [25, 72], [60, 36]], 20));
     expect(h.list()).toHaveLength(1);
+  });
+
+  it('measures the distance driven around a corner of the route, not across it', async () => {
+    // 600 m east, then north: the same 33 s burst, whose fix comes 150 m after the corner.
+    const corner = SITE_LON + 600 / M_PER_LON;
+    h = await rulesHarness({ world: { route: [[SITE_LON, LAT], [corner, LAT], [corner, LAT + 0.02]] } });
+    const path = (metres: number): [number, number] => (metres <= 600 ? east(metres) : [corner, LAT + (metres - 600) / M_PER_LAT]);
+    h.feed(profile(NIGHT, [[45, 36], [33, 72], [60, 36]], 20, path));
+    const alerts = h.list();
+    expect(alerts.map((a) => a.type)).toEqual(['speeding']);
+    expect(Date.parse(alerts[0]!.started_at) - NIGHT).toBeCloseTo(45_000, -3);
   });
 
   it('raises speeding over the limit for longer than 30 s, not for one fast fix', async () => {

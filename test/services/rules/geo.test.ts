@@ -1,5 +1,5 @@
-// The route distance the corridor check uses, against cheap-ruler's own pointOnLine over every
-// segment: the chunked search must find the same nearest point, wherever the fix is.
+// The route distance the corridor check uses and the distance along the route, against cheap-ruler's
+// own pointOnLine over every segment: the same nearest point, wherever the fix is.
 import CheapRuler from 'cheap-ruler';
 import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
@@ -9,8 +9,14 @@ function bruteForce(ruler: CheapRuler, line: LonLat[], p: LonLat): number {
   return line.length === 1 ? ruler.distance(p, line[0]!) : ruler.distance(p, ruler.pointOnLine(line, p).point);
 }
 
+function alongBruteForce(ruler: CheapRuler, line: LonLat[], p: LonLat): number {
+  if (line.length === 1) return 0;
+  const { point, index } = ruler.pointOnLine(line, p);
+  return ruler.lineDistance(line.slice(0, index + 1)) + ruler.distance(line[index]!, point);
+}
+
 describe('route distance', () => {
-  it('equals the distance to the nearest point over every segment, for winding routes of any length', () => {
+  it('equals the distance to the nearest point over every segment, and how far along the route it lies, for winding routes of any length', () => {
     const random = seedrandom('routes');
     let checked = 0;
     for (let r = 0; r < 200; r++) {
@@ -31,6 +37,7 @@ describe('route distance', () => {
         const spread = random() < 0.5 ? 0.0005 : 0.05;
         const p: LonLat = [near[0] + (random() - 0.5) * spread, near[1] + (random() - 0.5) * spread];
         expect(route.distanceTo(p)).toBeCloseTo(bruteForce(ruler, line, p), 6);
+        expect(route.alongM(p)).toBeCloseTo(alongBruteForce(ruler, line, p), 3);
         checked++;
       }
     }
