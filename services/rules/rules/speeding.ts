@@ -29,13 +29,19 @@ function drivenM(ctx: FixContext, a: TruckFix, b: TruckFix): number {
   return straight;
 }
 
-/** Share of the time between the two fixes driven at the fast fix's speed, taking two constant speeds. */
+/**
+ * Share of the time between the two fixes driven at the fast fix's speed, taking the rest to be
+ * driven at the other fix's speed. A truck standing at the other fix drove off (or came to a stop)
+ * at some speed between 0 and the limit that no fix shows; taking the limit there credits the
+ * burst with only the time the distance proves, since 0 would credit it with the whole drive.
+ */
 function overLimitShare(ctx: FixContext, clear: TruckFix, fast: TruckFix): number {
   const seconds = Math.abs(fast.ts - clear.ts) / 1000;
-  const difference = fast.speed_kmh - clear.speed_kmh;
+  const otherKmh = clear.speed_kmh > ctx.config.movingKmh ? clear.speed_kmh : ctx.speedLimitAt([fast.lon, fast.lat]);
+  const difference = fast.speed_kmh - otherKmh;
   if (seconds === 0 || difference <= 0) return 0.5;
   const averageKmh = (drivenM(ctx, clear, fast) / seconds) * 3.6;
-  return Math.min(1, Math.max(0, (averageKmh - clear.speed_kmh) / difference));
+  return Math.min(1, Math.max(0, (averageKmh - otherKmh) / difference));
 }
 
 export const speeding: FixRule<StretchState> = {

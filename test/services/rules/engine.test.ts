@@ -222,6 +222,14 @@ describe('illegal dump, uncovered transport, speeding', () => {
     expect(h.list()).toHaveLength(1);
   });
 
+  it('credits a burst next to a stop only with the time the distance proves', async () => {
+    h = await rulesHarness();
+    // Standing at the first fix, then 13 s at 36 km/h and 28 s at 72 km/h: taking the truck to have
+    // driven at the standing fix's 0 km/h would stretch the burst to about 34 s.
+    h.feed(profile(NIGHT, [[12, 0], [13, 36], [28, 72], [60, 36]], 30));
+    expect(h.list()).toEqual([]);
+  });
+
   it('measures the distance driven around a corner of the route, not across it', async () => {
     // 600 m east, then north: the same 33 s burst, whose fix comes 150 m after the corner.
     const corner = SITE_LON + 600 / M_PER_LON;
