@@ -3,7 +3,7 @@
 // grace period, so they share this bookkeeping:
 //   - a stretch begins between the last fix without the condition and the first with it: halfway
 //     (the best estimate between two reports), or where `heldShare` puts it when the fixes tell
-//     more; it needs `minFixes` fixes (two unless the rule's share makes one stray fix harmless),
+//     more (judged again at the fix after the stretch); it needs `minFixes` fixes (two unless the rule's share makes one stray fix harmless),
 //     so one stray fix never raises anything;
 //   - it is raised once it has lasted `graceMs` (or covered `graceM` metres);
 //   - a raised stretch ends after `endAfterFixes` consecutive fixes without the condition, at its
@@ -27,6 +27,8 @@ export interface Stretch {
   location: LonLat;
   permit: Finding['permit'];
   detail: Record<string, unknown>;
+  /** The fixes either side of where it began, for rules with `heldShare`: judged again at its end. */
+  began: { clear: TruckFix; first: TruckFix } | null;
 }
 
 export interface StretchState {
@@ -41,9 +43,10 @@ export interface StretchOptions {
   severity: Finding['severity'];
   /**
    * The share (0–1) of the time between a fix without the condition and the next or previous one
-   * with it during which the condition held; one half when not given.
+   * with it during which the condition held; one half when not given. `across` is the fix without
+   * it on the stretch's other side, once known.
    */
-  heldShare?: (ctx: FixContext, clear: TruckFix, holding: TruckFix) => number;
+  heldShare?: (ctx: FixContext, clear: TruckFix, holding: TruckFix, across: TruckFix | null) => number;
 }
 
 export interface StepResult {
@@ -78,7 +81,12 @@ export function step(
   if (!holds) {
     // The violation went on somewhere between its last fix and this one: route it there too.
     if (s && s.raised && s.clearFixes === 0 && addJurisdictions(ctx, s, position)) emit(ctx, s, options, null);
-    if (s && !s.raised && ts - s.last <= maxGapMs && long(s, options, s.last + (ts - s.last) * share(ctx, options, s.last, 'ending'))) {
+    if (s && !s.raised && s.began && options.heldShare) {
+      // Where it began, judged again now that the fix after it is known too.
+      const { clear, first } = s.began;
+      s.start = Math.round(first.ts - (first.ts - clear.ts) * options.heldShare(ctx, clear, first, fix));
+    }
+    if (s && !s.raised && ts - s.last <= maxGapMs && long(s, options, s.last + (ts - s.last) * share(ctx, options, s.last, 'ending', s.began?.clear ?? null))) {
       s.raised = true;
       addJurisdictions(ctx, s, position);
       finish(ctx, s, options);
@@ -91,7 +99,8 @@ export function step(
   }
   let from: LonLat | null = null;
   if (!s) {
-    const lead = previousTs !== null && previousTs < ts && ts - previousTs <= maxGapMs ? (ts - previousTs) * share(ctx, options, previousTs, 'starting') : 0;
+    const joined = previousTs !== null && previousTs < ts && ts - previousTs <= maxGapMs;
+    const lead = joined ? (ts - previousTs) * share(ctx, options, previousTs, 'starting', null) : 0;
     s = state.stretch = {
       start: Math.round(ts - lead),
       last: ts,
@@ -105,6 +114,7 @@ export function step(
       location: position,
       permit: extra.permit ?? null,
       detail: extra.detail ?? {},
+      began: joined && options.heldShare && ctx.previous?.ts === previousTs ? { clear: ctx.previous, first: fix } : null,
     };
     // ... and between the fix before it and its first one.
     if (lead > 0 && ctx.previous) addJurisdictions(ctx, s, [ctx.previous.lon, ctx.previous.lat]);
@@ -134,10 +144,10 @@ export function step(
 }
 
 /** The share of the time since the fix at `previousTs` (the truck's previous fix) in the stretch. */
-function share(ctx: FixContext, options: StretchOptions, previousTs: number, at: 'starting' | 'ending'): number {
+function share(ctx: FixContext, options: StretchOptions, previousTs: number, at: 'starting' | 'ending', across: TruckFix | null): number {
   const previous = ctx.previous;
   if (!options.heldShare || previous?.ts !== previousTs) return 0.5;
-  return at === 'starting' ? options.heldShare(ctx, previous, ctx.fix) : options.heldShare(ctx, ctx.fix, previous);
+  return at === 'starting' ? options.heldShare(ctx, previous, ctx.fix, null) : options.heldShare(ctx, ctx.fix, previous, across);
 }
 
 /** Enough fixes, and lasting the grace period (up to `end`) or covering the grace distance. */

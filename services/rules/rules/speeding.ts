@@ -32,12 +32,14 @@ function drivenM(ctx: FixContext, a: TruckFix, b: TruckFix): number {
 /**
  * Share of the time between the two fixes driven at the fast fix's speed, taking the rest to be
  * driven at the other fix's speed. A truck standing at the other fix drove off (or came to a stop)
- * at some speed between 0 and the limit that no fix shows; taking the limit there credits the
- * burst with only the time the distance proves, since 0 would credit it with the whole drive.
+ * at a speed no fix shows: the fix on the burst's far side tells it when it is moving; otherwise the
+ * limit is taken, which credits the burst with only the time the distance proves (0 km/h would
+ * credit it with the whole drive).
  */
-function overLimitShare(ctx: FixContext, clear: TruckFix, fast: TruckFix): number {
+function overLimitShare(ctx: FixContext, clear: TruckFix, fast: TruckFix, across: TruckFix | null): number {
+  const moving = (f: TruckFix | null): f is TruckFix => f !== null && f.speed_kmh > ctx.config.movingKmh;
+  const otherKmh = moving(clear) ? clear.speed_kmh : moving(across) ? across.speed_kmh : ctx.speedLimitAt([fast.lon, fast.lat]);
   const seconds = Math.abs(fast.ts - clear.ts) / 1000;
-  const otherKmh = clear.speed_kmh > ctx.config.movingKmh ? clear.speed_kmh : ctx.speedLimitAt([fast.lon, fast.lat]);
   const difference = fast.speed_kmh - otherKmh;
   if (seconds === 0 || difference <= 0) return 0.5;
   const averageKmh = (drivenM(ctx, clear, fast) / seconds) * 3.6;

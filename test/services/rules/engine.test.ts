@@ -222,12 +222,15 @@ describe('illegal dump, uncovered transport, speeding', () => {
     expect(h.list()).toHaveLength(1);
   });
 
-  it('credits a burst next to a stop only with the time the distance proves', async () => {
+  it('judges a burst next to a stop by the speed driven on its other side', async () => {
     h = await rulesHarness();
     // Standing at the first fix, then 13 s at 36 km/h and 28 s at 72 km/h: taking the truck to have
-    // driven at the standing fix's 0 km/h would stretch the burst to about 34 s.
+    // driven off at the standing fix's 0 km/h would stretch the burst to about 34 s.
     h.feed(profile(NIGHT, [[12, 0], [13, 36], [28, 72], [60, 36]], 30));
     expect(h.list()).toEqual([]);
+    // Driving off at 36 km/h (the speed after the burst) into a 37 s burst, seen on one fix.
+    h.feed(profile(NIGHT + 3_600_000, [[5, 0], [3, 36], [37, 72], [60, 36]], 30));
+    expect(h.list().map((a) => a.type)).toEqual(['speeding']);
   });
 
   it('measures the distance driven around a corner of the route, not across it', async () => {
