@@ -3,8 +3,8 @@
 // grace period, so they share this bookkeeping:
 //   - a stretch begins between the last fix without the condition and the first with it: halfway
 //     (the best estimate between two reports), or where `heldShare` puts it when the fixes tell
-//     more (judged again at the fix after the stretch); it needs `minFixes` fixes (two unless the rule's share makes one stray fix harmless),
-//     so one stray fix never raises anything;
+//     more (judged again at the fix after the stretch); it needs `minFixes` fixes (two, unless
+//     the rule's share makes one stray fix harmless), so one stray fix never raises anything;
 //   - it is raised once it has lasted `graceMs` (or covered `graceM` metres);
 //   - a raised stretch ends after `endAfterFixes` consecutive fixes without the condition, at its
 //     last fix with it; a gap in the fixes longer than `maxGapS` ends it too;
