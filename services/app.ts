@@ -108,6 +108,7 @@ export class TelemetryService {
       store: new SortingStore(this.registry, config.sorting),
       entities: this.entities,
       reader: this.reader,
+      delivered: (timeoutMs) => this.shipper.drained(timeoutMs),
       registry: () => this.rules.index.current,
       writeLines,
       onFinding: (finding) => this.alerts.onFinding(finding),

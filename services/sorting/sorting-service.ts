@@ -26,6 +26,11 @@ export interface SortingDeps {
   entities: EntityStore;
   /** Where the tickets are read from; null while InfluxDB is not configured. */
   reader: TelemetryReader | null;
+  /**
+   * Resolves true once everything the service has accepted so far is in InfluxDB (the spool
+   * delivered), false when the time is up. Tickets still in the spool would be left out of a count.
+   */
+  delivered?: (timeoutMs: number) => Promise<boolean>;
   registry: () => RulesRegistry;
   writeLines: (lines: string) => Promise<void>;
   onFinding: (finding: Finding) => void;
@@ -35,6 +40,8 @@ export interface SortingDeps {
 
 /** How often days with late tickets are looked at. */
 const LATE_CHECK_MS = 5000;
+/** How long a count waits for the tickets accepted before it to reach InfluxDB. */
+const DELIVERY_WAIT_MS = 30_000;
 /** Most days one recomputation request may cover. */
 export const MAX_RECOMPUTE_DAYS = 400;
 
@@ -95,6 +102,9 @@ export class SortingService {
   /** Counts the days (oldest first), one after the other; returns the tickets counted per day. */
   computeDays(days: string[]): Promise<{ day: string; tickets: number }[]> {
     const run = this.running.then(async () => {
+      if (this.deps.delivered && !(await this.deps.delivered(DELIVERY_WAIT_MS))) {
+        throw new Error(`tickets the service accepted are not all in InfluxDB after ${DELIVERY_WAIT_MS / 1000} s (the spool is still delivering); counting now would leave them out`);
+      }
       const places = this.places();
       const out = [];
       for (const day of [...days].sort()) out.push({ day, tickets: await this.computeDay(day, places) });

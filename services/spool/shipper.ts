@@ -82,10 +82,14 @@ export class Shipper {
     await this.loop;
   }
 
-  /** Resolves when everything spooled so far is delivered (true) or the time is up (false). */
+  /**
+   * Resolves when everything spooled so far is delivered (true) or the time is up (false). What is
+   * spooled meanwhile is not waited for, so a steady stream of data does not hold it back.
+   */
   async drained(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.spool.backlogBytes() > 0) {
+    const target = this.spool.appendedBytes();
+    while (this.spool.deliveredBytes() < target) {
       if (Date.now() > deadline) return false;
       await sleep(20);
     }

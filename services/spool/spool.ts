@@ -59,6 +59,8 @@ export class Spool extends EventEmitter {
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | null = null;
   private closed = true;
+  /** Bytes appended since open, counting the backlog found at open: where the newest byte lies. */
+  private appended = 0;
 
   constructor(private readonly options: SpoolOptions) {
     super();
@@ -85,6 +87,7 @@ export class Spool extends EventEmitter {
     // Always append to a fresh segment: the previous one may end where a crash cut it.
     await this.openSegment(last + 1);
     if (this.sizes.size === 1) this.readPos = { segment: this.segment, offset: 0 };
+    this.appended = this.backlogBytes();
     this.closed = false;
   }
 
@@ -105,6 +108,16 @@ export class Spool extends EventEmitter {
     return total;
   }
 
+  /** Bytes appended so far (with the backlog found at open); a position deliveredBytes() reaches. */
+  appendedBytes(): number {
+    return this.appended;
+  }
+
+  /** Of appendedBytes(), those delivered to InfluxDB. */
+  deliveredBytes(): number {
+    return this.appended - this.backlogBytes();
+  }
+
   isFull(extraBytes = 0): boolean {
     return this.usedBytes() + extraBytes > this.options.quotaBytes;
   }
@@ -119,6 +132,7 @@ export class Spool extends EventEmitter {
     if (this.isFull(buffer.length)) return Promise.reject(new SpoolFullError(this.usedBytes(), this.options.quotaBytes));
     this.pending.push(buffer);
     this.pendingBytes += buffer.length;
+    this.appended += buffer.length;
     return new Promise<void>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       if (!this.flushing) this.flushing = this.flushLoop();
@@ -207,6 +221,7 @@ export class Spool extends EventEmitter {
         this.emit('data');
       } catch (error) {
         this.pendingBytes -= bytes;
+        this.appended -= bytes;
         for (const waiter of waiters) waiter.reject(error as Error);
       }
     }

@@ -115,7 +115,7 @@ export const sortingRoutes: FastifyPluginAsyncZod<{ sorting: SortingService; db:
     try {
       return { days: await sorting.computeDays(days) };
     } catch (error) {
-      throw new ApiError(503, 'unavailable', `could not read the tickets from InfluxDB: ${(error as Error).message}`);
+      throw new ApiError(503, 'unavailable', `could not count the tickets: ${(error as Error).message}`);
     }
   });
 };

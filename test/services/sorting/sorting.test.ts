@@ -189,3 +189,34 @@ describe('sorting API', () => {
     }
   });
 });
+
+describe('counting while tickets are still on their way to InfluxDB', () => {
+  const counter = (delivered: () => Promise<boolean>) => {
+    const config = sortingSchema.parse({});
+    return new SortingService({
+      config,
+      store: new SortingStore(db, config),
+      entities,
+      reader: new TelemetryReader(influxd.store()),
+      delivered,
+      registry: () => new RegistryIndex(db, entities).current,
+      writeLines: async () => {},
+      onFinding: () => {},
+      log: createLogger('silent'),
+      clock: () => now,
+    });
+  };
+
+  it('waits until what the service accepted is delivered, and refuses to count short when it is not', async () => {
+    // 3 June: one ticket stored, and one the service has accepted that the spool delivers 300 ms later.
+    await influxd.store().write(readingToLine(ticket(at('03', '10:00'), 'kitchen', 300, 'CM-2')));
+    const delivered = vi.fn(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await influxd.store().write(readingToLine(ticket(at('03', '11:00'), 'other', 300, 'CM-2')));
+      return true;
+    });
+    expect(await counter(delivered).computeDays(['2026-06-03'])).toEqual([{ day: '2026-06-03', tickets: 3 }]);
+    expect(delivered).toHaveBeenCalledOnce();
+    await expect(counter(async () => false).computeDays(['2026-06-03'])).rejects.toThrow(/not all in InfluxDB/);
+  });
+});

@@ -51,6 +51,26 @@ describe('Spool', () => {
     await spool.close();
   });
 
+  it('says how far delivery has come against what was appended, across a reopen', async () => {
+    let spool = await open();
+    await spool.append('m v=1 1\nm v=2 2\n');
+    const upTo = spool.appendedBytes();
+    expect(spool.deliveredBytes()).toBe(0);
+    const batch = (await spool.read(10))!;
+    await spool.append('m v=3 3\n');
+    await spool.commit(batch.end);
+    // Delivered up to where it was asked, while a later line still waits.
+    expect(spool.deliveredBytes()).toBe(upTo);
+    expect(spool.appendedBytes()).toBeGreaterThan(upTo);
+    await spool.close();
+    spool = await open();
+    expect(spool.appendedBytes()).toBe('m v=3 3\n'.length);
+    expect(spool.deliveredBytes()).toBe(0);
+    await readAll(spool);
+    expect(spool.deliveredBytes()).toBe(spool.appendedBytes());
+    await spool.close();
+  });
+
   it('drops a torn last line (never acknowledged) and keeps every complete one', async () => {
     let spool = await open();
     await spool.append('m v=1 1\nm v=2 2\n');
