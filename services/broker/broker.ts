@@ -182,30 +182,44 @@ export class EmbeddedBroker {
 
   private handle(stream: Duplex, socket: net.Socket): void {
     const limit = new FrameLimit(this.deps.config.maxPacketBytes);
-    const conn = Duplex.from({ readable: stream.pipe(limit), writable: stream });
-    this.socketOf.set(conn, socket);
+    // aedes takes what arrives with read() on 'readable' (lib/client.js, nextBatch): each chunk is
+    // checked there, before its parser buffers anything, and nothing stands between the socket and
+    // aedes. A packet over the limit closes the connection; the chunk holding its header is not
+    // handed on, so nothing in it is acknowledged and the device still holds it.
+    const read = stream.read.bind(stream);
+    stream.read = (size?: number) => {
+      const chunk = read(size) as Buffer | string | null;
+      if (chunk === null || typeof chunk === 'string') return chunk;
+      try {
+        limit.check(chunk);
+        return chunk;
+      } catch (error) {
+        if (error instanceof PacketTooLargeError) this.refuseOversized(stream, error);
+        stream.destroy();
+        return null;
+      }
+    };
+    this.socketOf.set(stream, socket);
     this.sockets.add(socket);
-    // PUBACKs are tiny and each one releases a device's next publish: with Nagle's algorithm on,
-    // the stream wrapper's writes met the peer's delayed ACK and every acknowledgement took ~40 ms.
+    // PUBACKs are tiny and each one releases a device's next publish: with Nagle's algorithm on, a
+    // PUBACK written while the previous one is unacknowledged waits for the peer's delayed ACK (~40 ms).
     socket.setNoDelay(true);
     socket.once('close', () => this.sockets.delete(socket));
-    limit.once('error', (error) => {
-      if (error instanceof PacketTooLargeError) {
-        this.stats.oversizedPackets++;
-        const client = [...this.clients].find((c) => (c.conn as unknown) === conn);
-        const identity = client ? this.identities.get(client) : undefined;
-        this.deps.pipeline.reject({
-          reason: 'payload_too_large',
-          message: `${error.message}; the connection was closed`,
-          deviceId: identity?.kind === 'device' ? identity.deviceId : null,
-          topic: '',
-          receivedAt: Date.now(),
-        });
-      }
-      stream.destroy();
-    });
     stream.on('error', () => stream.destroy());
-    this.aedes!.handle(conn as unknown as net.Socket);
+    this.aedes!.handle(stream as unknown as net.Socket);
+  }
+
+  private refuseOversized(stream: Duplex, error: PacketTooLargeError): void {
+    this.stats.oversizedPackets++;
+    const client = [...this.clients].find((c) => (c.conn as unknown) === stream);
+    const identity = client ? this.identities.get(client) : undefined;
+    this.deps.pipeline.reject({
+      reason: 'payload_too_large',
+      message: `${error.message}; the connection was closed`,
+      deviceId: identity?.kind === 'device' ? identity.deviceId : null,
+      topic: '',
+      receivedAt: Date.now(),
+    });
   }
 
   private preConnect(_client: Client, packet: { username?: string; will?: unknown }, done: (error: Error | null, ok: boolean) => void): void {

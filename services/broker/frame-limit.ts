@@ -1,8 +1,9 @@
 // Refuses MQTT packets larger than a limit before the broker buffers them. The MQTT parser
-// accumulates a whole packet (up to 256 MB by the spec) before handing it on; this transform reads
-// only each fixed header's Remaining Length ([MQTT 3.1.1] §2.2.3: 1 to 4 bytes, 7 bits each, low
-// group first) and skips the body bytes, so its cost is a few comparisons per chunk.
-import { Transform, type TransformCallback } from 'node:stream';
+// accumulates a whole packet (up to 256 MB by the spec) before handing it on; this reads only each
+// fixed header's Remaining Length ([MQTT 3.1.1] §2.2.3: 1 to 4 bytes, 7 bits each, low group first)
+// and skips the body bytes, so its cost is a few comparisons per chunk. It sees the chunks the
+// broker reads rather than sitting in a stream between the socket and the broker: two stream layers
+// per connection cost about 20 µs a message at 10,000 messages/s.
 
 export class PacketTooLargeError extends Error {
   constructor(readonly size: number, readonly limit: number) {
@@ -10,18 +11,17 @@ export class PacketTooLargeError extends Error {
   }
 }
 
-export class FrameLimit extends Transform {
+export class FrameLimit {
   private state: 'type' | 'length' | 'body' = 'type';
   private length = 0;
   private multiplier = 1;
   private lengthBytes = 0;
   private remaining = 0;
 
-  constructor(private readonly maxPacketBytes: number) {
-    super();
-  }
+  constructor(private readonly maxPacketBytes: number) {}
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  /** Follows the packets through the next chunk of the connection; throws at the header of one over the limit. */
+  check(chunk: Buffer): void {
     let i = 0;
     while (i < chunk.length) {
       if (this.state === 'type') {
@@ -37,13 +37,10 @@ export class FrameLimit extends Transform {
         this.lengthBytes++;
         if (byte & 0x80) {
           // A fifth length byte is malformed; let the MQTT parser report it.
-          if (this.lengthBytes === 4) break;
+          if (this.lengthBytes === 4) return;
           continue;
         }
-        if (this.length > this.maxPacketBytes) {
-          callback(new PacketTooLargeError(this.length, this.maxPacketBytes));
-          return;
-        }
+        if (this.length > this.maxPacketBytes) throw new PacketTooLargeError(this.length, this.maxPacketBytes);
         this.remaining = this.length;
         this.state = this.remaining > 0 ? 'body' : 'type';
       } else {
@@ -53,6 +50,5 @@ export class FrameLimit extends Transform {
         if (this.remaining === 0) this.state = 'type';
       }
     }
-    callback(null, chunk);
   }
 }
