@@ -42,6 +42,7 @@ export interface SortingDeps {
 const LATE_CHECK_MS = 5000;
 /** How long a count waits for the tickets accepted before it to reach InfluxDB. */
 const DELIVERY_WAIT_MS = 30_000;
+const DELIVERY_STEP_MS = 1000;
 /** Most days one recomputation request may cover. */
 export const MAX_RECOMPUTE_DAYS = 400;
 
@@ -52,6 +53,7 @@ interface Place {
 
 export class SortingService {
   private task: ScheduledTask | null = null;
+  private stopping = false;
   private timer: NodeJS.Timeout | null = null;
   /** Past days with late tickets: when the latest arrived (server time). */
   private readonly late = new Map<string, number>();
@@ -81,6 +83,7 @@ export class SortingService {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.task?.destroy();
     this.task = null;
     if (this.timer) clearInterval(this.timer);
@@ -102,9 +105,7 @@ export class SortingService {
   /** Counts the days (oldest first), one after the other; returns the tickets counted per day. */
   computeDays(days: string[]): Promise<{ day: string; tickets: number }[]> {
     const run = this.running.then(async () => {
-      if (this.deps.delivered && !(await this.deps.delivered(DELIVERY_WAIT_MS))) {
-        throw new Error(`tickets the service accepted are not all in InfluxDB after ${DELIVERY_WAIT_MS / 1000} s (the spool is still delivering); counting now would leave them out`);
-      }
+      await this.waitForDelivery();
       const places = this.places();
       const out = [];
       for (const day of [...days].sort()) out.push({ day, tickets: await this.computeDay(day, places) });
@@ -113,6 +114,17 @@ export class SortingService {
     });
     this.running = run.catch(() => {});
     return run;
+  }
+
+  /** Until the tickets accepted so far are in InfluxDB: a count made earlier would leave them out. */
+  private async waitForDelivery(): Promise<void> {
+    const { delivered } = this.deps;
+    if (!delivered) return;
+    // In steps, so that stop() need not wait out a spool that cannot deliver.
+    for (let waited = 0; waited < DELIVERY_WAIT_MS && !this.stopping; waited += DELIVERY_STEP_MS) {
+      if (await delivered(DELIVERY_STEP_MS)) return;
+    }
+    throw new Error(`tickets the service accepted are not all in InfluxDB after ${DELIVERY_WAIT_MS / 1000} s (the spool is still delivering); counting now would leave them out`);
   }
 
   private runScheduled(): void {
