@@ -76,8 +76,6 @@ export class EmbeddedBroker {
   private readonly verifiedHashes = new Map<string, Buffer>();
   private readonly sockets = new Set<net.Socket>();
   private readonly clients = new Set<Client>();
-  /** The TCP socket under each connection aedes handles, for corking. */
-  private readonly socketOf = new WeakMap<object, net.Socket>();
 
   constructor(private readonly deps: BrokerDeps) {}
 
@@ -199,7 +197,6 @@ export class EmbeddedBroker {
         return null;
       }
     };
-    this.socketOf.set(stream, socket);
     this.sockets.add(socket);
     // PUBACKs are tiny and each one releases a device's next publish: with Nagle's algorithm on, a
     // PUBACK written while the previous one is unacknowledged waits for the peer's delayed ACK (~40 ms).
@@ -285,12 +282,10 @@ export class EmbeddedBroker {
     this.deps.pipeline.ingest({ topic: packet.topic, payload: packet.payload as Buffer, receivedAt }).then(
       (outcome) => {
         if (outcome.accepted === 0) this.drop(packet);
-        // A group commit releases many publishes of a client at once: cork its socket so their
-        // PUBACKs leave in one write instead of one syscall each.
-        const socket = client ? this.socketOf.get(client.conn) : undefined;
-        socket?.cork();
+        // A group commit releases many publishes of a client at once; their PUBACKs still leave in
+        // one write, as mqtt-packet corks the connection for each packet and uncorks it on the next
+        // tick (writeToStream.js).
         done(null);
-        if (socket) process.nextTick(() => socket.uncork());
       },
       (error: Error) => {
         this.deps.log.error({ topic: packet.topic, error: error.message }, 'could not make a publish durable; not acknowledged');
