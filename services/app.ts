@@ -162,8 +162,7 @@ export class TelemetryService {
 
   /** Starts the rules once the spool's backlog is in InfluxDB, so their replay of history sees it. */
   private async startRules(): Promise<void> {
-    const deadline = Date.now() + REPLAY_WAIT_MS;
-    while (this.influxReachable && this.spool.backlogBytes() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    if (this.influxReachable) await this.shipper.drained(REPLAY_WAIT_MS);
     await this.rules.start(this.influxReachable ? this.reader : null);
   }
 
