@@ -12,7 +12,7 @@ import mqtt from 'mqtt';
 import { RegistryDb } from '../../services/registry/db.ts';
 import { DeviceStore } from '../../services/registry/devices.ts';
 import { hashSecret } from '../../services/broker/secrets.ts';
-import { benchServiceEnv } from '../service-env.ts';
+import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
 import { InfluxStore } from '../../services/influx/client.ts';
 import { startInfluxd } from '../../services/influx/influxd.ts';
 import { influxSchema } from '../../services/config/schema.ts';
@@ -153,7 +153,7 @@ async function pipeline() {
   const service = run(['services/main.ts'], {
     ...benchServiceEnv(path.join(dir, 'data'), mqttPort, influxd.url),
     ...(mosquitto ? { WASTE_BROKER_URL: mosquitto.url, WASTE_INGEST_PASSWORD: 'bench-ingest' } : {}),
-  }, undefined, values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : []);
+  }, undefined, [...SERVICE_NODE_OPTIONS, ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [])]);
   service.child.stdout!.pipe(process.stderr);
   // The service logs at warn here, so readiness is seen as the broker answering the probe device.
   const url = mosquitto ? mosquitto.url : `mqtt://127.0.0.1:${mqttPort}`;

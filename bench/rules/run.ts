@@ -20,20 +20,22 @@ import { Route } from '../../services/rules/geo.ts';
 import { RegistryIndex } from '../../services/rules/registry-index.ts';
 import type { TruckFix } from '../../services/rules/types.ts';
 import { freePort } from '../../test/helpers/ports.ts';
-import { benchServiceEnv } from '../service-env.ts';
+import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
 import { ROUTE_VERTICES, SECRET, writeBenchCity, type BenchCity } from './city.ts';
 
-const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F[,F...]] [--active A] [--seconds S] [--skip-latency] [--profile DIR]
+const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F[,F...]] [--active A] [--seconds S] [--warmup W] [--skip-latency] [--profile DIR]
 
 1. Engine: N trucks with one permit each (${ROUTE_VERTICES}-vertex routes) drive R rounds of fixes through the
    rules in process; prints the cost per fix and of one route check.
 2. Latency: the service (embedded broker, private InfluxDB) takes F fixes/s for S seconds from A
    of those trucks over MQTT (QoS 1); each truck dumps its load off-site every 150 fixes, and the time
    from publishing that fix to its alert on waste/alerts/# is measured (p50, p99, max), with the
-   share of one core the service used meanwhile. Several rates (comma-separated) run one after
-   the other against the same service, to show where it saturates.
+   share of one core the service used meanwhile. Each rate first runs W seconds unmeasured, for the
+   service's JIT compiler and the trucks' first fixes; the worst latency in that warm-up is shown
+   apart. Several rates (comma-separated) run one after the other against the same service, to show
+   where it saturates.
 --profile DIR writes a V8 CPU profile of the service (.cpuprofile).
-Defaults: N=10000, R=20, F=2500,5000,10000, A=2000, S=20.
+Defaults: N=10000, R=20, F=2500,5000,10000, A=2000, S=20, W=5.
 `;
 
 const { values } = parseArgs({
@@ -43,6 +45,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '2500,5000,10000' },
     active: { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '5' },
     'skip-latency': { type: 'boolean', default: false },
     profile: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -65,6 +68,7 @@ if (!values['skip-latency'] && ACTIVE * RATES.length > TRUCKS) {
   process.exit(2);
 }
 const SECONDS = Number(values.seconds);
+const WARMUP = Number(values.warmup);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const say = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,7 +140,7 @@ async function latencyBench(dir: string, city: BenchCity) {
   db.close();
   const mqttPort = await freePort();
   const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
-  const service = spawn(process.execPath, [...profile, '--import', 'tsx', 'services/main.ts'], {
+  const service = spawn(process.execPath, [...SERVICE_NODE_OPTIONS, ...profile, '--import', 'tsx', 'services/main.ts'], {
     cwd: root,
     env: { ...process.env, ...benchServiceEnv(path.join(dir, 'data'), mqttPort, influxd.url), WASTE_ALERTS_MERGE_GAP_S: '1' },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -163,6 +167,7 @@ interface RateResult {
   achieved: number;
   dumps: number;
   latencies: number[];
+  warmupMaxMs: number;
   serviceCpuPct: number;
 }
 
@@ -173,7 +178,8 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
     if (!watcher) await sleep(100);
   }
   if (!watcher) throw new Error('the service did not come up within 60 s');
-  let latencies: number[] = [];
+  /** Alerts of the current rate: when their dump fix was published (epoch ms) and how long the alert took. */
+  let alerts: { sent: number; ms: number }[] = [];
   const seen = new Set<string>();
   watcher.on('message', (_topic, payload) => {
     const alert = JSON.parse(payload.toString()) as { id: string; version: number; subject: { device_id?: string }; evidence: { ts: number }[] };
@@ -181,7 +187,7 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
     seen.add(alert.id);
     // The dump fix's ts is the wall-clock time it was published (publisher.ts).
     const sent = alert.evidence.at(-1)?.ts;
-    if (sent !== undefined) latencies.push(performance.timeOrigin + performance.now() - sent);
+    if (sent !== undefined) alerts.push({ sent, ms: performance.timeOrigin + performance.now() - sent });
   });
   await watcher.subscribeAsync('waste/alerts/#', { qos: 1 });
 
@@ -208,27 +214,35 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
   for (const [run, rate] of RATES.entries()) {
     const trucksFile = trucksFiles[run]!;
     say(`publishing ${rate} fixes/s for ${SECONDS} s from ${ACTIVE} trucks (each dumps its load off-site every 150 fixes)...`);
-    latencies = [];
-    const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/rules/publisher.ts', '--url', url, '--trucks', trucksFile, '--secret', SECRET, '--rate', String(rate), '--seconds', String(SECONDS)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-    let done: { published: number; acknowledged: number; dumps: number; elapsedS: number } | null = null;
+    alerts = [];
+    const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/rules/publisher.ts', '--url', url, '--trucks', trucksFile, '--secret', SECRET, '--rate', String(rate), '--seconds', String(SECONDS), '--warmup', String(WARMUP)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    let done: { published: number; acknowledged: number; measured: number; dumps: number; elapsedS: number } | null = null;
+    let measuredFrom = Number.POSITIVE_INFINITY;
     let cpuAtStart = 0;
     let cpuAtEnd = 0;
     readline.createInterface({ input: publisher.stdout }).on('line', (line) => {
-      const event = JSON.parse(line) as { event: string; published: number; acknowledged: number; dumps: number; elapsedS: number };
-      if (event.event === 'connected') cpuAtStart = cpuMs(service.pid);
-      if (event.event === 'progress') say(`published ${event.published}, acknowledged ${event.acknowledged}, alerts ${latencies.length}`);
+      const event = JSON.parse(line) as { event: string; from: number; published: number; acknowledged: number; measured: number; dumps: number; elapsedS: number };
+      if (event.event === 'measuring') {
+        cpuAtStart = cpuMs(service.pid);
+        measuredFrom = event.from;
+        say(`warm-up over (${WARMUP} s); measuring for ${SECONDS} s`);
+      }
+      if (event.event === 'progress') say(`published ${event.published}, acknowledged ${event.acknowledged}, alerts ${alerts.length}`);
       if (event.event === 'published') cpuAtEnd = cpuMs(service.pid);
       if (event.event === 'done') done = event;
     });
     await new Promise((resolve) => publisher.once('exit', resolve));
     if (!done) throw new Error('the publisher failed');
-    const result: { published: number; acknowledged: number; dumps: number; elapsedS: number } = done;
+    const result: { published: number; acknowledged: number; measured: number; dumps: number; elapsedS: number } = done;
+    const measuredAlerts = () => alerts.filter((a) => a.sent >= measuredFrom);
     const deadline = Date.now() + 10_000;
-    while (latencies.length < result.dumps && Date.now() < deadline) await sleep(100);
-    latencies.sort((a, b) => a - b);
+    while (measuredAlerts().length < result.dumps && Date.now() < deadline) await sleep(100);
+    const latencies = measuredAlerts().map((a) => a.ms).sort((a, b) => a - b);
+    const warmupMaxMs = Math.max(0, ...alerts.filter((a) => a.sent < measuredFrom).map((a) => a.ms));
     const serviceCpuPct = (100 * (cpuAtEnd - cpuAtStart)) / (result.elapsedS * 1000);
-    say(`latency: ${latencies.length}/${result.dumps} alerts; p50 ${round(percentile(latencies, 0.5) ?? NaN, 1)} ms, p99 ${round(percentile(latencies, 0.99) ?? NaN, 1)} ms at ${Math.round(result.published / result.elapsedS)} fixes/s; service CPU ${Math.round(serviceCpuPct)} % of one core`);
-    results.push({ rate, published: result.published, acknowledged: result.acknowledged, achieved: result.published / result.elapsedS, dumps: result.dumps, latencies, serviceCpuPct });
+    const achieved = result.measured / result.elapsedS;
+    say(`latency: ${latencies.length}/${result.dumps} alerts; p50 ${round(percentile(latencies, 0.5) ?? NaN, 1)} ms, p99 ${round(percentile(latencies, 0.99) ?? NaN, 1)} ms at ${Math.round(achieved)} fixes/s; service CPU ${Math.round(serviceCpuPct)} % of one core (warm-up: worst ${Math.round(warmupMaxMs)} ms)`);
+    results.push({ rate, published: result.published, acknowledged: result.acknowledged, achieved, dumps: result.dumps, latencies, warmupMaxMs, serviceCpuPct });
   }
   const serviceRssMb = peakRssMb(service.pid);
   await watcher.endAsync();
@@ -262,6 +276,7 @@ try {
       p50_ms: round(percentile(r.latencies, 0.5) ?? NaN, 1),
       p99_ms: round(percentile(r.latencies, 0.99) ?? NaN, 1),
       max_ms: round(r.latencies.at(-1) ?? NaN, 1),
+      warmup_max_ms: round(r.warmupMaxMs, 1),
       service_cpu_pct: Math.round(r.serviceCpuPct),
     })) ?? null,
     service_peak_rss_mb: latency ? Math.round(latency.serviceRssMb) : null,
