@@ -26,15 +26,22 @@ const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.strin
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let acknowledged = 0;
+/** Publish-to-PUBACK times (ms) of measured fixes: the service acknowledges once a fix is durable. */
+const ackMs: number[] = [];
 
 /** Opens one truck's connection; resolves once the broker has accepted it (CONNACK return code 0). */
-function connect(truck: { id: string }): Promise<net.Socket> {
+function connect(truck: { id: string }, sentAt: Map<number, number>): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(brokerUrl.port), brokerUrl.hostname);
     socket.setNoDelay(true);
     const parser = mqttPacket.parser({ protocolVersion: 4 });
     parser.on('packet', (packet) => {
-      if (packet.cmd === 'puback') acknowledged++;
+      if (packet.cmd === 'puback') {
+        acknowledged++;
+        const sent = sentAt.get(packet.messageId!);
+        if (sent !== undefined) ackMs.push(performance.now() - sent);
+        sentAt.delete(packet.messageId!);
+      }
       else if (packet.cmd === 'connack') {
         if (packet.returnCode === 0) resolve(socket);
         else reject(new Error(`${truck.id}: the broker refused the connection (CONNACK return code ${packet.returnCode})`));
@@ -49,8 +56,10 @@ function connect(truck: { id: string }): Promise<net.Socket> {
   });
 }
 
+/** Per truck: when each measured fix still unacknowledged was sent, by packet id. */
+const sentAt = trucks.map(() => new Map<number, number>());
 const sockets: net.Socket[] = [];
-for (let i = 0; i < trucks.length; i += 50) sockets.push(...(await Promise.all(trucks.slice(i, i + 50).map(connect))));
+for (let i = 0; i < trucks.length; i += 50) sockets.push(...(await Promise.all(trucks.slice(i, i + 50).map((t, k) => connect(t, sentAt[i + k]!)))));
 emit({ event: 'connected' });
 const topics = trucks.map((t) => `waste/trucks/${t.id}/position`);
 const counters = new Array<number>(trucks.length).fill(0);
@@ -79,7 +88,9 @@ while (performance.now() - started < warmupMs + seconds * 1000) {
     const payload = JSON.stringify({ ts, lat: t.lat, lon: t.lon, speed_kmh: 0, heading: 0, ignition: true, cover_closed: true, tipper_up: false, load_kg: (c + i) % 150 < 75 ? 20_000 : 0 });
     published++;
     // Packet ids 1..65535, cycling (MQTT 3.1.1 §2.3.1); a truck has at most a few in flight.
-    sockets[i]!.write(mqttPacket.generate({ cmd: 'publish', topic: topics[i]!, payload, qos: 1, messageId: (c % 65_535) + 1, retain: false, dup: false }));
+    const messageId = (c % 65_535) + 1;
+    if (measured) sentAt[i]!.set(messageId, performance.now());
+    sockets[i]!.write(mqttPacket.generate({ cmd: 'publish', topic: topics[i]!, payload, qos: 1, messageId, retain: false, dup: false }));
   }
   if (performance.now() - started - reported >= 1000) {
     reported += 1000;
@@ -93,4 +104,6 @@ emit({ event: 'published', published });
 const deadline = Date.now() + 15_000;
 while (acknowledged < published && Date.now() < deadline) await sleep(50);
 await Promise.all(sockets.map((s) => new Promise((resolve) => s.end(mqttPacket.generate({ cmd: 'disconnect' }), () => resolve(null)))));
-emit({ event: 'done', published, acknowledged, measured: measuredFixes, dumps, elapsedS });
+ackMs.sort((a, b) => a - b);
+const ackPercentile = (p: number) => ackMs[Math.min(ackMs.length - 1, Math.floor(p * ackMs.length))] ?? null;
+emit({ event: 'done', published, acknowledged, measured: measuredFixes, dumps, elapsedS, ackP50Ms: ackPercentile(0.5), ackP99Ms: ackPercentile(0.99) });

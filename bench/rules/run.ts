@@ -30,7 +30,8 @@ const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F[
 2. Latency: the service (embedded broker, private InfluxDB) takes F fixes/s for S seconds from A
    of those trucks over MQTT (QoS 1); each truck dumps its load off-site every 150 fixes, and the time
    from publishing that fix to its alert on waste/alerts/# is measured (p50, p99, max), with the
-   share of one core the service used meanwhile. Each rate first runs W seconds unmeasured, for the
+   share of one core the service used meanwhile, and the publish-to-PUBACK time (a fix is
+   acknowledged once it is durable in the spool). Each rate first runs W seconds unmeasured, for the
    service's JIT compiler and the trucks' first fixes; the worst latency in that warm-up is shown
    apart. Several rates (comma-separated) run one after the other against the same service, to show
    where it saturates.
@@ -160,6 +161,17 @@ async function latencyBench(dir: string, city: BenchCity) {
   }
 }
 
+/** The publisher's last line (publisher.ts). */
+interface PublisherDone {
+  published: number;
+  acknowledged: number;
+  measured: number;
+  dumps: number;
+  elapsedS: number;
+  ackP50Ms: number | null;
+  ackP99Ms: number | null;
+}
+
 interface RateResult {
   rate: number;
   published: number;
@@ -168,6 +180,8 @@ interface RateResult {
   dumps: number;
   latencies: number[];
   warmupMaxMs: number;
+  ackP50Ms: number | null;
+  ackP99Ms: number | null;
   serviceCpuPct: number;
 }
 
@@ -216,12 +230,12 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
     say(`publishing ${rate} fixes/s for ${SECONDS} s from ${ACTIVE} trucks (each dumps its load off-site every 150 fixes)...`);
     alerts = [];
     const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/rules/publisher.ts', '--url', url, '--trucks', trucksFile, '--secret', SECRET, '--rate', String(rate), '--seconds', String(SECONDS), '--warmup', String(WARMUP)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-    let done: { published: number; acknowledged: number; measured: number; dumps: number; elapsedS: number } | null = null;
+    let done: PublisherDone | null = null;
     let measuredFrom = Number.POSITIVE_INFINITY;
     let cpuAtStart = 0;
     let cpuAtEnd = 0;
     readline.createInterface({ input: publisher.stdout }).on('line', (line) => {
-      const event = JSON.parse(line) as { event: string; from: number; published: number; acknowledged: number; measured: number; dumps: number; elapsedS: number };
+      const event = JSON.parse(line) as PublisherDone & { event: string; from: number };
       if (event.event === 'measuring') {
         cpuAtStart = cpuMs(service.pid);
         measuredFrom = event.from;
@@ -233,7 +247,7 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
     });
     await new Promise((resolve) => publisher.once('exit', resolve));
     if (!done) throw new Error('the publisher failed');
-    const result: { published: number; acknowledged: number; measured: number; dumps: number; elapsedS: number } = done;
+    const result: PublisherDone = done;
     const measuredAlerts = () => alerts.filter((a) => a.sent >= measuredFrom);
     const deadline = Date.now() + 10_000;
     while (measuredAlerts().length < result.dumps && Date.now() < deadline) await sleep(100);
@@ -241,8 +255,8 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
     const warmupMaxMs = Math.max(0, ...alerts.filter((a) => a.sent < measuredFrom).map((a) => a.ms));
     const serviceCpuPct = (100 * (cpuAtEnd - cpuAtStart)) / (result.elapsedS * 1000);
     const achieved = result.measured / result.elapsedS;
-    say(`latency: ${latencies.length}/${result.dumps} alerts; p50 ${round(percentile(latencies, 0.5) ?? NaN, 1)} ms, p99 ${round(percentile(latencies, 0.99) ?? NaN, 1)} ms at ${Math.round(achieved)} fixes/s; service CPU ${Math.round(serviceCpuPct)} % of one core (warm-up: worst ${Math.round(warmupMaxMs)} ms)`);
-    results.push({ rate, published: result.published, acknowledged: result.acknowledged, achieved, dumps: result.dumps, latencies, warmupMaxMs, serviceCpuPct });
+    say(`latency: ${latencies.length}/${result.dumps} alerts; p50 ${round(percentile(latencies, 0.5) ?? NaN, 1)} ms, p99 ${round(percentile(latencies, 0.99) ?? NaN, 1)} ms at ${Math.round(achieved)} fixes/s; service CPU ${Math.round(serviceCpuPct)} % of one core (warm-up: worst ${Math.round(warmupMaxMs)} ms); PUBACK p50 ${round(result.ackP50Ms ?? NaN, 1)} ms, p99 ${round(result.ackP99Ms ?? NaN, 1)} ms`);
+    results.push({ rate, published: result.published, acknowledged: result.acknowledged, achieved, dumps: result.dumps, latencies, warmupMaxMs, ackP50Ms: result.ackP50Ms, ackP99Ms: result.ackP99Ms, serviceCpuPct });
   }
   const serviceRssMb = peakRssMb(service.pid);
   await watcher.endAsync();
@@ -277,6 +291,8 @@ try {
       p99_ms: round(percentile(r.latencies, 0.99) ?? NaN, 1),
       max_ms: round(r.latencies.at(-1) ?? NaN, 1),
       warmup_max_ms: round(r.warmupMaxMs, 1),
+      puback_p50_ms: round(r.ackP50Ms ?? NaN, 1),
+      puback_p99_ms: round(r.ackP99Ms ?? NaN, 1),
       service_cpu_pct: Math.round(r.serviceCpuPct),
     })) ?? null,
     service_peak_rss_mb: latency ? Math.round(latency.serviceRssMb) : null,
