@@ -14,7 +14,7 @@ import { DeviceStore } from '../../services/registry/devices.ts';
 import { hashSecret } from '../../services/broker/secrets.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
 import { InfluxStore } from '../../services/influx/client.ts';
-import { startInfluxd } from '../../services/influx/influxd.ts';
+import { PRIVATE_INFLUXD_NICENESS, startInfluxd } from '../../services/influx/influxd.ts';
 import { influxSchema } from '../../services/config/schema.ts';
 import { startTestMosquitto } from '../../test/helpers/mosquitto.ts';
 import { freePort } from '../../test/helpers/ports.ts';
@@ -136,7 +136,7 @@ async function bareBrokerHop(): Promise<{ msgsPerSecond: number; brokerRssMb: nu
 async function pipeline() {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-'));
   const influxPort = await freePort();
-  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: influxPort, rpcPort: await freePort() });
+  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: influxPort, rpcPort: await freePort(), niceness: PRIVATE_INFLUXD_NICENESS });
   const store = new InfluxStore(influxSchema.parse({ url: influxd.url }));
   const registry = new RegistryDb(path.join(dir, 'data', 'registry.db'));
   const devices = new DeviceStore(registry);

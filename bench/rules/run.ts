@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import readline from 'node:readline';
 import mqtt, { type MqttClient } from 'mqtt';
 import { rulesSchema } from '../../services/config/schema.ts';
-import { startInfluxd } from '../../services/influx/influxd.ts';
+import { PRIVATE_INFLUXD_NICENESS, startInfluxd } from '../../services/influx/influxd.ts';
 import { createLogger } from '../../services/log.ts';
 import { RegistryDb } from '../../services/registry/db.ts';
 import { DeviceStore } from '../../services/registry/devices.ts';
@@ -134,7 +134,7 @@ function engineBench(registryFile: string, city: BenchCity) {
 }
 
 async function latencyBench(dir: string, city: BenchCity) {
-  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: await freePort() });
+  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: await freePort(), niceness: PRIVATE_INFLUXD_NICENESS });
   const db = new RegistryDb(path.join(dir, 'data', 'registry.db'));
   db.open();
   const watcherSecret = await new DeviceStore(db).addService('waste-bench');
