@@ -14,9 +14,8 @@ export function benchServiceEnv(dataDir: string, mqttPort: number, influxUrl: st
 }
 
 /**
- * Node options the service runs with, as `npm start` and the Dockerfile give them. A 64 MiB
- * semi-space (V8's young generation; Node's default is 16 MiB) lets the objects of a message in
- * flight die young instead of being copied into the old generation: at 10,000 messages/s the
- * default size scavenges every 70 ms and promotes about 20 MB/s that a later mark-compact frees.
+ * Node options the service runs with, as `npm start` and the Dockerfile give them: a 64 MiB
+ * semi-space (V8's young generation is three of them; Node's default is 16 MiB), so that the
+ * objects of a message in flight die young instead of being promoted (docs/alerts.md, "Speed").
  */
 export const SERVICE_NODE_OPTIONS = ['--max-semi-space-size=64'];
