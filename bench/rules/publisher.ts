@@ -41,8 +41,7 @@ function connect(truck: { id: string }, sentAt: Map<number, number>): Promise<ne
         const sent = sentAt.get(packet.messageId!);
         if (sent !== undefined) ackMs.push(performance.now() - sent);
         sentAt.delete(packet.messageId!);
-      }
-      else if (packet.cmd === 'connack') {
+      } else if (packet.cmd === 'connack') {
         if (packet.returnCode === 0) resolve(socket);
         else reject(new Error(`${truck.id}: the broker refused the connection (CONNACK return code ${packet.returnCode})`));
       }

@@ -70,6 +70,10 @@ if (!values['skip-latency'] && ACTIVE * RATES.length > TRUCKS) {
 }
 const SECONDS = Number(values.seconds);
 const WARMUP = Number(values.warmup);
+if (!(SECONDS > 0) || !(WARMUP >= 0)) {
+  process.stderr.write(`--seconds must be a positive number and --warmup zero or more; got ${values.seconds} and ${values.warmup}\n`);
+  process.exit(2);
+}
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const say = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
