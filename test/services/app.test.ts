@@ -2,13 +2,16 @@
 // registry provisions devices for the broker.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import os from 'node:os';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../../services/broker/secrets.ts';
 import { topics } from '../../services/contract/topics.ts';
+import { PRIVATE_INFLUXD_NICENESS } from '../../services/influx/influxd.ts';
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { startTruckLoad } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
+import { pidsWithCommandLine, threadNiceness } from '../helpers/proc.ts';
 import { connectDevice, eventually, provision, sleep, startTestService, tempDir, testConfig } from '../helpers/service.ts';
 
 let influxd: TestInfluxd;
@@ -76,6 +79,22 @@ describe('spool full', () => {
     await again!.endAsync();
     await svc.stop();
     await late.cleanup();
+  });
+});
+
+describe('private InfluxDB', () => {
+  it('is started when none answers, at a lower priority than the service, and stopped with it', async () => {
+    const config = await testConfig(`http://127.0.0.1:${await freePort()}`, { 'influx.startPrivate': true });
+    const svc = await startTestService(config);
+    try {
+      const [pid] = pidsWithCommandLine(path.join(config.dataDir, 'influxdb', 'influxdb.conf'));
+      expect(pid).toBeDefined();
+      expect(new Set(threadNiceness(pid!))).toEqual(new Set([Math.min(19, os.getPriority() + PRIVATE_INFLUXD_NICENESS)]));
+      expect((await fetch(`${config.influx.url}/ping`)).status).toBe(204);
+    } finally {
+      await svc.stop();
+    }
+    expect(pidsWithCommandLine(path.join(config.dataDir, 'influxdb', 'influxdb.conf'))).toEqual([]);
   });
 });
 

@@ -1,15 +1,10 @@
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PRIVATE_INFLUXD_NICENESS, startInfluxd, type InfluxdProcess } from '../../../services/influx/influxd.ts';
 import { freePort } from '../../helpers/ports.ts';
-
-/** The niceness of every thread of a process ([proc(5)] /proc/pid/task/tid/stat, field 19). */
-function threadNiceness(pid: number): number[] {
-  return fs.readdirSync(`/proc/${pid}/task`).map((tid) => Number(fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]));
-}
+import { threadNiceness } from '../../helpers/proc.ts';
 
 describe('startInfluxd', () => {
   const started: InfluxdProcess[] = [];
