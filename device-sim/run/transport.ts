@@ -39,6 +39,8 @@ interface Device {
   inFlight: number;
   /** Dropped off the network: its messages do not hold the others back (it back-fills when it is back). */
   down: boolean;
+  /** Brings a dropped device back when its outage is over. */
+  returnTimer: NodeJS.Timeout | null;
 }
 
 const ONLINE = '{"online":true}';
@@ -97,6 +99,9 @@ export class MqttTransport {
    * (gives up after `stallMs` without one), then says offline and disconnects.
    */
   async close(stallMs: number): Promise<void> {
+    // The run is over, and so are the outages still under way (up to a minute of wall time, which
+    // would otherwise outlast the stall limit with nothing else left to acknowledge).
+    for (const device of this.devices.values()) if (device.down) this.back(device);
     let acknowledged = this.stats.acknowledged;
     let progressAt = Date.now();
     while (this.stats.queued + this.stats.inFlight > 0 && Date.now() - progressAt < stallMs) {
@@ -123,7 +128,7 @@ export class MqttTransport {
   private device(id: string, deviceClass: DeviceClass): Device {
     let device = this.devices.get(id);
     if (!device) {
-      device = { id, deviceClass, client: null, state: 'idle', queue: [], inFlight: 0, down: false };
+      device = { id, deviceClass, client: null, state: 'idle', queue: [], inFlight: 0, down: false, returnTimer: null };
       this.devices.set(id, device);
     }
     return device;
@@ -245,12 +250,18 @@ export class MqttTransport {
     for (const message of device.queue) this.account(message, -1);
     this.stats.connected--;
     device.client.stream.destroy();
-    setTimeout(() => {
-      device.state = 'idle';
-      device.down = false;
-      for (const message of device.queue) this.account(message, 1);
-      this.pump(device);
-    }, downForMs).unref();
+    device.returnTimer = setTimeout(() => this.back(device), downForMs);
+    device.returnTimer.unref();
+  }
+
+  /** Ends a device's outage: it connects again and sends what it queued meanwhile. */
+  private back(device: Device): void {
+    if (device.returnTimer) clearTimeout(device.returnTimer);
+    device.returnTimer = null;
+    device.state = 'idle';
+    device.down = false;
+    for (const message of device.queue) this.account(message, 1);
+    this.pump(device);
   }
 
   private disconnect(device: Device): void {
