@@ -3,7 +3,7 @@
 // battery and whether it is online, and open-alert counts that fall back to 0.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../services/log.ts';
-import { StateSnapshots } from '../../../services/state/snapshots.ts';
+import { SLICE_LINES, StateSnapshots } from '../../../services/state/snapshots.ts';
 import { DEVICES, LAT, binSeries, track } from '../../helpers/rules-world.ts';
 import { rulesHarness } from '../rules/harness.ts';
 
@@ -53,7 +53,7 @@ describe('truck_state', () => {
     // T1 driving loaded in WEST until a minute ago; T2 last seen 20 minutes ago.
     h.feed(track(DEVICES.gps1, NOW - 3 * MIN, [{ fromLon: 120.56, toLon: 120.58, speedKmh: 40, extra: { load_kg: 20_000 } }]).filter((f) => f.ts <= NOW - MIN));
     h.feed(track(DEVICES.gps2, NOW - 25 * MIN, [{ fromLon: 120.62, toLon: 120.63, speedKmh: 30 }]).filter((f) => f.ts <= NOW - 20 * MIN));
-    const [t1, ...rest] = parse(snapshots.truckLines(NOW - 30_000));
+    const [t1, ...rest] = parse([...snapshots.truckLines(NOW - 30_000)].join(''));
     expect(rest).toEqual([]);
     expect(t1).toMatchObject({ measurement: 'truck_state', tags: { company: 'C1', fleet: 'muck', jurisdiction: 'WEST', truck_id: 'T1' }, ts: NOW - 30_000 });
     expect(t1!.fields).toMatchObject({ plate: '"苏E·00001"', lat: String(LAT), speed_kmh: '40', moving: 'true', loaded: 'true', load_kg: '20000', cover_closed: 'true', fix_at: `${NOW - MIN}i` });
@@ -66,7 +66,7 @@ describe('bin_state', () => {
     // BIN-1 overflowing since 11:00 (its first reading at or above 90 %); BIN-2 filling 10 points an hour on a weak battery.
     h.feed(binSeries(DEVICES.bin1, NOW - 60 * MIN, [95, 96, 97], 15 * 60));
     h.feed(binSeries(DEVICES.bin2, NOW - 60 * MIN, [40, 42.5, 45, 47.5], 15 * 60, { battery_v: 3.25 }));
-    const bins = Object.fromEntries(parse(snapshots.binLines(NOW)).map((p) => [p.tags.bin_id, p]));
+    const bins = Object.fromEntries(parse([...snapshots.binLines(NOW)].join('')).map((p) => [p.tags.bin_id, p]));
     expect(Object.keys(bins).sort()).toEqual(['BIN-1', 'BIN-2', 'BIN-3']);
     expect(bins['BIN-1']).toMatchObject({ tags: { category: 'kitchen', community: 'CM-1', district: 'D-1' }, ts: NOW });
     expect(bins['BIN-1']!.fields).toMatchObject({ reported: 'true', overflowing: 'true', overflow_since: `${NOW - 60 * MIN}i`, overflow_h: '1', fill_pct: '97', online: 'true' });
@@ -87,5 +87,40 @@ describe('open_alerts', () => {
     for (const alert of h.list('overflow')) h.alerts.resolve(alert.id, 'officer', null);
     expect(parse(snapshots.alertLines(NOW + MIN))).toEqual([{ ...first[0], fields: { count: '0i' }, ts: NOW + MIN }]);
     expect(snapshots.alertLines(NOW + 2 * MIN)).toBe('');
+  });
+});
+
+describe('writing', () => {
+  it('spools a big city SLICE_LINES at a time, letting the event loop turn in between, every line written', async () => {
+    harness = await rulesHarness();
+    const h = harness;
+    h.feed(track(DEVICES.gps1, NOW - 3 * MIN, [{ fromLon: 120.56, toLon: 120.58, speedKmh: 40 }]).filter((f) => f.ts <= NOW - MIN));
+    const [latest] = [...h.engine.latestFixes()];
+    const trucks = 2.5 * SLICE_LINES;
+    const writes: string[] = [];
+    const snapshots = new StateSnapshots(
+      {
+        registry: () => h.index.current,
+        latestFixes: () => Array.from({ length: trucks }, () => latest!),
+        latestBinSample: (id) => h.engine.latestBinSample(id),
+        binForecast: (id) => h.engine.binForecast(id),
+        openAlertCounts: () => h.alerts.store.openCounts(),
+        ongoing: (types) => h.alerts.store.ongoing(types),
+      },
+      { intervalS: 60, binIntervalS: 300, truckActiveS: 600, movingKmh: 5, loadedKg: 500 },
+      async (text) => void writes.push(text),
+      createLogger('silent'),
+      () => NOW,
+    );
+    const truckLinesPerWrite = () => writes.map((w) => parse(w).filter((p) => p.measurement === 'truck_state').length).filter((n) => n > 0);
+    snapshots.start();
+    try {
+      // start() returns after the first slice: the rest waits for the event loop's next turns.
+      expect(truckLinesPerWrite()).toEqual([SLICE_LINES]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(truckLinesPerWrite()).toEqual([SLICE_LINES, SLICE_LINES, trucks - 2 * SLICE_LINES]);
+    } finally {
+      snapshots.stop();
+    }
   });
 });
