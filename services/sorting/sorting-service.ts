@@ -74,6 +74,7 @@ export class SortingService {
 
   start(): void {
     const { config, log } = this.deps;
+    this.stopping = false;
     this.task = cron.schedule(config.schedule, () => this.runScheduled(), { timezone: 'Asia/Shanghai', name: 'separation-rate', noOverlap: true });
     this.timer = setInterval(() => this.recountLateDays(), LATE_CHECK_MS);
     this.timer.unref();
@@ -124,6 +125,7 @@ export class SortingService {
     for (let waited = 0; waited < DELIVERY_WAIT_MS && !this.stopping; waited += DELIVERY_STEP_MS) {
       if (await delivered(DELIVERY_STEP_MS)) return;
     }
+    if (this.stopping) throw new Error('the service is stopping before the tickets it accepted reached InfluxDB; counting now would leave them out');
     throw new Error(`tickets the service accepted are not all in InfluxDB after ${DELIVERY_WAIT_MS / 1000} s (the spool is still delivering); counting now would leave them out`);
   }
 
