@@ -16,6 +16,7 @@ import { canPublish, canSubscribe, type Identity } from './acl.ts';
 import type { CredentialDirectory } from './credentials.ts';
 import { boundedEmitter } from './emitter.ts';
 import { FrameLimit, PacketTooLargeError } from './frame-limit.ts';
+import { parseIntoFreshPackets } from './fresh-packets.ts';
 import { verifySecret } from './secrets.ts';
 
 export interface BrokerDeps {
@@ -60,6 +61,7 @@ const EMITTER_CONCURRENCY = 0;
 export class EmbeddedBroker {
   readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0, spoolFullRefusals: 0 };
   private lastSpoolFullWarning = 0;
+  private warnedParserShape = false;
   private aedes: Aedes | null = null;
   private tcp: net.Server | null = null;
   private ws: WebSocketServer | null = null;
@@ -203,7 +205,11 @@ export class EmbeddedBroker {
     socket.setNoDelay(true);
     socket.once('close', () => this.sockets.delete(socket));
     stream.on('error', () => stream.destroy());
-    this.aedes!.handle(stream as unknown as net.Socket);
+    const client = this.aedes!.handle(stream as unknown as net.Socket);
+    if (!parseIntoFreshPackets(client) && !this.warnedParserShape) {
+      this.warnedParserShape = true;
+      this.deps.log.warn('the MQTT parser is not the one fresh-packets.ts knows (mqtt-packet 9); at thousands of connections GC pauses will be longer');
+    }
   }
 
   private refuseOversized(stream: Duplex, error: PacketTooLargeError): void {
