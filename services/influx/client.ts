@@ -1,9 +1,12 @@
-// InfluxDB access through the official client's HTTP transport. The server's major version is read
-// from the X-Influxdb-Version header of /ping, so one configuration serves:
+// InfluxDB access: queries through the official client's HTTP transport, writes through node:http
+// (post() says why). The server's major version is read from the X-Influxdb-Version header of /ping,
+// so one configuration serves:
 //   1.x (Debian's 1.6.7 has only POST /write),  2.x and 3.x (POST /api/v2/write).
 // Reads are InfluxQL on /query, which all three answer (2.x through its v1 compatibility API and a
 // DBRP mapping). User input never becomes query text: it travels in `params` and is referenced as
 // $name (InfluxDB 1.x HTTP API, "Bind parameters").
+import http from 'node:http';
+import https from 'node:https';
 import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 import type { InfluxConfig } from '../config/schema.ts';
 
@@ -36,6 +39,9 @@ export function isRetryableWriteError(error: unknown): boolean {
   }
   return true;
 }
+
+const httpAgent = new http.Agent({ keepAlive: true });
+const httpsAgent = new https.Agent({ keepAlive: true });
 
 export class InfluxStore {
   private readonly transport;
@@ -79,7 +85,7 @@ export class InfluxStore {
   }
 
   /** Writes newline-separated line protocol with ms timestamps. */
-  async write(body: string): Promise<void> {
+  async write(body: string | Buffer): Promise<void> {
     const server = this.server ?? (await this.detect());
     const { database, org, retentionPolicy } = this.config;
     const query =
@@ -87,11 +93,7 @@ export class InfluxStore {
         ? new URLSearchParams({ db: database, precision: 'ms', ...(retentionPolicy ? { rp: retentionPolicy } : {}) })
         : new URLSearchParams({ org, bucket: database, precision: 'ms' });
     const path = server.major === 1 ? `/write?${query}` : `/api/v2/write?${query}`;
-    const send = () =>
-      this.transport.request(path, body, {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain; charset=utf-8', ...this.authHeaders(server.major) },
-      });
+    const send = () => this.post(path, body, { 'content-type': 'text/plain; charset=utf-8', ...this.authHeaders(server.major) });
     try {
       await send();
     } catch (error) {
@@ -100,6 +102,38 @@ export class InfluxStore {
       await this.ensureDatabase();
       await send();
     }
+  }
+
+  /**
+   * POSTs a body and resolves on a 2xx answer; any other answer rejects with the client library's
+   * HttpError, as its transport would. The transport copies every body into a new Buffer first
+   * (createRequestMessage), an ArrayBuffer alive until InfluxDB answers: at 10,000 points/s those
+   * outlived young-generation collections and added to V8's external memory, whose limit sets off
+   * marking on the main thread (services/broker/fresh-packets.ts). Here the body is written as it is.
+   */
+  private post(path: string, body: string | Buffer, headers: Record<string, string>): Promise<void> {
+    const url = new URL(this.config.url.replace(/\/$/, '') + path);
+    const secure = url.protocol === 'https:';
+    return new Promise((resolve, reject) => {
+      const options = { method: 'POST', agent: secure ? httpsAgent : httpAgent, timeout: this.config.timeoutMs, headers: { ...headers, 'content-length': Buffer.byteLength(body) } };
+      const req = (secure ? https.request : http.request)(url, options, (res) => {
+        const status = res.statusCode ?? 0;
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          if (status >= 200 && status < 300) return resolve();
+          // An early answer may come before the whole body is sent; the caller may reuse the body's
+          // memory once this settles, so the rest of it must never reach the socket.
+          req.destroy();
+          reject(new HttpError(status, res.statusMessage, text, res.headers['retry-after'], res.headers['content-type'], undefined, res.headers));
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`InfluxDB at ${this.config.url} did not answer within ${this.config.timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   /** Runs one InfluxQL statement with bound parameters (POST, so writes such as CREATE work too). */

@@ -1,5 +1,7 @@
 // Against a real influxd (Debian 1.6.7): version detection, database creation, writes, and queries
 // whose parameters are bound, never pasted into the query text.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdentifier } from '../../../services/influx/client.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
@@ -49,5 +51,32 @@ describe('InfluxStore on InfluxDB 1.x', () => {
     const unreachable = await down.write('m v=1 1\n').catch((error: unknown) => error);
     expect(unreachable).toBeInstanceOf(Error);
     expect(isRetryableWriteError(unreachable)).toBe(true);
+  });
+
+  it('writes a Buffer view as it is, and gives up on a server that never answers after timeoutMs', async () => {
+    const { InfluxStore, isRetryableWriteError } = await import('../../../services/influx/client.ts');
+    const { influxSchema } = await import('../../../services/config/schema.ts');
+    const store = influxd.store('buffer_db');
+    const backing = Buffer.from('garbage\nm,device_id=b v=7 1714521600000\ngarbage');
+    await store.write(backing.subarray(8, backing.length - 7));
+    expect((await store.query('SELECT v FROM m'))[0]!.values).toEqual([[1714521600000, 7]]);
+
+    // Answers /ping as InfluxDB 1.6.7 does, then never answers a write.
+    const silent = http.createServer((req, res) => {
+      if (req.url === '/ping') res.writeHead(204, { 'X-Influxdb-Version': '1.6.7' }).end();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const hung = new InfluxStore(influxSchema.parse({ url: `http://127.0.0.1:${port}`, timeoutMs: 300 }));
+      const started = Date.now();
+      const error = await hung.write(Buffer.from('m v=1 1\n')).catch((e: unknown) => e);
+      expect(String(error)).toMatch(/did not answer within 300 ms/);
+      expect(isRetryableWriteError(error)).toBe(true);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 });
