@@ -10,7 +10,7 @@ import type { Spool } from './spool.ts';
 
 export interface LineSink {
   readonly url: string;
-  write(body: string): Promise<void>;
+  write(body: Buffer): Promise<void>;
 }
 
 export interface ShipperOptions {
@@ -151,10 +151,10 @@ export class Shipper {
     );
   }
 
-  private async deadLetter(body: string, lines: number, error: Error): Promise<void> {
+  private async deadLetter(body: Buffer, lines: number, error: Error): Promise<void> {
     await fsp.mkdir(this.options.deadLetterDir, { recursive: true });
     const file = path.join(this.options.deadLetterDir, `${Date.now()}.lp`);
-    await fsp.writeFile(file, `# ${error.message.replace(/\n/g, ' ')}\n${body}`);
+    await fsp.writeFile(file, Buffer.concat([Buffer.from(`# ${error.message.replace(/\n/g, ' ')}\n`), body]));
     this.stats.deadLetteredLines += lines;
     this.log.error({ file, lines, error: error.message }, 'InfluxDB refused a batch as invalid; it was moved to the dead-letter directory');
   }

@@ -24,8 +24,8 @@ export interface SpoolPosition {
 }
 
 export interface SpoolBatch {
-  /** Newline-terminated lines. */
-  body: string;
+  /** Newline-terminated lines: a view of the spool's read buffer, valid until the next read(). */
+  body: Buffer;
   lines: number;
   /** Position just after this batch; commit it once delivered. */
   end: SpoolPosition;
@@ -54,10 +54,12 @@ export class Spool extends EventEmitter {
   /** Durable size of every segment on disk, in order. */
   private readonly sizes = new Map<number, number>();
   private readPos: SpoolPosition = { segment: 0, offset: 0 };
-  private pending: Buffer[] = [];
+  private pending: string[] = [];
   private pendingBytes = 0;
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | null = null;
+  /** One buffer for every read, so delivering a batch allocates nothing V8 must account for. */
+  private readBuffer: Buffer | null = null;
   private closed = true;
   /** Bytes appended since open, counting the backlog found at open: where the newest byte lies. */
   private appended = 0;
@@ -128,11 +130,11 @@ export class Spool extends EventEmitter {
    */
   append(lines: string): Promise<void> {
     if (this.closed) return Promise.reject(new Error('spool is closed'));
-    const buffer = Buffer.from(lines, 'utf8');
-    if (this.isFull(buffer.length)) return Promise.reject(new SpoolFullError(this.usedBytes(), this.options.quotaBytes));
-    this.pending.push(buffer);
-    this.pendingBytes += buffer.length;
-    this.appended += buffer.length;
+    const bytes = Buffer.byteLength(lines, 'utf8');
+    if (this.isFull(bytes)) return Promise.reject(new SpoolFullError(this.usedBytes(), this.options.quotaBytes));
+    this.pending.push(lines);
+    this.pendingBytes += bytes;
+    this.appended += bytes;
     return new Promise<void>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       if (!this.flushing) this.flushing = this.flushLoop();
@@ -154,7 +156,7 @@ export class Spool extends EventEmitter {
     }
     const size = this.sizes.get(segment)!;
     const length = Math.min(READ_CHUNK, size - offset);
-    const buffer = Buffer.allocUnsafe(length);
+    const buffer = (this.readBuffer ??= Buffer.allocUnsafe(READ_CHUNK));
     const handle = await fsp.open(this.file(segment), 'r');
     let bytesRead: number;
     try {
@@ -173,7 +175,7 @@ export class Spool extends EventEmitter {
     if (lines === 0) {
       throw new Error(`spool segment ${this.file(segment)} has a line longer than ${READ_CHUNK} bytes at offset ${offset}`);
     }
-    return { body: buffer.toString('utf8', 0, cut), lines, end: { segment, offset: offset + cut } };
+    return { body: buffer.subarray(0, cut), lines, end: { segment, offset: offset + cut } };
   }
 
   /** Marks everything before `position` delivered, persists it, and deletes finished segments. */
@@ -209,13 +211,13 @@ export class Spool extends EventEmitter {
     // Yield once so that every append made in this turn of the event loop joins the group.
     await new Promise<void>((resolve) => setImmediate(resolve));
     while (this.pending.length > 0) {
-      const buffers = this.pending;
+      const lines = this.pending;
       const waiters = this.waiters;
       const bytes = this.pendingBytes;
       this.pending = [];
       this.waiters = [];
       try {
-        await this.writeDurably(buffers, bytes);
+        await this.writeDurably(lines, bytes);
         this.pendingBytes -= bytes;
         for (const waiter of waiters) waiter.resolve();
         this.emit('data');
@@ -228,15 +230,20 @@ export class Spool extends EventEmitter {
     this.flushing = null;
   }
 
-  private async writeDurably(buffers: Buffer[], bytes: number): Promise<void> {
+  private async writeDurably(lines: string[], bytes: number): Promise<void> {
     const fd = this.fd!;
-    let written = 0;
-    const chunk = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, bytes);
-    while (written < chunk.length) {
-      const n = await new Promise<number>((resolve, reject) =>
-        fs.write(fd, chunk, written, chunk.length - written, null, (error, count) => (error ? reject(error) : resolve(count))),
-      );
-      written += n;
+    // Written as a string: node copies it into memory of its own for the write, where a Buffer would
+    // be an ArrayBuffer alive, and accounted by V8, until the write and its fsync are done.
+    const text = lines.join('');
+    let written = await new Promise<number>((resolve, reject) => fs.write(fd, text, null, 'utf8', (error, count) => (error ? reject(error) : resolve(count))));
+    if (written < bytes) {
+      // A short write (write(2) may write less than asked): the rest goes from a buffer.
+      const rest = Buffer.from(text, 'utf8');
+      while (written < bytes) {
+        written += await new Promise<number>((resolve, reject) =>
+          fs.write(fd, rest, written, bytes - written, null, (error, count) => (error ? reject(error) : resolve(count))),
+        );
+      }
     }
     if (this.options.fsync) {
       await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));

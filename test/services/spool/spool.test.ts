@@ -14,7 +14,7 @@ const open = async (options: Partial<ConstructorParameters<typeof Spool>[0]> = {
 async function readAll(spool: Spool, commit = true): Promise<string[]> {
   const lines: string[] = [];
   for (let batch = await spool.read(7); batch; batch = await spool.read(7)) {
-    lines.push(...batch.body.split('\n').filter(Boolean));
+    lines.push(...batch.body.toString().split('\n').filter(Boolean));
     if (commit) await spool.commit(batch.end);
     else break;
   }
@@ -36,6 +36,17 @@ describe('Spool', () => {
     expect((await fs.readdir(dir)).filter((f) => f.endsWith('.lp')).length).toBeGreaterThan(3);
     expect(await readAll(spool)).toEqual(expected);
     expect(spool.backlogBytes()).toBe(0);
+    await spool.close();
+  });
+
+  it('counts multi-byte text in bytes, so segments and positions stay exact', async () => {
+    const spool = await open();
+    const expected = Array.from({ length: 100 }, (_, i) => `m,road=长安街${i},site=朝阳区消纳场 v=${i} ${i}`);
+    for (const line of expected) await spool.append(line + '\n');
+    const bytes = expected.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0);
+    expect(spool.appendedBytes()).toBe(bytes);
+    expect(bytes).toBeGreaterThan(3 * 1024); // several 1 KiB segments, cut between multi-byte lines
+    expect(await readAll(spool)).toEqual(expected);
     await spool.close();
   });
 
