@@ -14,8 +14,8 @@ export function benchServiceEnv(dataDir: string, mqttPort: number, influxUrl: st
 }
 
 /**
- * Node options the service runs with, as `npm start` and the Dockerfile give them: a 64 MiB
+ * Node options the service runs with, as `npm start` and the Dockerfile give them: a 96 MiB
  * semi-space (V8's young generation is three of them; Node's default is 16 MiB), so that the
  * objects of a message in flight die young instead of being promoted (docs/alerts.md, "Speed").
  */
-export const SERVICE_NODE_OPTIONS = ['--max-semi-space-size=64'];
+export const SERVICE_NODE_OPTIONS = ['--max-semi-space-size=96'];
