@@ -40,9 +40,6 @@ export function isRetryableWriteError(error: unknown): boolean {
   return true;
 }
 
-const httpAgent = new http.Agent({ keepAlive: true });
-const httpsAgent = new https.Agent({ keepAlive: true });
-
 export class InfluxStore {
   private readonly transport;
   private server: InfluxServer | null = null;
@@ -115,7 +112,8 @@ export class InfluxStore {
     const url = new URL(this.config.url.replace(/\/$/, '') + path);
     const secure = url.protocol === 'https:';
     return new Promise((resolve, reject) => {
-      const options = { method: 'POST', agent: secure ? httpsAgent : httpAgent, timeout: this.config.timeoutMs, headers: { ...headers, 'content-length': Buffer.byteLength(body) } };
+      // Node's global agents keep connections alive (Node 19 and later).
+      const options = { method: 'POST', timeout: this.config.timeoutMs, headers: { ...headers, 'content-length': Buffer.byteLength(body) } };
       const req = (secure ? https.request : http.request)(url, options, (res) => {
         const status = res.statusCode ?? 0;
         let text = '';
