@@ -2,7 +2,7 @@
 // stored (alert-store.ts) together with its webhook deliveries (webhooks.ts) in one transaction,
 // then published on waste/alerts/{jurisdiction}/{type} (QoS 1), written to the `alert` measurement,
 // and pushed to the API's event streams.
-import { escape } from '@influxdata/influxdb-client';
+import { escape } from '../contract/line-protocol.ts';
 import type { Logger } from 'pino';
 import type { AlertsConfig } from '../config/schema.ts';
 import { topics } from '../contract/topics.ts';

@@ -13,8 +13,20 @@ function bounded(min: number, max: number, unit: string, options: { int?: boolea
 }
 
 const flag = z.boolean({ error: 'must be true or false' });
+/**
+ * Control characters (C0, DEL, C1) and lone UTF-16 surrogates: neither belongs in a plate or a
+ * ticket number, a line break would end a line-protocol record (contract/line-protocol.ts), and a
+ * lone surrogate is not UTF-8, so it would be stored as U+FFFD, not as sent.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this pattern finds
+export const UNSTORABLE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 const text = (max: number) =>
-  z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') }).min(1, { error: 'must not be empty' }).max(max, { error: `must be at most ${max} characters` });
+  z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+    .min(1, { error: 'must not be empty' })
+    .max(max, { error: `must be at most ${max} characters` })
+    .refine((value) => !UNSTORABLE.test(value), { error: 'must not contain control characters or unpaired surrogates' });
 
 /** Largest weight a weighbridge reports: 100 t. */
 const MAX_KG = 100_000;

@@ -7,6 +7,12 @@ const ISO_WITH_OFFSET =
 
 /** Epoch ms below this (1973-03-03) are almost certainly epoch seconds sent by mistake. */
 const SMALLEST_PLAUSIBLE_MS = 100_000_000_000;
+/**
+ * Epoch ms from this on (2262-04-11) are past what InfluxDB can store (int64 nanoseconds) and, far
+ * beyond, past what a JavaScript Date can hold (±8.64e15, ECMA-262 §21.4.1.1): refused as invalid
+ * rather than carried to where a Date of them throws.
+ */
+const LARGEST_STORABLE_MS = 9_223_372_036_854;
 
 export type TimestampResult = { ok: true; ms: number } | { ok: false; message: string };
 
@@ -16,7 +22,7 @@ export function parseTimestamp(value: unknown): TimestampResult {
     if (value > 0 && value < SMALLEST_PLAUSIBLE_MS) {
       return { ok: false, message: `ts ${value} looks like epoch seconds; send epoch milliseconds` };
     }
-    return { ok: true, ms: Math.round(value) };
+    return storable(Math.round(value), String(value));
   }
   if (typeof value === 'string') {
     const match = ISO_WITH_OFFSET.exec(value.trim());
@@ -30,7 +36,12 @@ export function parseTimestamp(value: unknown): TimestampResult {
     const offset = zone.toUpperCase() === 'Z' ? 'Z' : zone.length === 5 ? `${zone.slice(0, 3)}:${zone.slice(3)}` : zone;
     const ms = Date.parse(`${date}T${time}${fraction ? '.' + fraction.slice(0, 3).padEnd(3, '0') : ''}${offset}`);
     if (Number.isNaN(ms)) return { ok: false, message: `ts "${value.slice(0, 40)}" is not a valid date` };
-    return { ok: true, ms };
+    return storable(ms, `"${value.slice(0, 40)}"`);
   }
   return { ok: false, message: 'ts is required (epoch ms or ISO-8601 with offset)' };
+}
+
+function storable(ms: number, shown: string): TimestampResult {
+  if (Math.abs(ms) >= LARGEST_STORABLE_MS) return { ok: false, message: `ts ${shown} is outside the years 1678-2262 that can be stored` };
+  return { ok: true, ms };
 }

@@ -21,6 +21,8 @@ export interface IncomingMessage {
 export interface IngestOutcome {
   accepted: number;
   rejected: number;
+  /** What subscribers may see of the message (validate.ts ValidationResult.forward). */
+  forward: Buffer | null;
 }
 
 export type RejectionPublisher = (topicPayload: string) => void;
@@ -74,18 +76,31 @@ export class IngestPipeline {
         topic: message.topic,
         receivedAt: message.receivedAt,
       });
-      return { accepted: 0, rejected: 1 };
+      return { accepted: 0, rejected: 1, forward: null };
     }
     this.receivedByClass[topic.deviceClass]++;
-    const { readings, rejections } = validateMessage(topic, message.topic, message.payload, message.receivedAt, this.limits);
+    let result: ReturnType<typeof validateMessage>;
+    let lines = '';
+    try {
+      result = validateMessage(topic, message.topic, message.payload, message.receivedAt, this.limits);
+      for (const reading of result.readings) lines += readingToLine(reading) + '\n';
+    } catch (error) {
+      // Validation refuses one reading at a time and does not throw; this is the backstop for what
+      // nobody foresaw. The message is refused and counted, so the device gets its PUBACK and does
+      // not resend the same poison for ever, and the rest of its traffic flows.
+      this.reject({ reason: 'unprocessable', message: `the message could not be processed: ${(error as Error).message.slice(0, 200)}`, deviceId: topic.deviceId, topic: message.topic, receivedAt: message.receivedAt });
+      return { accepted: 0, rejected: 1, forward: null };
+    }
+    const { readings, rejections, forward } = result;
     for (const rejection of rejections) this.reject(rejection);
-    if (readings.length > 0) await this.store(readings);
-    return { accepted: readings.length, rejected: rejections.length };
+    if (readings.length > 0) await this.store(readings, lines);
+    return { accepted: readings.length, rejected: rejections.length, forward };
   }
 
   /** Records a device's connection state (the embedded broker reports clean disconnects this way). */
   async ingestStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): Promise<void> {
-    await this.store([{ kind: 'status', deviceClass, deviceId, online, ts: this.clock() }]);
+    const status: Reading = { kind: 'status', deviceClass, deviceId, online, ts: this.clock() };
+    await this.store([status], readingToLine(status) + '\n');
   }
 
   reject(rejection: Rejection): void {
@@ -106,9 +121,7 @@ export class IngestPipeline {
     this.detailedLogs = 0;
   }
 
-  private async store(readings: Reading[]): Promise<void> {
-    let lines = '';
-    for (const reading of readings) lines += readingToLine(reading) + '\n';
+  private async store(readings: Reading[], lines: string): Promise<void> {
     // The rules see valid readings at once rather than after the spool's fsync, which takes a few
     // ms to tens of ms under load: alerts are not held back by the disk. If the spool then refuses
     // the message, the device is not acknowledged and sends it again; the rules drop the duplicate.

@@ -1,8 +1,10 @@
 // Readings to InfluxDB line protocol, per docs/schema.md. One point per reading, timestamped with
 // the device's time in ms and tagged only with identities, so a duplicate delivery overwrites the
 // same point instead of counting twice. Lines are built directly (this runs for every reading, and
-// a Point object per reading cost a tenth of the ingest CPU); escaping is the official client's.
-import { Point, escape } from '@influxdata/influxdb-client';
+// a Point object per reading cost a tenth of the ingest CPU); escaping is contract/line-protocol.ts's,
+// which never lets a raw line break into a line.
+import type { Point } from '@influxdata/influxdb-client';
+import { escape } from '../contract/line-protocol.ts';
 import type { Reading } from '../contract/payloads.ts';
 
 export const MEASUREMENTS = {

@@ -14,6 +14,7 @@ export const REJECT_REASONS = {
   empty_batch: 'the array holds no readings',
   unknown_topic: 'the topic is not part of the MQTT contract',
   unauthorised_topic: 'the device published on a topic that is not its own',
+  unprocessable: 'the message made the service fail; it was refused so that the device does not resend it for ever',
 } as const;
 
 export type RejectReason = keyof typeof REJECT_REASONS;

@@ -22,6 +22,11 @@ export type ValidationLimits = Pick<
 export interface ValidationResult {
   readings: Reading[];
   rejections: Rejection[];
+  /**
+   * What subscribers may see of the message: the payload as sent when all of it was accepted, the
+   * accepted readings of a partly refused batch, or null when nothing was accepted.
+   */
+  forward: Buffer | null;
 }
 
 const dataSchemas = {
@@ -30,17 +35,33 @@ const dataSchemas = {
   scales: { kind: 'ticket', schema: weighTicketSchema },
 } as const;
 
+/** Longest quote of a refused value in a rejection message. */
+const PREVIEW_CHARS = 60;
+/** Issues named in one rejection message; the rest are counted. */
+const MESSAGE_ISSUES = 5;
+
+/**
+ * A short quote of a refused value, for the rejection message. Never recursive and never longer
+ * than PREVIEW_CHARS, whatever the value: a 10,000-deep array quoted with JSON.stringify
+ * overflowed the stack while the batch's valid readings waited.
+ */
+export function preview(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > PREVIEW_CHARS ? `${value.slice(0, PREVIEW_CHARS)}…` : value);
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return String(value).slice(0, PREVIEW_CHARS);
+}
+
 function describeIssues(error: z.ZodError): { reason: RejectReason; message: string } {
   const first = error.issues[0];
   const reason: RejectReason = first?.code === 'too_small' || first?.code === 'too_big' ? 'out_of_range' : 'invalid_payload';
-  const message = error.issues
-    .map((issue) => {
-      const field = issue.path.join('.') || 'payload';
-      const got = 'input' in issue && issue.input !== undefined ? `, got ${JSON.stringify(issue.input)}` : '';
-      return `${field} ${issue.message}${got}`;
-    })
-    .join('; ');
-  return { reason, message };
+  const named = error.issues.slice(0, MESSAGE_ISSUES).map((issue) => {
+    const field = issue.path.slice(0, 4).join('.') || 'payload';
+    const got = 'input' in issue && issue.input !== undefined ? `, got ${preview(issue.input)}` : '';
+    return `${field} ${issue.message}${got}`;
+  });
+  const more = error.issues.length - named.length;
+  return { reason, message: named.join('; ') + (more > 0 ? `; and ${more} more` : '') };
 }
 
 function rejection(reason: RejectReason, message: string, topic: DeviceTopic, rawTopic: string, receivedAt: number, index?: number): Rejection {
@@ -49,11 +70,26 @@ function rejection(reason: RejectReason, message: string, topic: DeviceTopic, ra
 }
 
 function refuse(reason: RejectReason, message: string, topic: DeviceTopic, rawTopic: string, receivedAt: number): ValidationResult {
-  return { readings: [], rejections: [rejection(reason, message, topic, rawTopic, receivedAt)] };
+  return { readings: [], rejections: [rejection(reason, message, topic, rawTopic, receivedAt)], forward: null };
 }
 
-/** Validates one reading of a data channel; returns it, or why it was refused. */
-function validateReading(item: unknown, topic: DeviceTopic, receivedAt: number, limits: ValidationLimits): Reading | { reason: RejectReason; message: string } {
+type Refusal = { reason: RejectReason; message: string };
+
+/**
+ * Validates one reading of a data channel; returns it, or why it was refused. Never throws: a
+ * reading that makes validation fail in a way nobody foresaw is refused on its own, so it neither
+ * costs its batch's valid readings nor leaves the message unacknowledged for the device to resend
+ * for ever.
+ */
+function validateReading(item: unknown, topic: DeviceTopic, receivedAt: number, limits: ValidationLimits): Reading | Refusal {
+  try {
+    return checkReading(item, topic, receivedAt, limits);
+  } catch (error) {
+    return { reason: 'invalid_payload', message: `the reading could not be validated (${preview((error as Error).message)})` };
+  }
+}
+
+function checkReading(item: unknown, topic: DeviceTopic, receivedAt: number, limits: ValidationLimits): Reading | Refusal {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) return { reason: 'invalid_payload', message: 'each reading must be a JSON object' };
   const { kind, schema } = dataSchemas[topic.deviceClass];
   // Parsed again to quote the offending values only when refused: reportInput slows zod's fast path.
@@ -103,12 +139,12 @@ export function validateMessage(
   if (topic.channel === 'status') {
     const parsed = statusSchema.safeParse(body, { reportInput: true });
     if (!parsed.success) return refuse('invalid_payload', describeIssues(parsed.error).message, topic, rawTopic, receivedAt);
-    return { readings: [{ kind: 'status', deviceId: topic.deviceId, deviceClass: topic.deviceClass, ts: receivedAt, online: parsed.data.online }], rejections: [] };
+    return { readings: [{ kind: 'status', deviceId: topic.deviceId, deviceClass: topic.deviceClass, ts: receivedAt, online: parsed.data.online }], rejections: [], forward: payload };
   }
 
   if (!Array.isArray(body)) {
     const result = validateReading(body, topic, receivedAt, limits);
-    return 'kind' in result ? { readings: [result], rejections: [] } : refuse(result.reason, result.message, topic, rawTopic, receivedAt);
+    return 'kind' in result ? { readings: [result], rejections: [], forward: payload } : refuse(result.reason, result.message, topic, rawTopic, receivedAt);
   }
   if (body.length === 0) return refuse('empty_batch', 'payload is an empty array', topic, rawTopic, receivedAt);
   if (body.length > limits.maxBatchItems) {
@@ -116,10 +152,14 @@ export function validateMessage(
   }
   const readings: Reading[] = [];
   const rejections: Rejection[] = [];
+  const kept: unknown[] = [];
   for (let i = 0; i < body.length; i++) {
     const result = validateReading(body[i], topic, receivedAt, limits);
-    if ('kind' in result) readings.push(result);
-    else rejections.push(rejection(result.reason, result.message, topic, rawTopic, receivedAt, i));
+    if ('kind' in result) {
+      readings.push(result);
+      kept.push(body[i]);
+    } else rejections.push(rejection(result.reason, result.message, topic, rawTopic, receivedAt, i));
   }
-  return { readings, rejections };
+  if (rejections.length === 0) return { readings, rejections, forward: payload };
+  return { readings, rejections, forward: readings.length === 0 ? null : Buffer.from(JSON.stringify(kept)) };
 }

@@ -2,7 +2,7 @@
 // aggregated per grid cell (rules.spillageCellM) so street-cleaning and enforcement crews see
 // where to go. Each piece is stored once (keyed by truck, kind, time and cell, so a replay adds
 // nothing), ranked from SQLite for the API, and written to the `spillage` measurement for a map.
-import { escape } from '@influxdata/influxdb-client';
+import { escape } from '../contract/line-protocol.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { distanceM, type LonLat } from './geo.ts';
 import type { RulesRegistry, TruckInfo } from './registry-index.ts';

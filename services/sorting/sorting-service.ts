@@ -4,7 +4,7 @@
 // `separation_rate` measurement, and raises separation_below_target for each community and
 // district below its target on a complete day. A ticket arriving for a past day that was already
 // counted gets that day counted again (and the 7-day figures it is part of).
-import { escape } from '@influxdata/influxdb-client';
+import { escape } from '../contract/line-protocol.ts';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { SortingConfig } from '../config/schema.ts';

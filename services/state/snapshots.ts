@@ -3,7 +3,7 @@
 // and where they are (truck_state), every bin with its fill level, overflow, forecast, battery and
 // whether it is online (bin_state), and the open alerts counted per type and jurisdiction
 // (open_alerts). docs/schema.md describes the measurements.
-import { escape } from '@influxdata/influxdb-client';
+import { escape } from '../contract/line-protocol.ts';
 import type { Logger } from 'pino';
 import type { OpenCount } from '../alerts/alert-store.ts';
 import type { SnapshotsConfig } from '../config/schema.ts';

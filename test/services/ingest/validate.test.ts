@@ -58,6 +58,15 @@ describe('validateMessage', () => {
     ['empty_batch', 'trucks', [], undefined, /empty array/],
     ['batch_too_large', 'trucks', Array.from({ length: 1001 }, () => fix), undefined, /1001 readings/],
     ['payload_too_large', 'trucks', { ...fix, pad: 'x'.repeat(262_144) }, undefined, /bytes; at most 262144/],
+    // new Date(1e20).toISOString() throws a RangeError: such a ts once cost the whole message.
+    ['invalid_timestamp', 'trucks', { ...fix, ts: 1e20 }, undefined, /outside the years 1678-2262/],
+    ['invalid_timestamp', 'trucks', { ...fix, ts: -1e20 }, undefined, /outside the years/],
+    ['invalid_timestamp', 'trucks', { ...fix, ts: '+275760-09-13T00:00:00+08:00' }, undefined, /not epoch ms or ISO-8601/],
+    // A raw newline in a string field could end a line-protocol record inside the string.
+    ['invalid_payload', 'scales', { ...ticket, origin: 'C-1\ntruck_position,device_id=T-9 lat=1 1' }, undefined, /origin must not contain control characters/],
+    ['invalid_payload', 'scales', { ...ticket, plate: '苏E\r12345' }, undefined, /plate must not contain control characters/],
+    ['invalid_payload', 'scales', { ...ticket, ticket_id: 'T\u0000' }, undefined, /control characters/],
+    ['invalid_payload', 'scales', { ...ticket, ticket_id: 'T\ud800' }, undefined, /unpaired surrogates/],
   ];
   it.each(cases)('rejects %s (%s %#)', (reason, deviceClass, body, raw, message) => {
     const { readings, rejections } = validate(deviceClass, body, raw);
@@ -72,6 +81,30 @@ describe('validateMessage', () => {
     expect(validate('trucks', { ...fix, ts: NOW - 7 * 86_400_000 }).readings).toHaveLength(1);
     expect(validate('trucks', { ...fix, speed_kmh: 250, heading: 0, lat: -90, lon: 180 }).readings).toHaveLength(1);
     expect(validate('trucks', Array.from({ length: 1000 }, () => fix)).readings).toHaveLength(1000);
+  });
+
+  it('refuses a 10,000-deep array in a field on its own, keeping the batch\'s valid readings, with a short message', () => {
+    const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+    const raw = `[${JSON.stringify(fix)},{"ts":${NOW},"lat":${deep},"lon":120.6,"speed_kmh":1,"heading":1},${JSON.stringify({ ...fix, ts: NOW - 5 })}]`;
+    const { readings, rejections, forward } = validate('trucks', null, raw);
+    expect(readings.map((r) => r.ts)).toEqual([NOW - 1000, NOW - 5]);
+    expect(rejections).toHaveLength(1);
+    expect(rejections[0]).toMatchObject({ reason: 'invalid_payload', index: 1 });
+    expect(rejections[0]!.message).toBe('lat must be a number, got an array of 1');
+    // Subscribers see the two accepted fixes, not the refused one.
+    expect(JSON.parse(forward!.toString()).map((f: { ts: number }) => f.ts)).toEqual([NOW - 1000, NOW - 5]);
+  });
+
+  it('forwards a wholly accepted payload as sent and a wholly refused one not at all', () => {
+    const raw = JSON.stringify([fix, fix]);
+    expect(validate('trucks', null, raw).forward?.toString()).toBe(raw);
+    expect(validate('trucks', [{ ...fix, lat: 91 }]).forward).toBeNull();
+  });
+
+  it('quotes at most a short piece of a refused value and names at most five issues', () => {
+    const { rejections } = validate('trucks', { ts: 'x'.repeat(10_000), lat: 'a', lon: 'b', speed_kmh: 'c', heading: 'd', ignition: 'e', tipper_up: 'f', cover_closed: 'g' });
+    expect(rejections[0]!.message.length).toBeLessThan(400);
+    expect(rejections[0]!.message).toMatch(/; and 2 more$/);
   });
 
   it('reads a status message with the arrival time', () => {
