@@ -287,7 +287,10 @@ export class EmbeddedBroker {
     }
     this.deps.pipeline.ingest({ topic: packet.topic, payload: packet.payload as Buffer, receivedAt }).then(
       (outcome) => {
-        if (outcome.accepted === 0) this.drop(packet);
+        // Subscribers and the retained copy get only what was accepted: a partly refused batch is
+        // forwarded as its accepted readings, a wholly refused message not at all.
+        if (outcome.forward === null) this.drop(packet);
+        else packet.payload = outcome.forward;
         // A group commit releases many publishes of a client at once; their PUBACKs still leave in
         // one write, as mqtt-packet corks the connection for each packet and uncorks it on the next
         // tick (writeToStream.js).
