@@ -57,6 +57,8 @@ export interface EngineStats {
   /** Fixes older than the reorder window when they arrived: stored, not judged. */
   tooLate: number;
   replays: number;
+  /** Events applied to a state, counting each replay's: the rules' work, whatever the arrival order. */
+  applications: number;
   /** Readings from devices no registered truck or bin carries. */
   unregistered: number;
   ruleErrors: number;
@@ -101,7 +103,7 @@ const MIN_INTERVAL_GAPS = 3;
 const BIN_CLOCK_IDLE_MS = 60_000;
 
 export class RulesEngine {
-  readonly stats: EngineStats = { fixes: 0, binReadings: 0, tickets: 0, duplicates: 0, outliers: 0, tooLate: 0, replays: 0, unregistered: 0, ruleErrors: 0, evaluationMs: 0 };
+  readonly stats: EngineStats = { fixes: 0, binReadings: 0, tickets: 0, duplicates: 0, outliers: 0, tooLate: 0, replays: 0, applications: 0, unregistered: 0, ruleErrors: 0, evaluationMs: 0 };
   private readonly tracks = new Map<string, TruckTrack>();
   private readonly bins = new Map<string, BinTrack>();
   /** The bins' event-time clock: the newest reading time seen, and when (server time) it arrived. */
@@ -122,13 +124,28 @@ export class RulesEngine {
     this.clock = deps.clock ?? Date.now;
   }
 
-  /** Judges the readings; returns the time it took, ms. */
+  /**
+   * Judges the readings (one message's); returns the time it took, ms. Each device's fixes or bin
+   * readings are placed as one batch in event-time order, so the batch costs one replay at most
+   * whatever order the device sent it in.
+   */
   consume(readings: readonly Reading[]): number {
     const started = performance.now();
-    for (const reading of readings) {
-      if (reading.kind === 'truck') this.onFix(reading);
-      else if (reading.kind === 'bin') this.onBinReading(reading);
+    if (readings.length === 1) {
+      const reading = readings[0]!;
+      if (reading.kind === 'truck') this.onFixes(reading.deviceId, [reading]);
+      else if (reading.kind === 'bin') this.onBinReadings(reading.deviceId, [reading]);
       else if (reading.kind === 'ticket') this.onTicket(reading);
+    } else {
+      const fixes = new Map<string, TruckFix[]>();
+      const binReadings = new Map<string, BinReading[]>();
+      for (const reading of readings) {
+        if (reading.kind === 'truck') pushTo(fixes, reading.deviceId, reading);
+        else if (reading.kind === 'bin') pushTo(binReadings, reading.deviceId, reading);
+        else if (reading.kind === 'ticket') this.onTicket(reading);
+      }
+      for (const [deviceId, batch] of fixes) this.onFixes(deviceId, batch.sort(byTs));
+      for (const [deviceId, batch] of binReadings) this.onBinReadings(deviceId, batch.sort(byTs));
     }
     const ms = performance.now() - started;
     this.stats.evaluationMs += ms;
@@ -198,10 +215,14 @@ export class RulesEngine {
    * replay reports a violation once per event it spans, and its intermediate states (an alert
    * reopened, then ended again) are nobody's news.
    */
-  private place<E extends { ts: number }, S>(timeline: Timeline<E, S>, event: E, apply: Apply<E, S>): void {
+  private place<E extends { ts: number }, S>(timeline: Timeline<E, S>, batch: readonly E[], apply: Apply<E, S>): void {
     this.pending = [];
     try {
-      this.count(timeline.add(event, apply));
+      const counted: Apply<E, S> = (event, state) => {
+        this.stats.applications++;
+        apply(event, state);
+      };
+      for (const placement of timeline.addAll(batch, counted)) this.count(placement);
     } finally {
       const found = this.pending;
       this.pending = null;
@@ -219,15 +240,16 @@ export class RulesEngine {
     return track;
   }
 
-  private onFix(fix: TruckFix): void {
-    const truck = this.deps.registry().truckByDevice(fix.deviceId);
+  /** One device's fixes, oldest first. */
+  private onFixes(deviceId: string, fixes: TruckFix[]): void {
+    const truck = this.deps.registry().truckByDevice(deviceId);
     if (!truck) {
-      this.stats.unregistered++;
+      this.stats.unregistered += fixes.length;
       return;
     }
-    this.stats.fixes++;
+    this.stats.fixes += fixes.length;
     const track = this.track(truck);
-    this.place(track.timeline, fix, (f, state) => this.apply(truck, track, f, state));
+    this.place(track.timeline, fixes, (f, state) => this.apply(truck, track, f, state));
   }
 
   private count(placement: Placement): void {
@@ -274,21 +296,23 @@ export class RulesEngine {
     state.previous = fix;
   }
 
-  private onBinReading(reading: BinReading): void {
-    const bin = this.deps.registry().binByDevice(reading.deviceId);
+  /** One device's bin readings, oldest first. */
+  private onBinReadings(deviceId: string, readings: BinReading[]): void {
+    const bin = this.deps.registry().binByDevice(deviceId);
     if (!bin) {
-      this.stats.unregistered++;
+      this.stats.unregistered += readings.length;
       return;
     }
-    this.stats.binReadings++;
-    if (reading.ts > this.binWatermark.ts) this.binWatermark = { ts: reading.ts, arrivedAt: this.clock() };
+    this.stats.binReadings += readings.length;
+    const newestTs = readings.at(-1)!.ts;
+    if (newestTs > this.binWatermark.ts) this.binWatermark = { ts: newestTs, arrivedAt: this.clock() };
     let track = this.bins.get(bin.deviceId);
     if (!track) {
       const initial = (): BinState => ({ previous: null, gaps: [], filling: [], rules: this.binRules.map((r) => r.initialState()) });
       track = new Timeline(initial, this.deps.config.binReorderWindowS * 1000, MAX_TRACK_EVENTS);
       this.bins.set(bin.deviceId, track);
     }
-    this.place(track, binSample(reading, bin), (sample, state) => this.applyBin(bin, sample, state));
+    this.place(track, readings.map((reading) => binSample(reading, bin)), (sample, state) => this.applyBin(bin, sample, state));
   }
 
   private applyBin(bin: BinInfo, sample: BinSample, state: BinState): void {
@@ -398,6 +422,14 @@ export class RulesEngine {
     }
   }
 }
+
+function pushTo<T>(groups: Map<string, T[]>, key: string, item: T): void {
+  const group = groups.get(key);
+  if (group) group.push(item);
+  else groups.set(key, [item]);
+}
+
+const byTs = (a: { ts: number }, b: { ts: number }): number => a.ts - b.ts;
 
 function truckSubject(truck: TruckInfo): FindingSubject {
   return { kind: 'truck', id: truck.id, deviceId: truck.deviceId, plate: truck.plate };

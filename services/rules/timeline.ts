@@ -3,8 +3,12 @@
 // state replayed, so a late, duplicated or back-filled event gives the same findings as the clean
 // stream. The replay starts from a copy of the state kept every CHECKPOINT_EVERY events (the
 // checkpoint before the late event), so each event is applied once on the way in, and a late one
-// costs at most a few dozen applications. Checkpoints whose events have all left the window become
-// the base, and those events can no longer be reordered.
+// costs at most a few dozen applications when it is only a little late, and never more than the
+// events kept (maxEvents and one checkpoint interval), however old it is within the window. A
+// batch is replayed once, whatever its order: readings sent newest first (a terminal emptying its
+// blind-area store that way) once made every reading a replay from the base, without bound.
+// Checkpoints whose events have all left the window, or that hold more than maxEvents, become the
+// base, and those events can no longer be reordered.
 
 /** Applies one event to a state. */
 export type Apply<E, S> = (event: E, state: S) => void;
@@ -47,31 +51,76 @@ export class Timeline<E extends { ts: number }, S> {
   }
 
   add(event: E, apply: Apply<E, S>): Placement {
+    return this.addAll([event], apply)[0]!;
+  }
+
+  /**
+   * Places events given oldest first (one message's batch, sorted). Those newer than every event
+   * kept are applied at once; the others are slotted in, and the state is replayed once, from the
+   * checkpoint before the oldest of them, after the whole batch is in. So a batch costs at most
+   * its own length plus the events kept (maxEvents and one checkpoint interval) in applications,
+   * whatever the order it came in or how it falls among the events kept.
+   */
+  addAll(batch: readonly E[], apply: Apply<E, S>): Placement[] {
     const { events } = this;
-    const newest = events.at(-1);
-    if (!newest || event.ts > newest.ts) {
-      apply(event, this.state);
-      events.push(event);
-      this.checkpoint(event);
-      this.forget(event.ts - this.windowMs);
-      return 'newest';
+    const placements: Placement[] = [];
+    /** The oldest event slotted in among older ones: the state is replayed from before it. */
+    let replayFrom: E | null = null;
+    for (const event of batch) {
+      const newest = events.at(-1);
+      if (!newest || event.ts > newest.ts) {
+        events.push(event);
+        if (!replayFrom) {
+          apply(event, this.state);
+          this.checkpoint(event);
+        }
+        placements.push('newest');
+        continue;
+      }
+      if (event.ts <= this.baseTs || event.ts < newest.ts - this.windowMs) {
+        placements.push('too_late');
+        continue;
+      }
+      const i = this.firstAfter(event.ts);
+      if (events[i - 1]?.ts === event.ts) {
+        placements.push('duplicate');
+        continue;
+      }
+      events.splice(i, 0, event);
+      if (!replayFrom || event.ts < replayFrom.ts) replayFrom = event;
+      placements.push('replayed');
     }
-    if (event.ts <= this.baseTs || event.ts < newest.ts - this.windowMs) return 'too_late';
-    let i = events.length;
-    while (i > 0 && events[i - 1]!.ts > event.ts) i--;
-    if (events[i - 1]?.ts === event.ts) return 'duplicate';
-    events.splice(i, 0, event);
+    if (replayFrom) this.replayFrom(replayFrom.ts, apply);
+    const newest = events.at(-1);
+    if (newest) this.forget(newest.ts - this.windowMs);
+    return placements;
+  }
+
+  /** Index of the first event later than ts (binary search: events are sorted by ts). */
+  private firstAfter(ts: number): number {
+    let low = 0;
+    let high = this.events.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.events[mid]!.ts > ts) high = mid;
+      else low = mid + 1;
+    }
+    return low;
+  }
+
+  /** Rebuilds the state from the checkpoint before ts through the newest event. */
+  private replayFrom(ts: number, apply: Apply<E, S>): void {
+    const { events } = this;
     let k = this.checkpoints.length;
-    while (k > 0 && this.checkpoints[k - 1]!.after.ts > event.ts) k--;
+    while (k > 0 && this.checkpoints[k - 1]!.after.ts >= ts) k--;
     const from = this.checkpoints[k - 1];
     this.checkpoints.length = k;
     this.sinceCheckpoint = 0;
     this.state = structuredClone(from ? from.state : this.base);
-    for (let j = from ? events.indexOf(from.after) + 1 : 0; j < events.length; j++) {
+    for (let j = from ? this.firstAfter(from.after.ts) : 0; j < events.length; j++) {
       apply(events[j]!, this.state);
       this.checkpoint(events[j]!);
     }
-    return 'replayed';
   }
 
   private checkpoint(event: E): void {

@@ -116,6 +116,51 @@ describe('route deviation', () => {
   });
 });
 
+describe('the cost of any delivery order', () => {
+  // Counted as events applied to a state (replays included), not in milliseconds. A truck's 1,000
+  // fixes newest first once cost 1.8-14 s each; bins 5-89 s a message.
+  /** Most events a timeline keeps (engine MAX_TRACK_EVENTS) and one checkpoint interval. */
+  const KEPT = 500 + 32;
+
+  it('judges a back-fill sent newest first in one message once, with the alerts of the clean stream', async () => {
+    h = await rulesHarness();
+    const fixes = detour();
+    h.feed(fixes);
+    const clean = essence(h.list());
+    h.close();
+
+    h = await rulesHarness();
+    h.engine.consume([...fixes].reverse());
+    expect(h.engine.stats.applications).toBeLessThanOrEqual(fixes.length);
+    expect(essence(h.list())).toEqual(clean);
+  });
+
+  it('bounds the work of each reading when every message is older than the last, and keeps at most the cap', async () => {
+    h = await rulesHarness();
+    // 2,000 fixes 0.4 s apart, all within the 15-minute window of each other, sent newest first.
+    const fixes = profile(NIGHT, [[1999, 10]], 1).map((f, i) => ({ ...f, ts: NIGHT + i * 400 }));
+    const reversed = [...fixes].reverse();
+    for (const fix of reversed) h.engine.consume([fix]);
+    expect(h.engine.stats.fixes).toBe(fixes.length);
+    expect(h.engine.stats.applications).toBeLessThanOrEqual(fixes.length * KEPT);
+    // The window holds them all; the cap is what keeps the work per reading bounded.
+    expect(h.engine.stats.tooLate).toBeGreaterThan(0);
+  });
+
+  it('costs three bin messages of 1,000 readings newest first at most their length and the events kept each', async () => {
+    h = await rulesHarness();
+    const bin = DEVICES.bin1;
+    const t0 = NIGHT;
+    const reading = (i: number) => ({ kind: 'bin' as const, deviceId: bin, ts: t0 + i * 5000, fill_pct: (i % 100) });
+    for (let m = 2; m >= 0; m--) {
+      const batch = Array.from({ length: 1000 }, (_, i) => reading(m * 1000 + i)).reverse();
+      h.engine.consume(batch);
+    }
+    expect(h.engine.stats.binReadings).toBe(3000);
+    expect(h.engine.stats.applications).toBeLessThanOrEqual(3 * (1000 + KEPT));
+  });
+});
+
 describe('permits and hours', () => {
   it('raises nothing for a trip through midnight inside an overnight window', async () => {
     h = await rulesHarness();

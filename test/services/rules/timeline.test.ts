@@ -75,4 +75,36 @@ describe('timeline', () => {
     expect(t.events.length).toBeLessThanOrEqual(100 + 32);
     expect(t.state.ts).toHaveLength(2000);
   });
+
+  it('places a batch among the events kept with one replay: at most its length and the events kept in applications', () => {
+    const { t, add } = timeline(3_600_000);
+    const kept = Array.from({ length: 300 }, (_, i) => 1_000_000 + i * 1000);
+    for (const ts of kept) add(ts);
+    // Sent newest first, as a terminal empties its blind-area store; placed oldest first.
+    const batch = Array.from({ length: 1000 }, (_, j) => 1_000_251 + j * 290).reverse();
+    let applications = 0;
+    const placements = t.addAll(
+      batch.map((ts) => ({ ts })).sort((a, b) => a.ts - b.ts),
+      (e, state) => {
+        applications++;
+        state.ts.push(e.ts);
+      },
+    );
+    expect(placements.every((p) => p === 'replayed')).toBe(true);
+    expect(applications).toBe(1300);
+    expect(t.state.ts).toEqual([...kept, ...batch].sort((a, b) => a - b));
+    expect(t.events.length).toBeLessThanOrEqual(500 + 32);
+  });
+
+  it('never keeps more than maxEvents and one checkpoint interval, in whatever order events come', () => {
+    const { t, add, applied } = timeline(3_600_000, 100);
+    let worst = 0;
+    for (let i = 2000; i > 0; i--) {
+      const before = applied();
+      add(i * 1000);
+      worst = Math.max(worst, applied() - before);
+      expect(t.events.length).toBeLessThanOrEqual(100 + 32);
+    }
+    expect(worst).toBeLessThanOrEqual(100 + 32);
+  });
 });
