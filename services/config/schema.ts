@@ -114,7 +114,7 @@ export const spoolSchema = z
     quotaBytes: positiveInt
       .default(1024 ** 3)
       .describe('Disk quota of the spool. When full, the broker refuses new data (devices keep it) and says so.'),
-    segmentBytes: positiveInt.default(16 * 1024 ** 2).describe('Size at which a spool segment file is closed.'),
+    segmentBytes: positiveInt.default(16 * 1024 ** 2).describe('Size at which a spool segment file is closed (at most an eighth of spool.quotaBytes is used, whatever is set).'),
     fsync: z
       .boolean()
       .default(true)

@@ -45,6 +45,13 @@ interface Waiter {
 const SEGMENT = /^seg-(\d{16})\.lp$/;
 const segmentName = (n: number): string => `seg-${String(n).padStart(16, '0')}.lp`;
 const READ_CHUNK = 4 * 1024 * 1024;
+/**
+ * A segment is deleted only once delivered and closed, so delivered bytes of the open segment
+ * count against the quota until it fills. With segments up to this share of the quota, that is at
+ * most an eighth of it: a quota smaller than one segment (2 MB with 16 MiB segments) once refused
+ * every device after 1.75 MB of traffic, with InfluxDB up and nothing waiting, until a restart.
+ */
+const SEGMENTS_PER_QUOTA = 8;
 
 /** Emits 'data' after each group commit. */
 export class Spool extends EventEmitter {
@@ -63,9 +70,12 @@ export class Spool extends EventEmitter {
   private closed = true;
   /** Bytes appended since open, counting the backlog found at open: where the newest byte lies. */
   private appended = 0;
+  /** Size at which a segment is closed: spool.segmentBytes, or less when the quota is small. */
+  private readonly segmentBytes: number;
 
   constructor(private readonly options: SpoolOptions) {
     super();
+    this.segmentBytes = Math.max(1, Math.min(options.segmentBytes, Math.floor(options.quotaBytes / SEGMENTS_PER_QUOTA)));
   }
 
   async open(): Promise<void> {
@@ -250,7 +260,7 @@ export class Spool extends EventEmitter {
     }
     this.segmentSize += bytes;
     this.sizes.set(this.segment, this.segmentSize);
-    if (this.segmentSize >= this.options.segmentBytes) {
+    if (this.segmentSize >= this.segmentBytes) {
       fs.closeSync(fd);
       await this.openSegment(this.segment + 1);
     }

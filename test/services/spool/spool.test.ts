@@ -29,6 +29,19 @@ afterEach(async () => {
 });
 
 describe('Spool', () => {
+  it('keeps taking data under a quota smaller than one segment while what it holds is delivered', async () => {
+    // 2 MB quota, 16 MiB segments: delivered bytes of the open segment once filled the quota.
+    const spool = await open({ quotaBytes: 2_000_000, segmentBytes: 16 * 1024 ** 2 });
+    const line = `m,device_id=d v="${'x'.repeat(1000)}" 1\n`;
+    for (let i = 0; i < 4000; i++) {
+      await spool.append(line);
+      if (i % 100 === 99) await readAll(spool);
+      expect(spool.usedBytes()).toBeLessThanOrEqual(2_000_000);
+    }
+    expect(spool.isFull(256 * 1024)).toBe(false);
+    await spool.close();
+  });
+
   it('returns appended lines in order across segments and batches', async () => {
     const spool = await open();
     const expected = Array.from({ length: 200 }, (_, i) => `m,device_id=d${i % 3} v=${i} ${i}`);
