@@ -11,7 +11,7 @@ import { EmbeddedBroker } from './broker/broker.ts';
 import type { Config } from './config/schema.ts';
 import { REJECTED_TOPIC } from './contract/topics.ts';
 import { InfluxStore, InfluxUnreachableError } from './influx/client.ts';
-import { PRIVATE_INFLUXD_NICENESS, findOnPath, startInfluxd, type InfluxdProcess } from './influx/influxd.ts';
+import { PRIVATE_INFLUXD_NICENESS, findOnPath, superviseInfluxd, type InfluxdProcess } from './influx/influxd.ts';
 import { TelemetryReader } from './influx/reader.ts';
 import { MqttIngestWorker } from './ingest/mqtt-worker.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
@@ -251,7 +251,7 @@ export class TelemetryService {
         const port = Number(target.port || 8086);
         const dir = path.join(this.config.dataDir, 'influxdb');
         this.log.info({ influx: url, dir }, 'no InfluxDB answers; starting a private influxd');
-        this.privateInfluxd = await startInfluxd({ dir, port, rpcPort: port + 2, niceness: PRIVATE_INFLUXD_NICENESS });
+        this.privateInfluxd = await superviseInfluxd({ dir, port, rpcPort: port + 2, niceness: PRIVATE_INFLUXD_NICENESS }, this.log.child({ service: 'influxd' }));
         const server = await this.influx.detect();
         this.log.info({ influx: url, version: server.version, pid: this.privateInfluxd.pid }, 'private InfluxDB started');
         this.influxReachable = true;

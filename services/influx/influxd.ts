@@ -1,9 +1,11 @@
 // Starts an influxd (1.x, as Debian packages it) with its own directory and ports. The service uses
-// it for a private instance when none answers; the tests use it for a throwaway one.
+// it for a private instance when none answers, supervised (restarted when it dies); the tests use
+// it for a throwaway one.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from 'pino';
 
 export interface InfluxdOptions {
   dir: string;
@@ -28,6 +30,13 @@ export interface InfluxdProcess {
   /** SIGKILL and wait for exit (crash tests). */
   kill(): Promise<void>;
   exited: Promise<number | null>;
+  /** How it ended: the exit code, or the signal that ended it. */
+  ended: Promise<InfluxdExit>;
+}
+
+export interface InfluxdExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
 /** The niceness of the influxd the service starts for itself (and the benchmarks start beside it). */
@@ -83,7 +92,8 @@ export async function startInfluxd(options: InfluxdOptions): Promise<InfluxdProc
   const command = options.niceness ? ['nice', '-n', String(options.niceness), binary] : [binary];
   const child: ChildProcess = spawn(command[0]!, [...command.slice(1), '-config', conf], { stdio: ['ignore', log, log], detached: false });
   fs.closeSync(log);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const ended = new Promise<InfluxdExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = ended.then((exit) => exit.code);
   const url = `http://${options.host ?? '127.0.0.1'}:${options.port}`;
   const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
   let dead = false;
@@ -91,7 +101,8 @@ export async function startInfluxd(options: InfluxdOptions): Promise<InfluxdProc
   for (;;) {
     if (dead) throw new Error(`influxd exited during start; see ${path.join(options.dir, 'influxd.log')}`);
     try {
-      const response = await fetch(`${url}/ping`);
+      // Bounded, so that something else answering on the port without HTTP cannot hold the start up.
+      const response = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(1000) });
       if (response.status === 204) break;
     } catch {
       // not listening yet
@@ -106,5 +117,109 @@ export async function startInfluxd(options: InfluxdOptions): Promise<InfluxdProc
     if (!dead) child.kill(name);
     await exited;
   };
-  return { url, pid: child.pid!, exited, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
+  return { url, pid: child.pid!, exited, ended, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
+}
+
+export interface SupervisionOptions {
+  /** Delay before the first restart after influxd died; it doubles with each failed restart. */
+  restartMinMs?: number;
+  /** Longest delay between restarts. */
+  restartMaxMs?: number;
+}
+
+/** Restart delays of the private influxd: 1 s, doubling to 30 s. */
+const RESTART_MIN_MS = 1000;
+const RESTART_MAX_MS = 30_000;
+
+const describeExit = (exit: InfluxdExit) => (exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`);
+
+/**
+ * Starts influxd and keeps it running: when it exits without being asked to (killed, crashed, out
+ * of memory), it is started again on the same ports and directory, after a delay that doubles with
+ * each failed restart up to restartMaxMs and starts over once influxd has stayed up that long.
+ * Meanwhile the shipper keeps retrying and the spool holds the data. The handle's pid is that of
+ * the influxd running now; stop() and kill() end the supervision, then influxd, and its exited
+ * and ended resolve only then.
+ */
+export async function superviseInfluxd(options: InfluxdOptions & SupervisionOptions, log: Logger): Promise<InfluxdProcess> {
+  const minMs = options.restartMinMs ?? RESTART_MIN_MS;
+  const maxMs = options.restartMaxMs ?? RESTART_MAX_MS;
+  const logFile = path.join(options.dir, 'influxd.log');
+  let current = await startInfluxd(options);
+  let startedAt = Date.now();
+  let delay = minMs;
+  let attempts = 0;
+  let supervising = true;
+  let timer: NodeJS.Timeout | null = null;
+  let restarting: Promise<void> = Promise.resolve();
+  let finish!: (exit: InfluxdExit) => void;
+  const ended = new Promise<InfluxdExit>((resolve) => (finish = resolve));
+
+  const schedule = () => {
+    timer = setTimeout(() => {
+      timer = null;
+      restarting = restart().catch((error: Error) => log.error({ error: error.message }, 'supervising the private influxd failed'));
+    }, delay);
+    delay = Math.min(delay * 2, maxMs);
+  };
+
+  const restart = async () => {
+    if (!supervising) return;
+    attempts++;
+    let started: InfluxdProcess;
+    try {
+      started = await startInfluxd(options);
+    } catch (error) {
+      log.error(
+        { dir: options.dir, log: logFile, attempt: attempts, retryInMs: delay },
+        `could not restart the private influxd: ${(error as Error).message}. Trying again in ${delay / 1000} s; readings wait in the spool meanwhile`,
+      );
+      schedule();
+      return;
+    }
+    if (!supervising) {
+      // stop() came while it was starting.
+      await started.stop();
+      return;
+    }
+    log.info({ influxdPid: started.pid, url: started.url, attempts }, 'private influxd restarted; the spool delivers what waited');
+    current = started;
+    startedAt = Date.now();
+    attempts = 0;
+    watch(started);
+  };
+
+  const watch = (proc: InfluxdProcess) => {
+    void proc.ended.then((exit) => {
+      if (!supervising || proc !== current) return;
+      // One that stayed up a while died for a new reason: restart it soon, not after the longest delay.
+      if (Date.now() - startedAt >= maxMs) delay = minMs;
+      log.error(
+        { influxdPid: proc.pid, code: exit.code, signal: exit.signal, log: logFile, restartInMs: delay },
+        `the private influxd (pid ${proc.pid}) exited unexpectedly with ${describeExit(exit)}; its log is ${logFile}. ` +
+          `Restarting it in ${delay / 1000} s on ${proc.url}; readings wait in the spool meanwhile`,
+      );
+      schedule();
+    });
+  };
+  watch(current);
+
+  const end = async (how: (proc: InfluxdProcess) => Promise<void>) => {
+    supervising = false;
+    if (timer) clearTimeout(timer);
+    timer = null;
+    await restarting;
+    await how(current);
+    finish(await current.ended);
+  };
+  return {
+    url: current.url,
+    get pid() {
+      return current.pid;
+    },
+    ended,
+    exited: ended.then((exit) => exit.code),
+    stop: () => end((proc) => proc.stop()),
+    kill: () => end((proc) => proc.kill()),
+  };
 }
