@@ -2,8 +2,10 @@
 // it counts a day's household-waste tickets from InfluxDB per community, district and city, keeps
 // the tonnage (sorting-store.ts), writes the day's and the rolling 7-day figures to the
 // `separation_rate` measurement, and raises separation_below_target for each community and
-// district below its target on a complete day. A ticket arriving for a past day that was already
-// counted gets that day counted again (and the 7-day figures it is part of).
+// district below its target on a complete day. A ticket arriving for a past day gets that day
+// counted (again, or for the first time: a backlog sent to a service started later), with the
+// 7-day figures it is part of; the days owed a count are kept in the registry database until
+// their count succeeds, so a restart in between does not drop them.
 import { escape } from '../contract/line-protocol.ts';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
@@ -40,6 +42,11 @@ export interface SortingDeps {
 
 /** How often days with late tickets are looked at. */
 const LATE_CHECK_MS = 5000;
+/**
+ * A day whose tickets keep coming (a backlog trickling in) is counted at the latest this many
+ * settle periods after its first ticket, rather than waiting for a quiet that may never come.
+ */
+const LATE_MAX_SETTLES = 10;
 /** How long a count waits for the tickets accepted before it to reach InfluxDB. */
 const DELIVERY_WAIT_MS = 30_000;
 const DELIVERY_STEP_MS = 1000;
@@ -55,8 +62,11 @@ export class SortingService {
   private task: ScheduledTask | null = null;
   private stopping = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Past days with late tickets: when the latest arrived (server time). */
-  private readonly late = new Map<string, number>();
+  /**
+   * Past days owed a count and not yet taken by one: when their first and latest ticket arrived
+   * (server time). Each is also in the store's owed days, which outlive a restart.
+   */
+  private readonly late = new Map<string, { first: number; last: number }>();
   private running: Promise<unknown> = Promise.resolve();
   private readonly clock: () => number;
 
@@ -78,6 +88,12 @@ export class SortingService {
     this.task = cron.schedule(config.schedule, () => this.runScheduled(), { timezone: 'Asia/Shanghai', name: 'separation-rate', noOverlap: true });
     this.timer = setInterval(() => this.recountLateDays(), LATE_CHECK_MS);
     this.timer.unref();
+    // Days owed a count before a restart: counted once the settle time has gone by, as if their
+    // tickets had just come (more of the backlog may be on its way).
+    const owed = this.deps.store.owedDays();
+    const now = this.clock();
+    for (const { day } of owed) if (!this.late.has(day)) this.late.set(day, { first: now, last: now });
+    if (owed.length > 0) log.info({ days: owed.map((d) => d.day) }, `tickets arrived for these past days before the restart; counting them in ${config.lateTicketSettleS} s`);
     // A service that was down at the scheduled time catches up now.
     this.runScheduled();
     log.info({ schedule: config.schedule, denominator: config.denominator, targetRate: config.targetRate }, 'separation-rate job scheduled');
@@ -92,28 +108,58 @@ export class SortingService {
     await this.running.catch(() => {});
   }
 
-  /** Notes tickets for past days already counted, to count those days again. */
+  /**
+   * Notes tickets for past days, counted before or not, to count those days. Called before the
+   * spool's append, so the day is owed in the registry database before the device is acknowledged.
+   * Only the first ticket of a day since its last count writes there; the ingest's age window
+   * (ingest.maxAgeMs) bounds how many days can be owed.
+   */
   consume(readings: readonly Reading[]): void {
     let today: string | null = null;
     for (const r of readings) {
       if (r.kind !== 'ticket' || !isHousehold(r)) continue;
-      today ??= localDate(this.clock());
+      const now = this.clock();
+      today ??= localDate(now);
       const day = localDate(r.ts);
-      if (day < today && this.deps.store.isCounted(day)) this.late.set(day, this.clock());
+      if (day >= today) continue; // today is counted by the job
+      const owed = this.late.get(day);
+      if (owed) {
+        owed.last = now;
+        continue;
+      }
+      this.late.set(day, { first: now, last: now });
+      this.deps.store.oweCount(day, now);
     }
   }
 
   /** Counts the days (oldest first), one after the other; returns the tickets counted per day. */
   computeDays(days: string[]): Promise<{ day: string; tickets: number }[]> {
+    // Days owed a count are taken now: a ticket arriving from here on owes its day another count,
+    // since this one may read InfluxDB before that ticket is there.
+    const taken = new Map<string, number>();
+    for (const day of days) {
+      this.late.delete(day);
+      const marks = this.deps.store.owedMarks(day);
+      if (marks !== null) taken.set(day, marks);
+    }
     const run = this.running.then(async () => {
       await this.waitForDelivery();
       const places = this.places();
       const out = [];
-      for (const day of [...days].sort()) out.push({ day, tickets: await this.computeDay(day, places) });
+      for (const day of [...days].sort()) {
+        out.push({ day, tickets: await this.computeDay(day, places) });
+        const marks = taken.get(day);
+        if (marks !== undefined) this.deps.store.settleOwed(day, marks);
+        taken.delete(day);
+      }
       await this.writeTrends(new Set(days.map((day) => day.slice(0, 7))), places);
       return out;
     });
-    this.running = run.catch(() => {});
+    this.running = run.catch(() => {
+      // Days whose count did not happen are still owed one: tried again after the settle time.
+      const now = this.clock();
+      for (const day of taken.keys()) if (!this.late.has(day)) this.late.set(day, { first: now, last: now });
+    });
     return run;
   }
 
@@ -134,14 +180,15 @@ export class SortingService {
     this.computeDays([addDays(today, -1), today]).catch((error: Error) => this.deps.log.error({ error: error.message }, 'separation-rate job failed; it runs again at the next scheduled time'));
   }
 
+  /** Counts the past days whose tickets have settled, all in one run (computeDays takes them from `late`). */
   private recountLateDays(): void {
-    const due = [...this.late].filter(([, at]) => this.clock() - at >= this.deps.config.lateTicketSettleS * 1000).map(([day]) => day);
+    const settle = this.deps.config.lateTicketSettleS * 1000;
+    const now = this.clock();
+    const due = [...this.late].filter(([, at]) => now - at.last >= settle || now - at.first >= settle * LATE_MAX_SETTLES).map(([day]) => day);
     if (due.length === 0) return;
-    for (const day of due) this.late.delete(day);
-    this.deps.log.info({ days: due }, 'tickets arrived for past days; counting them again');
+    this.deps.log.info({ days: due }, 'tickets arrived for past days; counting those days');
     this.computeDays(due).catch((error: Error) => {
-      this.deps.log.error({ days: due, error: error.message }, 'could not count past days again; retrying');
-      for (const day of due) this.late.set(day, this.clock());
+      this.deps.log.error({ days: due, error: error.message }, `could not count past days that tickets arrived for; trying again in ${this.deps.config.lateTicketSettleS} s`);
     });
   }
 

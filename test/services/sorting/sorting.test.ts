@@ -219,4 +219,26 @@ describe('counting while tickets are still on their way to InfluxDB', () => {
     expect(delivered).toHaveBeenCalledOnce();
     await expect(counter(async () => false).computeDays(['2026-06-03'])).rejects.toThrow(/not all in InfluxDB/);
   });
+
+  it('keeps a day owed a count until a count of it succeeds, and owes it another for a ticket arriving during the count', async () => {
+    const owed = () => new SortingStore(db, sortingSchema.parse({})).owedDays().map((d) => d.day);
+    // 4 June, counted at start by the job, and 31 May, never counted: both owed once a ticket comes
+    // (today, 5 June, is the job's to count).
+    const failing = counter(async () => false);
+    failing.consume([ticket(at('04', '10:00'), 'kitchen', 50, 'CM-1'), ticket(at('04', '11:00'), 'kitchen', 50, 'CM-1'), ticket(at('05', '09:00'), 'kitchen', 50, 'CM-1')]);
+    failing.consume([ticket(Date.parse('2026-05-31T10:00:00+08:00'), 'other', 50, 'CM-1')]);
+    expect(owed()).toEqual(['2026-05-31', '2026-06-04']);
+    await expect(failing.computeDays(['2026-05-31', '2026-06-04'])).rejects.toThrow(/not all in InfluxDB/);
+    expect(owed()).toEqual(['2026-05-31', '2026-06-04']);
+
+    // A ticket for 4 June while its count waits for the spool: that count may not see it.
+    const during: SortingService = counter(async () => {
+      during.consume([ticket(at('04', '12:00'), 'other', 50, 'CM-1')]);
+      return true;
+    });
+    await during.computeDays(['2026-05-31', '2026-06-04']);
+    expect(owed()).toEqual(['2026-06-04']);
+    await counter(async () => true).computeDays(['2026-06-04']);
+    expect(owed()).toEqual([]);
+  });
 });
