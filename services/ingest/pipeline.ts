@@ -8,7 +8,7 @@ import type { Reading } from '../contract/payloads.ts';
 import { DEVICE_CLASSES, deviceIdOf, parseDeviceTopic, type DeviceClass } from '../contract/topics.ts';
 import type { Spool } from '../spool/spool.ts';
 import { readingToLine } from './points.ts';
-import { RejectionCounter, rejectionPayload, type Rejection } from './rejections.ts';
+import { RejectionCounter, rejectionPayload, type RejectReason, type Rejection } from './rejections.ts';
 import { validateMessage, type ValidationLimits } from './validate.ts';
 
 export interface IncomingMessage {
@@ -30,6 +30,14 @@ export type ReadingsListener = (readings: Reading[]) => void;
 
 /** Rejections logged one by one per stats interval; the rest appear in the periodic summary. */
 const DETAILED_REJECTION_LOGS = 20;
+/** Refused readings of one message reported one by one on waste/ingest/rejected; the rest are summed up per reason. */
+const REPORTS_PER_MESSAGE = 10;
+/**
+ * Longest stretch of the event loop ingest takes before letting other work in. One message is
+ * never cut (its readings are validated and handed on together), so the loop is held for at most
+ * this or one message, whichever is longer.
+ */
+const INGEST_SLICE_MS = 10;
 
 export class IngestPipeline {
   received = 0;
@@ -38,6 +46,11 @@ export class IngestPipeline {
   accepted = 0;
   readonly rejections = new RejectionCounter();
   private detailedLogs = 0;
+  /** Messages that arrived after a slice was spent: per device, oldest first; devices in turn. */
+  private readonly waiting = new Map<string, (() => void)[]>();
+  private waitingCount = 0;
+  private sliceScheduled = false;
+  private sliceStart = 0;
   private publishRejection: RejectionPublisher = () => {};
   private readonly listeners: ReadingsListener[] = [];
 
@@ -65,7 +78,57 @@ export class IngestPipeline {
     this.listeners.push(listener);
   }
 
-  async ingest(message: IncomingMessage): Promise<IngestOutcome> {
+  /**
+   * Takes one message; resolves once its accepted readings are durable. Messages are processed in
+   * slices of at most INGEST_SLICE_MS of the event loop: one that arrives after a slice is spent
+   * waits for a later turn of the loop, so a device sending its largest batches back to back
+   * (aedes handles every packet of one socket read in one go) cannot hold other devices' PUBACKs,
+   * the API and the shipper for longer than one of its messages takes. Waiting messages are taken
+   * one device at a time, in turn, each device's in the order they came: a device with many
+   * waiting does not make the others wait behind all of them.
+   */
+  ingest(message: IncomingMessage): Promise<IngestOutcome> {
+    if (this.waiting.size === 0 && performance.now() - this.sliceStart < INGEST_SLICE_MS) return this.process(message);
+    return new Promise((resolve, reject) => {
+      const device = deviceIdOf(message.topic) ?? '';
+      const run = () => void this.process(message).then(resolve, reject);
+      const queue = this.waiting.get(device);
+      if (queue) queue.push(run);
+      else this.waiting.set(device, [run]);
+      this.waitingCount++;
+      if (!this.sliceScheduled) {
+        this.sliceScheduled = true;
+        setImmediate(this.nextSlice);
+      }
+    });
+  }
+
+  /** Messages waiting for a slice (a measure of how far behind ingest is). */
+  waitingMessages(): number {
+    return this.waitingCount;
+  }
+
+  private readonly nextSlice = (): void => {
+    this.sliceScheduled = false;
+    this.sliceStart = performance.now();
+    while (this.waiting.size > 0 && performance.now() - this.sliceStart < INGEST_SLICE_MS) {
+      // A Map iterates in insertion order: the device first in line runs one message and, if it
+      // has more, goes to the back of the line.
+      const [device, queue] = this.waiting.entries().next().value!;
+      this.waiting.delete(device);
+      const run = queue.shift()!;
+      if (queue.length > 0) this.waiting.set(device, queue);
+      this.waitingCount--;
+      run();
+    }
+    if (this.waiting.size > 0) {
+      this.sliceScheduled = true;
+      setImmediate(this.nextSlice);
+    }
+  };
+
+  /** Validates and stores one message: synchronous up to the spool's append. */
+  private async process(message: IncomingMessage): Promise<IngestOutcome> {
     this.received++;
     const topic = parseDeviceTopic(message.topic);
     if (!topic) {
@@ -92,7 +155,7 @@ export class IngestPipeline {
       return { accepted: 0, rejected: 1, forward: null };
     }
     const { readings, rejections, forward } = result;
-    for (const rejection of rejections) this.reject(rejection);
+    this.rejectAll(rejections);
     if (readings.length > 0) await this.store(readings, lines);
     return { accepted: readings.length, rejected: rejections.length, forward };
   }
@@ -109,10 +172,33 @@ export class IngestPipeline {
       this.detailedLogs++;
       this.log.warn({ deviceId: rejection.deviceId, topic: rejection.topic, reason: rejection.reason, index: rejection.index }, `rejected: ${rejection.message}`);
     }
+    this.publish(rejection);
+  }
+
+  private publish(rejection: Rejection): void {
     try {
       this.publishRejection(rejectionPayload(rejection));
     } catch (error) {
       this.log.error({ error: (error as Error).message }, 'could not publish a rejection report');
+    }
+  }
+
+  /**
+   * Counts every refused reading of a message, and reports the first REPORTS_PER_MESSAGE of them
+   * one by one and the rest as one report per reason: a batch of 1,000 invalid readings made 1,000
+   * reports, and one device at 20 such messages a second kept the service busy with them.
+   */
+  private rejectAll(rejections: Rejection[]): void {
+    const rest = new Map<RejectReason, { first: Rejection; count: number }>();
+    rejections.forEach((rejection, i) => {
+      if (i < REPORTS_PER_MESSAGE) return this.reject(rejection);
+      this.rejections.add(rejection.reason);
+      const group = rest.get(rejection.reason);
+      if (group) group.count++;
+      else rest.set(rejection.reason, { first: rejection, count: 1 });
+    });
+    for (const [reason, { first, count }] of rest) {
+      this.publish({ ...first, message: `${count} more readings of this message refused as ${reason}; the first: ${first.message}`, count });
     }
   }
 

@@ -27,6 +27,8 @@ export interface Rejection {
   topic: string;
   /** Position in an array payload, when one reading of a batch was refused. */
   index?: number;
+  /** How many readings this report stands for, when it sums up the rest of a batch (more than one). */
+  count?: number;
   /** Epoch ms when the service received the message. */
   receivedAt: number;
 }
@@ -39,6 +41,7 @@ export function rejectionPayload(rejection: Rejection): string {
     reason: rejection.reason,
     message: rejection.message,
     ...(rejection.index === undefined ? {} : { index: rejection.index }),
+    ...(rejection.count === undefined ? {} : { count: rejection.count }),
     received_at: new Date(rejection.receivedAt).toISOString(),
   });
 }

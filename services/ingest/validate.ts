@@ -39,6 +39,8 @@ const dataSchemas = {
 const PREVIEW_CHARS = 60;
 /** Issues named in one rejection message; the rest are counted. */
 const MESSAGE_ISSUES = 5;
+/** Refused readings of one message whose values are quoted (those reported one by one, and more). */
+const QUOTED_REFUSALS = 20;
 
 /**
  * A short quote of a refused value, for the rejection message. Never recursive and never longer
@@ -81,20 +83,21 @@ type Refusal = { reason: RejectReason; message: string };
  * costs its batch's valid readings nor leaves the message unacknowledged for the device to resend
  * for ever.
  */
-function validateReading(item: unknown, topic: DeviceTopic, receivedAt: number, limits: ValidationLimits): Reading | Refusal {
+function validateReading(item: unknown, topic: DeviceTopic, receivedAt: number, limits: ValidationLimits, quote = true): Reading | Refusal {
   try {
-    return checkReading(item, topic, receivedAt, limits);
+    return checkReading(item, topic, receivedAt, limits, quote);
   } catch (error) {
     return { reason: 'invalid_payload', message: `the reading could not be validated (${preview((error as Error).message)})` };
   }
 }
 
-function checkReading(item: unknown, topic: DeviceTopic, receivedAt: number, limits: ValidationLimits): Reading | Refusal {
+function checkReading(item: unknown, topic: DeviceTopic, receivedAt: number, limits: ValidationLimits, quote: boolean): Reading | Refusal {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) return { reason: 'invalid_payload', message: 'each reading must be a JSON object' };
   const { kind, schema } = dataSchemas[topic.deviceClass];
-  // Parsed again to quote the offending values only when refused: reportInput slows zod's fast path.
+  // Parsed again to quote the offending values only when refused: reportInput slows zod's fast
+  // path. Only the first readings refused in a message are quoted: the rest are summed up anyway.
   const parsed = schema.safeParse(item);
-  if (!parsed.success) return describeIssues(schema.safeParse(item, { reportInput: true }).error!);
+  if (!parsed.success) return describeIssues(quote ? schema.safeParse(item, { reportInput: true }).error! : parsed.error);
   const ts = parseTimestamp(parsed.data.ts);
   if (!ts.ok) return { reason: 'invalid_timestamp', message: ts.message };
   if (ts.ms > receivedAt + limits.maxFutureMs) {
@@ -154,7 +157,7 @@ export function validateMessage(
   const rejections: Rejection[] = [];
   const kept: unknown[] = [];
   for (let i = 0; i < body.length; i++) {
-    const result = validateReading(body[i], topic, receivedAt, limits);
+    const result = validateReading(body[i], topic, receivedAt, limits, rejections.length < QUOTED_REFUSALS);
     if ('kind' in result) {
       readings.push(result);
       kept.push(body[i]);

@@ -450,24 +450,30 @@ export function binSample(reading: BinReading, bin: BinInfo): BinSample {
   return sample;
 }
 
-/** Findings of one violation (same type and start) as one: the latest state, with all their evidence. */
+/**
+ * Findings of one violation (same type and start) as one: the latest state, with all their
+ * evidence. Linear in the findings and their evidence: a batch of 1,000 readings that each
+ * report the same violation is common (a bin overflowing throughout a back-fill).
+ */
 export function coalesce(findings: Finding[]): Finding[] {
   if (findings.length < 2) return findings;
-  const byViolation = new Map<string, Finding>();
+  const byViolation = new Map<string, { latest: Finding; evidence: Finding['evidence']; seen: Set<string>; detail: Finding['detail']; jurisdictions: Set<string> }>();
   for (const f of findings) {
     const key = `${f.type}|${f.startedAt}`;
-    const earlier = byViolation.get(key);
-    if (!earlier) {
-      byViolation.set(key, f);
-      continue;
+    let group = byViolation.get(key);
+    if (!group) {
+      group = { latest: f, evidence: [], seen: new Set(), detail: {}, jurisdictions: new Set() };
+      byViolation.set(key, group);
     }
-    const seen = new Set(earlier.evidence.map((e) => `${e.kind}:${e.ts}`));
-    byViolation.set(key, {
-      ...f,
-      evidence: [...earlier.evidence, ...f.evidence.filter((e) => !seen.has(`${e.kind}:${e.ts}`))],
-      detail: { ...earlier.detail, ...f.detail },
-      jurisdictions: [...new Set([...earlier.jurisdictions, ...f.jurisdictions])],
-    });
+    group.latest = f;
+    for (const e of f.evidence) {
+      const id = `${e.kind}:${e.ts}`;
+      if (group.seen.has(id)) continue;
+      group.seen.add(id);
+      group.evidence.push(e);
+    }
+    Object.assign(group.detail, f.detail);
+    for (const j of f.jurisdictions) group.jurisdictions.add(j);
   }
-  return [...byViolation.values()];
+  return [...byViolation.values()].map(({ latest, evidence, detail, jurisdictions }) => ({ ...latest, evidence, detail, jurisdictions: [...jurisdictions] }));
 }
