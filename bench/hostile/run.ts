@@ -24,7 +24,7 @@ import { freePort } from '../../test/helpers/ports.ts';
 import { writeBenchCity, SECRET, type BenchCity } from '../rules/city.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
 
-const HELP = `Usage: npm run bench:hostile -- [--seconds S] [--scenario NAME[,NAME...]] [--profile DIR]
+const HELP = `Usage: npm run bench:hostile -- [--seconds S] [--scenario NAME[,NAME...]] [--profile DIR] [--trace-gc]
 
 Runs the service (embedded broker, private InfluxDB, 100 trucks with permits, one bin) and, for S
 seconds per scenario, lets one device flood it while a well-behaved truck publishes a fix every
@@ -36,7 +36,7 @@ seconds per scenario, lets one device flood it while a well-behaved truck publis
   bad-secrets       CONNECTs with wrong secrets as fast as the socket takes them
 Prints, per scenario: the service's longest event-loop delay, the probe's PUBACK p50/p99/max, the
 hostile device's messages/s and the service's CPU and peak RSS; the reference is the probe against
-a bare aedes and against the idle service. --profile DIR writes a V8 CPU profile of the service.
+a bare aedes and against the idle service. --profile DIR writes a V8 CPU profile of the service; --trace-gc prints its garbage collections.
 Defaults: S=10, every scenario.
 `;
 
@@ -48,6 +48,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     scenario: { type: 'string', default: SCENARIOS.join(',') },
     profile: { type: 'string' },
+    'trace-gc': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -199,7 +200,7 @@ async function run() {
   const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: await freePort(), niceness: PRIVATE_INFLUXD_NICENESS });
   const mqttPort = await freePort();
   const apiPort = await freePort();
-  const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
+  const profile = [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : []), ...(values['trace-gc'] ? ['--trace-gc'] : [])];
   const service: ChildProcess = spawn(process.execPath, [...SERVICE_NODE_OPTIONS, ...profile, '--import', 'tsx', 'services/main.ts'], {
     cwd: root,
     env: { ...process.env, ...benchServiceEnv(path.join(dir, 'data'), mqttPort, influxd.url), WASTE_API_PORT: String(apiPort), WASTE_METRICS_PUBLIC: 'true' },
