@@ -5,6 +5,7 @@
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { AlertService } from '../alerts/alert-service.ts';
@@ -53,6 +54,13 @@ export async function buildApp(deps: ApiDeps) {
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
 
+  // A webhook may not call this API (alerts/webhooks.ts): its port is known once it listens.
+  app.addHook('onListen', (done) => {
+    const address = app.server.address() as AddressInfo | null;
+    if (address) deps.alerts.deliverer.targets.reserve(address.port, 'the HTTP API of this service');
+    done();
+  });
+
   await app.register(swagger, {
     openapi: {
       info: { title: 'waste-telemetry API', version: '1', description: 'Registry, provisioning, access control, telemetry, alerts, spillage routes, bin forecasts and sorting figures. Errors are {"error": {"code", "message", "path"}}.' },
@@ -88,7 +96,7 @@ export async function buildApp(deps: ApiDeps) {
       await v1.register(telemetryRoutes, { reader: deps.reader, entities: deps.entities });
       await v1.register(tokenRoutes, { tokens: deps.tokens });
       await v1.register(alertRoutes, { alerts: deps.alerts });
-      await v1.register(webhookRoutes, { webhooks: deps.alerts.webhooks });
+      await v1.register(webhookRoutes, { webhooks: deps.alerts.webhooks, targets: deps.alerts.deliverer.targets });
       await v1.register(spillageRoutes, { spillage: deps.spillage });
       await v1.register(sortingRoutes, { sorting: deps.sorting, db: deps.db, entities: deps.entities });
       await v1.register(binRoutes, { entities: deps.entities, forecastOf: deps.forecastOf });

@@ -1,6 +1,7 @@
 // Every API error is JSON: {"error": {"code", "message", "path"?}}, with the HTTP status of its kind.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { WebhookTargetError } from '../alerts/webhooks.ts';
 import { BundleError } from '../registry/bundle.ts';
 import { RegistryError } from '../registry/devices.ts';
 import { GeometryError } from '../registry/geometry.ts';
@@ -37,6 +38,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (error instanceof ApiError) return send(error.statusCode, { code: error.code, message: error.message, ...(error.path ? { path: error.path } : {}) });
     if (error instanceof RegistryError) return send(REGISTRY_STATUS[error.code], { code: error.code, message: error.message });
     if (error instanceof BundleError) return send(400, { code: 'invalid_bundle', message: error.message, problems: error.problems });
+    if (error instanceof WebhookTargetError) return send(400, { code: 'target_refused', message: error.message, path: ['body', 'url'] });
     if (error instanceof GeometryError) return send(400, { code: 'invalid_geometry', message: error.message, path: ['body', ...error.path] });
     if (error.statusCode === 429) return send(429, { code: 'rate_limited', message: error.message });
     if (error.statusCode && error.statusCode < 500) return send(error.statusCode, { code: error.code?.toLowerCase() ?? 'bad_request', message: error.message });

@@ -1,6 +1,7 @@
 // The one configuration schema. Every key has a default and a description; the README's
 // configuration table is generated from this file (`npm run config:table`), and a test keeps the
 // two in step. Each service receives only its own slice.
+import { isIP } from 'node:net';
 import cron from 'node-cron';
 import { z } from 'zod';
 
@@ -194,6 +195,11 @@ export const alertsSchema = z
     webhookRetryMinMs: seconds(1000).describe('First retry delay of a failed webhook delivery; doubles on each failure.'),
     webhookRetryMaxMs: seconds(60_000).describe('Longest delay between webhook retries.'),
     webhookGiveUpH: seconds(72).describe('Hours after which an undeliverable webhook message is given up (logged and kept as failed).'),
+    webhookAllowTargets: z
+      .string()
+      .default('')
+      .refine((text) => parseAllowTargets(text) !== null, { error: 'must be a comma-separated list of host names, IP addresses and CIDR ranges, e.g. "cases.bureau.local,10.20.0.0/16"' })
+      .describe('Webhook targets allowed although they are not public: host names (as written in the webhook URL), IP addresses and CIDR ranges, comma-separated, e.g. "cases.bureau.local,10.20.0.0/16". Empty: webhooks reach public addresses only (never loopback, private, link-local, multicast or this service\'s own ports).'),
   })
   .prefault({});
 
@@ -233,6 +239,27 @@ export const metricsSchema = z
     public: z.boolean().default(false).describe('Serve /metrics (Prometheus text format) without a token. Otherwise a scraper sends an admin or operator API token as a bearer token.'),
   })
   .prefault({});
+
+/** The entries of alerts.webhookAllowTargets, split into host names and CIDR ranges; null when one is malformed. */
+export function parseAllowTargets(text: string): { names: Set<string>; ranges: { address: string; prefix: number; family: 4 | 6 }[] } | null {
+  const names = new Set<string>();
+  const ranges: { address: string; prefix: number; family: 4 | 6 }[] = [];
+  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const [base = '', bits, ...rest] = entry.replace(/^\[(.*)\]$/, '$1').split('/');
+    const family = isIP(base);
+    if (family === 4 || family === 6) {
+      const max = family === 4 ? 32 : 128;
+      const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
+      if (rest.length > 0 || !(prefix >= 0 && prefix <= max)) return null;
+      ranges.push({ address: base, prefix, family });
+    } else if (bits === undefined && /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i.test(entry)) {
+      names.add(entry.toLowerCase().replace(/\.$/, ''));
+    } else {
+      return null;
+    }
+  }
+  return { names, ranges };
+}
 
 /** The per-scope targets of sorting.targets, keyed "scope:id" ("city" for the city); null when malformed. */
 export function parseTargets(text: string): Map<string, number> | null {

@@ -1,7 +1,13 @@
 // `npm start` as a process: killed with SIGKILL under load, restarted, every acknowledged point is
-// there once; stopped with SIGTERM, it exits 0; --help answers.
+// there once; stopped with SIGTERM, it exits 0; webhooks cannot call its own listeners or InfluxDB;
+// --help answers.
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../services/config/schema.ts';
+import { RegistryDb } from '../../services/registry/db.ts';
+import { ENTITIES } from '../../services/registry/entities.ts';
+import { EntityStore } from '../../services/registry/entity-store.ts';
+import { TokenStore } from '../../services/registry/tokens.ts';
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { startTruckLoad } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -30,6 +36,21 @@ async function serviceEnv(): Promise<Record<string, string>> {
   };
 }
 
+/** An admin token and a jurisdiction in the registry of `config`, written as the CLI would before the service starts. */
+function seedRegistry(config: Config): string {
+  const db = new RegistryDb(config.registry.file);
+  db.open();
+  try {
+    new EntityStore(db).create(ENTITIES.jurisdictions, 'WEST', {
+      name: '西区', enforcement_unit: '西区中队', neighbour_ids: [],
+      geometry: { type: 'Polygon', coordinates: [[[120.5, 31.2], [120.6, 31.2], [120.6, 31.4], [120.5, 31.4], [120.5, 31.2]]] },
+    });
+    return new TokenStore(db).create({ name: 'ops', role: 'admin' }).token;
+  } finally {
+    db.close();
+  }
+}
+
 describe('npm start', () => {
   it('loses nothing acknowledged when killed with SIGKILL under load', async () => {
     const env = await serviceEnv();
@@ -52,6 +73,32 @@ describe('npm start', () => {
     service.child.kill('SIGTERM');
     expect(await service.exited).toBe(0);
     expect(service.output()).toContain('"stopped"');
+  });
+
+  it('refuses webhooks to its own listeners and to its InfluxDB even where loopback is allowed', async () => {
+    const env: Record<string, string> = { ...(await serviceEnv()), WASTE_ALERTS_WEBHOOK_ALLOW_TARGETS: '127.0.0.0/8' };
+    const config = await testConfig(influxd.url, {}, env.WASTE_DATA_DIR);
+    const token = seedRegistry(config);
+    const service = await spawnService(env);
+    try {
+      const create = async (url: string) => {
+        const response = await fetch(`http://127.0.0.1:${env.WASTE_API_PORT}/api/v1/webhooks`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ jurisdiction_id: 'WEST', url }),
+        });
+        return { status: response.status, message: ((await response.json()) as { error?: { message: string } }).error?.message };
+      };
+      expect(await create(`${influxd.url}/query?q=CREATE%20DATABASE%20pwned`)).toEqual({ status: 400, message: expect.stringMatching(/^127\.0\.0\.1 is the InfluxDB of this service/) });
+      expect(await create(`http://127.0.0.1:${env.WASTE_BROKER_PORT}/`)).toEqual({ status: 400, message: expect.stringMatching(/^127\.0\.0\.1 is the MQTT listener of this service/) });
+      expect(await create(`http://127.0.0.1:${env.WASTE_BROKER_WS_PORT}/`)).toEqual({ status: 400, message: expect.stringMatching(/^127\.0\.0\.1 is the MQTT WebSocket listener of this service/) });
+      expect(await create(`http://127.0.0.1:${env.WASTE_API_PORT}/api/v1/tokens`)).toEqual({ status: 400, message: expect.stringMatching(/^127\.0\.0\.1 is the HTTP API of this service/) });
+      // Loopback is allowed otherwise.
+      expect((await create(`http://127.0.0.1:${await freePort()}/hook`)).status).toBe(201);
+    } finally {
+      service.child.kill('SIGTERM');
+      expect(await service.exited).toBe(0);
+    }
   });
 
   it('answers --help', () => {
