@@ -1,5 +1,6 @@
-// `npm start`: broker and ingest in one process. SIGINT/SIGTERM stop it cleanly: the broker closes
-// its sessions, the spool is flushed and delivered for a few seconds, and it exits 0.
+// `npm start`: broker and ingest in one process. SIGINT/SIGTERM stop it cleanly: the API ends its
+// event streams and cuts off what its clients still hold open after api.stopGraceMs, the broker
+// closes its sessions, the spool is flushed and delivered for a few seconds, and it exits 0.
 import { parseArgs } from 'node:util';
 import { TelemetryService } from './app.ts';
 import { ConfigError, loadConfig } from './config/load.ts';

@@ -2,6 +2,12 @@
 // Tests use app.inject(). Routes live under /api/v1; OpenAPI is served at /docs (UI) and
 // /docs/json; /health answers without a token, /metrics (Prometheus) with an admin or operator token
 // unless metrics.public.
+//
+// No client may hold the process: a request must arrive whole within api.requestTimeoutMs, a silent
+// connection closes after api.connectionTimeoutMs, and close() (the service's stop) ends the event
+// streams, closes idle connections at once and destroys whatever is still open after
+// api.stopGraceMs: a client that stops reading its answer, or sends its body a byte at a time, is
+// cut off rather than waited for.
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -9,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { AlertService } from '../alerts/alert-service.ts';
+import { apiSchema, type ApiConfig } from '../config/schema.ts';
 import type { TelemetryReader } from '../influx/reader.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import type { DeviceStore } from '../registry/devices.ts';
@@ -44,16 +51,41 @@ export interface ApiDeps {
   metrics?: { public: boolean; source: { contentType: string; text(): Promise<string> } };
   /** Requests per minute per token (per address without one). */
   rateLimitPerMinute: number;
+  /** Timeouts, body limit and stop grace (api.*); the schema's defaults when not given. */
+  limits?: Partial<Omit<ApiConfig, 'host' | 'port' | 'rateLimitPerMinute'>>;
   logger?: FastifyBaseLogger;
 }
 
+/** How often Node checks each connection against the request and header timeouts (its default, 30 s, would let them overrun by as much). */
+const TIMEOUT_CHECK_MS = 1000;
+
 export async function buildApp(deps: ApiDeps) {
-  // Per-request info lines would drown the telemetry log; errors are still logged.
-  const app = Fastify({ loggerInstance: deps.logger, logController: new LogController({ disableRequestLogging: true }) }).withTypeProvider<ZodTypeProvider>();
+  const limits = { ...apiSchema.parse({}), ...deps.limits };
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // Per-request info lines would drown the telemetry log; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.connectionTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    bodyLimit: limits.bodyLimitBytes,
+    http: { headersTimeout: Math.min(60_000, limits.requestTimeoutMs), connectionsCheckingInterval: TIMEOUT_CHECK_MS },
+  }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
 
+  // close() runs this before it stops listening; fastify then closes the idle keep-alive
+  // connections and waits for the rest, which is what the grace bounds. The event streams end in
+  // their own preClose hook (routes/alerts.ts).
+  app.addHook('preClose', (done) => {
+    if (app.server.listening) {
+      const force = setTimeout(() => app.server.closeAllConnections(), limits.stopGraceMs);
+      force.unref();
+      app.server.once('close', () => clearTimeout(force));
+    }
+    done();
+  });
   // A webhook may not call this API (alerts/webhooks.ts): its port is known once it listens.
   app.addHook('onListen', (done) => {
     const address = app.server.address() as AddressInfo | null;

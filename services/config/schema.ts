@@ -106,6 +106,19 @@ export const apiSchema = z
     host: z.string().default('0.0.0.0').describe('Address the HTTP API listens on.'),
     port: port.default(8080).describe('Port of the HTTP API (/api/v1, OpenAPI at /docs). 0 disables the API.'),
     rateLimitPerMinute: positiveInt.default(600).describe('Requests per minute allowed per API token (per address without one).'),
+    requestTimeoutMs: positiveInt
+      .default(120_000)
+      .describe('Longest time a client may take to send one whole request, headers and body (a 64 MiB registry import over a slow link included); a slower one is cut off.'),
+    connectionTimeoutMs: positiveInt
+      .default(600_000)
+      .describe('A connection on which nothing moves for this long is closed, such as an event stream its client stopped reading (streams send a comment every 15 s). Longer than the slowest answer (a recount of many days).'),
+    keepAliveTimeoutMs: positiveInt.default(5000).describe('How long an idle kept-alive connection stays open for the next request.'),
+    bodyLimitBytes: positiveInt
+      .default(1_048_576)
+      .describe('Largest request body accepted (413 beyond it); POST /api/v1/import takes registry bundles up to 64 MiB.'),
+    stopGraceMs: positiveInt
+      .default(2000)
+      .describe('At stop, how long requests in progress may take to finish before their connections are closed; event streams end at once and idle connections close at once.'),
   })
   .prefault({});
 

@@ -1,7 +1,9 @@
 // `npm start` as a process: killed with SIGKILL under load, restarted, every acknowledged point is
-// there once; stopped with SIGTERM, it exits 0; webhooks cannot call its own listeners or InfluxDB;
-// --help answers.
+// there once; stopped with SIGTERM, it exits 0, promptly, whatever its HTTP clients are doing;
+// webhooks cannot call its own listeners or InfluxDB; --help answers.
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../services/config/schema.ts';
 import { RegistryDb } from '../../services/registry/db.ts';
@@ -51,6 +53,14 @@ function seedRegistry(config: Config): string {
   }
 }
 
+/** A raw connection to the API, for clients that misbehave (errors once the service is gone are expected). */
+async function rawConnection(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.once('connect', resolve));
+  return socket;
+}
+
 describe('npm start', () => {
   it('loses nothing acknowledged when killed with SIGKILL under load', async () => {
     const env = await serviceEnv();
@@ -73,6 +83,49 @@ describe('npm start', () => {
     service.child.kill('SIGTERM');
     expect(await service.exited).toBe(0);
     expect(service.output()).toContain('"stopped"');
+  });
+
+  it('exits 0 within 10 s of SIGTERM while an event stream, a slow request body and an unread kept-alive answer are open', async () => {
+    const env = await serviceEnv();
+    const config = await testConfig(influxd.url, {}, env.WASTE_DATA_DIR);
+    const token = seedRegistry(config);
+    const service = await spawnService(env);
+    const port = Number(env.WASTE_API_PORT);
+
+    // An event-stream client, reading.
+    let streamed = '';
+    const stream = http.get({ host: '127.0.0.1', port, path: '/api/v1/alerts/stream', headers: { authorization: `Bearer ${token}` } }, (response) => {
+      response.on('data', (chunk: Buffer) => (streamed += chunk.toString()));
+      response.on('error', () => {});
+    });
+    stream.on('error', () => {});
+    await eventually(async () => streamed, (text) => text.includes(': connected'), 5000);
+
+    // A request body that arrives a few bytes, then nothing more.
+    const slow = await rawConnection(port);
+    slow.write(`POST /api/v1/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"id":`);
+
+    // A kept-alive connection that asks for many answers and reads none of them: the server is left
+    // with more to write than the socket buffers hold.
+    const unread = await rawConnection(port);
+    unread.pause();
+    const size = Number((await fetch(`http://127.0.0.1:${port}/docs/json`)).headers.get('content-length') ?? 100_000);
+    const requests = Math.ceil((64 * 1024 * 1024) / size);
+    unread.write(`GET /docs/json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n`.repeat(requests));
+    await sleep(1000);
+    // What the client took in is one read-ahead buffer at most, far from what was asked for.
+    expect(unread.bytesRead).toBeLessThan(size * requests);
+
+    const sentAt = Date.now();
+    service.child.kill('SIGTERM');
+    const code = await Promise.race([service.exited, sleep(15_000).then(() => 'still running')]);
+    const took = Date.now() - sentAt;
+    if (code === 'still running') service.child.kill('SIGKILL');
+    expect(code, service.output().slice(-2000)).toBe(0);
+    expect(took).toBeLessThan(10_000);
+    expect(service.output()).toContain('"stopped"');
+    expect(streamed).toContain('the service is stopping');
+    for (const socket of [slow, unread]) socket.destroy();
   });
 
   it('refuses webhooks to its own listeners and to its InfluxDB even where loopback is allowed', async () => {

@@ -6,6 +6,7 @@
 //   GET  /alerts/{id}
 //   POST /alerts/{id}/acknowledge
 //   POST /alerts/{id}/resolve  {"note"?}
+import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ALERT_TYPES } from '../../contract/alerts.ts';
@@ -68,6 +69,13 @@ function summary(alert: AlertView): Omit<AlertView, 'evidence'> {
 }
 
 export const alertRoutes: FastifyPluginAsyncZod<{ alerts: AlertService }> = async (app, { alerts }) => {
+  /** Open event streams: they never finish on their own, so stopping the API ends them. */
+  const streams = new Set<ServerResponse>();
+  app.addHook('preClose', (done) => {
+    for (const stream of streams) stream.end(': the service is stopping; reconnect in a moment\n\n');
+    done();
+  });
+
   app.get('/alerts', {
     config: { roles: READ_WITH_ENFORCEMENT },
     schema: { tags: ['alerts'], querystring: filters.extend(pageQuery.shape), response: { 200: page(alertView) } },
@@ -94,7 +102,9 @@ export const alertRoutes: FastifyPluginAsyncZod<{ alerts: AlertService }> = asyn
     const types = request.query.type;
     reply.hijack();
     const raw = reply.raw;
-    raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    // Connection: close, so that ending the stream (at stop) closes its socket instead of leaving
+    // a kept-alive connection for the server to wait on.
+    raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'close', 'x-accel-buffering': 'no' });
     raw.write(': connected\n\n');
     const unsubscribe = alerts.subscribe(({ alert, change }) => {
       if (types && !types.includes(alert.type)) return;
@@ -102,7 +112,9 @@ export const alertRoutes: FastifyPluginAsyncZod<{ alerts: AlertService }> = asyn
       raw.write(`event: alert\nid: ${alert.id}:${alert.version}\ndata: ${JSON.stringify({ change, alert: summary(alert) })}\n\n`);
     });
     const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS);
-    request.raw.on('close', () => {
+    streams.add(raw);
+    raw.on('close', () => {
+      streams.delete(raw);
       clearInterval(heartbeat);
       unsubscribe();
     });
