@@ -51,7 +51,7 @@ export interface ApiDeps {
   metrics?: { public: boolean; source: { contentType: string; text(): Promise<string> } };
   /** Requests per minute per token (per address without one). */
   rateLimitPerMinute: number;
-  /** Timeouts, body limit and stop grace (api.*); the schema's defaults when not given. */
+  /** Timeouts, body limit, failed-authentication limit and stop grace (api.*); the schema's defaults when not given. */
   limits?: Partial<Omit<ApiConfig, 'host' | 'port' | 'rateLimitPerMinute'>>;
   logger?: FastifyBaseLogger;
 }
@@ -103,7 +103,7 @@ export async function buildApp(deps: ApiDeps) {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  await app.register(authPlugin, { tokens: deps.tokens });
+  await app.register(authPlugin, { tokens: deps.tokens, failuresPerMinute: limits.authFailuresPerMinute });
   await app.register(rateLimit, {
     // After authentication, so the limit is per token.
     hook: 'preHandler',

@@ -106,6 +106,9 @@ export const apiSchema = z
     host: z.string().default('0.0.0.0').describe('Address the HTTP API listens on.'),
     port: port.default(8080).describe('Port of the HTTP API (/api/v1, OpenAPI at /docs). 0 disables the API.'),
     rateLimitPerMinute: positiveInt.default(600).describe('Requests per minute allowed per API token (per address without one).'),
+    authFailuresPerMinute: positiveInt
+      .default(20)
+      .describe('Requests with an unknown or revoked token allowed per client address (IPv6: per /64) and minute; past it the address gets 429 with Retry-After until the minute is over, whatever token it sends. Other addresses are not affected.'),
     requestTimeoutMs: positiveInt
       .default(120_000)
       .describe('Longest time a client may take to send one whole request, headers and body (a 64 MiB registry import over a slow link included); a slower one is cut off.'),

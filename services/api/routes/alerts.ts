@@ -16,6 +16,7 @@ import type { TokenIdentity } from '../../registry/tokens.ts';
 import { READ_WITH_ENFORCEMENT, jurisdictionScope } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import { page, pageQuery } from './pagination.ts';
+import { instant } from './time.ts';
 
 const HANDLERS = ['admin', 'operator', 'enforcement'] as const;
 /** SSE comment sent this often so proxies keep an idle stream open. */
@@ -32,8 +33,8 @@ const filters = z.object({
   status: list(['open', 'acknowledged', 'resolved']).optional().describe('Comma-separated statuses'),
   jurisdiction: z.string().optional(),
   subject: z.string().optional().describe('Truck or bin id, device id or plate'),
-  from: z.iso.datetime({ offset: true }).optional().describe('Alerts going on at or after this instant'),
-  to: z.iso.datetime({ offset: true }).optional().describe('Alerts started at or before this instant'),
+  from: instant.optional().describe('Alerts going on at or after this instant'),
+  to: instant.optional().describe('Alerts started at or before this instant'),
 });
 
 const alertView = z.object({

@@ -15,10 +15,9 @@ import { daysBetween } from '../../sorting/sorting-store.ts';
 import { CITY } from '../../sorting/tonnage.ts';
 import { toCsv } from '../csv.ts';
 import { READ_ALL } from '../auth.ts';
+import { day, month } from './time.ts';
 import { ApiError } from '../errors.ts';
 
-const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a date YYYY-MM-DD' }).refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)), { error: 'must be a real date' });
-const month = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, { error: 'must be a month YYYY-MM' });
 const format = z.enum(['json', 'csv']).default('json').describe('csv: a spreadsheet (UTF-8 with BOM)');
 
 const RATE_COLUMNS = ['day', 'window', 'scope', 'scope_id', 'district_id', 'kitchen_kg', 'recyclable_kg', 'hazardous_kg', 'other_kg', 'rate', 'target', 'below_target', 'days_counted'];

@@ -7,6 +7,7 @@ import type { SpillageStore } from '../../rules/spillage.ts';
 import { DAY } from '../../contract/local-time.ts';
 import { READ_WITH_ENFORCEMENT, jurisdictionScope } from '../auth.ts';
 import { ApiError } from '../errors.ts';
+import { instant } from './time.ts';
 
 const hotspot = z.object({
   cell: z.string(),
@@ -24,8 +25,8 @@ export const spillageRoutes: FastifyPluginAsyncZod<{ spillage: SpillageStore }> 
     schema: {
       tags: ['alerts'],
       querystring: z.object({
-        from: z.iso.datetime({ offset: true }).optional().describe('Default: 7 days before `to`'),
-        to: z.iso.datetime({ offset: true }).optional().describe('Default: now'),
+        from: instant.optional().describe('Default: 7 days before `to`'),
+        to: instant.optional().describe('Default: now'),
         kind: z.enum(['uncovered', 'load_loss']).optional(),
         jurisdiction: z.string().optional(),
         limit: z.coerce.number().int().min(1).max(500).default(50),

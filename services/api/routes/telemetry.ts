@@ -4,7 +4,9 @@
 //   GET /bin-levels                 latest level of each bin
 //   GET /bins/{id}/levels           a bin's readings between two instants
 // An enforcement token sees only trucks whose latest position lies in its jurisdictions, and only
-// the fixes of a track that lie there.
+// the fixes of a track that lie there. A track it may not see is answered exactly as a truck that
+// does not exist (404, same message), and the request is judged in the same order either way, so
+// that such a token cannot learn which trucks exist outside its jurisdictions.
 import booleanPointInPolygon from '@turf/boolean-point-in-polygon';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -15,12 +17,13 @@ import type { MultiPolygonGeometry, PolygonGeometry } from '../../registry/geome
 import type { TokenIdentity } from '../../registry/tokens.ts';
 import { READ_ALL, READ_WITH_ENFORCEMENT } from '../auth.ts';
 import { ApiError } from '../errors.ts';
+import { instant } from './time.ts';
 
 const DAY_MS = 86_400_000;
 
 const window = z.object({
-  from: z.iso.datetime({ offset: true }).optional().describe('Default: 24 h before `to`'),
-  to: z.iso.datetime({ offset: true }).optional().describe('Default: now'),
+  from: instant.optional().describe('Default: 24 h before `to`'),
+  to: instant.optional().describe('Default: now'),
 });
 
 const fix = z.object({
@@ -90,16 +93,18 @@ export const telemetryRoutes: FastifyPluginAsyncZod<{ reader: TelemetryReader; e
       schema: { tags: ['history'], params: z.object({ id: entityId }), querystring: window, response: { 200: z.object({ truck_id: z.string(), device_id: z.string().nullable(), from: z.string(), to: z.string(), fixes: z.array(fix) }) } },
     },
     async (request) => {
-      const truck = entities.get(ENTITIES.trucks, request.params.id);
-      if (!truck) throw new ApiError(404, 'not_found', `no truck ${request.params.id}`);
       const { from, to } = span(request.query);
-      const deviceId = (truck.device_id as string | null) ?? null;
       const inside = scope(request.identity);
+      const truck = entities.get(ENTITIES.trucks, request.params.id);
+      const unseen = () =>
+        inside
+          ? new ApiError(404, 'not_found', `no truck ${request.params.id} with fixes in your jurisdictions between ${from} and ${to}`)
+          : new ApiError(404, 'not_found', `no truck ${request.params.id}`);
+      if (!truck) throw unseen();
+      const deviceId = (truck.device_id as string | null) ?? null;
       const all = deviceId ? await reader.track(deviceId, from, to) : [];
       const fixes = inside ? all.filter((f) => inside(f.lon, f.lat)) : all;
-      if (inside && fixes.length === 0) {
-        throw new ApiError(403, 'forbidden', `truck ${truck.id} was not in your jurisdictions between ${from} and ${to}`);
-      }
+      if (inside && fixes.length === 0) throw unseen();
       return { truck_id: truck.id, device_id: deviceId, from, to, fixes: fixes.map(fixView) };
     },
   );
@@ -123,9 +128,9 @@ export const telemetryRoutes: FastifyPluginAsyncZod<{ reader: TelemetryReader; e
       schema: { tags: ['history'], params: z.object({ id: entityId }), querystring: window, response: { 200: z.object({ bin_id: z.string(), device_id: z.string().nullable(), from: z.string(), to: z.string(), levels: z.array(level) }) } },
     },
     async (request) => {
+      const { from, to } = span(request.query);
       const bin = entities.get(ENTITIES.bins, request.params.id);
       if (!bin) throw new ApiError(404, 'not_found', `no bin ${request.params.id}`);
-      const { from, to } = span(request.query);
       const deviceId = (bin.device_id as string | null) ?? null;
       const levels = deviceId
         ? (await reader.levels(deviceId, from, to)).map(({ time, fill_pct, distance_mm, temp_c, tilt_deg, battery_v }) => ({ time, fill_pct, distance_mm, temp_c, tilt_deg, battery_v }))

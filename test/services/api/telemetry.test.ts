@@ -100,7 +100,8 @@ describe('history', () => {
     const { body } = await get(`/trucks/truck-out/track?from=${iso(T0 - 1000)}&to=${iso(Date.now())}`, 'enforcement');
     expect((body.fixes as { lon: number }[]).map((f) => f.lon)).toEqual([120.63]);
     const outside = await get(`/trucks/truck-out/track?from=${iso(Date.now() - 120_000)}&to=${iso(Date.now())}`, 'enforcement');
-    expect(outside).toMatchObject({ status: 403, body: { error: { code: 'forbidden', message: expect.stringMatching(/^truck truck-out was not in your jurisdictions/) } } });
+    // Answered as a truck that does not exist would be (test/services/api/limits.test.ts compares the two).
+    expect(outside).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: expect.stringMatching(/^no truck truck-out with fixes in your jurisdictions between/) } } });
   });
 
   it('refuses anything but a timestamp where a time goes', async () => {
