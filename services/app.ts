@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AlertService } from './alerts/alert-service.ts';
+import type { WebhookTargets } from './alerts/webhooks.ts';
 import { buildApp } from './api/app.ts';
 import { EmbeddedBroker } from './broker/broker.ts';
 import type { Config } from './config/schema.ts';
@@ -83,6 +84,7 @@ export class TelemetryService {
     this.reader = new TelemetryReader(this.influx);
     const writeLines = (lines: string) => this.spool.append(lines);
     this.alerts = new AlertService(this.registry, config.alerts, writeLines, log.child({ service: 'alerts' }), config.rules.evidenceMax);
+    reserveOwnEndpoints(this.alerts.deliverer.targets, config);
     this.metrics = new ServiceMetrics({
       ingest: this.pipeline,
       spool: this.spool,
@@ -193,13 +195,16 @@ export class TelemetryService {
     });
     this.alerts.setPublisher((topic, payload) => broker.publish(topic, payload, { qos: 1 }));
     const { port, wsPort } = await broker.start();
+    // Ports picked at start (port 0) are known only now.
+    this.alerts.deliverer.targets.reserve(port, 'the MQTT listener of this service');
+    this.alerts.deliverer.targets.reserve(wsPort, 'the MQTT WebSocket listener of this service');
     return { mqttPort: port, wsPort };
   }
 
   private async startApi(): Promise<number | null> {
     const { host, port, rateLimitPerMinute } = this.config.api;
     if (port === 0) return null;
-    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => this.rules.binForecast(deviceId), metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, logger: this.log.child({ service: 'api' }) });
+    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => this.rules.binForecast(deviceId), metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);
@@ -268,4 +273,19 @@ export class TelemetryService {
     }
     await this.influx.ensureDatabase();
   }
+}
+
+/**
+ * Webhooks may not call this service or its InfluxDB, whatever alerts.webhookAllowTargets allows
+ * (alerts/webhooks.ts): its listeners on any address of this host, and the InfluxDB where it is.
+ * Known from the configuration before anything starts, so no delivery runs without them.
+ */
+function reserveOwnEndpoints(targets: WebhookTargets, config: Config): void {
+  if (!config.broker.url) {
+    targets.reserve(config.broker.port, 'the MQTT listener of this service');
+    targets.reserve(config.broker.wsPort, 'the MQTT WebSocket listener of this service');
+  }
+  targets.reserve(config.api.port, 'the HTTP API of this service');
+  const influx = new URL(config.influx.url);
+  targets.reserve(Number(influx.port || (influx.protocol === 'https:' ? 443 : 80)), 'the InfluxDB of this service', influx.hostname.replace(/^\[(.*)\]$/, '$1'));
 }

@@ -4,7 +4,6 @@
 import { parseArgs } from 'node:util';
 import { TelemetryService } from './app.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
-import type { Config } from './config/schema.ts';
 import { createLogger } from './log.ts';
 
 const HELP = `Usage: npm start [-- --config FILE]
@@ -19,22 +18,6 @@ Options:
 Every key can be set by environment variable, e.g. WASTE_BROKER_PORT=1884, WASTE_INFLUX_URL=...
 Devices: npm run cli -- device add --class trucks --id TRUCK-001
 `;
-
-/**
- * Webhooks may not call this service or its InfluxDB, whatever alerts.webhookAllowTargets allows
- * (alerts/webhooks.ts): its listeners on any address of this host, and the InfluxDB where it is.
- * Known from the configuration before anything starts, so no delivery runs without them.
- */
-function reserveOwnEndpoints(service: TelemetryService, config: Config): void {
-  const targets = service.alerts.deliverer.targets;
-  if (!config.broker.url) {
-    targets.reserve(config.broker.port, 'the MQTT listener of this service');
-    targets.reserve(config.broker.wsPort, 'the MQTT WebSocket listener of this service');
-  }
-  targets.reserve(config.api.port, 'the HTTP API of this service');
-  const influx = new URL(config.influx.url);
-  targets.reserve(Number(influx.port || (influx.protocol === 'https:' ? 443 : 80)), 'the InfluxDB of this service', influx.hostname.replace(/^\[(.*)\]$/, '$1'));
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
@@ -54,7 +37,6 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const service = new TelemetryService(config, log);
-  reserveOwnEndpoints(service, config);
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;

@@ -226,7 +226,7 @@ describe('webhook targets', () => {
       [`http://[::ffff:7f00:1]:${v6.port}/hook`, /^::ffff:7f00:1 \(it carries the IPv4 address 127\.0\.0\.1\) is a loopback address/],
       [`http://0.0.0.0:${v4.port}/hook`, /^0\.0\.0\.0 is an unspecified address/],
       [`http://[::]:${v6.port}/hook`, /^:: is an unspecified address/],
-      [`${influxd.url}/query?q=CREATE%20DATABASE%20pwned`, /^127\.0\.0\.1 is a loopback address/],
+      [`${influxd.url}/query?q=CREATE%20DATABASE%20pwned`, /^127\.0\.0\.1 is the InfluxDB of this service/],
       ['http://10.20.0.5/cases', /^10\.20\.0\.5 is a private address/],
       ['http://172.16.3.4/cases', /^172\.16\.3\.4 is a private address/],
       ['http://192.168.1.10/cases', /^192\.168\.1\.10 is a private address/],
