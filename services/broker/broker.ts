@@ -17,7 +17,8 @@ import type { CredentialDirectory } from './credentials.ts';
 import { boundedEmitter } from './emitter.ts';
 import { FrameLimit, PacketTooLargeError } from './frame-limit.ts';
 import { parseIntoFreshPackets } from './fresh-packets.ts';
-import { verifySecret } from './secrets.ts';
+import { FailureBackoff, addressSource } from './login-limits.ts';
+import { SecretHashRefusedError, SecretVerifier, VerifierBusyError } from './secrets.ts';
 
 export interface BrokerDeps {
   config: BrokerConfig;
@@ -25,6 +26,8 @@ export interface BrokerDeps {
   /** Also says, through accepting(), when the spool is full: connects and publishes are refused then. */
   pipeline: IngestPipeline;
   log: Logger;
+  /** Epoch ms; what failed logins back off by. Date.now unless a test moves time itself. */
+  clock?: () => number;
 }
 
 export interface BrokerStats {
@@ -33,17 +36,45 @@ export interface BrokerStats {
   refusedSubscriptions: number;
   oversizedPackets: number;
   spoolFullRefusals: number;
+  /** Logins refused with CONNACK 3 to bound the work of logins: verifier full, per-source limit, backoff. */
+  busyLoginRefusals: number;
+  /** Logins refused because they did not finish within broker.loginTimeoutMs. */
+  loginTimeouts: number;
 }
 
 /** CONNACK return codes, [MQTT 3.1.1] §3.2.2.3. */
 const CONNACK = { identifierRejected: 2, serverUnavailable: 3, badCredentials: 4, notAuthorized: 5 } as const;
 /** While the spool is full, the loud warning is repeated at most this often. */
 const SPOOL_FULL_WARNING_MS = 10_000;
+/** While logins are refused as busy, the warning is repeated at most this often. */
+const BUSY_LOGIN_WARNING_MS = 10_000;
+/** scrypt runs at once: libuv's pool has 4 threads, and the spool's writes and fsyncs need the others. */
+const VERIFICATION_CONCURRENCY = 2;
+/** Usernames and addresses whose failed logins are remembered at most (about 20 MB at most). */
+const MAX_BACKOFF_KEYS = 100_000;
+/** Longest username a credential can have: device ids and service names are at most 64 characters. */
+const MAX_USERNAME_LENGTH = 64;
 const OFFLINE = Buffer.from('{"online":false}');
 const ONLINE = Buffer.from('{"online":true}');
 
 function refusal(message: string, returnCode: number): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+/** The connection closed before its login was answered. */
+class ClientGoneError extends Error {}
+
+/** The login did not finish within broker.loginTimeoutMs of its CONNECT. */
+class LoginTimeoutError extends Error {}
+
+/** What the broker keeps about one network connection while it logs in. */
+interface Connection {
+  /** Its remote address, as failed logins and pending verifications are counted (addressSource). */
+  source: string;
+  /** Aborted when the login is given up: the connection closed, or its deadline passed. */
+  login: AbortController;
+  /** CONNECT-to-CONNACK deadline. */
+  deadline: NodeJS.Timeout | null;
 }
 
 function digest(value: string): Buffer {
@@ -59,8 +90,9 @@ function digest(value: string): Buffer {
 const EMITTER_CONCURRENCY = 0;
 
 export class EmbeddedBroker {
-  readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0, spoolFullRefusals: 0 };
+  readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0, spoolFullRefusals: 0, busyLoginRefusals: 0, loginTimeouts: 0 };
   private lastSpoolFullWarning = 0;
+  private lastBusyLoginWarning = 0;
   private warnedParserShape = false;
   private aedes: Aedes | null = null;
   private tcp: net.Server | null = null;
@@ -78,21 +110,47 @@ export class EmbeddedBroker {
   private readonly verifiedHashes = new Map<string, Buffer>();
   private readonly sockets = new Set<net.Socket>();
   private readonly clients = new Set<Client>();
+  private readonly connections = new WeakMap<Client, Connection>();
+  private readonly verifier: SecretVerifier;
+  private readonly usernameFailures: FailureBackoff;
+  private readonly addressFailures: FailureBackoff;
+  constructor(private readonly deps: BrokerDeps) {
+    const { config } = deps;
+    this.verifier = new SecretVerifier({ concurrency: VERIFICATION_CONCURRENCY, maxPending: config.maxPendingLogins });
+    const backoff = { baseMs: config.loginBackoffMs, maxMs: config.loginBackoffMaxMs, maxKeys: MAX_BACKOFF_KEYS };
+    const clock = deps.clock ?? Date.now;
+    this.usernameFailures = new FailureBackoff({ ...backoff, freeFailures: config.loginFailuresBeforeBackoff }, clock);
+    this.addressFailures = new FailureBackoff({ ...backoff, freeFailures: config.loginFailuresPerAddressBeforeBackoff }, clock);
+  }
 
-  constructor(private readonly deps: BrokerDeps) {}
+  /** The work secret verifications have done and refused: scrypt runs, busy refusals, dropped requests. */
+  get verification(): Readonly<SecretVerifier['stats']> {
+    return this.verifier.stats;
+  }
+
+  /** Secret verifications running or queued now. */
+  pendingLogins(): number {
+    return this.verifier.pending();
+  }
 
   /** Starts the listeners; returns the ports bound (port 0 picks a free one; wsPort 0 means no WebSocket). */
   async start(): Promise<{ port: number; wsPort: number | null }> {
     const { config, log } = this.deps;
     const aedes = await Aedes.createBroker({
       mq: boundedEmitter(EMITTER_CONCURRENCY),
+      // Until the whole CONNECT has arrived (lib/client.js); from then on loginTimeoutMs applies.
+      connectTimeout: config.connectTimeoutMs,
       preConnect: (client, packet, done) => this.preConnect(client, packet, done),
       authenticate: (client, username, password, done) => {
         this.authenticate(client, username, password).then(
           () => done(null, true),
           (error: AuthenticateError) => {
+            // aedes drops the answer to a connection already closed (connect.js, authenticate).
+            if (error instanceof ClientGoneError) return done(error, false);
             this.stats.refusedConnects++;
-            log.warn({ clientId: client.id, username, returnCode: error.returnCode }, `connect refused: ${error.message}`);
+            // Refusals for load (spool full, busy, timed out) are summarised by their own warnings.
+            const level = error.returnCode === CONNACK.serverUnavailable ? 'debug' : 'warn';
+            log[level]({ clientId: client.id, username, returnCode: error.returnCode }, `connect refused: ${error.message}`);
             done(error, false);
           },
         );
@@ -102,6 +160,7 @@ export class EmbeddedBroker {
       authorizeForward: (_client, packet) => (this.dropped.has(packet.payload as Buffer) ? null : packet),
     });
     this.aedes = aedes;
+    aedes.on('connackSent', (_packet, client) => this.endLoginDeadline(client));
     aedes.on('client', (client) => this.clients.add(client));
     aedes.on('clientReady', (client) => this.onStatus(client, true));
     aedes.on('clientDisconnect', (client) => {
@@ -206,6 +265,13 @@ export class EmbeddedBroker {
     socket.once('close', () => this.sockets.delete(socket));
     stream.on('error', () => stream.destroy());
     const client = this.aedes!.handle(stream as unknown as net.Socket);
+    const connection: Connection = { source: addressSource(socket.remoteAddress), login: new AbortController(), deadline: null };
+    this.connections.set(client, connection);
+    stream.once('close', () => {
+      // A verification still queued for this connection is dropped rather than computed for nobody.
+      connection.login.abort(new ClientGoneError('the connection closed'));
+      this.endLoginDeadline(client);
+    });
     if (!parseIntoFreshPackets(client) && !this.warnedParserShape) {
       this.warnedParserShape = true;
       this.deps.log.warn('the MQTT parser is not the one fresh-packets.ts knows (mqtt-packet 9); at thousands of connections GC pauses will be longer');
@@ -225,38 +291,116 @@ export class EmbeddedBroker {
     });
   }
 
-  private preConnect(_client: Client, packet: { username?: string; will?: unknown }, done: (error: Error | null, ok: boolean) => void): void {
+  private preConnect(client: Client, packet: { username?: string; will?: unknown }, done: (error: Error | null, ok: boolean) => void): void {
+    const connection = this.connections.get(client);
+    if (connection) {
+      const { loginTimeoutMs } = this.deps.config;
+      connection.deadline = setTimeout(() => connection.login.abort(new LoginTimeoutError(`the login took longer than ${loginTimeoutMs} ms`)), loginTimeoutMs);
+    }
     // Every device gets the same will: its retained status goes offline when the connection dies.
-    const device = packet.username ? this.deps.credentials.device(packet.username) : undefined;
+    const device = packet.username && packet.username.length <= MAX_USERNAME_LENGTH ? this.deps.credentials.device(packet.username) : undefined;
     if (device) packet.will = { topic: topics.status(device.class, device.id), payload: OFFLINE, qos: 1, retain: true };
     done(null, true);
   }
 
+  private endLoginDeadline(client: Client): void {
+    const connection = this.connections.get(client);
+    if (connection?.deadline) clearTimeout(connection.deadline);
+    if (connection) connection.deadline = null;
+  }
+
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
+    const { credentials } = this.deps;
     if (!this.deps.pipeline.accepting()) {
       this.warnSpoolFull();
       throw refusal('the spool is full; try again later', CONNACK.serverUnavailable);
     }
     if (!username || !password) throw refusal('username and secret are required', CONNACK.badCredentials);
-    const device = this.deps.credentials.device(username);
-    const service = device ? undefined : this.deps.credentials.service(username);
+    // No credential has a longer name; refused at once, such a name is not remembered anywhere.
+    if (username.length > MAX_USERNAME_LENGTH) throw refusal(`username of ${username.length} characters`, CONNACK.badCredentials);
+    const device = credentials.device(username);
+    const service = device ? undefined : credentials.service(username);
     const record = device ?? service;
-    if (!record) throw refusal(`unknown username ${username.slice(0, 64)}`, CONNACK.badCredentials);
+    const secret = password.toString('utf8');
+    const secretDigest = digest(secret);
+    const known = record !== undefined && this.matchesVerified(username, record.secret_hash, secretDigest);
+    const matches = known || (await this.verifyWithinLimits(client, username, secret, record?.secret_hash));
+    if (!record || !matches) {
+      this.usernameFailures.fail(username);
+      // A username failing again and again is held back by its own count; its address counts only
+      // the first of those failures, so that a few misprovisioned devices behind one NAT do not
+      // hold back the others, while an address trying many usernames still backs off.
+      if (this.usernameFailures.failures(username) <= this.deps.config.loginFailuresBeforeBackoff) this.addressFailures.fail(this.connections.get(client)?.source ?? 'unknown');
+      throw refusal(record ? `wrong secret for ${username}` : `unknown username ${username}`, CONNACK.badCredentials);
+    }
+    if (!known) this.verifiedHashes.set(record.secret_hash, secretDigest);
+    this.usernameFailures.forget(username);
+    this.verified.set(username, { hash: record.secret_hash, digest: secretDigest });
+    // Refusals from here on tell who a username is, so they come only after the secret is proved:
+    // without it, a disabled device or a reserved client id looks like any wrong secret.
     if (device && !device.enabled) throw refusal(`device ${username} is disabled`, CONNACK.notAuthorized);
+    const identity: Identity = device ? { kind: 'device', deviceId: device.id, deviceClass: device.class } : { kind: 'service', name: username };
     // Client ids starting with "waste-" belong to the service's own clients; a device taking one
     // over would cut the service's session ([MQTT-3.1.4-2]).
     if (device && client.id.startsWith('waste-')) throw refusal(`client id ${client.id} is reserved for service accounts`, CONNACK.identifierRejected);
-    const secret = password.toString('utf8');
+    this.identities.set(client, identity);
+  }
+
+  /** True if the secret is one already verified for this username, or for the same (shared) hash. */
+  private matchesVerified(username: string, hash: string, secretDigest: Buffer): boolean {
     const cached = this.verified.get(username);
-    const secretDigest = digest(secret);
-    const sharedDigest = this.verifiedHashes.get(record.secret_hash);
-    const known = (cached?.hash === record.secret_hash && crypto.timingSafeEqual(cached.digest, secretDigest)) || (sharedDigest !== undefined && crypto.timingSafeEqual(sharedDigest, secretDigest));
-    if (!known) {
-      if (!(await verifySecret(secret, record.secret_hash))) throw refusal(`wrong secret for ${username}`, CONNACK.badCredentials);
-      this.verifiedHashes.set(record.secret_hash, secretDigest);
+    if (cached?.hash === hash && crypto.timingSafeEqual(cached.digest, secretDigest)) return true;
+    const shared = this.verifiedHashes.get(hash);
+    return shared !== undefined && crypto.timingSafeEqual(shared, secretDigest);
+  }
+
+  /**
+   * One scrypt verification within the limits on the work of logins: true if the secret matches;
+   * throws the refusal when the work is refused. An unknown username (no hash) is verified against
+   * a hash of the same cost, so that it takes as long, and is counted and limited, as a known one.
+   */
+  private async verifyWithinLimits(client: Client, username: string, secret: string, hash: string | undefined): Promise<boolean> {
+    const { config, log } = this.deps;
+    const connection = this.connections.get(client);
+    const address = connection?.source ?? 'unknown';
+    const wait = Math.max(this.usernameFailures.waitFor(username), this.addressFailures.waitFor(address));
+    if (wait > 0) throw this.busy(`too many failed logins for this username or address; next try in ${Math.ceil(wait / 1000)} s`);
+    const sources = [`username ${username}`, `address ${address}`];
+    if (sources.some((source) => this.verifier.pendingFor(source) >= config.maxPendingLoginsPerSource)) {
+      throw this.busy(`${config.maxPendingLoginsPerSource} logins of this username or address are being verified already`);
     }
-    this.verified.set(username, { hash: record.secret_hash, digest: secretDigest });
-    this.identities.set(client, device ? { kind: 'device', deviceId: device.id, deviceClass: device.class } : { kind: 'service', name: username });
+    try {
+      // Sources that keep failing give way first when the verifier is full (SecretVerifier.evictFor).
+      const demerits = this.usernameFailures.failures(username) + this.addressFailures.failures(address);
+      const request = { signal: connection?.login.signal, sources, demerits };
+      return hash === undefined ? await this.verifier.verifyUnknown(secret, request) : await this.verifier.verify(secret, hash, request);
+    } catch (error) {
+      if (error instanceof VerifierBusyError) throw this.busy(error.message);
+      if (error instanceof LoginTimeoutError) {
+        this.stats.loginTimeouts++;
+        this.warnLoginsRefused(error.message);
+        throw refusal(error.message, CONNACK.serverUnavailable);
+      }
+      if (error instanceof SecretHashRefusedError) {
+        log.error({ username }, `${error.message}; give it a new secret (npm run cli -- device rotate)`);
+        throw refusal(error.message, CONNACK.badCredentials);
+      }
+      throw error;
+    }
+  }
+
+  private busy(message: string): AuthenticateError {
+    this.stats.busyLoginRefusals++;
+    this.warnLoginsRefused(message);
+    return refusal(message, CONNACK.serverUnavailable);
+  }
+
+  private warnLoginsRefused(latest: string): void {
+    const now = Date.now();
+    if (now - this.lastBusyLoginWarning < BUSY_LOGIN_WARNING_MS) return;
+    this.lastBusyLoginWarning = now;
+    const { busyLoginRefusals, loginTimeouts } = this.stats;
+    this.deps.log.warn({ busyLoginRefusals, loginTimeouts, pendingVerifications: this.verifier.pending() }, `logins refused with CONNACK 3 to bound their work; latest: ${latest}`);
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {

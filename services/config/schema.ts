@@ -32,6 +32,28 @@ export const brokerSchema = z
       .describe(
         'Largest MQTT packet the embedded broker reads; a device sending a larger one is disconnected and the rejection published.',
       ),
+    connectTimeoutMs: positiveInt
+      .default(10_000)
+      .describe('How long a new connection to the embedded broker may take to send its whole CONNECT packet; then it is closed.'),
+    loginTimeoutMs: positiveInt
+      .default(10_000)
+      .describe('How long the embedded broker may take from a CONNECT to its answer (the secret\'s verification included); past it the login is refused with CONNACK 3 (server unavailable) and its verification dropped.'),
+    maxPendingLogins: positiveInt
+      .default(64)
+      .describe('Secret verifications (scrypt, 2 at a time) running or waiting in the embedded broker; a login needing one more is refused with CONNACK 3, so no login waits behind an unbounded queue.'),
+    maxPendingLoginsPerSource: positiveInt
+      .default(2)
+      .describe('Secret verifications running or waiting per username and per remote address (IPv6: per /64); a login past it is refused with CONNACK 3.'),
+    loginFailuresBeforeBackoff: positiveInt
+      .default(5)
+      .describe('Failed logins in a row a username may have before it backs off: its next logins needing a secret verification are refused with CONNACK 3 for loginBackoffMs, doubling with each failure. A device whose secret the broker has already verified since it started is never held back.'),
+    loginFailuresPerAddressBeforeBackoff: positiveInt
+      .default(50)
+      .describe('The same per remote address (IPv6: per /64), counting of each username only the failures up to its own loginFailuresBeforeBackoff; higher, because devices behind one NAT share an address.'),
+    loginBackoffMs: positiveInt.default(1000).describe('First wait of a username or address that has reached its failed logins in a row.'),
+    loginBackoffMaxMs: positiveInt
+      .default(60_000)
+      .describe('Longest wait of a username or address after failed logins; its failures are forgotten this long after its wait ended.'),
   })
   .prefault({});
 
