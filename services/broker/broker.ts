@@ -75,7 +75,20 @@ interface Connection {
   login: AbortController;
   /** CONNECT-to-CONNACK deadline. */
   deadline: NodeJS.Timeout | null;
+  /** The CONNECT carried a zero-byte client id (aedes then makes one up). */
+  emptyClientId: boolean;
 }
+
+/** Who holds a client id, over which connections, and whether its session outlives them. */
+interface ClientIdHolder {
+  holder: string;
+  /** Connections logged in with the id (two while one takes over the other). */
+  live: Set<Client>;
+  /** The latest login's CleanSession was 0: the session, and the id with it, outlive the connection. */
+  persistent: boolean;
+}
+
+const holderOf = (identity: Identity): string => (identity.kind === 'device' ? `device ${identity.deviceId}` : `service account ${identity.name}`);
 
 function digest(value: string): Buffer {
   return crypto.createHash('sha256').update(value).digest();
@@ -114,6 +127,15 @@ export class EmbeddedBroker {
   private readonly verifier: SecretVerifier;
   private readonly usernameFailures: FailureBackoff;
   private readonly addressFailures: FailureBackoff;
+  /**
+   * Who holds each client id: the identity of its live connection, or of the persistent session
+   * the broker keeps for it once the connection is gone. [MQTT-3.1.4-2] has a server disconnect the
+   * existing client when another connects with its id; here a client id is bound to the credentials
+   * that hold it, so only they may take it over (their own half-open connection), and anyone else
+   * is refused with CONNACK 2.
+   */
+  private readonly clientIdHolders = new Map<string, ClientIdHolder>();
+
   constructor(private readonly deps: BrokerDeps) {
     const { config } = deps;
     this.verifier = new SecretVerifier({ concurrency: VERIFICATION_CONCURRENCY, maxPending: config.maxPendingLogins });
@@ -265,12 +287,13 @@ export class EmbeddedBroker {
     socket.once('close', () => this.sockets.delete(socket));
     stream.on('error', () => stream.destroy());
     const client = this.aedes!.handle(stream as unknown as net.Socket);
-    const connection: Connection = { source: addressSource(socket.remoteAddress), login: new AbortController(), deadline: null };
+    const connection: Connection = { source: addressSource(socket.remoteAddress), login: new AbortController(), deadline: null, emptyClientId: false };
     this.connections.set(client, connection);
     stream.once('close', () => {
       // A verification still queued for this connection is dropped rather than computed for nobody.
       connection.login.abort(new ClientGoneError('the connection closed'));
       this.endLoginDeadline(client);
+      this.releaseClientId(client);
     });
     if (!parseIntoFreshPackets(client) && !this.warnedParserShape) {
       this.warnedParserShape = true;
@@ -291,9 +314,10 @@ export class EmbeddedBroker {
     });
   }
 
-  private preConnect(client: Client, packet: { username?: string; will?: unknown }, done: (error: Error | null, ok: boolean) => void): void {
+  private preConnect(client: Client, packet: { username?: string; clientId?: string; will?: unknown }, done: (error: Error | null, ok: boolean) => void): void {
     const connection = this.connections.get(client);
     if (connection) {
+      connection.emptyClientId = !packet.clientId;
       const { loginTimeoutMs } = this.deps.config;
       connection.deadline = setTimeout(() => connection.login.abort(new LoginTimeoutError(`the login took longer than ${loginTimeoutMs} ms`)), loginTimeoutMs);
     }
@@ -337,12 +361,10 @@ export class EmbeddedBroker {
     this.usernameFailures.forget(username);
     this.verified.set(username, { hash: record.secret_hash, digest: secretDigest });
     // Refusals from here on tell who a username is, so they come only after the secret is proved:
-    // without it, a disabled device or a reserved client id looks like any wrong secret.
+    // without it, a disabled device or a taken client id looks like any wrong secret.
     if (device && !device.enabled) throw refusal(`device ${username} is disabled`, CONNACK.notAuthorized);
     const identity: Identity = device ? { kind: 'device', deviceId: device.id, deviceClass: device.class } : { kind: 'service', name: username };
-    // Client ids starting with "waste-" belong to the service's own clients; a device taking one
-    // over would cut the service's session ([MQTT-3.1.4-2]).
-    if (device && client.id.startsWith('waste-')) throw refusal(`client id ${client.id} is reserved for service accounts`, CONNACK.identifierRejected);
+    this.claimClientId(client, identity);
     this.identities.set(client, identity);
   }
 
@@ -401,6 +423,37 @@ export class EmbeddedBroker {
     this.lastBusyLoginWarning = now;
     const { busyLoginRefusals, loginTimeouts } = this.stats;
     this.deps.log.warn({ busyLoginRefusals, loginTimeouts, pendingVerifications: this.verifier.pending() }, `logins refused with CONNACK 3 to bound their work; latest: ${latest}`);
+  }
+
+  /**
+   * Binds the client id to the identity, or refuses it (CONNACK 2): "waste-" ids are the service
+   * accounts', a registered device's id is that device's, and an id held by other credentials (a
+   * live connection or a kept session) stays theirs.
+   */
+  private claimClientId(client: Client, identity: Identity): void {
+    const id = client.id;
+    const holder = holderOf(identity);
+    // [MQTT-3.1.3-8]: a zero-byte client id with CleanSession 0 is refused with return code 2.
+    if (this.connections.get(client)?.emptyClientId && !client.clean) throw refusal('a persistent session needs a client id', CONNACK.identifierRejected);
+    if (identity.kind === 'device' && id.startsWith('waste-')) throw refusal(`client id ${id} is reserved for service accounts`, CONNACK.identifierRejected);
+    const owner = id.length <= MAX_USERNAME_LENGTH ? this.deps.credentials.device(id) : undefined;
+    if (owner && !(identity.kind === 'device' && identity.deviceId === owner.id)) throw refusal(`client id ${id} is device ${owner.id}'s own`, CONNACK.identifierRejected);
+    const held = this.clientIdHolders.get(id);
+    if (held && held.holder !== holder) throw refusal(`client id ${id.slice(0, 64)} is held by ${held.holder}`, CONNACK.identifierRejected);
+    // The latest connection decides whether the session outlives it ([MQTT-3.1.2-6]).
+    if (held) {
+      held.live.add(client);
+      held.persistent = !client.clean;
+    } else {
+      this.clientIdHolders.set(id, { holder, live: new Set([client]), persistent: !client.clean });
+    }
+  }
+
+  /** A connection is gone: a clean session ends with the last of its connections and frees the id; a persistent one keeps it. */
+  private releaseClientId(client: Client): void {
+    const held = client.id ? this.clientIdHolders.get(client.id) : undefined;
+    if (!held?.live.delete(client)) return;
+    if (held.live.size === 0 && !held.persistent) this.clientIdHolders.delete(client.id);
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
