@@ -1,6 +1,8 @@
-// Who may publish and subscribe where. Pure functions, so the rules are tested on their own.
-//   device:  publish under waste/{its class}/{its id}/ (except downlink/), subscribe to its downlink;
-//   service: subscribe to anything under waste/; publish alerts, ingest reports and downlinks.
+// Who may publish, subscribe and receive where. Pure functions, so the rules are tested on their own.
+//   device:  publish under waste/{its class}/{its id}/ (except downlink), subscribe to and receive
+//            its downlink (waste/{class}/{id}/downlink and below);
+//   service: subscribe to and receive anything under waste/; publish alerts, ingest reports and
+//            downlinks.
 import { ROOT, type DeviceClass } from '../contract/topics.ts';
 
 export type Identity =
@@ -13,7 +15,9 @@ function devicePrefix(identity: { deviceId: string; deviceClass: DeviceClass }):
   return `${ROOT}/${identity.deviceClass}/${identity.deviceId}/`;
 }
 
-const SERVICE_PUBLISH = [/^waste\/alerts\//, /^waste\/ingest\//, /^waste\/(bins|trucks|scales)\/[^/]+\/downlink\//];
+// A device may subscribe to its downlink topic itself as well as below it, so the service may
+// publish on both.
+const SERVICE_PUBLISH = [/^waste\/alerts\//, /^waste\/ingest\//, /^waste\/(bins|trucks|scales)\/[^/]+\/downlink(\/|$)/];
 
 export function canPublish(identity: Identity, topic: string): PublishDecision {
   if (topic.startsWith('$')) return 'deny';
@@ -22,10 +26,23 @@ export function canPublish(identity: Identity, topic: string): PublishDecision {
   return topic.startsWith(prefix) && !topic.startsWith(`${prefix}downlink`) ? 'allow' : 'deny';
 }
 
+/** Whether `topic` (a filter or a topic name) lies within what `identity` may read. */
+function readable(identity: Identity, topic: string): boolean {
+  if (topic.startsWith('$')) return false;
+  if (identity.kind === 'service') return topic.startsWith(`${ROOT}/`);
+  const downlink = `${devicePrefix(identity)}downlink`;
+  return topic === downlink || topic.startsWith(`${downlink}/`);
+}
+
 /** A device may subscribe to its downlink topics only; no wildcard may reach past them. */
 export function canSubscribe(identity: Identity, filter: string): boolean {
-  if (filter.startsWith('$')) return false;
-  if (identity.kind === 'service') return filter.startsWith(`${ROOT}/`);
-  const downlink = `${devicePrefix(identity)}downlink`;
-  return filter === downlink || filter.startsWith(`${downlink}/`);
+  return readable(identity, filter);
+}
+
+/**
+ * Whether a message on `topic` may be delivered to `identity`, whatever subscription or stored
+ * session matched it: the broker's last check before a message leaves.
+ */
+export function canReceive(identity: Identity, topic: string): boolean {
+  return readable(identity, topic);
 }

@@ -6,13 +6,13 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { BrokerConfig } from '../config/schema.ts';
 import { topics, type DeviceClass } from '../contract/topics.ts';
 import type { IngestPipeline } from '../ingest/pipeline.ts';
-import { canPublish, canSubscribe, type Identity } from './acl.ts';
+import { canPublish, canReceive, canSubscribe, type Identity } from './acl.ts';
 import type { CredentialDirectory } from './credentials.ts';
 import { boundedEmitter } from './emitter.ts';
 import { FrameLimit, PacketTooLargeError } from './frame-limit.ts';
@@ -77,6 +77,11 @@ interface Connection {
   deadline: NodeJS.Timeout | null;
   /** The CONNECT carried a zero-byte client id (aedes then makes one up). */
   emptyClientId: boolean;
+}
+
+/** The part of aedes' session store (aedes-persistence) the broker filters. */
+interface SessionStore {
+  addSubscriptions(client: Client, subscriptions: Subscription[]): Promise<void>;
 }
 
 /** Who holds a client id, over which connections, and whether its session outlives them. */
@@ -179,8 +184,9 @@ export class EmbeddedBroker {
       },
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, subscription, done) => this.authorizeSubscribe(client, subscription, done),
-      authorizeForward: (_client, packet) => (this.dropped.has(packet.payload as Buffer) ? null : packet),
+      authorizeForward: (client, packet) => this.authorizeForward(client, packet),
     });
+    this.keepRefusedFiltersOutOfSessions(aedes);
     this.aedes = aedes;
     aedes.on('connackSent', (_packet, client) => this.endLoginDeadline(client));
     aedes.on('client', (client) => this.clients.add(client));
@@ -233,6 +239,10 @@ export class EmbeddedBroker {
   publish(topic: string, payload: string | Buffer, options: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
     const aedes = this.aedes;
     if (!aedes) return Promise.resolve();
+    // aedes does not check what the service publishes itself: a topic name must not be empty nor
+    // hold a wildcard or NUL ([MQTT-4.7.3-1], [MQTT-3.3.2-2], [MQTT-4.7.3-2]); a filter such as
+    // topics.downlink()'s ".../downlink/#" is not a topic to publish on.
+    if (topic === '' || topic.includes('#') || topic.includes('+') || topic.includes('\u0000')) return Promise.reject(new Error(`not a topic name to publish on: ${topic.slice(0, 200)}`));
     return new Promise((resolve, reject) =>
       aedes.publish(
         { cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos: options.qos ?? 1, retain: options.retain ?? false, dup: false },
@@ -510,6 +520,32 @@ export class EmbeddedBroker {
       'SPOOL FULL: refusing device data (connections closed without acknowledgement, so devices keep it). ' +
         'InfluxDB is not taking the backlog: check it, or raise spool.quotaBytes (WASTE_SPOOL_QUOTA_BYTES).',
     );
+  }
+
+  /**
+   * The last check before a message leaves for a client, whichever subscription or stored session
+   * matched it: refused payloads go nowhere, and a device gets only its own downlink.
+   */
+  private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (this.dropped.has(packet.payload as Buffer)) return null;
+    const identity = this.identities.get(client);
+    return identity && canReceive(identity, packet.topic) ? packet : null;
+  }
+
+  /**
+   * aedes stores a persistent session's subscriptions as the SUBSCRIBE packet listed them, refused
+   * filters included (lib/handlers/subscribe.js, storeSubscriptions: addSubscriptions(client,
+   * packet.subscriptions) once any filter is granted). A device subscribing to its downlink and
+   * "waste/#" in one packet then had every QoS 1 message of the fleet queued for its session while it
+   * was away, delivered when it came back. Only filters the ACL grants are stored.
+   */
+  private keepRefusedFiltersOutOfSessions(aedes: Aedes): void {
+    const sessions = (aedes as unknown as { persistence: SessionStore }).persistence;
+    const store = sessions.addSubscriptions.bind(sessions);
+    sessions.addSubscriptions = (client, subscriptions) => {
+      const identity = this.identities.get(client);
+      return store(client, identity ? subscriptions.filter((subscription) => canSubscribe(identity, subscription.topic)) : []);
+    };
   }
 
   private drop(packet: PublishPacket): void {

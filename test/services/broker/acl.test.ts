@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canPublish, canSubscribe, type Identity } from '../../../services/broker/acl.ts';
+import { canPublish, canReceive, canSubscribe, type Identity } from '../../../services/broker/acl.ts';
 
 const truck: Identity = { kind: 'device', deviceId: 'T1', deviceClass: 'trucks' };
 const service: Identity = { kind: 'service', name: 'waste-rules' };
@@ -24,6 +24,15 @@ describe('device ACL', () => {
     expect(canSubscribe(truck, '#')).toBe(false);
     expect(canSubscribe(truck, 'waste/trucks/T1/downlinkX')).toBe(false);
   });
+
+  it('lets a device receive its own downlink only, whatever its subscriptions matched', () => {
+    expect(canReceive(truck, 'waste/trucks/T1/downlink')).toBe(true);
+    expect(canReceive(truck, 'waste/trucks/T1/downlink/cmd')).toBe(true);
+    expect(canReceive(truck, 'waste/trucks/T2/downlink/cmd')).toBe(false);
+    expect(canReceive(truck, 'waste/trucks/T1/position')).toBe(false);
+    expect(canReceive(truck, 'waste/alerts/j1/route_deviation')).toBe(false);
+    expect(canReceive(truck, '$SYS/broker/heartbeat')).toBe(false);
+  });
 });
 
 describe('service ACL', () => {
@@ -33,6 +42,11 @@ describe('service ACL', () => {
     expect(canPublish(service, 'waste/alerts/j1/illegal_dump')).toBe('allow');
     expect(canPublish(service, 'waste/ingest/rejected')).toBe('allow');
     expect(canPublish(service, 'waste/trucks/T1/downlink/cmd')).toBe('allow');
+    // A device may subscribe to the downlink topic itself, so the service may publish there.
+    expect(canPublish(service, 'waste/trucks/T1/downlink')).toBe('allow');
+    expect(canPublish(service, 'waste/trucks/T1/downlinkX')).toBe('deny');
+    expect(canReceive(service, 'waste/trucks/T1/position')).toBe(true);
+    expect(canReceive(service, '$SYS/broker/heartbeat')).toBe(false);
     expect(canPublish(service, 'waste/trucks/T1/position')).toBe('deny');
   });
 });
