@@ -398,8 +398,11 @@ export class EmbeddedBroker {
     const wait = Math.max(this.usernameFailures.waitFor(username), this.addressFailures.waitFor(address));
     if (wait > 0) throw this.busy(`too many failed logins for this username or address; next try in ${Math.ceil(wait / 1000)} s`);
     const sources = [`username ${username}`, `address ${address}`];
-    if (sources.some((source) => this.verifier.pendingFor(source) >= config.maxPendingLoginsPerSource)) {
-      throw this.busy(`${config.maxPendingLoginsPerSource} logins of this username or address are being verified already`);
+    if (this.verifier.pendingFor(sources[0]!) >= config.maxPendingLoginsPerSource) {
+      throw this.busy(`${config.maxPendingLoginsPerSource} logins of this username are being verified already`);
+    }
+    if (this.verifier.pendingFor(sources[1]!) >= config.maxPendingLoginsPerAddress) {
+      throw this.busy(`${config.maxPendingLoginsPerAddress} logins from this address are being verified already`);
     }
     try {
       // Sources that keep failing give way first when the verifier is full (SecretVerifier.evictFor).

@@ -43,7 +43,10 @@ export const brokerSchema = z
       .describe('Secret verifications (scrypt, 2 at a time) running or waiting in the embedded broker; a login needing one more is refused with CONNACK 3, so no login waits behind an unbounded queue.'),
     maxPendingLoginsPerSource: positiveInt
       .default(2)
-      .describe('Secret verifications running or waiting per username and per remote address (IPv6: per /64); a login past it is refused with CONNACK 3.'),
+      .describe('Secret verifications running or waiting per username; a login past it is refused with CONNACK 3.'),
+    maxPendingLoginsPerAddress: positiveInt
+      .default(16)
+      .describe('Secret verifications running or waiting per remote address (IPv6: per /64); a login past it is refused with CONNACK 3. More than per username, because the terminals of a fleet behind one carrier NAT share an address and all reconnect when the service restarts.'),
     loginFailuresBeforeBackoff: positiveInt
       .default(5)
       .describe('Failed logins in a row a username may have before it backs off: its next logins needing a secret verification are refused with CONNACK 3 for loginBackoffMs, doubling with each failure. A device whose secret the broker has already verified since it started is never held back.'),

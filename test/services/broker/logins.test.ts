@@ -67,7 +67,7 @@ describe('a flood of wrong secrets', () => {
   it('bounds the verifications pending (broker.maxPendingLogins); a valid device from another address still gets in', async () => {
     const b = await broker({ maxPendingLogins: 6 });
     const secretY = await b.store.add('Y', 'bins');
-    // 40 unknown usernames from 4 addresses: up to 2 pending each would be 8, more than the bound.
+    // 40 unknown usernames from 4 addresses: up to 10 pending each (of 16 allowed) would be 40, more than the bound.
     const flood = Array.from({ length: 40 }, (_, i) => login({ port: b.port, from: `127.0.1.${1 + (i % 4)}`, username: `nobody-${i}`, password: 'wrong' }));
     await settled(b, flood);
     const runsBefore = b.broker.verification.scryptRuns;
@@ -82,6 +82,14 @@ describe('a flood of wrong secrets', () => {
     expect(refusedBusy).toBeGreaterThanOrEqual(1);
     expect(codes[4]).toBe(scryptRuns - 1);
     expect(codes[3]).toBe(b.broker.stats.busyLoginRefusals);
+  });
+
+  it('lets the terminals of a fleet behind one NAT address log in together after a restart (broker.maxPendingLoginsPerAddress)', async () => {
+    const b = await broker();
+    const secrets = await Promise.all(Array.from({ length: 16 }, (_, i) => b.store.add(`NAT-${i}`, 'trucks')));
+    const storm = secrets.map((secret, i) => login({ port: b.port, from: '127.0.4.1', username: `NAT-${i}`, password: secret }));
+    expect(tally(await answers(storm))).toEqual({ 0: 16 });
+    expect(b.broker.stats.busyLoginRefusals).toBe(0);
   });
 
   it('drops the queued verifications of clients that have gone, without computing them', async () => {
