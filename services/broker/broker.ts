@@ -93,6 +93,10 @@ interface ClientIdHolder {
   persistent: boolean;
 }
 
+/** The key a username's failed logins are counted under: per address it logs in from. */
+const usernameFrom = (username: string, address: string): string => `${username} from ${address}`;
+/** Client ids one identity may hold at once beyond its live connections (persistent sessions); past it the oldest is let go. */
+const MAX_HELD_CLIENT_IDS = 8;
 const holderOf = (identity: Identity): string => (identity.kind === 'device' ? `device ${identity.deviceId}` : `service account ${identity.name}`);
 
 function digest(value: string): Buffer {
@@ -140,6 +144,8 @@ export class EmbeddedBroker {
    * is refused with CONNACK 2.
    */
   private readonly clientIdHolders = new Map<string, ClientIdHolder>();
+  /** The client ids each holder has, oldest first. */
+  private readonly clientIdsOf = new Map<string, Set<string>>();
 
   constructor(private readonly deps: BrokerDeps) {
     const { config } = deps;
@@ -359,21 +365,26 @@ export class EmbeddedBroker {
     const secretDigest = digest(secret);
     const known = record !== undefined && this.matchesVerified(username, record.secret_hash, secretDigest);
     const matches = known || (await this.verifyWithinLimits(client, username, secret, record?.secret_hash));
+    const address = this.connections.get(client)?.source ?? 'unknown';
     if (!record || !matches) {
-      this.usernameFailures.fail(username);
-      // A username failing again and again is held back by its own count; its address counts only
-      // the first of those failures, so that a few misprovisioned devices behind one NAT do not
-      // hold back the others, while an address trying many usernames still backs off.
-      if (this.usernameFailures.failures(username) <= this.deps.config.loginFailuresBeforeBackoff) this.addressFailures.fail(this.connections.get(client)?.source ?? 'unknown');
+      this.usernameFailures.fail(usernameFrom(username, address));
+      // A username failing again and again from one address is held back by its own count; the
+      // address counts only the first of those failures, so that a few misprovisioned devices
+      // behind one NAT do not hold back the others, while an address trying many usernames still
+      // backs off.
+      if (this.usernameFailures.failures(usernameFrom(username, address)) <= this.deps.config.loginFailuresBeforeBackoff) this.addressFailures.fail(address);
       throw refusal(record ? `wrong secret for ${username}` : `unknown username ${username}`, CONNACK.badCredentials);
     }
     if (!known) this.verifiedHashes.set(record.secret_hash, secretDigest);
-    this.usernameFailures.forget(username);
+    this.usernameFailures.forget(usernameFrom(username, address));
     this.verified.set(username, { hash: record.secret_hash, digest: secretDigest });
     // Refusals from here on tell who a username is, so they come only after the secret is proved:
     // without it, a disabled device or a taken client id looks like any wrong secret.
     if (device && !device.enabled) throw refusal(`device ${username} is disabled`, CONNACK.notAuthorized);
     const identity: Identity = device ? { kind: 'device', deviceId: device.id, deviceClass: device.class } : { kind: 'service', name: username };
+    // A connection that closed while its secret was verified must not claim its id: its close
+    // has been handled already, so the hold would never be let go.
+    if (this.connections.get(client)?.login.signal.aborted) throw refusal('the connection closed during its login', CONNACK.serverUnavailable);
     this.claimClientId(client, identity);
     this.identities.set(client, identity);
   }
@@ -395,8 +406,17 @@ export class EmbeddedBroker {
     const { config, log } = this.deps;
     const connection = this.connections.get(client);
     const address = connection?.source ?? 'unknown';
-    const wait = Math.max(this.usernameFailures.waitFor(username), this.addressFailures.waitFor(address));
-    if (wait > 0) throw this.busy(`too many failed logins for this username or address; next try in ${Math.ceil(wait / 1000)} s`);
+    // A username backs off per address: counted from every address, wrong secrets sent by anyone
+    // for a device id (ids are not secret: they are in topics and alerts) would lock the device
+    // out. An address backs off only while the verifier is short of room: one address is often a
+    // whole fleet behind a carrier NAT or a TLS terminator, and its failures still count against
+    // it (demerits) when places are given out.
+    const usernameWait = this.usernameFailures.waitFor(usernameFrom(username, address));
+    if (usernameWait > 0) throw this.busy(`too many failed logins for this username from this address; next try in ${Math.ceil(usernameWait / 1000)} s`);
+    const addressWait = this.addressFailures.waitFor(address);
+    if (addressWait > 0 && this.verifier.pending() >= config.maxPendingLogins / 2) {
+      throw this.busy(`too many failed logins from this address while logins queue; next try in ${Math.ceil(addressWait / 1000)} s`);
+    }
     const sources = [`username ${username}`, `address ${address}`];
     if (this.verifier.pendingFor(sources[0]!) >= config.maxPendingLoginsPerSource) {
       throw this.busy(`${config.maxPendingLoginsPerSource} logins of this username are being verified already`);
@@ -406,7 +426,7 @@ export class EmbeddedBroker {
     }
     try {
       // Sources that keep failing give way first when the verifier is full (SecretVerifier.evictFor).
-      const demerits = this.usernameFailures.failures(username) + this.addressFailures.failures(address);
+      const demerits = this.usernameFailures.failures(usernameFrom(username, address)) + this.addressFailures.failures(address);
       const request = { signal: connection?.login.signal, sources, demerits };
       return hash === undefined ? await this.verifier.verifyUnknown(secret, request) : await this.verifier.verify(secret, hash, request);
     } catch (error) {
@@ -451,22 +471,44 @@ export class EmbeddedBroker {
     if (identity.kind === 'device' && id.startsWith('waste-')) throw refusal(`client id ${id} is reserved for service accounts`, CONNACK.identifierRejected);
     const owner = id.length <= MAX_USERNAME_LENGTH ? this.deps.credentials.device(id) : undefined;
     if (owner && !(identity.kind === 'device' && identity.deviceId === owner.id)) throw refusal(`client id ${id} is device ${owner.id}'s own`, CONNACK.identifierRejected);
-    const held = this.clientIdHolders.get(id);
-    if (held && held.holder !== holder) throw refusal(`client id ${id.slice(0, 64)} is held by ${held.holder}`, CONNACK.identifierRejected);
+    let held = this.clientIdHolders.get(id);
+    if (held && held.holder !== holder) {
+      // A device's own id is its own even if another client took it before the device was
+      // registered; aedes then closes the other client ([MQTT-3.1.4-2]).
+      if (!owner) throw refusal(`client id ${id.slice(0, 64)} is held by ${held.holder}`, CONNACK.identifierRejected);
+      this.letGoClientId(id, held);
+      held = undefined;
+    }
     // The latest connection decides whether the session outlives it ([MQTT-3.1.2-6]).
     if (held) {
       held.live.add(client);
       held.persistent = !client.clean;
-    } else {
-      this.clientIdHolders.set(id, { holder, live: new Set([client]), persistent: !client.clean });
+      return;
     }
+    this.clientIdHolders.set(id, { holder, live: new Set([client]), persistent: !client.clean });
+    const ids = this.clientIdsOf.get(holder) ?? new Set<string>();
+    ids.add(id);
+    this.clientIdsOf.set(holder, ids);
+    // A client cycling through new ids with persistent sessions would otherwise hold them all.
+    for (const old of ids) {
+      if (ids.size <= MAX_HELD_CLIENT_IDS) break;
+      const oldest = this.clientIdHolders.get(old);
+      if (oldest && oldest.live.size === 0) this.letGoClientId(old, oldest);
+    }
+  }
+
+  private letGoClientId(id: string, held: ClientIdHolder): void {
+    this.clientIdHolders.delete(id);
+    const ids = this.clientIdsOf.get(held.holder);
+    ids?.delete(id);
+    if (ids?.size === 0) this.clientIdsOf.delete(held.holder);
   }
 
   /** A connection is gone: a clean session ends with the last of its connections and frees the id; a persistent one keeps it. */
   private releaseClientId(client: Client): void {
     const held = client.id ? this.clientIdHolders.get(client.id) : undefined;
     if (!held?.live.delete(client)) return;
-    if (held.live.size === 0 && !held.persistent) this.clientIdHolders.delete(client.id);
+    if (held.live.size === 0 && !held.persistent) this.letGoClientId(client.id, held);
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {

@@ -111,4 +111,29 @@ describe('client ids', () => {
     expect(a.connected).toBe(true);
     await a.endAsync();
   });
+
+  it('gives a device registered later its own id back from a client that took it first', async () => {
+    expect(await answer('A', { clientId: 'NEW-1', clean: false })).toBe(0);
+    secrets['NEW-1'] = await b.store.add('NEW-1', 'bins');
+    expect(await answer('NEW-1', { clientId: 'NEW-1', clean: false })).toBe(0);
+    // And from then on the id is the device's.
+    expect(await answer('A', { clientId: 'NEW-1', clean: false })).toBe(2);
+  });
+
+  it('lets go the oldest of the ids a client cycles through with persistent sessions, past eight', async () => {
+    for (let i = 0; i < 20; i++) expect(await answer('C', { clientId: `cycle-${i}`, clean: false })).toBe(0);
+    // The first ids were let go; the latest eight are still C's.
+    expect(await answer('B', { clientId: 'cycle-0', clean: true })).toBe(0);
+    expect(await answer('B', { clientId: 'cycle-19', clean: true })).toBe(2);
+  });
+
+  it('holds no id for a connection that closed while its secret was being verified', async () => {
+    // Fresh secrets for each, so each login needs scrypt, and each connection closes at once.
+    const ids = await Promise.all(Array.from({ length: 10 }, async (_, i) => ({ id: `GONE-${i}`, secret: await b.store.add(`GONE-${i}`, 'trucks') })));
+    const gone = ids.map(({ id, secret }) => rawLogin({ port: b.port, username: id, password: secret, clientId: `gone-id-${id}` }));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const login of gone) login.socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const { id } of ids) expect(await answer('A', { clientId: `gone-id-${id}` })).toBe(0);
+  });
 });
