@@ -21,7 +21,11 @@ export const instant = z.iso
 export const day = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a date YYYY-MM-DD' })
-  .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)), { error: 'must be a real date' })
+  // Date.parse rolls 2023-02-30 over to March; a real date reads back the same.
+  .refine((d) => {
+    const ms = Date.parse(`${d}T00:00:00Z`);
+    return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 10) === d;
+  }, { error: 'must be a real date' })
   .refine((d) => d >= EARLIEST.slice(0, 10) && d < LATEST.slice(0, 10), { error: `must lie between ${EARLIEST.slice(0, 10)} and 2099-12-31` });
 
 /** A month YYYY-MM within the bounds. */
