@@ -164,5 +164,18 @@ export function validateMessage(
     } else rejections.push(rejection(result.reason, result.message, topic, rawTopic, receivedAt, i));
   }
   if (rejections.length === 0) return { readings, rejections, forward: payload };
-  return { readings, rejections, forward: readings.length === 0 ? null : Buffer.from(JSON.stringify(kept)) };
+  return { readings, rejections, forward: readings.length === 0 ? null : forwardable(kept) };
+}
+
+/**
+ * The accepted readings of a partly refused batch, as subscribers get them; null when they cannot
+ * be written again (an unknown field nested deeper than JSON.stringify's stack goes: ignored by
+ * validation, it must not cost the readings being stored).
+ */
+function forwardable(kept: unknown[]): Buffer | null {
+  try {
+    return Buffer.from(JSON.stringify(kept));
+  } catch {
+    return null;
+  }
 }

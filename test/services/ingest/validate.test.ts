@@ -95,6 +95,15 @@ describe('validateMessage', () => {
     expect(JSON.parse(forward!.toString()).map((f: { ts: number }) => f.ts)).toEqual([NOW - 1000, NOW - 5]);
   });
 
+  it('keeps a partly refused batch\'s valid readings when an ignored field is nested too deep to write again', () => {
+    const deep = '['.repeat(20_000) + ']'.repeat(20_000);
+    const raw = `[{"ts":${NOW},"lat":31.3,"lon":120.6,"speed_kmh":1,"heading":1,"x":${deep}},${JSON.stringify({ ...fix, lat: 91 })}]`;
+    const { readings, rejections, forward } = validate('trucks', null, raw);
+    expect(readings.map((r) => r.ts)).toEqual([NOW]);
+    expect(rejections).toHaveLength(1);
+    expect(forward).toBeNull();
+  });
+
   it('forwards a wholly accepted payload as sent and a wholly refused one not at all', () => {
     const raw = JSON.stringify([fix, fix]);
     expect(validate('trucks', null, raw).forward?.toString()).toBe(raw);
