@@ -68,7 +68,8 @@ export class Timeline<E extends { ts: number }, S> {
     let replayFrom: E | null = null;
     for (const event of batch) {
       const newest = events.at(-1);
-      if (!newest || event.ts > newest.ts) {
+      // With no event kept (all folded into the base), only one newer than the base is newest.
+      if (newest ? event.ts > newest.ts : event.ts > this.baseTs) {
         events.push(event);
         if (!replayFrom) {
           apply(event, this.state);
@@ -77,7 +78,7 @@ export class Timeline<E extends { ts: number }, S> {
         placements.push('newest');
         continue;
       }
-      if (event.ts <= this.baseTs || event.ts < newest.ts - this.windowMs) {
+      if (!newest || event.ts <= this.baseTs || event.ts < newest.ts - this.windowMs) {
         placements.push('too_late');
         continue;
       }

@@ -107,4 +107,11 @@ describe('timeline', () => {
     }
     expect(worst).toBeLessThanOrEqual(100 + 32);
   });
+
+  it('never takes an event older than the base for the newest, even with a cap below one checkpoint interval', () => {
+    const { t, add } = timeline(3_600_000, 20);
+    for (let i = 1; i <= 320; i++) add(i * 1000);
+    expect(add(5)).toBe('too_late');
+    expect(t.state.ts.at(-1)).toBe(320_000);
+  });
 });
