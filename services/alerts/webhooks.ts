@@ -105,7 +105,10 @@ const ipv4Text = (value: bigint): string => [24n, 16n, 8n, 0n].map((shift) => St
  */
 const EMBEDDING: { range: Range; v4: (value: bigint) => bigint }[] = [
   { range: range('::ffff:0:0/96'), v4: (v) => v },
+  // SIIT (RFC 6052 §2.1's IPv4-translated form) and local-use NAT64 (RFC 8215), as 64:ff9b::/96.
+  { range: range('::ffff:0:0:0/96'), v4: (v) => v },
   { range: range('64:ff9b::/96'), v4: (v) => v },
+  { range: range('64:ff9b:1::/48'), v4: (v) => v },
   { range: range('2002::/16'), v4: (v) => v >> 80n },
 ];
 
@@ -127,6 +130,9 @@ const NOT_PUBLIC: { range: Range; what: string }[] = [
   ['169.254.0.0/16', 'a link-local address (cloud metadata lives there)'],
   ['172.16.0.0/12', 'a private address'],
   ['192.0.0.0/24', 'a reserved address'],
+  ['192.0.2.0/24', 'a documentation address'],
+  ['198.51.100.0/24', 'a documentation address'],
+  ['203.0.113.0/24', 'a documentation address'],
   ['192.168.0.0/16', 'a private address'],
   ['198.18.0.0/15', 'a reserved (benchmarking) address'],
   ['224.0.0.0/4', 'a multicast address'],
@@ -134,6 +140,8 @@ const NOT_PUBLIC: { range: Range; what: string }[] = [
   ['::/128', 'an unspecified address (it reaches this host)'],
   ['::1/128', 'a loopback address'],
   ['100::/64', 'a discard address'],
+  ['2001::/32', 'a Teredo tunnel address (it reaches an IPv4 host chosen by whoever sends it)'],
+  ['2001:db8::/32', 'a documentation address'],
   ['fc00::/7', 'a unique-local (private) address'],
   ['fe80::/10', 'a link-local address'],
   ['fec0::/10', 'a site-local (private) address'],
@@ -151,6 +159,13 @@ function onThisHost(ip: IpValue): boolean {
       const own = ipValue(a.address);
       return own !== null && same(unwrap(own), ip);
     });
+}
+
+/** A host name that is this host: localhost, or an address of its own. */
+function onThisHostName(host: string): boolean {
+  if (host === 'localhost') return true;
+  const ip = ipValue(host);
+  return ip !== null && onThisHost(unwrap(ip));
 }
 
 export type Resolver = (host: string) => Promise<{ address: string; family: number }[]>;
@@ -236,7 +251,9 @@ export class WebhookTargets {
 
   private async reservedFor(ip: IpValue, port: number): Promise<string | null> {
     for (const r of this.reserved) {
-      if (r.port !== port) continue;
+      // An InfluxDB elsewhere is reserved whole: its other ports (8088 for backups, 8086 behind
+      // TLS on 443) are the same database.
+      if (r.port !== port && (r.host === undefined || onThisHostName(r.host))) continue;
       if (r.host === undefined) {
         if (onThisHost(ip)) return r.what;
         continue;

@@ -307,6 +307,21 @@ describe('webhook targets', () => {
     expect(() => alertsSchema.parse({ webhookAllowTargets: 'http://cases.bureau.local/' })).toThrow(/host names, IP addresses and CIDR ranges/);
   });
 
+  it('refuses the IPv6 forms that reach an IPv4 host (SIIT, local-use NAT64, Teredo), documentation ranges, and a remote InfluxDB on any port', async () => {
+    const none = new WebhookTargets('');
+    await expect(none.check('http://[::ffff:0:7f00:1]/hook')).rejects.toThrow(/carries the IPv4 address 127\.0\.0\.1\) is a loopback address/);
+    await expect(none.check('http://[64:ff9b:1::a9fe:a9fe]/hook')).rejects.toThrow(/carries the IPv4 address 169\.254\.169\.254\) is a link-local address/);
+    await expect(none.check('http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook')).rejects.toThrow(/is a Teredo tunnel address/);
+    await expect(none.check('http://192.0.2.10/hook')).rejects.toThrow(/is a documentation address/);
+    await expect(none.check('http://[2001:db8::1]/hook')).rejects.toThrow(/is a documentation address/);
+    // InfluxDB at https://203.0.114.20 (port 443): its 8086 is the same database.
+    const resolver = async () => [{ address: '203.0.114.20', family: 4 }];
+    const targets = new WebhookTargets('', resolver);
+    targets.reserve(443, 'the InfluxDB of this service', 'influx.example.com');
+    await expect(targets.check('http://influx.example.com:8086/query')).rejects.toThrow(/is the InfluxDB of this service/);
+    await expect(targets.check('https://cases.example.com/hook')).rejects.toThrow(/is the InfluxDB of this service/);
+  });
+
   it('delivers to a loopback receiver that the configuration names', async () => {
     receiver = new Receiver(await freePort());
     await receiver.up();
