@@ -52,7 +52,7 @@ export const brokerSchema = z
       .describe('Failed logins in a row a username may have before it backs off: its next logins needing a secret verification are refused with CONNACK 3 for loginBackoffMs, doubling with each failure. A device whose secret the broker has already verified since it started is never held back.'),
     loginFailuresPerAddressBeforeBackoff: positiveInt
       .default(50)
-      .describe('The same per remote address (IPv6: per /64), counting of each username only the failures up to its own loginFailuresBeforeBackoff; higher, because devices behind one NAT share an address.'),
+      .describe('The same per remote address (IPv6: per /64), counting of each username only the failures up to its own loginFailuresBeforeBackoff; higher, because devices behind one NAT share an address. An address backing off is refused only while half of broker.maxPendingLogins is taken; otherwise its failures only put it last when places are given out.'),
     loginBackoffMs: positiveInt.default(1000).describe('First wait of a username or address that has reached its failed logins in a row.'),
     loginBackoffMaxMs: positiveInt
       .default(60_000)
