@@ -1,5 +1,7 @@
+import kinks from '@turf/kinks';
+import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
-import { GeometryError, checkGeometry, fromWgs84, importGeometry, toWgs84, type Position } from '../../../services/registry/geometry.ts';
+import { GeometryError, checkGeometry, crossingWork, fromWgs84, importGeometry, selfCrossing, toWgs84, type Position } from '../../../services/registry/geometry.ts';
 
 // Published WGS-84 -> GCJ-02 pairs (googollee/eviltransform test suite): [wgsLat, wgsLng, gcjLat, gcjLng].
 const PAIRS = [
@@ -81,5 +83,62 @@ describe('checkGeometry', () => {
     expect(checkGeometry(square, ['Polygon'])).toEqual({ type: 'Polygon', coordinates: square.coordinates });
     const multi = { type: 'MultiPolygon', coordinates: [square.coordinates, [[[2, 2], [3, 2], [3, 3], [2, 2]]]] };
     expect(checkGeometry(multi, ['MultiPolygon']).type).toBe('MultiPolygon');
+  });
+});
+
+describe('the cost of a geometry', () => {
+  const ring = (n: number, at: (i: number) => Position): Position[] => {
+    const corners = Array.from({ length: n }, (_, i) => at(i));
+    return [...corners, corners[0]!];
+  };
+  const circle = (n: number) => ring(n, (i) => [120 + 0.1 * Math.cos((2 * Math.PI * i) / n), 31 + 0.1 * Math.sin((2 * Math.PI * i) / n)]);
+
+  it('refuses more positions than the cap before checking them, counting every ring and polygon', () => {
+    const square = [[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]];
+    expect(checkGeometry({ type: 'MultiPolygon', coordinates: [[square], [square]] }, ['MultiPolygon'], { maxVertices: 10 }).type).toBe('MultiPolygon');
+    expect(() => checkGeometry({ type: 'MultiPolygon', coordinates: [[square], [square, [[0.2, 0.2], [0.4, 0.2], [0.4, 0.4], [0.2, 0.2]]]] }, ['MultiPolygon'], { maxVertices: 10 }))
+      .toThrow('the MultiPolygon has 14 positions, more than the 10 accepted (registry.maxGeometryVertices)');
+    // Not even looked at: 'x' is no position, but the count alone refuses it.
+    expect(() => checkGeometry({ type: 'LineString', coordinates: Array(11).fill('x') }, ['LineString'], { maxVertices: 10 })).toThrow(/has 11 positions/);
+  });
+
+  it('checks a drawn boundary of 20,000 positions looking at a few boxes per segment', () => {
+    // kinks compared all 200 million pairs (2.2 s).
+    expect(checkGeometry({ type: 'Polygon', coordinates: [circle(20_000)] }, ['Polygon']).type).toBe('Polygon');
+    expect(crossingWork.visits).toBeLessThan(4 * 20_000);
+  });
+
+  it('refuses, within its budget, a shape whose segments all lie across one another', () => {
+    // A comb of 2,500 long parallel teeth: simple, but every box overlaps every other.
+    const teeth: Position[] = [];
+    for (let i = 0; i < 2500; i++) teeth.push([120 + i * 1e-5, 31], [120.1 + i * 1e-5, 31.1]);
+    const comb = [...teeth, [120.2, 30.9] as Position, teeth[0]!];
+    expect(() => checkGeometry({ type: 'Polygon', coordinates: [comb] }, ['Polygon'])).toThrow('the polygon is too intricate to check for self-crossings');
+    expect(crossingWork.visits).toBeLessThanOrEqual(10_000 + 32 * comb.length + 1);
+  });
+
+  it('finds the crossings @turf/kinks finds, on random polygons', () => {
+    const random = seedrandom('crossings');
+    const verdicts = { crossing: 0, simple: 0 };
+    for (let trial = 0; trial < 300; trial++) {
+      const n = 4 + Math.floor(random() * 12);
+      // Half of them corners in random order (mostly crossing), half around a centre by angle
+      // (mostly simple; on a grid, with touching and collinear cases).
+      const star = (i: number): Position => {
+        const angle = ((i + random() * 0.8) / n) * 2 * Math.PI;
+        const radius = 3 + random() * 7;
+        return [Math.round(10 + radius * Math.cos(angle)), Math.round(10 + radius * Math.sin(angle))];
+      };
+      const outer = ring(n, trial % 2 === 0 ? star : () => [Math.round(random() * 20), Math.round(random() * 20)]);
+      const rings = random() < 0.3 ? [outer, ring(3 + Math.floor(random() * 3), () => [Math.round(random() * 20), Math.round(random() * 20)])] : [outer];
+      const expected = kinks({ type: 'Polygon', coordinates: rings }).features.map((f) => f.geometry.coordinates);
+      const found = selfCrossing(rings);
+      expect(found !== null, JSON.stringify(rings)).toBe(expected.length > 0);
+      // One of kinks's points (computed from the other segment of the pair, it may differ in the last bits).
+      if (found) expect(expected.some(([x, y]) => Math.abs(x! - found[0]) < 1e-9 && Math.abs(y! - found[1]) < 1e-9), JSON.stringify(rings)).toBe(true);
+      verdicts[found ? 'crossing' : 'simple']++;
+    }
+    // Both kinds were tried.
+    expect(Math.min(verdicts.crossing, verdicts.simple)).toBeGreaterThan(20);
   });
 });
