@@ -49,6 +49,15 @@ export class EntityStore {
     return { items: rows.map((row) => this.fromRow(def, row)), total };
   }
 
+  /**
+   * Up to `limit` entities of a kind with ids after `afterId`, in id order: pages that stay in
+   * place when rows are added or removed between two reads (OFFSET pages would shift).
+   */
+  pageAfter(def: EntityDefinition, afterId: string, limit: number): EntityRecord[] {
+    const rows = this.db.statement(`SELECT * FROM ${def.table} WHERE id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as Record<string, unknown>[];
+    return rows.map((row) => this.fromRow(def, row));
+  }
+
   /** Every entity of a kind (matching the filters), read a page at a time. */
   all(def: EntityDefinition, filters: Record<string, string> = {}): EntityRecord[] {
     const out: EntityRecord[] = [];
