@@ -79,7 +79,7 @@ export class TelemetryService {
     this.pipeline = new IngestPipeline(this.spool, config.ingest, log.child({ service: 'ingest' }));
     this.registry = new RegistryDb(config.registry.file);
     this.devices = new DeviceStore(this.registry);
-    this.entities = new EntityStore(this.registry);
+    this.entities = new EntityStore(this.registry, undefined, config.registry);
     this.tokens = new TokenStore(this.registry);
     this.reader = new TelemetryReader(this.influx);
     const writeLines = (lines: string) => this.spool.append(lines);

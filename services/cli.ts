@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { DEVICE_CLASSES, isDeviceClass, topics } from './contract/topics.ts';
-import { BundleError, importBundle } from './registry/bundle.ts';
+import { BundleError, BundleTooLargeError, SPLIT_ADVICE, importBundle } from './registry/bundle.ts';
 import { MigrationError, RegistryDb } from './registry/db.ts';
 import { DeviceStore, RegistryError } from './registry/devices.ts';
 import { EntityStore } from './registry/entity-store.ts';
@@ -23,7 +23,9 @@ Devices (MQTT credentials):
 
 Registry:
   import --file <bundle.json> [--dry-run]                   import a registry bundle (docs/registry-bundle.md),
-                                                            all or nothing; prints new device secrets once
+                                                            all or nothing; prints new device secrets once;
+                                                            at most registry.importMaxBytes and
+                                                            registry.importMaxItems per bundle
 
 API tokens:
   token create --role <${ROLES.join('|')}> --name <text> [--jurisdiction <id> ...]
@@ -107,13 +109,18 @@ async function main(): Promise<void> {
       out(`service account ${name} added\n  username: ${name}\n  secret:   ${secret}   (shown once)`, { name, secret });
     } else if (group === 'import') {
       const file = values.file ?? fail('--file is required');
+      const { importMaxBytes } = config.registry;
       let bundle: unknown;
       try {
+        // The same limits as the API's: the import's write holds the registry's write lock, which
+        // a running service waits for.
+        const size = fs.statSync(file).size;
+        if (size > importMaxBytes) fail(`${file} is ${size} bytes, more than the ${importMaxBytes} one import takes (registry.importMaxBytes); nothing was written; ${SPLIT_ADVICE}`);
         bundle = JSON.parse(fs.readFileSync(file, 'utf8'));
       } catch (error) {
         fail(`cannot read ${file}: ${(error as Error).message}`);
       }
-      const report = await importBundle({ db, devices, entities: new EntityStore(db) }, bundle, { dryRun: values['dry-run'] === true });
+      const report = await importBundle({ db, devices, entities: new EntityStore(db, undefined, config.registry) }, bundle, { dryRun: values['dry-run'] === true });
       const lines = Object.entries(report.counts).map(([name, c]) => `  ${name.padEnd(14)} created ${c.created}, updated ${c.updated}, unchanged ${c.unchanged}`);
       const secrets = report.deviceSecrets.map((d) => `  ${d.id}\t${d.secret}`);
       out(
@@ -142,6 +149,7 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   if (error instanceof BundleError) fail(`${error.message}\n${error.problems.map((p) => `  ${p.path.join('.')}: ${p.message}`).join('\n')}`);
+  if (error instanceof BundleTooLargeError) fail(error.message);
   if (error instanceof RegistryError || error instanceof ConfigError || error instanceof MigrationError) fail(error.message);
   throw error;
 });

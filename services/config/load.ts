@@ -114,6 +114,6 @@ function resolvePaths(config: Config): Config {
     dataDir,
     broker: { ...config.broker, devicesFile: path.resolve(config.broker.devicesFile || path.join(dataDir, 'devices.json')) },
     spool: { ...config.spool, dir: path.resolve(config.spool.dir || path.join(dataDir, 'spool')) },
-    registry: { file: path.resolve(config.registry.file || path.join(dataDir, 'registry.db')) },
+    registry: { ...config.registry, file: path.resolve(config.registry.file || path.join(dataDir, 'registry.db')) },
   };
 }

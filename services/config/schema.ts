@@ -123,6 +123,21 @@ export const influxSchema = z
 export const registrySchema = z
   .object({
     file: z.string().default('').describe('Registry database (SQLite). Empty: <dataDir>/registry.db.'),
+    // A city the size of Suzhou (about 100,000 bins, 10,000 trucks, their sensors, 3,000
+    // communities) is about 150,000 items and 30 MB of compact JSON: the defaults take it with room
+    // for pretty-printing, and refuse what only an attacker or a mistake would send.
+    importMaxBytes: positiveInt
+      .default(64 * 1024 ** 2)
+      .describe('Largest registry bundle one import takes, in bytes (POST /api/v1/import answers 413 past it, the CLI refuses the file); a larger registry is imported in several bundles.'),
+    importMaxItems: positiveInt
+      .default(200_000)
+      .describe('Most items (devices and entities together) in one registry bundle; one with more is refused whole (413) before any is checked.'),
+    importMaxProblems: positiveInt
+      .default(100)
+      .describe('Problems listed when a bundle is refused: the first ones found, with the count of all of them.'),
+    maxGeometryVertices: positiveInt
+      .default(10_000)
+      .describe('Most positions in one geometry (a polygon with its holes, a multipolygon, a route) accepted by the API and imports; more is refused (400) with the count. Simplify such shapes before importing.'),
   })
   .prefault({});
 

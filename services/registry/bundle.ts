@@ -1,14 +1,24 @@
 // Bulk import of a registry bundle (docs/registry-bundle.md): what a city hands over when it adopts
-// the system. All or nothing: every item is checked, every problem is listed with its path, and
+// the system. All or nothing: every item is checked, problems are listed with their paths, and
 // nothing is written unless there is none. Idempotent: importing the same bundle again changes
 // nothing. New devices get secrets, returned once in the report.
+//
+// Bounded: a bundle of more than limits.importMaxItems items is refused before any is checked, the
+// problems kept are the first limits.importMaxProblems (the rest are counted), and each geometry
+// is capped in positions (geometry.ts). The work comes in two steps. Every item is checked first
+// against the database and the bundle's own checked items, without writing and without a
+// transaction; only then are the rows written, in one transaction (all or nothing, and nobody
+// sees a half-imported registry), which holds the write lock for the writes alone. The service
+// runs the whole of it on a worker thread (bundle-thread.ts): parsing and checking 150,000 items
+// take seconds, and their write about 1.5 s of synchronous SQLite, which would otherwise stop the
+// event loop (MQTT acknowledgements, the API) for as long.
 import { z } from 'zod';
 import { hashSecret, generateSecret } from '../broker/secrets.ts';
-import { DEVICE_CLASSES, DEVICE_ID_PATTERN } from '../contract/topics.ts';
+import { DEVICE_CLASSES, DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
 import type { RegistryDb } from './db.ts';
 import { RegistryError, type DeviceStore } from './devices.ts';
-import { ENTITIES, entityId, type EntityName } from './entities.ts';
-import type { EntityStore } from './entity-store.ts';
+import { ENTITIES, entityId, type EntityDefinition, type EntityName } from './entities.ts';
+import type { EntityStore, RowLookup } from './entity-store.ts';
 import { GeometryError, SOURCE_CRS } from './geometry.ts';
 
 /** Collections in the order they are written, so that every reference points backwards. */
@@ -29,15 +39,32 @@ const deviceItem = z.object({
   secret_hash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[\w-]+\$[\w-]+$/, { error: 'must be scrypt$N$r$p$salt$hash' }).optional(),
 });
 
+/** How to import a registry too large for one bundle; said whenever a limit refuses one. */
+export const SPLIT_ADVICE =
+  'split it into bundles imported one after another: items are matched by id, so a later bundle may refer to what an earlier one imported ' +
+  '(e.g. devices, companies, districts and jurisdictions first, then communities and sites, then bins, trucks and permits, a district at a time)';
+
 export interface BundleProblem {
   path: (string | number)[];
   message: string;
 }
 
 export class BundleError extends Error {
-  constructor(readonly problems: BundleProblem[]) {
-    super(`the bundle was not imported: ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was written`);
+  constructor(
+    /** The first problems found (at most registry.importMaxProblems). */
+    readonly problems: BundleProblem[],
+    /** All problems found, listed or not. */
+    readonly problemCount: number = problems.length,
+  ) {
+    const listed = problemCount > problems.length ? ` (the first ${problems.length} are listed)` : '';
+    super(`the bundle was not imported: ${problemCount} problem${problemCount === 1 ? '' : 's'}${listed}; nothing was written`);
   }
+}
+
+/** A bundle over one of the size limits (HTTP 413); `code` and `statusCode` are the API's. */
+export class BundleTooLargeError extends Error {
+  readonly statusCode = 413;
+  readonly code = 'BUNDLE_TOO_LARGE';
 }
 
 type Outcome = 'created' | 'updated' | 'unchanged';
@@ -49,101 +76,259 @@ export interface ImportReport {
   deviceSecrets: { id: string; secret: string }[];
 }
 
-interface Deps {
+export interface ImportDeps {
   db: RegistryDb;
   devices: DeviceStore;
   entities: EntityStore;
 }
 
-/** Rolls a dry run back after it has checked everything. */
-class DryRunDone extends Error {}
+/** Keeps the first problems and counts the others: a million bad items must not become a million objects. */
+class Problems {
+  readonly listed: BundleProblem[] = [];
+  count = 0;
 
-export async function importBundle(deps: Deps, input: unknown, options: { dryRun?: boolean } = {}): Promise<ImportReport> {
-  const problems: BundleProblem[] = [];
-  const top = bundleSchema.safeParse(input);
-  if (!top.success) {
-    throw new BundleError(top.error.issues.map((issue) => ({ path: issue.path as (string | number)[], message: issue.message })));
+  constructor(private readonly max: number) {}
+
+  add(path: (string | number)[], message: string): void {
+    this.count++;
+    if (this.listed.length < this.max) this.listed.push({ path, message });
   }
-  const bundle = top.data as z.infer<typeof bundleSchema> & Record<EntityName, unknown[]>;
 
-  // Devices first, outside the transaction: hashing is slow and asynchronous.
-  const newDevices: { id: string; class: (typeof DEVICE_CLASSES)[number]; secret: string | null; hash: string }[] = [];
+  error(): BundleError {
+    return new BundleError(this.listed, this.count);
+  }
+}
+
+/** Items of the collections a bundle may hold, counted from the array lengths before anything is parsed. */
+export function countItems(input: unknown): number {
+  if (typeof input !== 'object' || input === null) return 0;
+  let items = 0;
+  for (const name of ['devices', ...BUNDLE_ORDER]) {
+    const collection = (input as Record<string, unknown>)[name];
+    if (Array.isArray(collection)) items += collection.length;
+  }
+  return items;
+}
+
+interface NewDevice {
+  id: string;
+  class: DeviceClass;
+  hash: string | undefined;
+}
+
+/** An item checked and ready to be written. */
+interface Planned {
+  index: number;
+  id: string;
+  values: Record<string, unknown>;
+  relations: Record<string, string[]>;
+  outcome: Outcome;
+  /** updated_at of the stored row when it was compared; the write requires it unchanged. */
+  stamp: string | null;
+}
+
+/** Columns with a UNIQUE constraint of their own (trucks.plate, bins.device_id, ...), from the schema. */
+function uniqueColumns(db: RegistryDb, table: string): string[] {
+  const indexes = db.connection.pragma(`index_list(${table})`) as { name: string; unique: number; origin: string }[];
+  return indexes
+    .filter((index) => index.unique === 1 && index.origin !== 'pk')
+    .map((index) => db.connection.pragma(`index_info(${index.name})`) as { name: string }[])
+    .filter((columns) => columns.length === 1)
+    .map((columns) => columns[0]!.name);
+}
+
+const issuePath = (issue: z.core.$ZodIssue): (string | number)[] => issue.path.filter((key): key is string | number => typeof key !== 'symbol');
+
+/**
+ * Checks every item without writing: fields, geometry, references (to the database or to items of
+ * the bundle checked before), uniqueness, each definition's own checks. Returns what to write.
+ */
+function plan(deps: ImportDeps, bundle: z.infer<typeof bundleSchema> & Record<EntityName, unknown[]>, problems: Problems) {
+  const { db, devices, entities } = deps;
   const counts: ImportReport['counts'] = { devices: { created: 0, updated: 0, unchanged: 0 } };
+  const bundleDevices = new Map<string, DeviceClass>();
+  const newDevices: NewDevice[] = [];
   for (const [index, item] of bundle.devices.entries()) {
     const parsed = deviceItem.safeParse(item);
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) problems.push({ path: ['devices', index, ...(issue.path as (string | number)[])], message: issue.message });
+      for (const issue of parsed.error.issues) problems.add(['devices', index, ...issuePath(issue)], issue.message);
       continue;
     }
-    const existing = deps.devices.device(parsed.data.id);
-    if (existing && existing.class !== parsed.data.class) {
-      problems.push({ path: ['devices', index, 'class'], message: `device ${parsed.data.id} exists as ${existing.class}, not ${parsed.data.class}` });
-    } else if (existing) counts.devices!.unchanged++;
-    else if (!newDevices.some((d) => d.id === parsed.data.id)) {
-      const { id, class: deviceClass, secret_hash } = parsed.data;
-      const secret = secret_hash ? null : generateSecret();
-      newDevices.push({ id, class: deviceClass, secret, hash: secret_hash ?? (await hashSecret(secret!)) });
+    const { id, class: deviceClass, secret_hash } = parsed.data;
+    const earlier = bundleDevices.get(id);
+    if (earlier !== undefined) {
+      if (earlier !== deviceClass) problems.add(['devices', index, 'class'], `device ${id} appears twice in devices, as ${earlier} and as ${deviceClass}`);
+      continue;
     }
+    const existing = devices.device(id);
+    if (existing && existing.class !== deviceClass) {
+      problems.add(['devices', index, 'class'], `device ${id} exists as ${existing.class}, not ${deviceClass}`);
+      continue;
+    }
+    bundleDevices.set(id, deviceClass);
+    if (existing) counts.devices!.unchanged++;
+    else newDevices.push({ id, class: deviceClass, hash: secret_hash });
   }
 
-  const parsedItems = new Map<EntityName, { id: string; index: number; fields: Record<string, unknown> }[]>();
+  // What the bundle's checked items look like to the checks of later ones, over the database.
+  const planned = new Map<string, Map<string, Planned>>(BUNDLE_ORDER.map((name) => [ENTITIES[name].table, new Map()]));
+  const lookup: RowLookup = {
+    exists: (table, id) => (table === 'devices' ? bundleDevices.has(id as string) : planned.get(table)?.has(id as string)) || entities.stored.exists(table, id),
+    get: (table, id) => {
+      const row = planned.get(table)?.get(id);
+      return row ? { id, ...row.values } : entities.stored.get(table, id);
+    },
+  };
+
   for (const name of BUNDLE_ORDER) {
-    const schema = ENTITIES[name].fields.extend({ id: entityId });
-    const items: { id: string; index: number; fields: Record<string, unknown> }[] = [];
+    const def = ENTITIES[name] as EntityDefinition;
+    const schema = def.fields.extend({ id: entityId });
+    const rows = planned.get(def.table)!;
     const seen = new Set<string>();
+    const unique = uniqueColumns(db, def.table).map((column) => ({ column, claimed: new Map<unknown, string>() }));
     for (const [index, item] of bundle[name].entries()) {
       const parsed = schema.safeParse(item);
       if (!parsed.success) {
-        for (const issue of parsed.error.issues) problems.push({ path: [name, index, ...(issue.path as (string | number)[])], message: issue.message });
+        for (const issue of parsed.error.issues) problems.add([name, index, ...issuePath(issue)], issue.message);
         continue;
       }
       const { id, ...fields } = parsed.data as { id: string } & Record<string, unknown>;
-      if (seen.has(id)) problems.push({ path: [name, index, 'id'], message: `${id} appears twice in ${name}` });
+      if (seen.has(id)) {
+        problems.add([name, index, 'id'], `${id} appears twice in ${name}`);
+        continue;
+      }
       seen.add(id);
-      items.push({ id, index, fields });
+      const relations = Object.fromEntries(Object.keys(def.relations).map((field) => [field, [...new Set((fields[field] as string[] | undefined) ?? [])].sort()]));
+      let values: Record<string, unknown>;
+      try {
+        values = entities.columns(def, fields, bundle.crs);
+        entities.checkRow(def, { id, ...values, ...relations }, { deferSelfReferences: true }, lookup);
+        for (const { column, claimed } of unique) {
+          const value = values[column];
+          if (value === null || value === undefined) continue;
+          // Held by another item of the bundle, or by a stored row that the bundle does not move
+          // off it before this item: the writes, in this same order, would fail.
+          const holder = claimed.get(value) ?? (db.statement(`SELECT id FROM ${def.table} WHERE ${column} = ?`).get(value) as { id: string } | undefined)?.id;
+          const moved = holder !== undefined && rows.has(holder) && rows.get(holder)!.values[column] !== value;
+          if (holder !== undefined && holder !== id && !moved) throw new RegistryError('conflict', `${column} is already used by another ${def.singular}`);
+        }
+      } catch (error) {
+        if (!(error instanceof RegistryError || error instanceof GeometryError)) throw error;
+        problems.add([name, index, ...(error instanceof GeometryError ? error.path : [])], error.message);
+        continue;
+      }
+      for (const { column, claimed } of unique) if (values[column] !== null && values[column] !== undefined) claimed.set(values[column], id);
+      const current = entities.stored.get(def.table, id);
+      let outcome: Outcome = 'created';
+      if (current) {
+        const stored = entities.storedRelations(def, id);
+        const differs =
+          Object.keys(values).some((column) => (values[column] ?? null) !== (current[column] ?? null)) ||
+          Object.keys(relations).some((field) => JSON.stringify(relations[field]) !== JSON.stringify(stored[field]));
+        outcome = differs ? 'updated' : 'unchanged';
+      }
+      rows.set(id, { index, id, values, relations, outcome, stamp: (current?.updated_at as string | undefined) ?? null });
     }
-    parsedItems.set(name, items);
+    // Rows may name rows of their own collection that come later (mutual neighbours).
+    for (const [field, link] of Object.entries(def.relations)) {
+      if (link.references !== def.table) continue;
+      for (const row of rows.values()) {
+        for (const other of row.relations[field]!) if (!lookup.exists(def.table, other)) problems.add([name, row.index, field], `${field}: no ${def.singular} ${other}`);
+      }
+    }
+    counts[name] = { created: 0, updated: 0, unchanged: 0 };
+    for (const row of rows.values()) counts[name]![row.outcome]++;
+  }
+  counts.devices!.created = newDevices.length;
+  return { counts, newDevices, planned };
+}
+
+export interface ImportOptions {
+  dryRun?: boolean;
+}
+
+export async function importBundle(deps: ImportDeps, input: unknown, options: ImportOptions = {}): Promise<ImportReport> {
+  const { limits } = deps.entities;
+  const items = countItems(input);
+  if (items > limits.importMaxItems) {
+    throw new BundleTooLargeError(`the bundle holds ${items} items, more than the ${limits.importMaxItems} one import takes (registry.importMaxItems); nothing was checked or written; ${SPLIT_ADVICE}`);
+  }
+  const problems = new Problems(limits.importMaxProblems);
+  const top = bundleSchema.safeParse(input);
+  if (!top.success) {
+    for (const issue of top.error.issues) problems.add(issuePath(issue), issue.message);
+    throw problems.error();
+  }
+  const bundle = top.data as z.infer<typeof bundleSchema> & Record<EntityName, unknown[]>;
+  const { counts, newDevices, planned } = plan(deps, bundle, problems);
+  if (problems.count > 0) throw problems.error();
+  const report: ImportReport = { dryRun: options.dryRun === true, counts, deviceSecrets: [] };
+  if (options.dryRun) return report;
+
+  // Hashing is slow (about 40 ms a device) and asynchronous: done only for a bundle that will be
+  // written, and before the transaction, which cannot wait.
+  const secrets: { id: string; secret: string }[] = [];
+  const hashes = new Map<string, string>();
+  for (const device of newDevices) {
+    if (device.hash !== undefined) continue;
+    const secret = generateSecret();
+    secrets.push({ id: device.id, secret });
+    hashes.set(device.id, await hashSecret(secret));
   }
 
-  const report: ImportReport = { dryRun: options.dryRun === true, counts, deviceSecrets: [] };
+  const { db, devices, entities } = deps;
+  const now = entities.now();
   try {
-    deps.db.transaction(() => {
+    db.transaction(() => {
       // Rows may name rows of their own collection that come later (mutual neighbours): foreign
-      // keys are checked at commit, and those references once the collection is written.
-      deps.db.connection.pragma('defer_foreign_keys = ON');
-      for (const device of newDevices) {
-        deps.devices.insertHashed(device.id, device.class, device.hash);
-        counts.devices!.created++;
+      // keys are checked at commit.
+      db.connection.pragma('defer_foreign_keys = ON');
+      for (const device of [...newDevices].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+        try {
+          devices.insertHashed(device.id, device.class, device.hash ?? hashes.get(device.id)!);
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw error;
+          problems.add(['devices'], `device ${device.id} was added by someone else while the bundle was checked`);
+        }
       }
       for (const name of BUNDLE_ORDER) {
-        const tally: Record<Outcome, number> = { created: 0, updated: 0, unchanged: 0 };
-        for (const item of parsedItems.get(name)!) {
+        const def = ENTITIES[name] as EntityDefinition;
+        // Changed rows first, in bundle order (a row moved off a unique value frees it for a
+        // later one, as the checks assumed), then new rows in id order: appended to the table's
+        // b-tree instead of inserted all over it, which halves the time the lock is held.
+        const rows = [...planned.get(def.table)!.values()];
+        const created = rows.filter((row) => row.outcome === 'created').sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        for (const row of [...rows.filter((row) => row.outcome !== 'created'), ...created]) {
+          // The registry may have changed since the checks (the API, the CLI, another import):
+          // rows compared then must be as they were, and checks across rows are made again.
           try {
-            tally[deps.entities.upsert(ENTITIES[name], item.id, item.fields, bundle.crs, { deferSelfReferences: true })]++;
-          } catch (error) {
-            if (!(error instanceof RegistryError || error instanceof GeometryError)) throw error;
-            problems.push({ path: [name, item.index, ...(error instanceof GeometryError ? error.path : [])], message: error.message });
-          }
-        }
-        for (const [field, link] of Object.entries(ENTITIES[name].relations)) {
-          if (link.references !== ENTITIES[name].table) continue;
-          for (const item of parsedItems.get(name)!) {
-            for (const other of (item.fields[field] as string[] | undefined) ?? []) {
-              if (!deps.entities.get(ENTITIES[name], other)) problems.push({ path: [name, item.index, field], message: `${field}: no ${ENTITIES[name].singular} ${other}` });
+            let current: boolean;
+            if (row.outcome === 'created') {
+              entities.insertChecked(def, row.id, row.values, row.relations, now);
+              current = true;
+            } else if (row.outcome === 'updated') {
+              current = entities.updateChecked(def, row.id, row.values, row.relations, now, row.stamp!);
+            } else {
+              current = entities.stamp(def, row.id) === row.stamp;
             }
+            if (!current) throw new RegistryError('conflict', `${def.singular} ${row.id} was changed or removed while the bundle was checked; send the bundle again`);
+            if (row.outcome !== 'unchanged') def.check?.({ id: row.id, ...row.values }, (table, id) => entities.stored.get(table, id));
+          } catch (error) {
+            if (!(error instanceof RegistryError)) throw error;
+            problems.add([name, row.index], error.message);
           }
         }
-        counts[name] = tally;
       }
       // Throwing inside the transaction rolls all of it back.
-      if (problems.length > 0) throw new BundleError(problems);
-      if (options.dryRun) throw new DryRunDone();
+      if (problems.count > 0) throw problems.error();
     });
   } catch (error) {
-    if (!(error instanceof DryRunDone)) throw error;
-    return report;
+    if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+      throw new RegistryError('conflict', 'a row the bundle refers to was removed while the bundle was checked; nothing was written; send the bundle again');
+    }
+    throw error;
   }
-  report.deviceSecrets = newDevices.filter((d) => d.secret !== null).map(({ id, secret }) => ({ id, secret: secret! }));
-  if (newDevices.length > 0) deps.devices.announceChange();
+  report.deviceSecrets = secrets;
+  if (newDevices.length > 0) devices.announceChange();
   return report;
 }

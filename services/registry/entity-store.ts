@@ -1,9 +1,12 @@
 // Create, read, list, update and delete for every entity in entities.ts. Table and column names
-// come from the definitions, never from a request; every value is a bound parameter.
+// come from the definitions, never from a request; every value is a bound parameter. The bulk
+// import (bundle.ts) checks rows here without writing them and writes them here once all are
+// checked.
 import type { RegistryDb } from './db.ts';
 import { RegistryError } from './devices.ts';
 import type { EntityDefinition } from './entities.ts';
 import { GeometryError, importGeometry, type SourceCrs } from './geometry.ts';
+import { DEFAULT_LIMITS, type RegistryLimits } from './limits.ts';
 
 export interface WriteOptions {
   /**
@@ -15,6 +18,12 @@ export interface WriteOptions {
 }
 
 export type EntityRecord = Record<string, unknown> & { id: string; created_at: string; updated_at: string };
+
+/** How checks find other rows: the database by default, or an import's rows over it. */
+export interface RowLookup {
+  exists(table: string, id: unknown): boolean;
+  get(table: string, id: string): Record<string, unknown> | undefined;
+}
 
 /** "communities" -> "community", "sites" -> "site", for messages. */
 function singularOf(table: string): string {
@@ -30,10 +39,23 @@ interface SqliteError {
 const ALL_PAGE = 1000;
 
 export class EntityStore {
+  /** Rows as stored (JSON still text), read straight from the database. */
+  readonly stored: RowLookup = {
+    exists: (table, id) => this.db.statement(`SELECT 1 FROM ${table} WHERE id = ?`).get(id) !== undefined,
+    get: (table, id) => this.db.statement(`SELECT * FROM ${table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined,
+  };
+
+  private readonly bulk = new Map<EntityDefinition, { columns: string[]; insert: string; update: string }>();
+
   constructor(
     private readonly db: RegistryDb,
     private readonly clock: () => Date = () => new Date(),
+    readonly limits: RegistryLimits = DEFAULT_LIMITS,
   ) {}
+
+  now(): string {
+    return this.clock().toISOString();
+  }
 
   get(def: EntityDefinition, id: string): EntityRecord | undefined {
     const row = this.db.statement(`SELECT * FROM ${def.table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
@@ -139,6 +161,81 @@ export class EntityStore {
     }
   }
 
+  /**
+   * Every column of `input` as it would be stored (absent fields null, as an update through
+   * upsert() leaves them), geometry checked and converted; throws GeometryError.
+   */
+  columns(def: EntityDefinition, input: Record<string, unknown>, crs: SourceCrs): Record<string, unknown> {
+    const complete = Object.fromEntries(Object.keys(def.fields.shape).filter((field) => !(field in def.relations)).map((field) => [field, input[field] ?? null]));
+    return this.toRow(def, complete, crs, new Set(Object.keys(def.geometry)));
+  }
+
+  /** The bulk import's statements of a kind, built once: its rows are written by the thousand. */
+  private bulkSql(def: EntityDefinition) {
+    let sql = this.bulk.get(def);
+    if (!sql) {
+      const columns = Object.keys(def.fields.shape).filter((field) => !(field in def.relations));
+      sql = {
+        columns,
+        insert: `INSERT INTO ${def.table} (id, ${columns.join(', ')}, created_at, updated_at) VALUES (?, ${columns.map(() => '?').join(', ')}, ?, ?)`,
+        update: `UPDATE ${def.table} SET ${columns.map((c) => `${c} = ?`).join(', ')}, updated_at = ? WHERE id = ? AND updated_at = ?`,
+      };
+      this.bulk.set(def, sql);
+    }
+    return sql;
+  }
+
+  /** Inserts a row whose columns come from columns() and were checked (bulk import). */
+  insertChecked(def: EntityDefinition, id: string, values: Record<string, unknown>, relations: Record<string, string[]>, now: string): void {
+    const { columns, insert } = this.bulkSql(def);
+    try {
+      this.db.statement(insert).run(id, ...columns.map((c) => values[c]), now, now);
+    } catch (error) {
+      throw this.translate(def, id, error as SqliteError);
+    }
+    this.insertRelations(def, id, relations);
+  }
+
+  /**
+   * Brings a row to checked values, provided it is still as it was when they were checked (its
+   * updated_at is `stamp`); false when it was changed or removed since.
+   */
+  updateChecked(def: EntityDefinition, id: string, values: Record<string, unknown>, relations: Record<string, string[]>, now: string, stamp: string): boolean {
+    const { columns, update } = this.bulkSql(def);
+    let changes: number;
+    try {
+      changes = this.db.statement(update).run(...columns.map((c) => values[c]), now, id, stamp).changes;
+    } catch (error) {
+      throw this.translate(def, id, error as SqliteError);
+    }
+    if (changes === 0) return false;
+    for (const link of Object.values(def.relations)) this.db.statement(`DELETE FROM ${link.table} WHERE ${link.owner} = ?`).run(id);
+    this.insertRelations(def, id, relations);
+    return true;
+  }
+
+  /** updated_at of a stored row, or undefined. */
+  stamp(def: EntityDefinition, id: string): string | undefined {
+    return (this.db.statement(`SELECT updated_at FROM ${def.table} WHERE id = ?`).get(id) as { updated_at: string } | undefined)?.updated_at;
+  }
+
+  private insertRelations(def: EntityDefinition, id: string, relations: Record<string, string[]>): void {
+    for (const [field, link] of Object.entries(def.relations)) {
+      const insert = this.db.statement(`INSERT OR IGNORE INTO ${link.table} (${link.owner}, ${link.other}) VALUES (?, ?)`);
+      for (const other of relations[field] ?? []) insert.run(id, other);
+    }
+  }
+
+  /** The ids in each relation of a stored row, sorted. */
+  storedRelations(def: EntityDefinition, id: string): Record<string, string[]> {
+    return Object.fromEntries(
+      Object.entries(def.relations).map(([field, link]) => [
+        field,
+        (this.db.statement(`SELECT ${link.other} AS other FROM ${link.table} WHERE ${link.owner} = ? ORDER BY ${link.other}`).all(id) as { other: string }[]).map((r) => r.other),
+      ]),
+    );
+  }
+
   /** Column values for the given fields: geometry checked and converted, JSON serialised. */
   private toRow(def: EntityDefinition, input: Record<string, unknown>, crs: SourceCrs, convert: Set<string>): Record<string, unknown> {
     const row: Record<string, unknown> = {};
@@ -148,7 +245,7 @@ export class EntityStore {
       if (value === undefined || value === null) row[field] = null;
       else if (field in def.geometry) {
         try {
-          row[field] = JSON.stringify(convert.has(field) ? importGeometry(value, def.geometry[field]!, crs) : value);
+          row[field] = JSON.stringify(convert.has(field) ? importGeometry(value, def.geometry[field]!, crs, { maxVertices: this.limits.maxGeometryVertices }) : value);
         } catch (error) {
           if (error instanceof GeometryError) throw new GeometryError(`${field}: ${error.message}`, [field, ...error.path]);
           throw error;
@@ -186,9 +283,12 @@ export class EntityStore {
     }
   }
 
-  /** References (and referenced ids in relations) exist; the definition's own checks pass. */
-  private checkRow(def: EntityDefinition, row: Record<string, unknown>, options: WriteOptions): void {
-    const exists = (table: string, id: unknown) => this.db.statement(`SELECT 1 FROM ${table} WHERE id = ?`).get(id) !== undefined;
+  /**
+   * References (and referenced ids in relations) exist; the definition's own checks pass. Other
+   * rows are found through `lookup`: the database, or an import's checked rows over it.
+   */
+  checkRow(def: EntityDefinition, row: Record<string, unknown>, options: WriteOptions, lookup: RowLookup = this.stored): void {
+    const exists = (table: string, id: unknown) => lookup.exists(table, id);
     for (const [field, table] of Object.entries(def.references)) {
       const value = row[field];
       if (value !== undefined && value !== null && !exists(table, value)) throw new RegistryError('invalid', `${field}: no ${singularOf(table)} ${String(value)}`);
@@ -200,7 +300,7 @@ export class EntityStore {
         if (!exists(link.references, other)) throw new RegistryError('invalid', `${field}: no ${singularOf(link.references)} ${String(other)}`);
       }
     }
-    def.check?.(row, (table, id) => this.db.statement(`SELECT * FROM ${table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined);
+    def.check?.(row, (table, id) => lookup.get(table, id));
   }
 
   private translate(def: EntityDefinition, id: string, error: SqliteError): Error {

@@ -1,14 +1,16 @@
-// Bulk import on a real registry database: idempotent, all or nothing, every problem listed.
+// Bulk import on a real registry database: idempotent, all or nothing, problems listed (the first
+// ones, with the count), bounded in items, safe against changes made while it runs.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifySecret } from '../../../services/broker/secrets.ts';
-import { BundleError, importBundle } from '../../../services/registry/bundle.ts';
+import { BundleError, BundleTooLargeError, importBundle } from '../../../services/registry/bundle.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
-import { DeviceStore } from '../../../services/registry/devices.ts';
+import { DeviceStore, RegistryError } from '../../../services/registry/devices.ts';
 import { ENTITIES } from '../../../services/registry/entities.ts';
 import { EntityStore } from '../../../services/registry/entity-store.ts';
 import { fromWgs84 } from '../../../services/registry/geometry.ts';
+import { registryLimits } from '../../../services/registry/limits.ts';
 import { tempDir } from '../../helpers/service.ts';
 
 const example = JSON.parse(fs.readFileSync('docs/examples/registry-bundle.json', 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -102,5 +104,67 @@ describe('importBundle', () => {
     expect(report).toMatchObject({ dryRun: true, counts: { trucks: { created: 1 } }, deviceSecrets: [] });
     expect(deps.devices.list().total).toBe(0);
     expect(await importBundle(deps, { format: 'something-else', version: 1 }).catch((e: BundleError) => e.problems[0]!.path)).toEqual(['format']);
+  });
+});
+
+describe('importBundle bounds and concurrency', () => {
+  const company = (id: string) => ({ id, name: `公司 ${id}` });
+  const truck = (id: string, plate: string, company_id = 'co-1') => ({ id, plate, company_id, fleet: 'muck', rated_gross_kg: 31000 });
+  const bundleOf = (parts: Record<string, unknown[]>) => ({ format: 'waste-registry-bundle', version: 1, ...parts });
+  const refusal = (promise: Promise<unknown>) => promise.then(() => null, (error: unknown) => error);
+
+  it('keeps the first problems and counts all of them', async () => {
+    const limited = { ...deps, entities: new EntityStore(db, undefined, registryLimits({ importMaxProblems: 10 })) };
+    const error = (await refusal(importBundle(limited, bundleOf({ companies: Array.from({ length: 5000 }, () => ({})) })))) as BundleError;
+    expect(error).toBeInstanceOf(BundleError);
+    // Each item lacks its id and its name.
+    expect(error.problemCount).toBe(10_000);
+    expect(error.problems).toHaveLength(10);
+    expect(error.message).toBe('the bundle was not imported: 10000 problems (the first 10 are listed); nothing was written');
+  });
+
+  it('refuses more items than the cap before checking any', async () => {
+    const limited = { ...deps, entities: new EntityStore(db, undefined, registryLimits({ importMaxItems: 3 })) };
+    const error = await refusal(importBundle(limited, bundleOf({ devices: [{ id: 'GPS-1', class: 'trucks' }], companies: [company('co-1'), company('co-2'), 'not even an object'] })));
+    expect(error).toBeInstanceOf(BundleTooLargeError);
+    expect((error as Error).message).toMatch(/^the bundle holds 4 items, more than the 3 one import takes \(registry\.importMaxItems\)/);
+    expect(await importBundle(limited, bundleOf({ companies: [company('co-1'), company('co-2')] }))).toMatchObject({ counts: { companies: { created: 2 } } });
+  });
+
+  it('finds unique fields taken before writing, as writing in bundle order would', async () => {
+    await importBundle(deps, bundleOf({ companies: [company('co-1')], trucks: [truck('t-1', '苏E·00001')] }));
+    // Two items of the bundle want one plate; a new truck wants a stored truck's plate.
+    const error = (await refusal(importBundle(deps, bundleOf({ trucks: [truck('t-2', '苏E·00002'), truck('t-3', '苏E·00002'), truck('t-4', '苏E·00001')] })))) as BundleError;
+    expect(error.problems.map((p) => `${p.path.join('.')}: ${p.message}`)).toEqual(['trucks.1: plate is already used by another truck', 'trucks.2: plate is already used by another truck']);
+    expect(deps.entities.list(ENTITIES.trucks, {}, 10, 0).total).toBe(1);
+    // A stored truck moved off a plate earlier in the bundle frees it for a later item.
+    const moved = await importBundle(deps, bundleOf({ trucks: [truck('t-1', '苏E·00009'), truck('t-5', '苏E·00001')] }));
+    expect(moved.counts.trucks).toEqual({ created: 1, updated: 1, unchanged: 0 });
+    expect(deps.entities.get(ENTITIES.trucks, 't-5')).toMatchObject({ plate: '苏E·00001' });
+  });
+
+  it('writes nothing when a row it compared is changed between the checks and the write', async () => {
+    await importBundle(deps, bundleOf({ companies: [company('co-1'), company('co-2')] }));
+    // A device without a hash: its secret is hashed after the checks, before the write; the API
+    // changes a company meanwhile.
+    const running = refusal(importBundle(deps, bundleOf({ devices: [{ id: 'GPS-1', class: 'trucks' }], companies: [{ id: 'co-1', name: '新名' }, company('co-2')] })));
+    deps.entities.update(ENTITIES.companies, 'co-2', { contact: '0512-0000' });
+    const error = (await running) as BundleError;
+    expect(error).toBeInstanceOf(BundleError);
+    expect(error.problems).toEqual([{ path: ['companies', 1], message: 'company co-2 was changed or removed while the bundle was checked; send the bundle again' }]);
+    expect(deps.entities.get(ENTITIES.companies, 'co-1')).toMatchObject({ name: '公司 co-1' });
+    expect(deps.devices.device('GPS-1')).toBeUndefined();
+  });
+
+  it('writes nothing when a row it refers to is removed between the checks and the write', async () => {
+    await importBundle(deps, bundleOf({ companies: [company('co-1')] }));
+    const running = refusal(importBundle(deps, bundleOf({ devices: [{ id: 'GPS-1', class: 'trucks' }], trucks: [truck('t-1', '苏E·00001')] })));
+    deps.entities.remove(ENTITIES.companies, 'co-1');
+    const error = (await running) as RegistryError;
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({ code: 'conflict', message: 'a row the bundle refers to was removed while the bundle was checked; nothing was written; send the bundle again' });
+    expect(deps.entities.get(ENTITIES.trucks, 't-1')).toBeUndefined();
+    expect(deps.devices.device('GPS-1')).toBeUndefined();
+    expect(db.connection.inTransaction).toBe(false);
   });
 });
