@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { hashSecret, generateSecret } from '../broker/secrets.ts';
 import { DEVICE_CLASSES, DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
 import type { RegistryDb } from './db.ts';
-import { RegistryError, type DeviceStore } from './devices.ts';
+import { RegistryError, importedSecretHash, type DeviceStore } from './devices.ts';
 import { ENTITIES, entityId, type EntityDefinition, type EntityName } from './entities.ts';
 import type { EntityStore, RowLookup } from './entity-store.ts';
 import { GeometryError, SOURCE_CRS } from './geometry.ts';
@@ -36,7 +36,7 @@ const deviceItem = z.object({
   id: z.string().regex(DEVICE_ID_PATTERN),
   class: z.enum(DEVICE_CLASSES),
   /** A hash the provisioning system computed itself (secrets.ts format); no secret is made then. */
-  secret_hash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[\w-]+\$[\w-]+$/, { error: 'must be scrypt$N$r$p$salt$hash' }).optional(),
+  secret_hash: importedSecretHash.optional(),
 });
 
 /** How to import a registry too large for one bundle; said whenever a limit refuses one. */

@@ -3,9 +3,20 @@
 // process (the API, the CLI) are noticed within `pollMs` through SQLite's data_version, which
 // changes whenever another connection commits (SQLite docs, "PRAGMA data_version").
 import type { CredentialDirectory, DeviceRecord, ServiceRecord } from '../broker/credentials.ts';
-import { generateSecret, hashSecret } from '../broker/secrets.ts';
+import { z } from 'zod';
+import { generateSecret, hashSecret, secretHashProblem } from '../broker/secrets.ts';
 import { DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
 import type { RegistryDb } from './db.ts';
+
+/**
+ * A secret hash made elsewhere (a registry bundle, a provisioning file): refused with its reason
+ * when the broker could not use it (malformed, or costlier than the service issues: an imported
+ * p=64 once took 2.5 s a login attempt), before any login depends on it.
+ */
+export const importedSecretHash = z.string().superRefine((hash, ctx) => {
+  const problem = secretHashProblem(hash);
+  if (problem) ctx.addIssue({ code: 'custom', message: `${problem}; import the device without a hash and give it a new secret` });
+});
 
 export class RegistryError extends Error {
   constructor(

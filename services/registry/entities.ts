@@ -3,6 +3,7 @@
 // may filter a list. The store (entity-store.ts) and the routes (api/routes/entities.ts) are
 // generic over these definitions.
 import { z } from 'zod';
+import { UNSTORABLE } from '../contract/payloads.ts';
 import { DEVICE_ID_PATTERN } from '../contract/topics.ts';
 import { RegistryError } from './devices.ts';
 import type { GeometryType } from './geometry.ts';
@@ -15,6 +16,13 @@ const geojson = z.union([
   z.object({ type: z.string(), coordinates: z.array(z.unknown()) }).passthrough(),
   z.object({ type: z.literal('Feature'), geometry: z.object({ type: z.string(), coordinates: z.array(z.unknown()) }).passthrough() }).passthrough(),
 ]);
+
+/**
+ * Free text (names, plates, permit numbers): no control characters or unpaired surrogates, as in
+ * device payloads. Plates and names go into line protocol (contract/line-protocol.ts) and the
+ * inbox; a line break in them has no business there.
+ */
+const text = (max: number, min = 1) => z.string().min(min).max(max).refine((value) => !UNSTORABLE.test(value), { error: 'must not contain control characters or unpaired surrogates' });
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { error: 'must be HH:MM (24 h)' });
 /** A calendar date, YYYY-MM-DD (local date in the city). */
@@ -63,20 +71,20 @@ export const ENTITIES = {
     name: 'companies',
     singular: 'company',
     table: 'companies',
-    fields: z.object({ name: z.string().min(1).max(200), credit_code: z.string().max(32).nullish(), contact: z.string().max(200).nullish() }),
+    fields: z.object({ name: text(200, 1), credit_code: text(32, 0).nullish(), contact: text(200, 0).nullish() }),
   }),
   districts: define({
     name: 'districts',
     singular: 'district',
     table: 'districts',
-    fields: z.object({ name: z.string().min(1).max(200), geometry: geojson.nullish() }),
+    fields: z.object({ name: text(200, 1), geometry: geojson.nullish() }),
     geometry: { geometry: area },
   }),
   communities: define({
     name: 'communities',
     singular: 'community',
     table: 'communities',
-    fields: z.object({ name: z.string().min(1).max(200), district_id: entityId, geometry: geojson, dropoff_windows: z.array(timeWindow).max(24).default([]) }),
+    fields: z.object({ name: text(200, 1), district_id: entityId, geometry: geojson, dropoff_windows: z.array(timeWindow).max(24).default([]) }),
     geometry: { geometry: area },
     json: ['dropoff_windows'],
     filters: ['district_id'],
@@ -87,8 +95,8 @@ export const ENTITIES = {
     singular: 'jurisdiction',
     table: 'jurisdictions',
     fields: z.object({
-      name: z.string().min(1).max(200),
-      enforcement_unit: z.string().min(1).max(200),
+      name: text(200, 1),
+      enforcement_unit: text(200, 1),
       geometry: geojson,
       neighbour_ids: z.array(entityId).max(50).default([]).describe('Jurisdictions across the boundary, for case hand-over'),
     }),
@@ -101,7 +109,7 @@ export const ENTITIES = {
     table: 'sites',
     fields: z.object({
       kind: z.enum(['construction', 'disposal', 'transfer', 'plant']),
-      name: z.string().min(1).max(200),
+      name: text(200, 1),
       district_id: entityId.nullish(),
       geometry: geojson,
     }),
@@ -114,7 +122,7 @@ export const ENTITIES = {
     singular: 'truck',
     table: 'trucks',
     fields: z.object({
-      plate: z.string().min(2).max(16).describe('As printed, e.g. 苏E·12345'),
+      plate: text(16, 2).describe('As printed, e.g. 苏E·12345'),
       company_id: entityId,
       fleet: z.enum(['muck', 'collection']),
       rated_gross_kg: z.number().positive().max(100_000),
@@ -151,7 +159,7 @@ export const ENTITIES = {
     singular: 'permit',
     table: 'permits',
     fields: z.object({
-      number: z.string().min(1).max(64).describe('The permit (处置证) number'),
+      number: text(64, 1).describe('The permit (处置证) number'),
       site_id: entityId.describe('The construction site the loads come from'),
       disposal_site_id: entityId.describe('The disposal site they must go to'),
       truck_ids: z.array(entityId).min(1).max(500),

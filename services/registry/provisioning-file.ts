@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { z } from 'zod';
 import type { DeviceRecord, ServiceRecord } from '../broker/credentials.ts';
 import { DEVICE_CLASSES, DEVICE_ID_PATTERN } from '../contract/topics.ts';
-import { RegistryError } from './devices.ts';
+import { RegistryError, importedSecretHash } from './devices.ts';
 
 const fileSchema = z.object({
   version: z.literal(1).default(1),
@@ -14,13 +14,13 @@ const fileSchema = z.object({
       z.object({
         id: z.string().regex(DEVICE_ID_PATTERN),
         class: z.enum(DEVICE_CLASSES),
-        secret_hash: z.string().startsWith('scrypt$'),
+        secret_hash: importedSecretHash,
         enabled: z.boolean().default(true),
         created_at: z.string(),
       }),
     )
     .default([]),
-  services: z.array(z.object({ name: z.string().regex(/^waste-[A-Za-z0-9_.-]{1,58}$/), secret_hash: z.string().startsWith('scrypt$'), created_at: z.string() })).default([]),
+  services: z.array(z.object({ name: z.string().regex(/^waste-[A-Za-z0-9_.-]{1,58}$/), secret_hash: importedSecretHash, created_at: z.string() })).default([]),
 });
 
 /** The file's devices and service accounts; null when there is no such file. */

@@ -99,6 +99,27 @@ describe('importBundle', () => {
     expect(revision).toEqual([{ id: 1, n: 0 }]);
   });
 
+  it('refuses a secret hash the broker could not use, and names with control characters', async () => {
+    const broken = copy();
+    // Costlier than the service issues: p=64 once took 2.5 s a login attempt.
+    const salt = Buffer.alloc(16, 1).toString('base64url');
+    const key = Buffer.alloc(32, 2).toString('base64url');
+    broken.devices.push({ id: 'GPS-COSTLY', class: 'trucks', secret_hash: `scrypt$16384$8$64$${salt}$${key}` });
+    broken.companies[0].name = '运输公司\ntruck_position,device_id=X lat=1 1';
+    broken.trucks[0].plate = '苏E\u0000001';
+    const error = await importBundle(deps, broken).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BundleError);
+    const problems = (error as BundleError).problems.map((p) => `${p.path.join('.')}: ${p.message}`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'devices.3.secret_hash: scrypt cost N=16384 r=8 p=64 exceeds the issued N=16384 r=8 p=1; import the device without a hash and give it a new secret',
+        expect.stringMatching(/^companies\.0\.name: .*control characters/),
+        expect.stringMatching(/^trucks\.0\.plate: .*control characters/),
+      ]),
+    );
+    expect(deps.devices.device('GPS-COSTLY')).toBeUndefined();
+  });
+
   it('checks without writing on a dry run', async () => {
     const report = await importBundle(deps, copy(), { dryRun: true });
     expect(report).toMatchObject({ dryRun: true, counts: { trucks: { created: 1 } }, deviceSecrets: [] });
