@@ -49,7 +49,7 @@ export const brokerSchema = z
       .describe('Secret verifications running or waiting per remote address (IPv6: per /64); a login past it is refused with CONNACK 3. More than per username, because the terminals of a fleet behind one carrier NAT share an address and all reconnect when the service restarts.'),
     loginFailuresBeforeBackoff: positiveInt
       .default(5)
-      .describe('Failed logins in a row a username may have before it backs off: its next logins needing a secret verification are refused with CONNACK 3 for loginBackoffMs, doubling with each failure. A device whose secret the broker has already verified since it started is never held back.'),
+      .describe('Failed logins in a row a username may have from one remote address before it backs off there: its next logins from that address needing a secret verification are refused with CONNACK 3 for loginBackoffMs, doubling with each failure (from other addresses it is not held back: device ids are not secret). A device whose secret the broker has already verified since it started is never held back.'),
     loginFailuresPerAddressBeforeBackoff: positiveInt
       .default(50)
       .describe('The same per remote address (IPv6: per /64), counting of each username only the failures up to its own loginFailuresBeforeBackoff; higher, because devices behind one NAT share an address. An address backing off is refused only while half of broker.maxPendingLogins is taken; otherwise its failures only put it last when places are given out.'),
