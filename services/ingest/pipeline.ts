@@ -46,7 +46,7 @@ export class IngestPipeline {
   accepted = 0;
   readonly rejections = new RejectionCounter();
   private detailedLogs = 0;
-  /** Messages that arrived after a slice was spent: per device, oldest first; devices in turn. */
+  /** Messages that arrived after a slice was spent: per topic, oldest first; topics in turn. */
   private readonly waiting = new Map<string, (() => void)[]>();
   private waitingCount = 0;
   private sliceScheduled = false;
@@ -84,17 +84,18 @@ export class IngestPipeline {
    * waits for a later turn of the loop, so a device sending its largest batches back to back
    * (aedes handles every packet of one socket read in one go) cannot hold other devices' PUBACKs,
    * the API and the shipper for longer than one of its messages takes. Waiting messages are taken
-   * one device at a time, in turn, each device's in the order they came: a device with many
-   * waiting does not make the others wait behind all of them.
+   * one topic (one device's channel) at a time, in turn, each topic's in the order they came: a
+   * device with many waiting does not make the others wait behind all of them.
    */
   ingest(message: IncomingMessage): Promise<IngestOutcome> {
     if (this.waiting.size === 0 && performance.now() - this.sliceStart < INGEST_SLICE_MS) return this.process(message);
     return new Promise((resolve, reject) => {
-      const device = deviceIdOf(message.topic) ?? '';
+      // Queued per topic, which names one device's channel: parsing it for the device id cost
+      // more than the rest of the queueing at 30,000 messages/s.
       const run = () => void this.process(message).then(resolve, reject);
-      const queue = this.waiting.get(device);
+      const queue = this.waiting.get(message.topic);
       if (queue) queue.push(run);
-      else this.waiting.set(device, [run]);
+      else this.waiting.set(message.topic, [run]);
       this.waitingCount++;
       if (!this.sliceScheduled) {
         this.sliceScheduled = true;
@@ -112,12 +113,12 @@ export class IngestPipeline {
     this.sliceScheduled = false;
     this.sliceStart = performance.now();
     while (this.waiting.size > 0 && performance.now() - this.sliceStart < INGEST_SLICE_MS) {
-      // A Map iterates in insertion order: the device first in line runs one message and, if it
+      // A Map iterates in insertion order: the topic first in line runs one message and, if it
       // has more, goes to the back of the line.
-      const [device, queue] = this.waiting.entries().next().value!;
-      this.waiting.delete(device);
+      const [topic, queue] = this.waiting.entries().next().value!;
+      this.waiting.delete(topic);
       const run = queue.shift()!;
-      if (queue.length > 0) this.waiting.set(device, queue);
+      if (queue.length > 0) this.waiting.set(topic, queue);
       this.waitingCount--;
       run();
     }
