@@ -7,7 +7,6 @@
 // nodejs_eventloop_lag_max_seconds, reset at each scrape). Progress goes to stderr; the last line
 // on stdout is one JSON object with every figure.
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +21,7 @@ import { ENTITIES } from '../../services/registry/entities.ts';
 import { EntityStore } from '../../services/registry/entity-store.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import { writeBenchCity, SECRET, type BenchCity } from '../rules/city.ts';
+import { cpuMs, peakRssMb } from '../proc.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
 
 const HELP = `Usage: npm run bench:hostile -- [--seconds S] [--scenario NAME[,NAME...]] [--profile DIR] [--trace-gc]
@@ -70,16 +70,7 @@ const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** di
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : null);
 const BIN = 'BIN-H';
 
-function cpuMs(pid: number | undefined): number {
-  if (!pid || !fs.existsSync(`/proc/${pid}/stat`)) return 0;
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
-function peakRssMb(pid: number | undefined): number {
-  if (!pid || !fs.existsSync(`/proc/${pid}/status`)) return 0;
-  return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-}
 
 /** A truck that publishes one fix every 20 ms at QoS 1 and times each PUBACK. */
 function startProbe(client: MqttClient, topic: string, position: [number, number]) {

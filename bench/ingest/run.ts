@@ -2,7 +2,6 @@
 // ingest and a throwaway InfluxDB all local, compared with the bare broker hop in the same run.
 // The last line printed is one JSON object with every figure.
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +17,7 @@ import { PRIVATE_INFLUXD_NICENESS, startInfluxd } from '../../services/influx/in
 import { influxSchema } from '../../services/config/schema.ts';
 import { startTestMosquitto } from '../../test/helpers/mosquitto.ts';
 import { freePort } from '../../test/helpers/ports.ts';
+import { peakRssMb } from '../proc.ts';
 
 const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--window W] [--rate R]
                                   [--broker embedded|mosquitto] [--skip-bare] [--profile DIR]
@@ -93,11 +93,6 @@ function run(args: string[], env: Record<string, string> = {}, onEvent?: (e: Rec
   };
 }
 
-function peakRssMb(pid: number | undefined): number {
-  if (!pid) return 0;
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : Number.NaN;

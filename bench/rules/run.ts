@@ -2,7 +2,6 @@
 // (200-vertex routes), and the publish-to-alert latency through the running service at 10,000
 // fixes/s. Progress goes to stderr; the last line on stdout is one JSON object with every figure.
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +19,7 @@ import { Route } from '../../services/rules/geo.ts';
 import { RegistryIndex } from '../../services/rules/registry-index.ts';
 import type { TruckFix } from '../../services/rules/types.ts';
 import { freePort } from '../../test/helpers/ports.ts';
+import { cpuMs, peakRssMb } from '../proc.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
 import { ROUTE_VERTICES, SECRET, writeBenchCity, type BenchCity } from './city.ts';
 
@@ -80,17 +80,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : null);
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** CPU time (user + system) a process has used so far, in ms ([proc(5)] /proc/pid/stat fields 14 and 15, in clock ticks of 10 ms). */
-function cpuMs(pid: number | undefined): number {
-  if (!pid || !fs.existsSync(`/proc/${pid}/stat`)) return 0;
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
-function peakRssMb(pid: number | undefined): number {
-  if (!pid || !fs.existsSync(`/proc/${pid}/status`)) return 0;
-  return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-}
 
 function engineBench(registryFile: string, city: BenchCity) {
   const db = new RegistryDb(registryFile);
