@@ -77,6 +77,8 @@ interface Connection {
   deadline: NodeJS.Timeout | null;
   /** The CONNECT carried a zero-byte client id (aedes then makes one up). */
   emptyClientId: boolean;
+  /** The device logged in on it, once it has (counted in openConnections). */
+  device?: string;
 }
 
 /** The part of aedes' session store (aedes-persistence) the broker filters. */
@@ -144,6 +146,8 @@ export class EmbeddedBroker {
    * is refused with CONNACK 2.
    */
   private readonly clientIdHolders = new Map<string, ClientIdHolder>();
+  /** Live connections per device id, each counted from its login to its close. */
+  private readonly openConnections = new Map<string, number>();
   /** The client ids each holder has, oldest first. */
   private readonly clientIdsOf = new Map<string, Set<string>>();
 
@@ -310,6 +314,11 @@ export class EmbeddedBroker {
       connection.login.abort(new ClientGoneError('the connection closed'));
       this.endLoginDeadline(client);
       this.releaseClientId(client);
+      if (connection.device !== undefined) {
+        const left = (this.openConnections.get(connection.device) ?? 1) - 1;
+        if (left > 0) this.openConnections.set(connection.device, left);
+        else this.openConnections.delete(connection.device);
+      }
     });
     if (!parseIntoFreshPackets(client) && !this.warnedParserShape) {
       this.warnedParserShape = true;
@@ -385,8 +394,19 @@ export class EmbeddedBroker {
     // A connection that closed while its secret was verified must not claim its id: its close
     // has been handled already, so the hold would never be let go.
     if (this.connections.get(client)?.login.signal.aborted) throw refusal('the connection closed during its login', CONNACK.serverUnavailable);
+    // Each connection holds sockets, parser buffers and a session: a device's own secret must not
+    // let it open them without end. A few are allowed, for a reconnect while an old connection is
+    // not yet known to be dead.
+    const open = device ? (this.openConnections.get(device.id) ?? 0) : 0;
+    if (device && open >= this.deps.config.maxConnectionsPerDevice) {
+      throw refusal(`device ${device.id} has ${open} connections open already (broker.maxConnectionsPerDevice)`, CONNACK.serverUnavailable);
+    }
     this.claimClientId(client, identity);
     this.identities.set(client, identity);
+    if (device) {
+      this.openConnections.set(device.id, open + 1);
+      this.connections.get(client)!.device = device.id;
+    }
   }
 
   /** True if the secret is one already verified for this username, or for the same (shared) hash. */

@@ -136,4 +136,15 @@ describe('client ids', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     for (const { id } of ids) expect(await answer('A', { clientId: `gone-id-${id}` })).toBe(0);
   });
+
+  it('refuses (CONNACK 3) a device opening more than broker.maxConnectionsPerDevice connections, until one closes', async () => {
+    const clients = await Promise.all(Array.from({ length: 4 }, (_, i) => connect('B', { clientId: `many-${i}` })));
+    expect(await answer('B', { clientId: 'many-4' })).toBe(3);
+    // Another device is not affected.
+    expect(await answer('A', { clientId: 'other-1' })).toBe(0);
+    await clients[0]!.endAsync();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await answer('B', { clientId: 'many-4' })).toBe(0);
+    await Promise.all(clients.slice(1).map((c) => c.endAsync()));
+  });
 });
