@@ -2,7 +2,7 @@
 // stored (alert-store.ts) together with its webhook deliveries (webhooks.ts) in one transaction,
 // then published on waste/alerts/{jurisdiction}/{type} (QoS 1), written to the `alert` measurement,
 // and pushed to the API's event streams.
-import { escape } from '../contract/line-protocol.ts';
+import { MEASUREMENTS, int, line } from '../contract/timeseries.ts';
 import type { Logger } from 'pino';
 import type { AlertsConfig } from '../config/schema.ts';
 import { topics } from '../contract/topics.ts';
@@ -116,21 +116,26 @@ export class AlertService {
   /** One `alert` point per jurisdiction (docs/schema.md); timestamps kept distinct so no change overwrites another. */
   private lines({ alert, change }: AlertEvent): string {
     const ts = (this.lastPointMs = Math.max(this.clock(), this.lastPointMs + 1));
-    const fields = [
-      `alert_id=${escape.quoted(alert.id)}`,
-      `change=${escape.quoted(change)}`,
-      `subject_id=${escape.quoted(alert.subject.id)}`,
-      ...(alert.subject.plate ? [`plate=${escape.quoted(alert.subject.plate)}`] : []),
-      ...(alert.location ? [`lon=${alert.location.coordinates[0]}`, `lat=${alert.location.coordinates[1]}`] : []),
-      `started_at=${Date.parse(alert.started_at)}i`,
-      ...(alert.ended_at ? [`ended_at=${Date.parse(alert.ended_at)}i`] : []),
-      `version=${alert.version}i`,
-    ].join(',');
+    const fields = {
+      alert_id: alert.id,
+      change,
+      subject_id: alert.subject.id,
+      plate: alert.subject.plate || undefined,
+      lon: alert.location?.coordinates[0],
+      lat: alert.location?.coordinates[1],
+      started_at: int(Date.parse(alert.started_at)),
+      ended_at: alert.ended_at ? int(Date.parse(alert.ended_at)) : undefined,
+      version: int(alert.version),
+    };
     // The truck's company and the bin's (or community's) district, for dashboards to filter by.
-    const optionalTag = (key: string, value: unknown) => (typeof value === 'string' && value !== '' ? `,${key}=${escape.tag(value)}` : '');
-    const extraTags = optionalTag('company', alert.detail.company_id) + optionalTag('district', alert.subject.kind === 'district' ? alert.subject.id : alert.detail.district_id);
-    return (alert.jurisdictions.length > 0 ? alert.jurisdictions : [UNASSIGNED])
-      .map((j) => `alert${extraTags},jurisdiction=${escape.tag(j)},severity=${escape.tag(alert.severity)},status=${escape.tag(alert.status)},type=${escape.tag(alert.type)} ${fields} ${ts}\n`)
-      .join('');
+    const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+    const tags = {
+      company: text(alert.detail.company_id),
+      district: alert.subject.kind === 'district' ? alert.subject.id : text(alert.detail.district_id),
+      severity: alert.severity,
+      status: alert.status,
+      type: alert.type,
+    };
+    return (alert.jurisdictions.length > 0 ? alert.jurisdictions : [UNASSIGNED]).map((jurisdiction) => line(MEASUREMENTS.alert, { ...tags, jurisdiction }, fields, ts)).join('');
   }
 }

@@ -1,6 +1,6 @@
 // Reads of current state and history for the API, as InfluxQL with bound parameters only
 // (client.ts): device ids and times travel in `params`, never in the query text.
-import { MEASUREMENTS } from '../ingest/points.ts';
+import { MEASUREMENTS } from '../contract/timeseries.ts';
 import { quoteIdentifier, type InfluxStore, type SeriesResult } from './client.ts';
 
 export interface Fix {

@@ -3,20 +3,10 @@
 // same point instead of counting twice. Lines are built directly (this runs for every reading, and
 // a Point object per reading cost a tenth of the ingest CPU); escaping is contract/line-protocol.ts's,
 // which never lets a raw line break into a line.
-import type { Point } from '@influxdata/influxdb-client';
 import { escape } from '../contract/line-protocol.ts';
 import type { Reading } from '../contract/payloads.ts';
+import { MEASUREMENTS } from '../contract/timeseries.ts';
 
-export const MEASUREMENTS = {
-  bin: 'bin_level',
-  truck: 'truck_position',
-  ticket: 'weigh_ticket',
-  status: 'device_status',
-  ingestStats: 'ingest_stats',
-} as const;
-
-/** Line-protocol settings for Point: timestamps are epoch milliseconds (precision=ms on the write). */
-const MS = { convertTime: (value: string | number | Date | undefined) => String(value) };
 
 type FieldType = 'float' | 'int' | 'boolean' | 'string';
 
@@ -70,8 +60,3 @@ export function readingToLine(reading: Reading): string {
   }
 }
 
-export function toLine(point: Point): string {
-  const line = point.toLineProtocol(MS);
-  if (line === undefined) throw new Error('point without fields');
-  return line;
-}

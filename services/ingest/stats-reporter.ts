@@ -1,13 +1,12 @@
 // Every interval: one ingest_stats point (through the spool, like all data) and one log line with
 // rates, rejections per reason, spool depth and InfluxDB health.
 import os from 'node:os';
-import { Point } from '@influxdata/influxdb-client';
 import type { Logger } from 'pino';
 import { DEVICE_CLASSES } from '../contract/topics.ts';
 import type { Shipper } from '../spool/shipper.ts';
 import type { Spool } from '../spool/spool.ts';
 import type { IngestPipeline } from './pipeline.ts';
-import { MEASUREMENTS, toLine } from './points.ts';
+import { MEASUREMENTS, int, line, type FieldValue } from '../contract/timeseries.ts';
 
 export class StatsReporter {
   private timer: NodeJS.Timeout | null = null;
@@ -50,21 +49,20 @@ export class StatsReporter {
     // Read before this report's own point is spooled, so an idle service shows an empty backlog.
     const backlogBytes = this.spool.backlogBytes();
 
-    const point = new Point(MEASUREMENTS.ingestStats)
-      .tag('instance', this.instance)
-      .intField('received', received)
-      .intField('accepted', accepted)
-      .intField('rejected', rejectedTotal)
-      .intField('spool_backlog_bytes', backlogBytes)
-      .intField('spool_used_bytes', this.spool.usedBytes())
-      .intField('delivered_lines', this.shipper.stats.deliveredLines)
-      .floatField('write_ms', this.shipper.stats.lastWriteMs)
-      .booleanField('influx_ok', this.shipper.stats.failingSince === null)
-      .timestamp(now);
-    for (const deviceClass of DEVICE_CLASSES) point.intField(`received_${deviceClass}`, this.last.byClass[deviceClass] - previous.byClass[deviceClass]);
-    for (const [reason, count] of rejected) point.intField(`rejected_${reason}`, count);
+    const fields: Record<string, FieldValue> = {
+      received: int(received),
+      accepted: int(accepted),
+      rejected: int(rejectedTotal),
+      spool_backlog_bytes: int(backlogBytes),
+      spool_used_bytes: int(this.spool.usedBytes()),
+      delivered_lines: int(this.shipper.stats.deliveredLines),
+      write_ms: this.shipper.stats.lastWriteMs,
+      influx_ok: this.shipper.stats.failingSince === null,
+    };
+    for (const deviceClass of DEVICE_CLASSES) fields[`received_${deviceClass}`] = int(this.last.byClass[deviceClass] - previous.byClass[deviceClass]);
+    for (const [reason, count] of rejected) fields[`rejected_${reason}`] = int(count);
     if (!this.spool.isFull()) {
-      this.spool.append(toLine(point) + '\n').catch((error: Error) => this.log.warn({ error: error.message }, 'could not spool ingest stats'));
+      this.spool.append(line(MEASUREMENTS.ingestStats, { instance: this.instance }, fields, now)).catch((error: Error) => this.log.warn({ error: error.message }, 'could not spool ingest stats'));
     }
 
     this.log.info(

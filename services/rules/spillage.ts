@@ -2,7 +2,7 @@
 // aggregated per grid cell (rules.spillageCellM) so street-cleaning and enforcement crews see
 // where to go. Each piece is stored once (keyed by truck, kind, time and cell, so a replay adds
 // nothing), ranked from SQLite for the API, and written to the `spillage` measurement for a map.
-import { escape } from '../contract/line-protocol.ts';
+import { MEASUREMENTS, line } from '../contract/timeseries.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { distanceM, type LonLat } from './geo.ts';
 import type { RulesRegistry, TruckInfo } from './registry-index.ts';
@@ -64,7 +64,7 @@ export class SpillageStore {
       const rounded = Math.round(metres * 10) / 10;
       const jurisdiction = this.registry().jurisdictionsAt(cell.centre)[0] ?? null;
       if (insert.run(spill.truck.id, spill.kind, spill.ts, cell.id, cell.centre[0], cell.centre[1], rounded, jurisdiction).changes === 0) continue;
-      lines += `spillage,cell=${escape.tag(cell.id)},kind=${spill.kind} lat=${cell.centre[1]},lon=${cell.centre[0]},metres=${rounded},truck_id=${escape.quoted(spill.truck.id)} ${spill.ts}\n`;
+      lines += line(MEASUREMENTS.spillage, { cell: cell.id, kind: spill.kind }, { lat: cell.centre[1], lon: cell.centre[0], metres: rounded, truck_id: spill.truck.id }, spill.ts);
     }
     return lines ? this.writeLines(lines) : Promise.resolve();
   }

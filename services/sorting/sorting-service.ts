@@ -6,7 +6,7 @@
 // counted (again, or for the first time: a backlog sent to a service started later), with the
 // 7-day figures it is part of; the days owed a count are kept in the registry database until
 // their count succeeds, so a restart in between does not drop them.
-import { escape } from '../contract/line-protocol.ts';
+import { MEASUREMENTS, int, line, type FieldValue } from '../contract/timeseries.ts';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { SortingConfig } from '../config/schema.ts';
@@ -207,7 +207,7 @@ export class SortingService {
       if (end > today) break;
       if (n === 0 || store.isCounted(end)) figures.push(...store.figures(end, '7d'));
     }
-    await this.deps.writeLines(figures.map(line).join(''));
+    await this.deps.writeLines(figures.map(figureLine).join(''));
     if (day < today) this.raiseBelowTarget(day, figures.filter((f) => f.window === 'day'), places);
     log.info({ day, tickets: tickets.length, ms: Math.round(performance.now() - started) }, 'separation rate counted');
     return tickets.length;
@@ -254,29 +254,32 @@ export class SortingService {
 
 /** One `sorting_trend` point (docs/schema.md), at the local midnight starting the month. */
 function trendLine(t: Trend): string {
-  const fields = [`days_counted=${t.month.days_counted}i`];
+  const fields: Record<string, FieldValue | null> = { days_counted: int(t.month.days_counted) };
   for (const c of HOUSEHOLD) {
-    fields.push(`${c}_kg=${t.month.kg[c]}`);
-    if (t.month_over_month[c] !== null) fields.push(`${c}_mom=${t.month_over_month[c]}`);
-    if (t.year_over_year[c] !== null) fields.push(`${c}_yoy=${t.year_over_year[c]}`);
+    fields[`${c}_kg`] = t.month.kg[c];
+    fields[`${c}_mom`] = t.month_over_month[c];
+    fields[`${c}_yoy`] = t.year_over_year[c];
   }
-  const { month_over_month: mom, year_over_year: yoy } = t.three_up_one_down;
-  if (mom !== null) fields.push(`three_up_one_down_mom=${mom}`);
-  if (yoy !== null) fields.push(`three_up_one_down_yoy=${yoy}`);
-  return `sorting_trend,scope=${t.scope},scope_id=${escape.tag(t.scope_id)} ${fields.join(',')} ${localDayStart(`${t.month.month}-01`)}\n`;
+  fields.three_up_one_down_mom = t.three_up_one_down.month_over_month;
+  fields.three_up_one_down_yoy = t.three_up_one_down.year_over_year;
+  return line(MEASUREMENTS.sortingTrend, { scope: t.scope, scope_id: t.scope_id }, fields, localDayStart(`${t.month.month}-01`));
 }
 
 /** One `separation_rate` point (docs/schema.md), at the local midnight starting the day, so a recount overwrites it. */
-function line(f: SeparationFigure): string {
-  const tags = `,scope=${f.scope},scope_id=${escape.tag(f.scope_id)}${f.district_id ? `,district_id=${escape.tag(f.district_id)}` : ''},window=${f.window}`;
-  const fields = [
-    `kitchen_kg=${f.kitchen_kg}`,
-    `recyclable_kg=${f.recyclable_kg}`,
-    `hazardous_kg=${f.hazardous_kg}`,
-    `other_kg=${f.other_kg}`,
-    ...(f.rate === null ? [] : [`rate=${f.rate}`, `below_target=${f.below_target ? 'T' : 'F'}`]),
-    `target=${f.target}`,
-    `days_counted=${f.days_counted}i`,
-  ].join(',');
-  return `separation_rate${tags} ${fields} ${localDayStart(f.day)}\n`;
+function figureLine(f: SeparationFigure): string {
+  return line(
+    MEASUREMENTS.separationRate,
+    { scope: f.scope, scope_id: f.scope_id, district_id: f.district_id, window: f.window },
+    {
+      kitchen_kg: f.kitchen_kg,
+      recyclable_kg: f.recyclable_kg,
+      hazardous_kg: f.hazardous_kg,
+      other_kg: f.other_kg,
+      rate: f.rate,
+      below_target: f.rate === null ? null : f.below_target,
+      target: f.target,
+      days_counted: int(f.days_counted),
+    },
+    localDayStart(f.day),
+  );
 }

@@ -3,11 +3,11 @@
 // and where they are (truck_state), every bin with its fill level, overflow, forecast, battery and
 // whether it is online (bin_state), and the open alerts counted per type and jurisdiction
 // (open_alerts). docs/schema.md describes the measurements.
-import { escape } from '../contract/line-protocol.ts';
 import type { Logger } from 'pino';
 import type { OpenCount } from '../alerts/alert-store.ts';
 import type { SnapshotsConfig } from '../config/schema.ts';
 import { HOUR } from '../contract/local-time.ts';
+import { MEASUREMENTS, int, line, type FieldValue } from '../contract/timeseries.ts';
 import type { Forecast } from '../rules/forecast.ts';
 import type { RulesRegistry } from '../rules/registry-index.ts';
 import type { BinSample, TruckFix } from '../rules/types.ts';
@@ -120,19 +120,20 @@ export class StateSnapshots {
       const truck = registry.truck(truckId);
       if (!truck) continue;
       const jurisdiction = registry.jurisdictionsAt([fix.lon, fix.lat])[0] ?? 'unassigned';
-      const fields = [
-        `plate=${escape.quoted(truck.plate)}`,
-        `lat=${fix.lat}`,
-        `lon=${fix.lon}`,
-        `speed_kmh=${fix.speed_kmh}`,
-        `heading=${fix.heading}`,
-        `moving=${fix.speed_kmh > this.options.movingKmh}`,
-        ...(fix.ignition === undefined ? [] : [`ignition=${fix.ignition}`]),
-        ...(fix.cover_closed === undefined ? [] : [`cover_closed=${fix.cover_closed}`]),
-        ...(fix.load_kg === undefined ? [] : [`load_kg=${fix.load_kg}`, `loaded=${fix.load_kg > this.options.loadedKg}`]),
-        `fix_at=${fix.ts}i`,
-      ];
-      yield `truck_state,company=${escape.tag(truck.companyId)},fleet=${truck.fleet},jurisdiction=${escape.tag(jurisdiction)},truck_id=${escape.tag(truck.id)} ${fields.join(',')} ${at}\n`;
+      const fields = {
+        plate: truck.plate,
+        lat: fix.lat,
+        lon: fix.lon,
+        speed_kmh: fix.speed_kmh,
+        heading: fix.heading,
+        moving: fix.speed_kmh > this.options.movingKmh,
+        ignition: fix.ignition,
+        cover_closed: fix.cover_closed,
+        load_kg: fix.load_kg,
+        loaded: fix.load_kg === undefined ? undefined : fix.load_kg > this.options.loadedKg,
+        fix_at: int(fix.ts),
+      };
+      yield line(MEASUREMENTS.truckState, { company: truck.companyId, fleet: truck.fleet, jurisdiction, truck_id: truck.id }, fields, at);
     }
   }
 
@@ -144,17 +145,20 @@ export class StateSnapshots {
       const sample = this.source.latestBinSample(bin.deviceId);
       const violations = ongoing.get(bin.id);
       const overflowSince = violations?.get('overflow');
-      const fields = [`lat=${bin.location[1]}`, `lon=${bin.location[0]}`, `reported=${sample !== null}`, `overflowing=${overflowSince !== undefined}`];
-      if (overflowSince !== undefined) fields.push(`overflow_since=${overflowSince}i`, `overflow_h=${round((now - overflowSince) / HOUR, 2)}`);
+      const fields: Record<string, FieldValue | undefined> = { lat: bin.location[1], lon: bin.location[0], reported: sample !== null, overflowing: overflowSince !== undefined };
+      if (overflowSince !== undefined) Object.assign(fields, { overflow_since: int(overflowSince), overflow_h: round((now - overflowSince) / HOUR, 2) });
       if (sample) {
-        fields.push(`fill_pct=${round(sample.fillPct, 1)}`, `reading_at=${sample.ts}i`, `online=${!violations?.has('device_offline')}`);
-        if (sample.batteryV !== undefined) fields.push(`battery_v=${sample.batteryV}`);
-        if (sample.tempC !== undefined) fields.push(`temp_c=${sample.tempC}`);
         const fullAt = this.source.binForecast(bin.deviceId)?.full_at;
-        if (fullAt) fields.push(`hours_to_full=${round(Math.max(0, Date.parse(fullAt) - now) / HOUR, 2)}`);
+        Object.assign(fields, {
+          fill_pct: round(sample.fillPct, 1),
+          reading_at: int(sample.ts),
+          online: !violations?.has('device_offline'),
+          battery_v: sample.batteryV,
+          temp_c: sample.tempC,
+          hours_to_full: fullAt ? round(Math.max(0, Date.parse(fullAt) - now) / HOUR, 2) : undefined,
+        });
       }
-      const tags = `bin_id=${escape.tag(bin.id)},category=${bin.category}${bin.communityId ? `,community=${escape.tag(bin.communityId)}` : ''}${bin.districtId ? `,district=${escape.tag(bin.districtId)}` : ''}`;
-      yield `bin_state,${tags} ${fields.join(',')} ${at}\n`;
+      yield line(MEASUREMENTS.binState, { bin_id: bin.id, category: bin.category, community: bin.communityId, district: bin.districtId }, fields, at);
     }
   }
 
@@ -162,12 +166,15 @@ export class StateSnapshots {
   alertLines(at: number): string {
     const counts = new Map<string, number>();
     for (const c of this.source.openAlertCounts()) {
-      counts.set(`jurisdiction=${escape.tag(c.jurisdiction)},severity=${escape.tag(c.severity)},status=${escape.tag(c.status)},type=${escape.tag(c.type)}`, c.count);
+      counts.set(JSON.stringify([c.jurisdiction, c.severity, c.status, c.type]), c.count);
     }
     for (const group of this.alertGroups) if (!counts.has(group)) counts.set(group, 0);
     this.alertGroups = new Set([...counts].filter(([, n]) => n > 0).map(([group]) => group));
     let out = '';
-    for (const [group, count] of counts) out += `open_alerts,${group} count=${count}i ${at}\n`;
+    for (const [group, count] of counts) {
+      const [jurisdiction, severity, status, type] = JSON.parse(group) as string[];
+      out += line(MEASUREMENTS.openAlerts, { jurisdiction, severity, status, type }, { count: int(count) }, at);
+    }
     return out;
   }
 }
