@@ -38,7 +38,9 @@ export const importRoutes: FastifyPluginAsyncZod<{ db: RegistryDb; devices: Devi
 
   // Within this plugin only (fastify encapsulation): the body is kept as bytes for the worker,
   // read up to the limit and no further.
-  app.removeContentTypeParser('application/json');
+  // Every other type is refused (415): fastify's text parser would hand the route a string, of
+  // which a Uint8Array of that many zero bytes was made, outside the size cap and the lock.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', async (request: FastifyRequest, payload: NodeJS.ReadableStream) => {
     const declared = Number(request.headers['content-length']);
     if (declared > limits.importMaxBytes) throw tooLarge();
@@ -90,7 +92,11 @@ export const importRoutes: FastifyPluginAsyncZod<{ db: RegistryDb; devices: Devi
       },
     },
     async (request, reply) => {
-      const body = request.body as unknown as Buffer;
+      const body = request.body as unknown;
+      if (!Buffer.isBuffer(body)) {
+        release(request);
+        throw new ApiError(415, 'unsupported_media_type', 'send the bundle as a body with content-type: application/json');
+      }
       const dryRun = request.query.dry_run === 'true';
       try {
         if (deps.db.file === ':memory:') {
