@@ -196,7 +196,13 @@ function checkPolygon(value: unknown, path: (string | number)[]): Position[][] {
  */
 export function checkGeometry(value: unknown, allowed: readonly GeometryType[], options: GeometryOptions = {}): Geometry {
   if (typeof value !== 'object' || value === null) throw new GeometryError('geometry must be a GeoJSON object');
-  if ((value as { type?: unknown }).type === 'Feature') return checkGeometry((value as { geometry?: unknown }).geometry, allowed, options);
+  if ((value as { type?: unknown }).type === 'Feature') {
+    // One level only: a Feature's geometry is a geometry (RFC 7946 §3.2), and a Feature nested in
+    // a Feature 20,000 deep once overflowed the stack (a 500 instead of a 400).
+    const geometry = (value as { geometry?: unknown }).geometry;
+    if ((geometry as { type?: unknown } | null)?.type === 'Feature') throw new GeometryError('a Feature\'s geometry must be a geometry, not another Feature (RFC 7946 §3.2)', ['geometry']);
+    return checkGeometry(geometry, allowed, options);
+  }
   const { type, coordinates } = value as { type?: unknown; coordinates?: unknown };
   if (typeof type !== 'string' || !(allowed as readonly string[]).includes(type)) {
     throw new GeometryError(`geometry type must be ${allowed.join(' or ')}, got ${JSON.stringify(type).slice(0, 50)}`, ['type']);

@@ -86,6 +86,16 @@ describe('checkGeometry', () => {
   });
 });
 
+describe('a Feature in a Feature', () => {
+  it('is refused with the reason, however deep, instead of overflowing the stack', () => {
+    let value: unknown = { type: 'Point', coordinates: [120.6, 31.3] };
+    for (let i = 0; i < 20_000; i++) value = { type: 'Feature', geometry: value };
+    expect(() => checkGeometry(value, ['Point'])).toThrow(GeometryError);
+    expect(() => checkGeometry(value, ['Point'])).toThrow(/not another Feature/);
+    expect(checkGeometry({ type: 'Feature', geometry: { type: 'Point', coordinates: [120.6, 31.3] } }, ['Point'])).toMatchObject({ type: 'Point' });
+  });
+});
+
 describe('the cost of a geometry', () => {
   const ring = (n: number, at: (i: number) => Position): Position[] => {
     const corners = Array.from({ length: n }, (_, i) => at(i));
