@@ -97,8 +97,8 @@ interface ClientIdHolder {
 
 /** The key a username's failed logins are counted under: per address it logs in from. */
 const usernameFrom = (username: string, address: string): string => `${username} from ${address}`;
-/** Client ids one identity may hold at once beyond its live connections (persistent sessions); past it the oldest is let go. */
-const MAX_HELD_CLIENT_IDS = 8;
+/** Persistent sessions (client ids kept after their connection) one identity may hold; a new one past it is refused. */
+const MAX_PERSISTENT_CLIENT_IDS = 8;
 const holderOf = (identity: Identity): string => (identity.kind === 'device' ? `device ${identity.deviceId}` : `service account ${identity.name}`);
 
 function digest(value: string): Buffer {
@@ -146,8 +146,8 @@ export class EmbeddedBroker {
    * is refused with CONNACK 2.
    */
   private readonly clientIdHolders = new Map<string, ClientIdHolder>();
-  /** Live connections per device id, each counted from its login to its close. */
-  private readonly openConnections = new Map<string, number>();
+  /** Live connections per device id, oldest first, each from its login to its close. */
+  private readonly openConnections = new Map<string, Set<Client>>();
   /** The client ids each holder has, oldest first. */
   private readonly clientIdsOf = new Map<string, Set<string>>();
 
@@ -304,6 +304,9 @@ export class EmbeddedBroker {
     // PUBACKs are tiny and each one releases a device's next publish: with Nagle's algorithm on, a
     // PUBACK written while the previous one is unacknowledged waits for the peer's delayed ACK (~40 ms).
     socket.setNoDelay(true);
+    // A peer gone without a word (a terminal out of coverage) is found by TCP keepalive even when
+    // its MQTT keepalive is 0, so its connection is closed and its will published.
+    socket.setKeepAlive(true, 60_000);
     socket.once('close', () => this.sockets.delete(socket));
     stream.on('error', () => stream.destroy());
     const client = this.aedes!.handle(stream as unknown as net.Socket);
@@ -315,9 +318,9 @@ export class EmbeddedBroker {
       this.endLoginDeadline(client);
       this.releaseClientId(client);
       if (connection.device !== undefined) {
-        const left = (this.openConnections.get(connection.device) ?? 1) - 1;
-        if (left > 0) this.openConnections.set(connection.device, left);
-        else this.openConnections.delete(connection.device);
+        const open = this.openConnections.get(connection.device);
+        open?.delete(client);
+        if (open?.size === 0) this.openConnections.delete(connection.device);
       }
     });
     if (!parseIntoFreshPackets(client) && !this.warnedParserShape) {
@@ -394,18 +397,27 @@ export class EmbeddedBroker {
     // A connection that closed while its secret was verified must not claim its id: its close
     // has been handled already, so the hold would never be let go.
     if (this.connections.get(client)?.login.signal.aborted) throw refusal('the connection closed during its login', CONNACK.serverUnavailable);
-    // Each connection holds sockets, parser buffers and a session: a device's own secret must not
-    // let it open them without end. A few are allowed, for a reconnect while an old connection is
-    // not yet known to be dead.
-    const open = device ? (this.openConnections.get(device.id) ?? 0) : 0;
-    if (device && open >= this.deps.config.maxConnectionsPerDevice) {
-      throw refusal(`device ${device.id} has ${open} connections open already (broker.maxConnectionsPerDevice)`, CONNACK.serverUnavailable);
-    }
     this.claimClientId(client, identity);
     this.identities.set(client, identity);
-    if (device) {
-      this.openConnections.set(device.id, open + 1);
-      this.connections.get(client)!.device = device.id;
+    if (device) this.countConnection(client, device.id);
+  }
+
+  /**
+   * Each connection holds a socket, parser buffers and a session: a device's own secret must not
+   * let it open them without end. Past broker.maxConnectionsPerDevice its oldest connection is
+   * closed, not the new one refused: the new one has just proved the secret, and the old ones may
+   * be dead connections nobody has noticed yet (a terminal that lost its network and came back).
+   */
+  private countConnection(client: Client, deviceId: string): void {
+    const open = this.openConnections.get(deviceId) ?? new Set<Client>();
+    this.openConnections.set(deviceId, open);
+    open.add(client);
+    this.connections.get(client)!.device = deviceId;
+    for (const oldest of open) {
+      if (open.size <= this.deps.config.maxConnectionsPerDevice) break;
+      this.deps.log.warn({ deviceId, clientId: oldest.id }, `device ${deviceId} opened more than ${this.deps.config.maxConnectionsPerDevice} connections; closing its oldest`);
+      open.delete(oldest);
+      oldest.close();
     }
   }
 
@@ -505,16 +517,15 @@ export class EmbeddedBroker {
       held.persistent = !client.clean;
       return;
     }
-    this.clientIdHolders.set(id, { holder, live: new Set([client]), persistent: !client.clean });
     const ids = this.clientIdsOf.get(holder) ?? new Set<string>();
+    // A client cycling through new ids with persistent sessions would otherwise have aedes keep a
+    // session, and its queue, for every one of them (in memory, without end).
+    if (!client.clean && [...ids].filter((other) => this.clientIdHolders.get(other)?.persistent).length >= MAX_PERSISTENT_CLIENT_IDS) {
+      throw refusal(`${holder} holds ${MAX_PERSISTENT_CLIENT_IDS} persistent sessions already; reuse one of their client ids, or connect with a clean session`, CONNACK.identifierRejected);
+    }
+    this.clientIdHolders.set(id, { holder, live: new Set([client]), persistent: !client.clean });
     ids.add(id);
     this.clientIdsOf.set(holder, ids);
-    // A client cycling through new ids with persistent sessions would otherwise hold them all.
-    for (const old of ids) {
-      if (ids.size <= MAX_HELD_CLIENT_IDS) break;
-      const oldest = this.clientIdHolders.get(old);
-      if (oldest && oldest.live.size === 0) this.letGoClientId(old, oldest);
-    }
   }
 
   private letGoClientId(id: string, held: ClientIdHolder): void {

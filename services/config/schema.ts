@@ -49,7 +49,7 @@ export const brokerSchema = z
       .describe('Secret verifications running or waiting per remote address (IPv6: per /64); a login past it is refused with CONNACK 3. More than per username, because the terminals of a fleet behind one carrier NAT share an address and all reconnect when the service restarts.'),
     maxConnectionsPerDevice: positiveInt
       .default(4)
-      .describe('Connections one device may have open at once on the embedded broker; one more is refused with CONNACK 3. More than one, for a reconnect while an old connection is not yet known to be dead.'),
+      .describe('Connections one device may have open at once on the embedded broker; when one more logs in, the device\'s oldest connection is closed (it is most likely dead: a terminal that lost its network and came back).'),
     loginFailuresBeforeBackoff: positiveInt
       .default(5)
       .describe('Failed logins in a row a username may have from one remote address before it backs off there: its next logins from that address needing a secret verification are refused with CONNACK 3 for loginBackoffMs, doubling with each failure (from other addresses it is not held back: device ids are not secret). A device whose secret the broker has already verified since it started is never held back.'),

@@ -120,12 +120,16 @@ describe('client ids', () => {
     expect(await answer('A', { clientId: 'NEW-1', clean: false })).toBe(2);
   });
 
-  it('lets go the oldest of the ids a client cycles through with persistent sessions, past eight', async () => {
-    for (let i = 0; i < 20; i++) expect(await answer('C', { clientId: `cycle-${i}`, clean: false })).toBe(0);
-    // The first ids were let go; the latest eight are still C's.
-    expect(await answer('B', { clientId: 'cycle-0', clean: true })).toBe(0);
-    expect(await answer('B', { clientId: 'cycle-19', clean: true })).toBe(2);
+  it('refuses a ninth persistent session to one client (CONNACK 2), and takes clean ones and its own again', async () => {
+    secrets.CYCLER = await b.store.add('CYCLER', 'trucks');
+    for (let i = 0; i < 8; i++) expect(await answer('CYCLER', { clientId: `cycle-${i}`, clean: false })).toBe(0);
+    expect(await answer('CYCLER', { clientId: 'cycle-8', clean: false })).toBe(2);
+    expect(await answer('CYCLER', { clientId: 'cycle-8', clean: true })).toBe(0);
+    expect(await answer('CYCLER', { clientId: 'cycle-0', clean: false })).toBe(0);
+    // The ids stay its own: nobody else resumes its sessions.
+    expect(await answer('B', { clientId: 'cycle-3', clean: true })).toBe(2);
   });
+
 
   it('holds no id for a connection that closed while its secret was being verified', async () => {
     // Fresh secrets for each, so each login needs scrypt, and each connection closes at once.
@@ -137,14 +141,19 @@ describe('client ids', () => {
     for (const { id } of ids) expect(await answer('A', { clientId: `gone-id-${id}` })).toBe(0);
   });
 
-  it('refuses (CONNACK 3) a device opening more than broker.maxConnectionsPerDevice connections, until one closes', async () => {
-    const clients = await Promise.all(Array.from({ length: 4 }, (_, i) => connect('B', { clientId: `many-${i}` })));
-    expect(await answer('B', { clientId: 'many-4' })).toBe(3);
+  it('closes the oldest of a device\'s connections when it opens more than broker.maxConnectionsPerDevice', async () => {
+    const clients = await Promise.all(Array.from({ length: 4 }, (_, i) => connect('B', { clientId: `many-${i}`, keepalive: 0 })));
+    const oldest = closes(clients[0]!);
+    const other = await connect('A', { clientId: 'other-1' });
+    const otherWatch = closes(other);
+    const fifth = await connect('B', { clientId: 'many-4', keepalive: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(oldest.closed).toBe(true);
+    expect(clients.slice(1).every((c) => c.connected)).toBe(true);
+    expect(fifth.connected).toBe(true);
     // Another device is not affected.
-    expect(await answer('A', { clientId: 'other-1' })).toBe(0);
-    await clients[0]!.endAsync();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await answer('B', { clientId: 'many-4' })).toBe(0);
-    await Promise.all(clients.slice(1).map((c) => c.endAsync()));
+    expect(otherWatch.closed).toBe(false);
+    await Promise.all([...clients.slice(1), fifth, other].map((c) => c.endAsync()));
   });
+
 });
