@@ -299,8 +299,9 @@ export class RegistryIndex {
 
   /**
    * Reads the registry again in slices, the rules keeping the current snapshot until the new one
-   * is whole. Rows changed while it reads may be seen old or new: the revision read first then
-   * differs from the registry's, and the next poll reads it again.
+   * is whole. A registry changed while it read (an import committed between two slices) would give
+   * a snapshot half old and half new (trucks from before, permits from after, and permit alerts
+   * that are false): such a read is thrown away, and the next poll reads it all again.
    */
   reloadInSlices(): Promise<void> {
     this.reloading ??= (async () => {
@@ -318,6 +319,7 @@ export class RegistryIndex {
             after = page.at(-1)!.id;
           }
         }
+        if (this.readSignature() !== signature) return;
         const snapshot = await Snapshot.buildInSlices(rows, RELOAD_SLICE, turn);
         if (this.stopped) return;
         // A reload at once (reload()) made meanwhile is at least as new.

@@ -42,4 +42,21 @@ describe('registry index', () => {
       index.stop();
     }
   });
+
+  it('throws away a reload in slices during which the registry changed, instead of publishing half of each', async () => {
+    const file = path.join(await tempDir('waste-index-'), 'registry.db');
+    const service = connect(file);
+    let reloads = 0;
+    const index = new RegistryIndex(service, new EntityStore(service), () => reloads++);
+    const cli = new EntityStore(connect(file));
+    // Between two of the reload's slices, another connection commits.
+    const reading = index.reloadInSlices();
+    setImmediate(() => cli.create(ENTITIES.jurisdictions, 'GUSU', { name: '姑苏区', enforcement_unit: '姑苏中队', geometry: square, neighbour_ids: [] }));
+    await reading;
+    expect(reloads).toBe(0);
+    // The next reload reads it whole.
+    await index.reloadInSlices();
+    expect(reloads).toBe(1);
+    expect(index.current.jurisdictionsAt([120.55, 31.25])).toEqual(['GUSU']);
+  });
 });
