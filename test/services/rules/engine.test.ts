@@ -32,6 +32,14 @@ function profile(t0: number, phases: [seconds: number, kmh: number][], intervalS
   }
   return fixes;
 }
+/** The alerts of a clean, in-order delivery of the fixes, from a harness of their own. */
+async function cleanAlerts(fixes: TruckFix[]) {
+  const clean = await rulesHarness();
+  clean.feed(fixes);
+  const alerts = essence(clean.list());
+  clean.close();
+  return alerts;
+}
 const cleanTrip = (t0 = NIGHT) => track(DEVICES.gps1, t0, [{ fromLon: SITE_LON, toLon: DUMP_LON, speedKmh: 36 }]);
 
 describe('route deviation', () => {
@@ -86,12 +94,8 @@ describe('route deviation', () => {
   });
 
   it('gives the same alerts for a back-filled batch, late and duplicated fixes as for the clean stream', async () => {
-    h = await rulesHarness();
     const fixes = detour();
-    h.feed(fixes);
-    const clean = essence(h.list());
-    h.close();
-
+    const clean = await cleanAlerts(fixes);
     h = await rulesHarness();
     const random = seedrandom('noise');
     const deadZone = fixes.slice(45, 60);
@@ -123,12 +127,8 @@ describe('the cost of any delivery order', () => {
   const KEPT = 500 + 32;
 
   it('judges a back-fill sent newest first in one message once, with the alerts of the clean stream', async () => {
-    h = await rulesHarness();
     const fixes = detour();
-    h.feed(fixes);
-    const clean = essence(h.list());
-    h.close();
-
+    const clean = await cleanAlerts(fixes);
     h = await rulesHarness();
     h.engine.consume([...fixes].reverse());
     expect(h.engine.stats.applications).toBeLessThanOrEqual(fixes.length);
