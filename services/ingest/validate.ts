@@ -47,7 +47,7 @@ const QUOTED_REFUSALS = 20;
  * than PREVIEW_CHARS, whatever the value: a 10,000-deep array quoted with JSON.stringify
  * overflowed the stack while the batch's valid readings waited.
  */
-export function preview(value: unknown): string {
+function preview(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > PREVIEW_CHARS ? `${value.slice(0, PREVIEW_CHARS)}…` : value);
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (typeof value === 'object' && value !== null) return 'an object';

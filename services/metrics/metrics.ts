@@ -12,6 +12,7 @@ export interface MetricSources {
     receivedByClass: Readonly<Record<DeviceClass, number>>;
     accepted: number;
     rejections: { totals(): Record<string, number> };
+    waitingMessages(): number;
   };
   spool: { backlogBytes(): number; usedBytes(): number };
   shipper: { stats: { deliveredLines: number; deadLetteredLines: number; failedWrites: number; failingSince: number | null } };
@@ -69,6 +70,7 @@ export class ServiceMetrics {
           for (const [labels, value] of read()) this.set(labels, value);
         },
       });
+    gauge('waste_ingest_waiting_messages', 'Messages waiting for a slice of the event loop (ingest/pipeline.ts): above 0 for long, ingest is falling behind.', [], () => [[{}, ingest.waitingMessages()]]);
     gauge('waste_spool_backlog_bytes', 'Spooled data not yet in InfluxDB.', [], () => [[{}, spool.backlogBytes()]]);
     gauge('waste_spool_used_bytes', 'Spool on disk (what spool.quotaBytes limits).', [], () => [[{}, spool.usedBytes()]]);
     gauge('waste_influx_up', '1 while InfluxDB writes succeed, 0 while they fail.', [], () => [[{}, shipper.stats.failingSince === null ? 1 : 0]]);

@@ -70,6 +70,7 @@ describe('/metrics', () => {
     expect(sample(text, 'waste_broker_connected_clients')).toBe(2);
     expect(sample(text, 'waste_influx_up')).toBe(1);
     expect(sample(text, 'waste_spool_backlog_bytes')).toBe(svc.service.spool.backlogBytes());
+    expect(sample(text, 'waste_ingest_waiting_messages')).toBe(0);
     expect(sample(text, 'waste_influx_delivered_lines_total')).toBe(svc.service.shipper.stats.deliveredLines);
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
     await bin.endAsync();
