@@ -54,7 +54,14 @@ export function readHeader(message: Buffer): { header: Header; body: Buffer } {
   const serial = message.readUInt16BE(offset);
   offset += 2;
   const subpackage = subpackaged ? { count: message.readUInt16BE(offset), index: message.readUInt16BE(offset + 2) } : null;
-  if (subpackage) offset += 4;
+  if (subpackage) {
+    // Packages are numbered from 1 (§4.4.3, table 2): a number 0 or past the count is no package
+    // the gateway could put back in place.
+    if (subpackage.count === 0 || subpackage.index === 0 || subpackage.index > subpackage.count) {
+      throw new FrameError('wrong_length', `sub-package ${subpackage.index} of ${subpackage.count} does not exist (packages are numbered from 1 to their count)`);
+    }
+    offset += 4;
+  }
   const bodyLength = attributes & 0x03ff;
   const body = message.subarray(offset);
   if (body.length !== bodyLength) throw new FrameError('wrong_length', `the header announces a body of ${bodyLength} bytes; the frame holds ${body.length}`);

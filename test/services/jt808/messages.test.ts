@@ -31,6 +31,20 @@ describe('JT/T 808 headers', () => {
     }
   });
 
+  it('reads sub-package fields, and refuses a package numbered 0 or past its count', () => {
+    const message = (count: number, index: number) => {
+      const head = Buffer.from('0200' + '2001' + '013800138000' + '0007', 'hex');
+      const sub = Buffer.alloc(4);
+      sub.writeUInt16BE(count, 0);
+      sub.writeUInt16BE(index, 2);
+      return Buffer.concat([head, sub, Buffer.from([0xaa])]);
+    };
+    expect(readHeader(message(3, 2)).header.subpackage).toEqual({ count: 3, index: 2 });
+    expect(() => readHeader(message(3, 0))).toThrow(/sub-package 0 of 3 does not exist/);
+    expect(() => readHeader(message(3, 4))).toThrow(/sub-package 4 of 3/);
+    expect(() => readHeader(message(0, 0))).toThrow(/does not exist/);
+  });
+
   it('refuses a body longer or shorter than the header announces, and a header cut short', () => {
     const message = writeMessage({ messageId: MESSAGE.heartbeat, edition: 2013, phone: '1', serial: 1 }, Buffer.from([1, 2]));
     expect(() => readHeader(Buffer.concat([message, Buffer.from([0])]))).toThrow(/announces a body of 2 bytes; the frame holds 3/);
