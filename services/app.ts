@@ -183,7 +183,6 @@ export class TelemetryService {
     const broker = new EmbeddedBroker({
       config: this.config.broker,
       credentials: this.devices,
-      pipeline: this.pipeline,
       log: this.log.child({ service: 'broker' }),
     });
     this.broker = broker;
@@ -194,7 +193,8 @@ export class TelemetryService {
       broker.publish(REJECTED_TOPIC, payload, { qos: 1 }).catch(() => {});
     });
     this.alerts.setPublisher((topic, payload) => broker.publish(topic, payload, { qos: 1 }));
-    const { port, wsPort } = await broker.start();
+    await broker.start(this.pipeline);
+    const { port, wsPort } = broker.ports();
     // Ports picked at start (port 0) are known only now.
     this.alerts.deliverer.targets.reserve(port, 'the MQTT listener of this service');
     this.alerts.deliverer.targets.reserve(wsPort, 'the MQTT WebSocket listener of this service');

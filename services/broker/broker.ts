@@ -1,5 +1,7 @@
 // The embedded broker: aedes on TCP and WebSocket, with device authentication, the ACL, device
-// status, and the ingest gate. A device's QoS 1 PUBLISH is acknowledged by aedes right after
+// status, and the ingest gate. It is one of the service's sources (contract/source.ts): started
+// with the pipeline's Intake, it hands every device message to it; and it is the MessageBus the
+// service publishes alerts and reports on. A device's QoS 1 PUBLISH is acknowledged by aedes right after
 // authorizePublish calls back (lib/handlers/publish.js: authorizePublish, then PUBACK), so the gate
 // holds that callback until the message is durable in the spool: an acknowledged message is never
 // lost, and an unacknowledged one is resent by the device.
@@ -11,7 +13,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { BrokerConfig } from '../config/schema.ts';
 import { topics, type DeviceClass } from '../contract/topics.ts';
-import type { IngestPipeline } from '../ingest/pipeline.ts';
+import type { Intake, MessageBus, Source } from '../contract/source.ts';
 import { canPublish, canReceive, canSubscribe, type Identity } from './acl.ts';
 import type { CredentialDirectory } from './credentials.ts';
 import { boundedEmitter } from './emitter.ts';
@@ -23,8 +25,6 @@ import { SecretHashRefusedError, SecretVerifier, VerifierBusyError } from './sec
 export interface BrokerDeps {
   config: BrokerConfig;
   credentials: CredentialDirectory;
-  /** Also says, through accepting(), when the spool is full: connects and publishes are refused then. */
-  pipeline: IngestPipeline;
   log: Logger;
   /** Epoch ms; what failed logins back off by. Date.now unless a test moves time itself. */
   clock?: () => number;
@@ -113,12 +113,25 @@ function digest(value: string): Buffer {
  */
 const EMITTER_CONCURRENCY = 0;
 
-export class EmbeddedBroker {
+/** The ports the listeners bound: port 0 in the configuration picks a free one; wsPort null means no WebSocket. */
+export interface BrokerPorts {
+  port: number;
+  wsPort: number | null;
+}
+
+export class EmbeddedBroker implements Source, MessageBus {
+  readonly name = 'mqtt';
   readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0, spoolFullRefusals: 0, busyLoginRefusals: 0, loginTimeouts: 0 };
   private lastSpoolFullWarning = 0;
   private lastBusyLoginWarning = 0;
   private warnedParserShape = false;
   private aedes: Aedes | null = null;
+  /**
+   * Where device messages go, from start() on. Also says, through accepting(), when the spool is
+   * full: connects and publishes are refused then.
+   */
+  private intake: Intake | null = null;
+  private bound: BrokerPorts | null = null;
   private tcp: net.Server | null = null;
   private ws: WebSocketServer | null = null;
   private readonly identities = new WeakMap<Client, Identity>();
@@ -170,9 +183,22 @@ export class EmbeddedBroker {
     return this.verifier.pending();
   }
 
-  /** Starts the listeners; returns the ports bound (port 0 picks a free one; wsPort 0 means no WebSocket). */
-  async start(): Promise<{ port: number; wsPort: number | null }> {
+  /**
+   * The ports the listeners bound, once start() has resolved (port 0 picks a free one; wsPort 0
+   * in the configuration means no WebSocket, null here).
+   */
+  ports(): BrokerPorts {
+    if (!this.bound) throw new Error('the embedded MQTT broker is not listening: ports() is known only once start() has resolved');
+    return { ...this.bound };
+  }
+
+  /** Starts the listeners; from then on every device message goes to the intake. */
+  async start(intake: Intake): Promise<void> {
     const { config, log } = this.deps;
+    if (this.bound) throw new Error('the embedded MQTT broker is started already');
+    // Set before any listener opens: aedes calls the hooks that use it from the first connection on.
+    // It is kept after stop(): wills of the connections stop() closes still reach it.
+    this.intake = intake;
     const aedes = await Aedes.createBroker({
       mq: boundedEmitter(EMITTER_CONCURRENCY),
       // Until the whole CONNECT has arrived (lib/client.js); from then on loginTimeoutMs applies.
@@ -225,8 +251,8 @@ export class EmbeddedBroker {
       });
       wsPort = (this.ws.address() as net.AddressInfo).port;
     }
+    this.bound = { port, wsPort };
     log.info({ port, wsPort }, 'embedded MQTT broker listening');
-    return { port, wsPort };
   }
 
   async stop(): Promise<void> {
@@ -238,6 +264,7 @@ export class EmbeddedBroker {
     this.ws = null;
     this.tcp = null;
     this.aedes = null;
+    this.bound = null;
   }
 
   /** MQTT clients connected now (devices and services). */
@@ -279,6 +306,12 @@ export class EmbeddedBroker {
         client.close();
       }
     }
+  }
+
+  /** The intake; only hooks of a started broker ask for it. */
+  private gate(): Intake {
+    if (!this.intake) throw new Error('the embedded MQTT broker has no intake: start() was not called');
+    return this.intake;
   }
 
   private handle(stream: Duplex, socket: net.Socket): void {
@@ -333,7 +366,7 @@ export class EmbeddedBroker {
     this.stats.oversizedPackets++;
     const client = [...this.clients].find((c) => (c.conn as unknown) === stream);
     const identity = client ? this.identities.get(client) : undefined;
-    this.deps.pipeline.reject({
+    this.gate().reject({
       reason: 'payload_too_large',
       message: `${error.message}; the connection was closed`,
       deviceId: identity?.kind === 'device' ? identity.deviceId : null,
@@ -363,7 +396,7 @@ export class EmbeddedBroker {
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
     const { credentials } = this.deps;
-    if (!this.deps.pipeline.accepting()) {
+    if (!this.gate().accepting()) {
       this.warnSpoolFull();
       throw refusal('the spool is full; try again later', CONNACK.serverUnavailable);
     }
@@ -555,7 +588,7 @@ export class EmbeddedBroker {
       // [MQTT-3.3.5-2]: acknowledge and drop, so the device's own traffic keeps flowing.
       this.stats.unauthorisedPublishes++;
       this.drop(packet);
-      this.deps.pipeline.reject({
+      this.gate().reject({
         reason: 'unauthorised_topic',
         message: `device ${identity.deviceId} may publish only under waste/${identity.deviceClass}/${identity.deviceId}/`,
         deviceId: identity.deviceId,
@@ -564,11 +597,11 @@ export class EmbeddedBroker {
       });
       return done(null);
     }
-    if (!this.deps.pipeline.accepting()) {
+    if (!this.gate().accepting()) {
       this.warnSpoolFull();
       return done(new Error('spool full: publish refused, the device keeps the data'));
     }
-    this.deps.pipeline.ingest({ topic: packet.topic, payload: packet.payload as Buffer, receivedAt }).then(
+    this.gate().ingest({ topic: packet.topic, payload: packet.payload as Buffer, receivedAt }).then(
       (outcome) => {
         // Subscribers and the retained copy get only what was accepted: a partly refused batch is
         // forwarded as its accepted readings, a wholly refused message not at all.
@@ -646,7 +679,7 @@ export class EmbeddedBroker {
   }
 
   private recordStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): void {
-    this.deps.pipeline.ingestStatus(deviceClass, deviceId, online).catch((error: Error) =>
+    this.gate().deviceStatus(deviceClass, deviceId, online).catch((error: Error) =>
       this.deps.log.warn({ deviceId, error: error.message }, 'could not record device status'),
     );
   }

@@ -167,6 +167,11 @@ export class IngestPipeline {
     await this.store([status], readingToLine(status) + '\n');
   }
 
+  /** A device going online or offline, as a source reports it (contract/source.ts, Intake.deviceStatus). */
+  deviceStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): Promise<void> {
+    return this.ingestStatus(deviceClass, deviceId, online);
+  }
+
   reject(rejection: Rejection): void {
     this.rejections.add(rejection.reason);
     if (this.detailedLogs < DETAILED_REJECTION_LOGS) {

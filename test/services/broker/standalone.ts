@@ -17,6 +17,9 @@ import { tempDir } from '../../helpers/service.ts';
 export interface StandaloneBroker {
   broker: EmbeddedBroker;
   store: DeviceStore;
+  /** The broker's intake: a real ingest pipeline writing to `spool`. */
+  pipeline: IngestPipeline;
+  spool: Spool;
   port: number;
   url: string;
   stop(): Promise<void>;
@@ -34,14 +37,17 @@ export async function startBroker(config: Partial<BrokerConfig> = {}, clock?: ()
   const broker = new EmbeddedBroker({
     config: brokerSchema.parse({ host: '127.0.0.1', port: 0, wsPort: 0, ...config }),
     credentials: store,
-    pipeline: new IngestPipeline(spool, ingestSchema.parse({}), log),
     log,
     ...(clock ? { clock } : {}),
   });
-  const { port } = await broker.start();
+  const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), log);
+  await broker.start(pipeline);
+  const { port } = broker.ports();
   return {
     broker,
     store,
+    pipeline,
+    spool,
     port,
     url: `mqtt://127.0.0.1:${port}`,
     stop: async () => {

@@ -66,12 +66,12 @@ describe('DeviceStore', () => {
     const broker = new EmbeddedBroker({
       config: brokerSchema.parse({ host: '127.0.0.1', port: 0, wsPort: 0 }),
       credentials: store,
-      pipeline: new IngestPipeline(spool, ingestSchema.parse({}), log),
       log,
     });
     store.onChange(() => broker.revokeStale());
     store.watch(100);
-    const { port } = await broker.start();
+    await broker.start(new IngestPipeline(spool, ingestSchema.parse({}), log));
+    const { port } = broker.ports();
     try {
       const secret = await store.add('REG-T1', 'trucks');
       const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: 'REG-T1', password: secret, reconnectPeriod: 0 });
