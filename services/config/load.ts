@@ -11,7 +11,8 @@ export interface ConfigKey {
   path: string;
   /** Environment variable that overrides it. */
   env: string;
-  kind: 'string' | 'number' | 'boolean' | 'enum';
+  /** json: a list or object, given in the environment as JSON. */
+  kind: 'string' | 'number' | 'boolean' | 'enum' | 'json';
   defaultValue: unknown;
   description: string;
 }
@@ -44,7 +45,7 @@ export function configKeys(): ConfigKey[] {
         walk(leaf.shape as Record<string, AnySchema>, dotted);
         continue;
       }
-      const kind = leaf instanceof z.ZodNumber ? 'number' : leaf instanceof z.ZodBoolean ? 'boolean' : leaf instanceof z.ZodEnum ? 'enum' : 'string';
+      const kind = leaf instanceof z.ZodNumber ? 'number' : leaf instanceof z.ZodBoolean ? 'boolean' : leaf instanceof z.ZodEnum ? 'enum' : leaf instanceof z.ZodArray ? 'json' : 'string';
       keys.push({ path: dotted, env: envName(dotted), kind, defaultValue, description });
     }
   };
@@ -66,6 +67,13 @@ function setPath(target: Record<string, unknown>, dotted: string, value: unknown
 function fromEnv(key: ConfigKey, raw: string): unknown {
   if (key.kind === 'number') return raw.trim() === '' ? Number.NaN : Number(raw);
   if (key.kind === 'boolean') return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
+  if (key.kind === 'json') {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      throw new ConfigError(`${key.path} (${key.env}): not JSON: ${raw.slice(0, 80)}`);
+    }
+  }
   return raw;
 }
 

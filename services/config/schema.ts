@@ -63,6 +63,74 @@ export const brokerSchema = z
   })
   .prefault({});
 
+/** Where in a vendor additional item a flag sits (jt808/extensions.ts). */
+const itemBit = z
+  .object({
+    item: z.number().int().min(0).max(255).describe('Additional item id (JT/T 808-2013 §8.18, table 27; 0xE1-0xFF are left to vendors).'),
+    byte: z.number().int().min(0).max(254).default(0).describe('Byte of the item value, from 0.'),
+    bit: z.number().int().min(0).max(7).describe('Bit of that byte, 0 the least significant.'),
+    setMeans: z.boolean().default(true).describe('What a set bit means: true (cover closed, tipper up) or false (the layout counts the other way).'),
+  })
+  .strict();
+
+export const extensionLayoutSchema = z
+  .object({
+    name: z.string().min(1).max(64).describe('Name of the layout, for logs and docs/jt808.md.'),
+    models: z.array(z.string().min(1).max(64)).default([]).describe('Terminal models (as provisioned or reported in the 0x0100 registration) that use it; "*" for every terminal without a more specific layout.'),
+    source: z.string().default('').describe('Where the layout is documented (a standard clause, a vendor manual, a project file).'),
+    coverClosed: itemBit.optional().describe('The bit saying the load cover is closed.'),
+    tipperUp: itemBit.optional().describe('The bit saying the tipper (dump body) is raised.'),
+    loadKg: z
+      .object({
+        item: z.number().int().min(0).max(255),
+        offset: z.number().int().min(0).max(254).default(0).describe('First byte of the value in the item.'),
+        bytes: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8)]).describe('Width of the unsigned big-endian value.'),
+        kgPerUnit: z.number().positive().describe('Kilograms one unit of the value stands for (0.1 for a value in 1/10 kg).'),
+      })
+      .strict()
+      .optional()
+      .describe('Where the load weight is.'),
+  })
+  .strict();
+
+export const jt808Schema = z
+  .object({
+    host: z.string().default('0.0.0.0').describe('Address the JT/T 808 gateway listens on.'),
+    port: port
+      .default(6808)
+      .describe('TCP port of the JT/T 808 gateway for truck terminals (docs/jt808.md); the terminal\'s server address and port are its parameters 0x0013 and 0x0018. 0 disables the gateway.'),
+    maxFrameBytes: positiveInt
+      .default(4096)
+      .describe('Largest JT/T 808 frame (escaped, between flags) the gateway reads; a longer one is dropped and reported as frame_too_large. A frame without sub-packages holds at most 1,023 body bytes, about 2,100 escaped.'),
+    maxReassemblyBytes: positiveInt
+      .default(65_536)
+      .describe('Bytes of sub-packages one connection may hold while they are put together; past it the incomplete message is dropped and reported.'),
+    loginTimeoutMs: positiveInt
+      .default(30_000)
+      .describe('How long a new connection may take to authenticate (0x0102) before it is closed.'),
+    idleTimeoutMs: positiveInt
+      .default(180_000)
+      .describe('A connection that sends nothing (not even a heartbeat 0x0002) for this long is closed, and its truck recorded offline. Terminals beat every 60 s by default (parameter 0x0001).'),
+    maxConnections: positiveInt
+      .default(20_000)
+      .describe('Connections the gateway holds at once; one more is closed at once.'),
+    maxUnacknowledgedPerConnection: positiveInt
+      .default(64)
+      .describe('Location reports of one connection waiting to be durable; past it the gateway stops reading that connection until they are (TCP back-pressure: the terminal keeps the rest).'),
+    responseTimeoutMs: positiveInt
+      .default(10_000)
+      .describe('How long a downlink (0x8300 text) waits for the terminal\'s general response 0x0001.'),
+    textOnAlert: z
+      .boolean()
+      .default(false)
+      .describe('Send the driver a text message (0x8300, shown on the terminal\'s display) when an alert about the truck is raised.'),
+    layouts: z
+      .array(extensionLayoutSchema)
+      .optional()
+      .describe('Where terminal models carry cover, tipper and load weight in vendor additional items (docs/jt808.md "Extension layouts"). Config file only. Unset: the layouts shipped in jt808/extensions.ts.'),
+  })
+  .prefault({});
+
 export const ingestSchema = z
   .object({
     clientId: z
@@ -338,6 +406,7 @@ export const configSchema = z.object({
     .default('info')
     .describe('Log level of the structured (JSON) log on stdout.'),
   broker: brokerSchema,
+  jt808: jt808Schema,
   ingest: ingestSchema,
   influx: influxSchema,
   spool: spoolSchema,
@@ -352,6 +421,8 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 export type BrokerConfig = Config['broker'];
+export type Jt808Config = Config['jt808'];
+export type ExtensionLayout = z.infer<typeof extensionLayoutSchema>;
 export type IngestConfig = Config['ingest'];
 export type InfluxConfig = Config['influx'];
 export type SpoolConfig = Config['spool'];

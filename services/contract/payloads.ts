@@ -57,6 +57,17 @@ export const truckFixSchema = z.object({
   tipper_up: flag.optional(),
   cover_closed: flag.optional(),
   load_kg: bounded(0, MAX_KG, 'kg').optional(),
+  // From JT/T 808 terminals (docs/jt808.md); any device may send them.
+  /** Load state without a weight: JT/T 808 status bits 8-9 (half or fully loaded). */
+  loaded: flag.optional(),
+  /** JT/T 808 alarm flags DWORD (JT/T 808-2013 table 24), as sent. */
+  alarm_flags: bounded(0, 0xffff_ffff, '', { int: true }).optional(),
+  mileage_km: bounded(0, 100_000_000, 'km').optional(),
+  /** Speed from the tachograph (JT/T 808 item 0x03), next to the GNSS speed_kmh. */
+  tachograph_kmh: bounded(0, 250, 'km/h').optional(),
+  /** Wireless network signal strength as the terminal reports it (JT/T 808 item 0x30, 0-31 on most). */
+  signal: bounded(0, 255, '', { int: true }).optional(),
+  satellites: bounded(0, 255, 'satellites', { int: true }).optional(),
 });
 
 export const WASTE_CATEGORIES = ['kitchen', 'recyclable', 'hazardous', 'other', 'construction'] as const;

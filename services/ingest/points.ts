@@ -16,7 +16,7 @@ type FieldType = 'float' | 'int' | 'boolean' | 'string';
  */
 const FIELDS = {
   bin: { battery_v: 'float', distance_mm: 'float', fill_pct: 'float', lid_opens: 'int', rssi: 'int', temp_c: 'float', tilt_deg: 'float' },
-  truck: { cover_closed: 'boolean', heading: 'float', ignition: 'boolean', lat: 'float', load_kg: 'float', lon: 'float', speed_kmh: 'float', tipper_up: 'boolean' },
+  truck: { alarm_flags: 'int', cover_closed: 'boolean', heading: 'float', ignition: 'boolean', lat: 'float', load_kg: 'float', loaded: 'boolean', lon: 'float', mileage_km: 'float', satellites: 'int', signal: 'int', speed_kmh: 'float', tachograph_kmh: 'float', tipper_up: 'boolean' },
   ticket: { gross_kg: 'float', net_kg: 'float', origin: 'string', plate: 'string', tare_kg: 'float', ticket_id: 'string', truck_device_id: 'string' },
 } as const satisfies Record<string, Record<string, FieldType>>;
 

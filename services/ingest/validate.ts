@@ -12,7 +12,7 @@ import {
 import { parseTimestamp } from '../contract/timestamps.ts';
 import type { DeviceTopic } from '../contract/topics.ts';
 import type { IngestConfig } from '../config/schema.ts';
-import type { RejectReason, Rejection } from './rejections.ts';
+import type { RejectReason, Rejection } from '../contract/rejections.ts';
 
 export type ValidationLimits = Pick<
   IngestConfig,

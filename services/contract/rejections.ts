@@ -1,5 +1,6 @@
-// Why a message (or one reading of a batch) was refused. Each rejection is counted per reason,
-// logged, and published on waste/ingest/rejected; none of it reaches InfluxDB.
+// Why a message (or one reading of a batch) was refused, and the report that says so. Each
+// rejection is counted per reason, logged, and published on waste/ingest/rejected; none of it
+// reaches InfluxDB. Every source (contract/source.ts) reports its refusals in these terms.
 
 export const REJECT_REASONS = {
   invalid_json: 'the payload is not valid UTF-8 JSON',
@@ -15,6 +16,15 @@ export const REJECT_REASONS = {
   unknown_topic: 'the topic is not part of the MQTT contract',
   unauthorised_topic: 'the device published on a topic that is not its own',
   unprocessable: 'the message made the service fail; it was refused so that the device does not resend it for ever',
+  // JT/T 808 frames (services/jt808/frame.ts FrameError, gateway.ts).
+  frame_too_large: 'the JT/T 808 frame is larger than the accepted size',
+  bad_escape: 'the JT/T 808 frame holds 0x7d not followed by 0x01 or 0x02',
+  bad_check_code: 'the JT/T 808 check code does not match the frame',
+  truncated: 'the JT/T 808 frame ends before a field it announces',
+  wrong_length: 'a JT/T 808 length, count or BCD field does not match what the frame holds',
+  unknown_message: 'the JT/T 808 message id is not one the gateway takes',
+  not_authenticated: 'the JT/T 808 terminal sent data before it authenticated, or for another terminal',
+  no_position: 'the JT/T 808 location report had no GNSS fix (status bit 1 clear)',
 } as const;
 
 export type RejectReason = keyof typeof REJECT_REASONS;
