@@ -2,10 +2,17 @@
 // CredentialDirectory, so the broker authenticates against the registry live; changes made by any
 // process (the API, the CLI) are noticed within `pollMs` through SQLite's data_version, which
 // changes whenever another connection commits (SQLite docs, "PRAGMA data_version").
+//
+// A device of class trucks may also be a JT/T 808 terminal, reporting to the JT/T 808 gateway
+// over TCP instead of MQTT: it then has a terminal phone number (the SIM number in every message
+// header, JT/T 808-2013 §4.4.3), unique among devices, and an authentication code (§8.5) kept
+// only as a hash, as device secrets are. The store is the gateway's TerminalDirectory.
 import type { CredentialDirectory, DeviceRecord, ServiceRecord } from '../broker/credentials.ts';
 import { z } from 'zod';
 import { generateSecret, hashSecret, secretHashProblem } from '../broker/secrets.ts';
+import { UNSTORABLE } from '../contract/payloads.ts';
 import { DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
+import type { TerminalDirectory, TerminalRecord } from '../jt808/terminals.ts';
 import type { RegistryDb } from './db.ts';
 
 /**
@@ -17,6 +24,55 @@ export const importedSecretHash = z.string().superRefine((hash, ctx) => {
   const problem = secretHashProblem(hash);
   if (problem) ctx.addIssue({ code: 'custom', message: `${problem}; import the device without a hash and give it a new secret` });
 });
+
+/**
+ * Digits of a terminal phone number: the 2013 edition's header holds BCD[6] (12 digits), the 2019
+ * edition's BCD[10] (20 digits).
+ */
+export const MAX_TERMINAL_PHONE_DIGITS = 20;
+/** Longest terminal model kept: the 2019 edition's registration carries BYTE[30], the 2013 edition's BYTE[20]. */
+export const MAX_TERMINAL_MODEL = 64;
+/** Longest authentication code an integrator may choose (the 2019 edition's length BYTE would allow 255). */
+export const MAX_AUTH_CODE = 64;
+
+const quoted = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+
+/** Why `phone` cannot be a terminal phone number, or null if it can. */
+export function terminalPhoneProblem(phone: string): string | null {
+  if (!/^\d+$/.test(phone) || phone.length > MAX_TERMINAL_PHONE_DIGITS) {
+    return `terminal phone number ${quoted(phone)} must be 1-${MAX_TERMINAL_PHONE_DIGITS} decimal digits (the terminal's SIM number)`;
+  }
+  // All zeros is what a terminal sends before anyone set its number; as a registry entry it would
+  // match every such terminal.
+  if (/^0+$/.test(phone)) return `terminal phone number ${quoted(phone)} is zeros only, a terminal's unset default rather than a SIM number`;
+  return null;
+}
+
+/**
+ * The stored form of a terminal phone number: leading zeros removed, as the gateway reads the
+ * header's BCD field (jt808/header.ts), so "013800138000" and "13800138000" are one terminal.
+ */
+export function normaliseTerminalPhone(phone: string): string {
+  return phone.replace(/^0+(?=\d)/, '');
+}
+
+/** Why `model` cannot be stored as a terminal model, or null if it can. */
+export function terminalModelProblem(model: string): string | null {
+  if (model.length === 0) return 'terminal model must not be empty';
+  if (model.length > MAX_TERMINAL_MODEL) return `terminal model of ${model.length} characters is longer than ${MAX_TERMINAL_MODEL}`;
+  if (UNSTORABLE.test(model)) return `terminal model ${quoted(model)} contains control characters or unpaired surrogates`;
+  return null;
+}
+
+/**
+ * Why `code` cannot be a terminal's authentication code, or null if it can. JT/T 808-2013 §8.5
+ * sends the code as a STRING filling the rest of the 0x0102 body, and the 2019 edition prefixes it
+ * with its length as a BYTE: printable ASCII survives both, and every terminal's configuration tool.
+ */
+export function authCodeProblem(code: string): string | null {
+  if (/^[\x21-\x7e]+$/.test(code) && code.length <= MAX_AUTH_CODE) return null;
+  return `the authentication code must be 1-${MAX_AUTH_CODE} printable ASCII characters without spaces (JT/T 808 sends it as a STRING)`;
+}
 
 export class RegistryError extends Error {
   constructor(
@@ -34,6 +90,53 @@ interface DeviceRow {
   enabled: number;
   created_at: string;
   updated_at: string;
+  jt808_phone: string | null;
+  jt808_auth_hash: string | null;
+  jt808_model: string | null;
+}
+
+/** A device as stored; the terminal's code hash is not part of it, only whether there is one. */
+export type StoredDevice = DeviceRecord & {
+  updated_at: string;
+  jt808_phone: string | null;
+  jt808_model: string | null;
+  jt808_registered: boolean;
+};
+
+/** What makes a new trucks device a JT/T 808 terminal (add()). */
+export interface TerminalProvisioning {
+  /** Terminal phone number, 1-20 digits; stored without leading zeros. */
+  phone: string;
+  model?: string | null;
+  /** An authentication code the integrator chose (authCodeProblem()); stored only as a hash. */
+  authCode?: string;
+}
+
+/** Changes to an existing device, made together (update()). */
+export interface DeviceUpdate {
+  enabled?: boolean;
+  /** The terminal phone number; null makes the device no terminal (phone, model and code removed). */
+  jt808Phone?: string | null;
+  /** The terminal model; null removes it. Needs a phone number, given here or stored. */
+  jt808Model?: string | null;
+  /** A new authentication code; the terminal's old one stops working. */
+  jt808AuthCode?: string;
+}
+
+/** A terminal's columns as a bundle writes them (validated and normalised already). */
+export interface TerminalColumns {
+  phone: string;
+  model: string | null;
+  /** The code hash to store; undefined keeps the stored one. */
+  authHash?: string | null;
+}
+
+/** Checked changes of the terminal columns and `enabled`: undefined keeps what is stored. */
+interface Change {
+  enabled?: boolean;
+  phone?: string | null;
+  model?: string | null;
+  authHash?: string | null;
 }
 
 export interface DeviceFilter {
@@ -43,16 +146,40 @@ export interface DeviceFilter {
   offset?: number;
 }
 
-const toRecord = (row: DeviceRow): DeviceRecord & { updated_at: string } => ({
+const toRecord = (row: DeviceRow): StoredDevice => ({
   id: row.id,
   class: row.class,
   secret_hash: row.secret_hash,
   enabled: row.enabled === 1,
   created_at: row.created_at,
   updated_at: row.updated_at,
+  jt808_phone: row.jt808_phone,
+  jt808_model: row.jt808_model,
+  jt808_registered: row.jt808_auth_hash !== null,
 });
 
-export class DeviceStore implements CredentialDirectory {
+const isConstraint = (error: unknown, code: string) => (error as { code?: string }).code === code;
+
+/** The phone number, checked and normalised, or a RegistryError saying why it is none. */
+function checkedPhone(phone: string): string {
+  const problem = terminalPhoneProblem(phone);
+  if (problem) throw new RegistryError('invalid', problem);
+  return normaliseTerminalPhone(phone);
+}
+
+function checkedModel(model: string | null | undefined): string | null | undefined {
+  const problem = model === null || model === undefined ? null : terminalModelProblem(model);
+  if (problem) throw new RegistryError('invalid', problem);
+  return model;
+}
+
+function checkedAuthCode(code: string): string {
+  const problem = authCodeProblem(code);
+  if (problem) throw new RegistryError('invalid', problem);
+  return code;
+}
+
+export class DeviceStore implements CredentialDirectory, TerminalDirectory {
   private timer: NodeJS.Timeout | null = null;
   private dataVersion = 0;
   private readonly listeners: (() => void)[] = [];
@@ -62,16 +189,59 @@ export class DeviceStore implements CredentialDirectory {
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  device(id: string): DeviceRecord | undefined {
-    const row = this.db.statement('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
+  device(id: string): StoredDevice | undefined {
+    const row = this.row(id);
     return row ? toRecord(row) : undefined;
+  }
+
+  /** The JT/T 808 terminal with this phone number (leading zeros or not), or undefined. */
+  terminal(phone: string): TerminalRecord | undefined {
+    if (terminalPhoneProblem(phone)) return undefined;
+    const row = this.db
+      .statement(
+        `SELECT d.id, d.jt808_phone, d.enabled, d.jt808_auth_hash, d.jt808_model, t.plate
+         FROM devices d LEFT JOIN trucks t ON t.device_id = d.id WHERE d.jt808_phone = ?`,
+      )
+      .get(normaliseTerminalPhone(phone)) as
+      | { id: string; jt808_phone: string; enabled: number; jt808_auth_hash: string | null; jt808_model: string | null; plate: string | null }
+      | undefined;
+    if (!row) return undefined;
+    return { deviceId: row.id, phone: row.jt808_phone, enabled: row.enabled === 1, authCodeHash: row.jt808_auth_hash, model: row.jt808_model, plate: row.plate };
+  }
+
+  /** The device that has this terminal phone number, if any. */
+  terminalHolder(phone: string): string | undefined {
+    if (terminalPhoneProblem(phone)) return undefined;
+    return (this.db.statement('SELECT id FROM devices WHERE jt808_phone = ?').get(normaliseTerminalPhone(phone)) as { id: string } | undefined)?.id;
+  }
+
+  /**
+   * Records a terminal's registration (0x0100): the hash of the code issued, and the model it
+   * reported (kept over a provisioned one; null keeps that). In one statement, so that of two
+   * registrations at once only one issues the code. False, changing nothing, when the device has a
+   * code already, or is not (or no longer) a terminal. An unusable hash, or a model that cannot
+   * be stored, is refused with a RegistryError.
+   */
+  register(deviceId: string, authCodeHash: string, model: string | null): boolean {
+    const problem = secretHashProblem(authCodeHash);
+    if (problem) throw new RegistryError('invalid', `authentication code hash refused: ${problem}`);
+    // The registration's model field is fixed-length, filled up with 0x00 (JT/T 808-2013 §8.8):
+    // the fill is no part of the model.
+    const reported = model === null ? null : model.replace(/\0+$/, '');
+    const stored = reported === '' ? null : checkedModel(reported);
+    const { changes } = this.db
+      .statement('UPDATE devices SET jt808_auth_hash = ?, jt808_model = COALESCE(?, jt808_model), updated_at = ? WHERE id = ? AND jt808_phone IS NOT NULL AND jt808_auth_hash IS NULL')
+      .run(authCodeHash, stored ?? null, this.clock().toISOString(), deviceId);
+    if (changes === 0) return false;
+    this.notify();
+    return true;
   }
 
   service(name: string): ServiceRecord | undefined {
     return this.db.statement('SELECT name, secret_hash, created_at FROM service_accounts WHERE name = ?').get(name) as ServiceRecord | undefined;
   }
 
-  list(filter: DeviceFilter = {}): { items: DeviceRecord[]; total: number } {
+  list(filter: DeviceFilter = {}): { items: StoredDevice[]; total: number } {
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: filter.limit ?? 100, offset: filter.offset ?? 0 };
     if (filter.deviceClass) {
@@ -88,23 +258,83 @@ export class DeviceStore implements CredentialDirectory {
     return { items: rows.map(toRecord), total };
   }
 
-  /** Adds a device; returns its secret, which is stored only as a hash and cannot be shown again. */
-  async add(id: string, deviceClass: DeviceClass): Promise<string> {
+  /**
+   * Adds a device; returns its secret, which is stored only as a hash and cannot be shown again.
+   * A trucks device given `terminal` is also a JT/T 808 terminal.
+   */
+  async add(id: string, deviceClass: DeviceClass, terminal?: TerminalProvisioning): Promise<string> {
     if (!DEVICE_ID_PATTERN.test(id)) {
       throw new RegistryError('invalid', `device id "${id}" must be 1-64 letters, digits, '_', '.' or '-' and start with a letter or digit`);
     }
+    // Everything is checked before the hashing, which takes 40-60 ms a secret.
+    let phone: string | null = null;
+    if (terminal) {
+      this.requireTrucks(id, deviceClass);
+      phone = checkedPhone(terminal.phone);
+      checkedModel(terminal.model);
+      if (terminal.authCode !== undefined) checkedAuthCode(terminal.authCode);
+      this.requirePhoneFree(phone, id);
+    }
     const secret = generateSecret();
     const hash = await hashSecret(secret);
+    const authHash = terminal?.authCode === undefined ? null : await hashSecret(terminal.authCode);
     const now = this.clock().toISOString();
     try {
-      this.db.statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)')
-        .run(id, deviceClass, hash, now, now);
+      this.db
+        .statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at, jt808_phone, jt808_model, jt808_auth_hash) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)')
+        .run(id, deviceClass, hash, now, now, phone, terminal?.model ?? null, authHash);
     } catch (error) {
-      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new RegistryError('conflict', `device ${id} exists already`);
+      if (isConstraint(error, 'SQLITE_CONSTRAINT_PRIMARYKEY')) throw new RegistryError('conflict', `device ${id} exists already`);
+      if (phone !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requirePhoneFree(phone, id);
       throw error;
     }
     this.notify();
     return secret;
+  }
+
+  /**
+   * Makes an existing trucks device a JT/T 808 terminal, or gives it another phone number (a new
+   * SIM): its authentication code is kept. `model` undefined keeps the stored model, null removes it.
+   */
+  setTerminal(id: string, phone: string, model?: string | null): void {
+    this.apply(id, { phone: checkedPhone(phone), model: checkedModel(model) });
+  }
+
+  /** Makes a device no terminal: phone number, model and authentication code are removed. */
+  clearTerminal(id: string): void {
+    this.apply(id, { phone: null });
+  }
+
+  /** Gives a terminal an authentication code the integrator chose; stored only as a hash. */
+  async setAuthCode(id: string, code: string): Promise<void> {
+    checkedAuthCode(code);
+    this.requireTerminal(id);
+    this.apply(id, { authHash: await hashSecret(code) });
+  }
+
+  /**
+   * Removes a terminal's authentication code, so that it may register (0x0100) again: a terminal
+   * that lost its code (a factory reset) cannot authenticate with the old one, and a registered
+   * terminal is not given another.
+   */
+  resetTerminal(id: string): void {
+    this.requireTerminal(id);
+    this.apply(id, { authHash: null });
+  }
+
+  /**
+   * Changes `enabled` and the terminal fields together: everything is checked first, and written
+   * in one transaction or not at all.
+   */
+  async update(id: string, changes: DeviceUpdate): Promise<void> {
+    const phone = changes.jt808Phone === undefined || changes.jt808Phone === null ? changes.jt808Phone : checkedPhone(changes.jt808Phone);
+    const model = checkedModel(changes.jt808Model);
+    if (changes.jt808AuthCode !== undefined) checkedAuthCode(changes.jt808AuthCode);
+    const change: Change = { phone, model, ...(changes.enabled === undefined ? {} : { enabled: changes.enabled }) };
+    // Checked without writing before the hashing, so that a refused change costs no hash.
+    this.apply(id, { ...change, ...(changes.jt808AuthCode === undefined ? {} : { authHash: 'to be hashed' }) }, { dryRun: true });
+    if (changes.jt808AuthCode !== undefined) change.authHash = await hashSecret(changes.jt808AuthCode);
+    this.apply(id, change);
   }
 
   /** Gives a device a new secret; the old one stops working (and live connections are cut). */
@@ -139,9 +369,22 @@ export class DeviceStore implements CredentialDirectory {
   }
 
   /** Inserts a device whose secret was hashed already (bulk import, inside its transaction). */
-  insertHashed(id: string, deviceClass: DeviceClass, secretHash: string): void {
+  insertHashed(id: string, deviceClass: DeviceClass, secretHash: string, terminal?: TerminalColumns): void {
     const now = this.clock().toISOString();
-    this.db.statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)').run(id, deviceClass, secretHash, now, now);
+    this.db
+      .statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at, jt808_phone, jt808_model, jt808_auth_hash) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)')
+      .run(id, deviceClass, secretHash, now, now, terminal?.phone ?? null, terminal?.model ?? null, terminal?.authHash ?? null);
+  }
+
+  /**
+   * Writes a bundle's terminal columns to a stored device (bulk import, inside its transaction),
+   * if the device is as it was when the bundle was checked (`stamp`, its updated_at). False if not.
+   */
+  updateTerminalChecked(id: string, terminal: TerminalColumns, stamp: string): boolean {
+    const { changes } = this.db
+      .statement('UPDATE devices SET jt808_phone = ?, jt808_model = ?, jt808_auth_hash = COALESCE(?, jt808_auth_hash), updated_at = ? WHERE id = ? AND updated_at = ?')
+      .run(terminal.phone, terminal.model, terminal.authHash ?? null, this.clock().toISOString(), id, stamp);
+    return changes === 1;
   }
 
   /** Calls the change listeners (after a bulk import that inserted devices). */
@@ -213,6 +456,61 @@ export class DeviceStore implements CredentialDirectory {
 
   private require(id: string): void {
     if (!this.db.statement('SELECT 1 FROM devices WHERE id = ?').get(id)) throw new RegistryError('not_found', `no device ${id}`);
+  }
+
+  private row(id: string): DeviceRow | undefined {
+    return this.db.statement('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
+  }
+
+  private requireTrucks(id: string, deviceClass: DeviceClass): void {
+    // JT/T 808 is the standard of road-transport vehicle terminals; bins and scales report over MQTT.
+    if (deviceClass !== 'trucks') throw new RegistryError('invalid', `device ${id} is of class ${deviceClass}; only trucks devices can be JT/T 808 terminals`);
+  }
+
+  private requireTerminal(id: string): DeviceRow {
+    const row = this.row(id);
+    if (!row) throw new RegistryError('not_found', `no device ${id}`);
+    if (row.jt808_phone === null) throw new RegistryError('invalid', `device ${id} is no JT/T 808 terminal (it has no terminal phone number)`);
+    return row;
+  }
+
+  /** Refuses, naming the holder, a phone number that another device has. */
+  private requirePhoneFree(phone: string, id: string): void {
+    const holder = this.terminalHolder(phone);
+    if (holder !== undefined && holder !== id) throw new RegistryError('conflict', `terminal phone number ${phone} belongs to device ${holder} already`);
+  }
+
+  /**
+   * Checks a change against the stored device and writes it in one transaction (not with
+   * `dryRun`), then tells the listeners, so that the gateway drops a terminal whose number, code
+   * or state changed at once.
+   */
+  private apply(id: string, change: Change, options: { dryRun?: boolean } = {}): void {
+    this.db.transaction(() => {
+      const row = this.row(id);
+      if (!row) throw new RegistryError('not_found', `no device ${id}`);
+      const phone = change.phone === undefined ? row.jt808_phone : change.phone;
+      if (phone !== null) this.requireTrucks(id, row.class);
+      // Without a phone number a device is no terminal: a model or a code would belong to nothing.
+      if (phone === null && ((change.model ?? null) !== null || (change.authHash ?? null) !== null)) {
+        throw new RegistryError('invalid', `device ${id} has no terminal phone number; give one with the model or authentication code`);
+      }
+      const model = phone === null ? null : change.model === undefined ? row.jt808_model : change.model;
+      const authHash = phone === null ? null : change.authHash === undefined ? row.jt808_auth_hash : change.authHash;
+      const enabled = change.enabled === undefined ? row.enabled : change.enabled ? 1 : 0;
+      if (phone !== null && phone !== row.jt808_phone) this.requirePhoneFree(phone, id);
+      if (options.dryRun) return;
+      try {
+        this.db
+          .statement('UPDATE devices SET jt808_phone = ?, jt808_model = ?, jt808_auth_hash = ?, enabled = ?, updated_at = ? WHERE id = ?')
+          .run(phone, model, authHash, enabled, this.clock().toISOString(), id);
+      } catch (error) {
+        // Another connection took the number between the check and the write.
+        if (phone !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requirePhoneFree(phone, id);
+        throw error;
+      }
+    });
+    if (!options.dryRun) this.notify();
   }
 
   /** data_version does not change for this connection's own commits, so those notify directly. */

@@ -270,4 +270,22 @@ export const MIGRATIONS: readonly Migration[] = [
       ).join('\n      ')}
     `,
   },
+  {
+    version: 6,
+    name: 'JT/T 808 terminals: phone number, authentication code hash and model of a trucks device',
+    // The terminal phone number is the SIM number a JT/T 808 terminal puts in every message header
+    // (JT/T 808-2013 §4.4.3: BCD[6], 12 digits; JT/T 808-2019: BCD[10], 20 digits), stored with
+    // leading zeros removed, as the gateway reads it; none is all zeros (a terminal's unset default).
+    // Only vehicle terminals have one, so only class trucks. The authentication code (§8.5) is kept
+    // only as a hash (broker/secrets.ts), and only with a phone number, as is the model.
+    // Column CHECKs may name other columns of the row (SQLite docs, "CREATE TABLE", CHECK
+    // constraints), and ADD COLUMN tests them against the rows there are. Not in the registry
+    // revision's triggers (migration 5): the rules' snapshot reads no devices.
+    sql: `
+      ALTER TABLE devices ADD COLUMN jt808_phone TEXT CHECK (jt808_phone IS NULL OR (class = 'trucks' AND length(jt808_phone) BETWEEN 1 AND 20 AND jt808_phone NOT GLOB '*[^0-9]*' AND jt808_phone NOT GLOB '0*'));
+      ALTER TABLE devices ADD COLUMN jt808_auth_hash TEXT CHECK (jt808_auth_hash IS NULL OR jt808_phone IS NOT NULL);
+      ALTER TABLE devices ADD COLUMN jt808_model TEXT CHECK (jt808_model IS NULL OR (jt808_phone IS NOT NULL AND length(jt808_model) BETWEEN 1 AND 64));
+      CREATE UNIQUE INDEX devices_jt808_phone ON devices(jt808_phone) WHERE jt808_phone IS NOT NULL;
+    `,
+  },
 ];

@@ -21,6 +21,21 @@ describe('RegistryDb', () => {
     again.close();
   });
 
+  it('brings devices of an older registry to the JT/T 808 columns, none of them a terminal', async () => {
+    const file = path.join(await tempDir('waste-registry-'), 'registry.db');
+    const old = new RegistryDb(file, MIGRATIONS.filter((m) => m.version <= 5));
+    old.open();
+    old.connection.prepare("INSERT INTO devices (id, class, secret_hash, created_at, updated_at) VALUES ('B1', 'bins', 'h', 'x', 'x'), ('T1', 'trucks', 'h', 'x', 'x')").run();
+    old.close();
+    const db = new RegistryDb(file);
+    db.open();
+    expect(db.connection.prepare('SELECT id, jt808_phone, jt808_auth_hash, jt808_model FROM devices ORDER BY id').all()).toEqual([
+      { id: 'B1', jt808_phone: null, jt808_auth_hash: null, jt808_model: null },
+      { id: 'T1', jt808_phone: null, jt808_auth_hash: null, jt808_model: null },
+    ]);
+    db.close();
+  });
+
   it('compiles a statement once per connection and compiles it again after a reopen', async () => {
     const db = new RegistryDb(path.join(await tempDir('waste-registry-'), 'registry.db'));
     db.open();
