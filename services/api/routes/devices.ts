@@ -1,9 +1,10 @@
-// /api/v1/devices: provisioning. A device's secret is returned once, at creation or rotation.
+// /api/v1/devices: provisioning. A device's secret is returned once, at creation or rotation. A
+// trucks device may also be a JT/T 808 terminal (registry/devices.ts): its phone number and model
+// are shown, its authentication code never, only whether it has one.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { DEVICE_CLASSES, DEVICE_ID_PATTERN } from '../../contract/topics.ts';
-import type { DeviceRecord } from '../../broker/credentials.ts';
-import type { DeviceStore } from '../../registry/devices.ts';
+import { MAX_AUTH_CODE, MAX_TERMINAL_MODEL, MAX_TERMINAL_PHONE_DIGITS, type DeviceStore, type StoredDevice } from '../../registry/devices.ts';
 import { READ_ALL, WRITE_REGISTRY } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import { page, pageQuery } from './pagination.ts';
@@ -14,13 +15,53 @@ const device = z.object({
   enabled: z.boolean(),
   asset: z.object({ type: z.enum(['truck', 'bin', 'weighbridge']), id: z.string() }).nullable().describe('What the device is fitted to (set on the truck, bin or weighbridge)'),
   created_at: z.string(),
+  jt808_phone: z.string().nullable().describe('JT/T 808 terminal phone number (SIM number), leading zeros removed; null if the device is no terminal'),
+  jt808_model: z.string().nullable().describe('JT/T 808 terminal model, as provisioned or as reported at registration'),
+  jt808_registered: z.boolean().describe('Whether the terminal has an authentication code (registered, or given one); the code is never shown'),
 });
 const withSecret = z.object({ device, secret: z.string().describe('Shown once; only a hash is stored.') });
 const idParam = z.object({ id: z.string().regex(DEVICE_ID_PATTERN) });
 
+// Shapes only; what needs the registry (class, uniqueness, control characters) the store checks,
+// answering 400 or 409 with its sentence.
+const jt808Phone = z
+  .string()
+  .regex(new RegExp(`^\\d{1,${MAX_TERMINAL_PHONE_DIGITS}}$`), { error: `must be 1-${MAX_TERMINAL_PHONE_DIGITS} decimal digits` })
+  .describe('Terminal phone number: the SIM number in the JT/T 808 message header (12 digits in the 2013 edition, up to 20 in 2019); leading zeros are dropped');
+const jt808Model = z.string().min(1).max(MAX_TERMINAL_MODEL).describe('Terminal model; picks the layout of vendor extension items');
+const jt808AuthCode = z
+  .string()
+  .min(1)
+  .max(MAX_AUTH_CODE)
+  .describe('Authentication code the terminal sends (JT/T 808 0x0102): printable ASCII without spaces; stored only as a hash, never returned');
+const createBody = z.object({
+  id: z.string().regex(DEVICE_ID_PATTERN),
+  class: z.enum(DEVICE_CLASSES),
+  jt808_phone: jt808Phone.optional(),
+  jt808_model: jt808Model.optional(),
+  jt808_auth_code: jt808AuthCode.optional(),
+});
+const updateBody = z
+  .object({
+    enabled: z.boolean().optional(),
+    jt808_phone: jt808Phone.nullable().optional().describe('null makes the device no terminal: phone number, model and authentication code are removed'),
+    jt808_model: jt808Model.nullable().optional(),
+    jt808_auth_code: jt808AuthCode.optional().describe('A new authentication code; the old one stops working'),
+  })
+  .refine((body) => Object.values(body).some((value) => value !== undefined), { error: 'give at least one of enabled, jt808_phone, jt808_model, jt808_auth_code' });
 
 export const deviceRoutes: FastifyPluginAsyncZod<{ devices: DeviceStore }> = async (app, { devices }) => {
-  const view = ({ id, class: deviceClass, enabled, created_at }: DeviceRecord) => ({ id, class: deviceClass, enabled, asset: devices.assetOf(id), created_at });
+  // Field by field: the stored record holds the secret hash, which no answer includes.
+  const view = ({ id, class: deviceClass, enabled, created_at, jt808_phone, jt808_model, jt808_registered }: StoredDevice) => ({
+    id,
+    class: deviceClass,
+    enabled,
+    asset: devices.assetOf(id),
+    created_at,
+    jt808_phone,
+    jt808_model,
+    jt808_registered,
+  });
   const find = (id: string) => {
     const found = devices.device(id);
     if (!found) throw new ApiError(404, 'not_found', `no device ${id}`);
@@ -38,19 +79,38 @@ export const deviceRoutes: FastifyPluginAsyncZod<{ devices: DeviceStore }> = asy
 
   app.post('/devices', {
     config: { roles: WRITE_REGISTRY },
-    schema: { tags: ['devices'], body: z.object({ id: z.string().regex(DEVICE_ID_PATTERN), class: z.enum(DEVICE_CLASSES) }), response: { 201: withSecret } },
+    schema: { tags: ['devices'], body: createBody, response: { 201: withSecret } },
   }, async (request, reply) => {
-    const secret = await devices.add(request.body.id, request.body.class);
-    return reply.code(201).send({ device: find(request.body.id), secret });
+    const { id, class: deviceClass, jt808_phone: phone, jt808_model: model, jt808_auth_code: authCode } = request.body;
+    if (phone === undefined && (model !== undefined || authCode !== undefined)) {
+      throw new ApiError(400, 'invalid_request', 'body: jt808_model and jt808_auth_code need jt808_phone', ['body', 'jt808_phone']);
+    }
+    const secret = await devices.add(id, deviceClass, phone === undefined ? undefined : { phone, model, ...(authCode === undefined ? {} : { authCode }) });
+    return reply.code(201).send({ device: find(id), secret });
   });
 
   app.get('/devices/:id', { config: { roles: READ_ALL }, schema: { tags: ['devices'], params: idParam, response: { 200: device } } }, async (request) => find(request.params.id));
 
   app.patch('/devices/:id', {
     config: { roles: WRITE_REGISTRY },
-    schema: { tags: ['devices'], params: idParam, body: z.object({ enabled: z.boolean() }), response: { 200: device } },
+    schema: { tags: ['devices'], params: idParam, body: updateBody, response: { 200: device } },
   }, async (request) => {
-    devices.setEnabled(request.params.id, request.body.enabled);
+    const { enabled, jt808_phone, jt808_model, jt808_auth_code } = request.body;
+    // All fields are written together or none (a taken phone number leaves `enabled` as it was).
+    await devices.update(request.params.id, { enabled, jt808Phone: jt808_phone, jt808Model: jt808_model, jt808AuthCode: jt808_auth_code });
+    return find(request.params.id);
+  });
+
+  app.post('/devices/:id/jt808/reset', {
+    config: { roles: WRITE_REGISTRY },
+    schema: {
+      tags: ['devices'],
+      description: 'Removes the terminal\'s authentication code, so that it may register again (a terminal that lost its code in a factory reset); its connection is closed.',
+      params: idParam,
+      response: { 200: device },
+    },
+  }, async (request) => {
+    devices.resetTerminal(request.params.id);
     return find(request.params.id);
   });
 

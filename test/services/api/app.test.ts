@@ -60,6 +60,7 @@ describe('API access', () => {
     // A truck with a fix inside the enforcement token's jurisdiction, a bin, a company to edit.
     await devices.add('GPS-M', 'trucks');
     await devices.add('BIN-M', 'bins');
+    await devices.add('GPS-T', 'trucks', { phone: '13800138000' });
     entities.create(ENTITIES.companies, 'co', { name: 'co' });
     entities.create(ENTITIES.trucks, 'truck-m', { plate: '苏E·55555', company_id: 'co', fleet: 'muck', rated_gross_kg: 30000, device_id: 'GPS-M' });
     entities.create(ENTITIES.bins, 'bin-m', { category: 'other', location: { type: 'Point', coordinates: [120.6, 31.3] }, depth_mm: 900, device_id: 'BIN-M' });
@@ -74,6 +75,7 @@ describe('API access', () => {
       ['devices: create', 'POST', '/api/v1/devices', { id: 'NEW-{role}', class: 'bins' }, write],
       ['devices: disable', 'PATCH', '/api/v1/devices/BIN-M', { enabled: true }, write],
       ['devices: rotate', 'POST', '/api/v1/devices/BIN-M/rotate', undefined, write],
+      ['devices: JT/T 808 code reset', 'POST', '/api/v1/devices/GPS-T/jt808/reset', undefined, write],
       ...Object.keys(ENTITIES).map((name): (typeof matrix)[number] => [`${name}: list`, 'GET', `/api/v1/${name}`, undefined, read]),
       ['registry: read one', 'GET', '/api/v1/trucks/truck-m', undefined, read],
       ['registry: create', 'POST', '/api/v1/companies', { id: 'new-co-{role}', name: 'c' }, write],
@@ -109,7 +111,7 @@ describe('devices API', () => {
   it('creates a device and returns its secret once', async () => {
     const created = await call('POST', '/api/v1/devices', 'integrator', { id: 'TRUCK-9', class: 'trucks' });
     expect(created.statusCode).toBe(201);
-    expect(created.json()).toEqual({ device: { id: 'TRUCK-9', class: 'trucks', enabled: true, asset: null, created_at: expect.any(String) }, secret: expect.stringMatching(/^[\w-]{32}$/) });
+    expect(created.json()).toEqual({ device: { id: 'TRUCK-9', class: 'trucks', enabled: true, asset: null, created_at: expect.any(String), jt808_phone: null, jt808_model: null, jt808_registered: false }, secret: expect.stringMatching(/^[\w-]{32}$/) });
     const read = await call('GET', '/api/v1/devices/TRUCK-9', 'operator');
     expect(read.json()).not.toHaveProperty('secret');
     expect(read.body).not.toContain('scrypt');
