@@ -5,8 +5,8 @@
 // the message is durable: the broker keeps every message the spool does not yet hold.
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { REJECTED_TOPIC, topics } from '../contract/topics.ts';
-import type { IngestPipeline } from './pipeline.ts';
+import type { Intake, MessageBus, Source } from '../contract/source.ts';
+import { topics } from '../contract/topics.ts';
 
 export interface MqttWorkerOptions {
   url: string;
@@ -17,17 +17,20 @@ export interface MqttWorkerOptions {
 
 const SPOOL_FULL_RETRY_MS = 1000;
 
-export class MqttIngestWorker {
+/** A source (contract/source.ts) and the service's way to publish on the external broker. */
+export class MqttIngestWorker implements Source, MessageBus {
+  readonly name = 'mqtt-worker';
   private client: MqttClient | null = null;
+  private intake: Intake | null = null;
   private stopping = false;
 
   constructor(
     private readonly options: MqttWorkerOptions,
-    private readonly pipeline: IngestPipeline,
     private readonly log: Logger,
   ) {}
 
-  async start(): Promise<void> {
+  async start(intake: Intake): Promise<void> {
+    this.intake = intake;
     const { url, clientId, username, password } = this.options;
     const client = mqtt.connect(url, {
       clientId,
@@ -44,9 +47,6 @@ export class MqttIngestWorker {
         callback(error);
       });
     };
-    this.pipeline.setRejectionPublisher((payload) => {
-      client.publish(REJECTED_TOPIC, payload, { qos: 1 });
-    });
     client.on('error', (error) => this.log.warn({ broker: url, error: error.message }, 'MQTT error on the ingest connection'));
     client.on('offline', () => {
       if (!this.stopping) this.log.warn({ broker: url }, `broker ${url} is unreachable; retrying every second (check WASTE_BROKER_URL and the ingest credentials)`);
@@ -69,10 +69,10 @@ export class MqttIngestWorker {
     });
   }
 
-  /** Publishes on the external broker at QoS 1 (alerts); resolves once the broker has it. */
-  async publish(topic: string, payload: string): Promise<void> {
+  /** Publishes on the external broker (alerts, rejection reports); resolves once the broker has it. */
+  async publish(topic: string, payload: string | Buffer, options: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
     if (!this.client) throw new Error('the ingest worker is not connected');
-    await this.client.publishAsync(topic, payload, { qos: 1 });
+    await this.client.publishAsync(topic, payload, { qos: options.qos ?? 1, retain: options.retain ?? false });
   }
 
   async stop(): Promise<void> {
@@ -84,12 +84,13 @@ export class MqttIngestWorker {
 
   /** While the spool is full, waits instead of acknowledging: the broker holds the backlog. */
   private async ingestDurably(packet: IPublishPacket): Promise<void> {
-    while (!this.pipeline.accepting()) {
+    const intake = this.intake!;
+    while (!intake.accepting()) {
       if (this.stopping) throw new Error('stopping while the spool is full');
       this.log.error('the spool is full; holding deliveries at the broker until InfluxDB takes the backlog');
       await new Promise((resolve) => setTimeout(resolve, SPOOL_FULL_RETRY_MS));
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    await this.pipeline.ingest({ topic: packet.topic, payload, receivedAt: Date.now() });
+    await intake.ingest({ topic: packet.topic, payload, receivedAt: Date.now() });
   }
 }

@@ -1,32 +1,29 @@
-// One path for every message, whichever door it came through (the embedded broker's publish hook
-// or the ingest worker's subscription): validate, convert to points, tell listeners (the rules
-// engine), and make durable in the spool. The caller acknowledges the message once ingest()
-// resolves; a rejection of the spool (full, disk error) propagates so the message is not
-// acknowledged and the device keeps it.
+// One path for every message, whichever source it came from (contract/source.ts: the embedded
+// broker, the ingest worker on an external broker, the JT/T 808 gateway): validate, convert to
+// points, tell the listeners (rules, sorting), and make durable in the spool. The source
+// acknowledges the device once ingest() resolves; a rejection of the spool (full, disk error)
+// propagates so the message is not acknowledged and the device keeps it. The order of it all is
+// declared in services/pipeline.ts.
 import type { Logger } from 'pino';
 import type { Reading } from '../contract/payloads.ts';
-import { DEVICE_CLASSES, deviceIdOf, parseDeviceTopic, type DeviceClass } from '../contract/topics.ts';
+import type { DeviceMessage, Intake, IntakeOutcome, MessageBus } from '../contract/source.ts';
+import { DEVICE_CLASSES, REJECTED_TOPIC, deviceIdOf, parseDeviceTopic, type DeviceClass } from '../contract/topics.ts';
 import type { Spool } from '../spool/spool.ts';
 import { readingToLine } from './points.ts';
-import { RejectionCounter, rejectionPayload, type RejectReason, type Rejection } from './rejections.ts';
+import { RejectionCounter, rejectionPayload, type RejectReason, type Rejection } from '../contract/rejections.ts';
 import { validateMessage, type ValidationLimits } from './validate.ts';
 
-export interface IncomingMessage {
-  topic: string;
-  payload: Buffer;
-  /** Epoch ms when the message reached the service. */
-  receivedAt: number;
-}
 
-export interface IngestOutcome {
-  accepted: number;
-  rejected: number;
-  /** What subscribers may see of the message (validate.ts ValidationResult.forward). */
-  forward: Buffer | null;
-}
-
-export type RejectionPublisher = (topicPayload: string) => void;
+/** Told of every message's accepted readings, before they are durable (see store()). */
 export type ReadingsListener = (readings: Reading[]) => void;
+
+/** Where the pipeline's results go besides the spool, given at construction. */
+export interface IngestOutputs {
+  /** In this order: the rules, then the separation-rate job. */
+  listeners?: readonly ReadingsListener[];
+  /** Where rejection reports are published on waste/ingest/rejected (the broker in use). */
+  reports?: MessageBus | null;
+}
 
 /** Rejections logged one by one per stats interval; the rest appear in the periodic summary. */
 const DETAILED_REJECTION_LOGS = 20;
@@ -39,7 +36,7 @@ const REPORTS_PER_MESSAGE = 10;
  */
 const INGEST_SLICE_MS = 10;
 
-export class IngestPipeline {
+export class IngestPipeline implements Intake {
   received = 0;
   /** Messages per device class, on contract topics (the rest count in `received` only). */
   readonly receivedByClass = Object.fromEntries(DEVICE_CLASSES.map((c) => [c, 0])) as Record<DeviceClass, number>;
@@ -51,19 +48,18 @@ export class IngestPipeline {
   private waitingCount = 0;
   private sliceScheduled = false;
   private sliceStart = 0;
-  private publishRejection: RejectionPublisher = () => {};
-  private readonly listeners: ReadingsListener[] = [];
+  private readonly listeners: readonly ReadingsListener[];
+  private readonly reports: MessageBus | null;
 
   constructor(
     private readonly spool: Spool,
     private readonly limits: ValidationLimits,
     private readonly log: Logger,
+    outputs: IngestOutputs = {},
     private readonly clock: () => number = Date.now,
-  ) {}
-
-  /** Where rejection reports go (waste/ingest/rejected on whichever broker is in use). */
-  setRejectionPublisher(publisher: RejectionPublisher): void {
-    this.publishRejection = publisher;
+  ) {
+    this.listeners = outputs.listeners ?? [];
+    this.reports = outputs.reports ?? null;
   }
 
   /**
@@ -72,10 +68,6 @@ export class IngestPipeline {
    */
   accepting(): boolean {
     return !this.spool.isFull(this.limits.maxPayloadBytes);
-  }
-
-  onReadings(listener: ReadingsListener): void {
-    this.listeners.push(listener);
   }
 
   /**
@@ -87,7 +79,7 @@ export class IngestPipeline {
    * one topic (one device's channel) at a time, in turn, each topic's in the order they came: a
    * device with many waiting does not make the others wait behind all of them.
    */
-  ingest(message: IncomingMessage): Promise<IngestOutcome> {
+  ingest(message: DeviceMessage): Promise<IntakeOutcome> {
     if (this.waiting.size === 0 && performance.now() - this.sliceStart < INGEST_SLICE_MS) return this.process(message);
     return new Promise((resolve, reject) => {
       // Queued per topic, which names one device's channel: parsing it for the device id cost
@@ -129,7 +121,7 @@ export class IngestPipeline {
   };
 
   /** Validates and stores one message: synchronous up to the spool's append. */
-  private async process(message: IncomingMessage): Promise<IngestOutcome> {
+  private async process(message: DeviceMessage): Promise<IntakeOutcome> {
     this.received++;
     const topic = parseDeviceTopic(message.topic);
     if (!topic) {
@@ -161,15 +153,10 @@ export class IngestPipeline {
     return { accepted: readings.length, rejected: rejections.length, forward };
   }
 
-  /** Records a device's connection state (the embedded broker reports clean disconnects this way). */
-  async ingestStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): Promise<void> {
+  /** Records a device going online or offline, as its source saw it (a login, a will, a closed connection). */
+  async deviceStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): Promise<void> {
     const status: Reading = { kind: 'status', deviceClass, deviceId, online, ts: this.clock() };
     await this.store([status], readingToLine(status) + '\n');
-  }
-
-  /** A device going online or offline, as a source reports it (contract/source.ts, Intake.deviceStatus). */
-  deviceStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): Promise<void> {
-    return this.ingestStatus(deviceClass, deviceId, online);
   }
 
   reject(rejection: Rejection): void {
@@ -182,11 +169,10 @@ export class IngestPipeline {
   }
 
   private publish(rejection: Rejection): void {
-    try {
-      this.publishRejection(rejectionPayload(rejection));
-    } catch (error) {
-      this.log.error({ error: (error as Error).message }, 'could not publish a rejection report');
-    }
+    // Reports are QoS 1 on the broker, but not waited for: a device's traffic does not wait on them.
+    this.reports?.publish(REJECTED_TOPIC, rejectionPayload(rejection), { qos: 1 }).catch((error: Error) => {
+      this.log.debug({ error: error.message }, 'could not publish a rejection report');
+    });
   }
 
   /**

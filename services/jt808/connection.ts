@@ -30,8 +30,11 @@ export interface ConnectionHost {
   register(phone: string, registration: Registration): Promise<{ result: number; code?: string }>;
   /** Checks an authentication code (0x0102): the terminal when it matches, else the reason it does not. */
   authenticate(phone: string, code: string, address: string, signal: AbortSignal): Promise<{ terminal: TerminalRecord } | { refused: string }>;
-  /** This connection now speaks for the terminal's device: the device's older connection is closed. */
-  claim(connection: TerminalConnection): void;
+  /**
+   * This connection now speaks for the terminal's device: the device's older connection is closed.
+   * Returns whether there was one (the device was online already).
+   */
+  claim(connection: TerminalConnection): boolean;
   /** The connection closed; returns whether it was the device's current one (its close means offline). */
   release(connection: TerminalConnection): boolean;
 }
@@ -257,9 +260,9 @@ export class TerminalConnection {
     const first = this.terminal === null;
     this.terminal = outcome.terminal;
     this.layout = layoutFor(outcome.terminal.model, this.host.layouts);
-    this.host.claim(this);
+    const wasOnline = this.host.claim(this);
     this.answer(header.serial, header.messageId, RESULT.ok);
-    if (first) this.recordStatus(true);
+    if (first && !wasOnline) this.recordStatus(true);
   }
 
   /**

@@ -159,6 +159,7 @@ export class Jt808Gateway implements Source {
           log.info({ deviceId }, 'JT/T 808 terminal connected again; closing its older connection');
           older.close();
         }
+        return older !== undefined;
       },
       release: (connection) => {
         this.connections.delete(connection);

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ingestSchema } from '../../../services/config/schema.ts';
+import type { Reading } from '../../../services/contract/payloads.ts';
 import { topics } from '../../../services/contract/topics.ts';
 import { IngestPipeline } from '../../../services/ingest/pipeline.ts';
 import { createLogger } from '../../../services/log.ts';
@@ -19,9 +20,9 @@ const fix = (ts: number) => ({ ts, lat: 31.3, lon: 120.6, speed_kmh: 30, heading
 
 describe('IngestPipeline', () => {
   it('counts every refused reading of a batch, reports the first ten one by one and the rest summed up per reason', async () => {
-    const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), createLogger('silent'));
     const reports: { reason: string; index?: number; count?: number }[] = [];
-    pipeline.setRejectionPublisher((payload) => reports.push(JSON.parse(payload)));
+    const bus = { publish: async (_topic: string, payload: string | Buffer) => void reports.push(JSON.parse(payload.toString())) };
+    const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), createLogger('silent'), { reports: bus });
     const now = Date.now();
     const batch = [...Array.from({ length: 599 }, () => ({ ...fix(now), lat: 91 })), ...Array.from({ length: 400 }, () => ({ ...fix(now), lat: 'x' })), fix(now)];
     const outcome = await pipeline.ingest({ topic: topics.data('trucks', 'T-1'), payload: Buffer.from(JSON.stringify(batch)), receivedAt: now });
@@ -35,14 +36,14 @@ describe('IngestPipeline', () => {
   });
 
   it('lets the event loop turn between messages once a slice of 10 ms is spent, and keeps their order', async () => {
-    const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), createLogger('silent'));
     const order: string[] = [];
     // A listener that takes 12 ms a message, as the rules do for a device's largest batches.
-    pipeline.onReadings((readings) => {
+    const listener = (readings: Reading[]) => {
       order.push(`m${readings[0]!.ts % 1000}`);
       const until = performance.now() + 12;
       while (performance.now() < until);
-    });
+    };
+    const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), createLogger('silent'), { listeners: [listener] });
     let turns = 0;
     let ticking = true;
     const tick = (): void => {
@@ -64,13 +65,13 @@ describe('IngestPipeline', () => {
   });
 
   it('takes waiting messages one device at a time, so another device does not wait behind all of one device\'s', async () => {
-    const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), createLogger('silent'));
     const order: string[] = [];
-    pipeline.onReadings((readings) => {
+    const listener = (readings: Reading[]) => {
       order.push(readings[0]!.deviceId);
       const until = performance.now() + 12;
       while (performance.now() < until);
-    });
+    };
+    const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), createLogger('silent'), { listeners: [listener] });
     const now = Date.now();
     const send = (device: string, i: number) => pipeline.ingest({ topic: topics.data('trucks', device), payload: Buffer.from(JSON.stringify(fix(now - 1000 + i))), receivedAt: now });
     const done = Array.from({ length: 20 }, (_, i) => send('HOSTILE', i));

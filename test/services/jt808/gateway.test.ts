@@ -1,0 +1,291 @@
+// The JT/T 808 gateway over real TCP, with a real spool, ingest pipeline and registry: sessions,
+// reports answered once durable, refusals counted and reported, revocation, downlink. Frames are
+// captured from real terminals where the projects cited in fixtures.test.ts published them, else
+// built with services/jt808/terminal.ts.
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ingestSchema, jt808Schema } from '../../../services/config/schema.ts';
+import type { Reading } from '../../../services/contract/payloads.ts';
+import { IngestPipeline } from '../../../services/ingest/pipeline.ts';
+import { Jt808Gateway, TerminalOfflineError } from '../../../services/jt808/gateway.ts';
+import { MESSAGE, REGISTRATION_RESULT, RESULT } from '../../../services/jt808/session.ts';
+import { authenticationFrame, batchFrame, heartbeatFrame, locationFrame, registrationFrame, terminalResponseFrame, wasteSimItems, type TerminalHeader } from '../../../services/jt808/terminal.ts';
+import { frame, verified } from '../../../services/jt808/frame.ts';
+import { writeMessage } from '../../../services/jt808/header.ts';
+import { createLogger } from '../../../services/log.ts';
+import { RegistryDb } from '../../../services/registry/db.ts';
+import { DeviceStore } from '../../../services/registry/devices.ts';
+import { Spool } from '../../../services/spool/spool.ts';
+import { TestTerminal } from '../../helpers/jt808.ts';
+import { tempDir } from '../../helpers/service.ts';
+
+const log = createLogger('silent');
+/** The captured frames are from 2015-2026: old enough to be refused under the default 7 days. */
+const ANY_AGE_MS = 20 * 365 * 86_400_000;
+
+interface Rig {
+  gateway: Jt808Gateway;
+  pipeline: IngestPipeline;
+  devices: DeviceStore;
+  spool: Spool;
+  readings: Reading[];
+  reports: { device_id: string | null; reason: string; topic: string; message: string; count?: number }[];
+  port: number;
+  terminals: TestTerminal[];
+  connect(): Promise<TestTerminal>;
+}
+
+const rigs: Rig[] = [];
+afterEach(async () => {
+  for (const rig of rigs.splice(0)) {
+    for (const t of rig.terminals) t.close();
+    await rig.gateway.stop();
+    await rig.spool.close();
+  }
+});
+
+async function rig(config: Record<string, unknown> = {}, ingest: Record<string, unknown> = {}): Promise<Rig> {
+  const dir = await tempDir('waste-jt808-');
+  const spool = new Spool({ dir: path.join(dir, 'spool'), quotaBytes: 1 << 30, segmentBytes: 1 << 20, fsync: true });
+  await spool.open();
+  const db = new RegistryDb(path.join(dir, 'registry.db'));
+  db.open();
+  const devices = new DeviceStore(db);
+  const readings: Reading[] = [];
+  const reports: Rig['reports'] = [];
+  const bus = { publish: async (_topic: string, payload: string | Buffer) => void reports.push(JSON.parse(payload.toString())) };
+  const pipeline = new IngestPipeline(spool, ingestSchema.parse({ maxAgeMs: ANY_AGE_MS, ...ingest }), log, { listeners: [(r) => readings.push(...r)], reports: bus });
+  const gateway = new Jt808Gateway({ config: jt808Schema.parse({ host: '127.0.0.1', port: 0, ...config }), terminals: devices, log });
+  await gateway.start(pipeline);
+  const terminals: TestTerminal[] = [];
+  const r: Rig = {
+    gateway, pipeline, devices, spool, readings, reports, port: gateway.port()!, terminals,
+    async connect() {
+      const t = await TestTerminal.connect(r.port);
+      terminals.push(t);
+      return t;
+    },
+  };
+  rigs.push(r);
+  return r;
+}
+
+/** Registration and authentication of Traccar's test terminal 13511221122 (fixtures.test.ts, lines 320 and 326). */
+const REGISTRATION_13511221122 = '7E0100002D013511221122000500000000373031303748422D52303347424400000000000000000000003233363631303402CBD5424136383630387E';
+const AUTHENTICATION_13511221122 = '7E0102000E013511221122000661757468656E7469636174696F6E3F7E';
+
+const header = (phone: string, serial: number, edition: 2013 | 2019 = 2013): TerminalHeader => ({ phone, serial, edition });
+const now = () => Math.floor(Date.now() / 1000) * 1000;
+
+async function authenticated(r: Rig, phone = '13800138000', deviceId = 'TRUCK-1', model?: string): Promise<TestTerminal> {
+  await r.devices.add(deviceId, 'trucks', { phone, authCode: 'code-1', ...(model ? { model } : {}) });
+  const t = await r.connect();
+  t.send(authenticationFrame(header(phone, 1), { code: 'code-1' }));
+  expect(await t.response(1)).toMatchObject({ messageId: MESSAGE.authentication, result: RESULT.ok });
+  return t;
+}
+
+describe('JT/T 808 gateway sessions', () => {
+  it('registers a provisioned terminal once, with a code that then authenticates it; a second registration is answered "terminal registered"', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-13511221122', 'trucks', { phone: '13511221122' });
+    const t = await r.connect();
+    t.send(REGISTRATION_13511221122);
+    const answer = await t.next((m) => m.kind === 'registration');
+    expect(answer).toMatchObject({ serial: 5, result: REGISTRATION_RESULT.ok });
+    const code = (answer as { code: string }).code;
+    expect(code).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    // The model the terminal reported picks its extension layout later.
+    expect(r.devices.terminal('13511221122')).toMatchObject({ model: 'HB-R03GBD' });
+    expect(r.devices.terminal('13511221122')!.authCodeHash).not.toContain(code);
+    t.send(REGISTRATION_13511221122);
+    expect(await t.next((m) => m.kind === 'registration')).toMatchObject({ result: REGISTRATION_RESULT.terminalRegistered, code: null });
+    t.send(authenticationFrame(header('13511221122', 7), { code }));
+    expect(await t.response(7)).toMatchObject({ result: RESULT.ok });
+    expect(r.readings).toContainEqual(expect.objectContaining({ kind: 'status', deviceId: 'TRUCK-13511221122', online: true }));
+  });
+
+  it('answers an unknown terminal\'s registration "no such terminal", and refuses its authentication', async () => {
+    const r = await rig();
+    const t = await r.connect();
+    t.send(REGISTRATION_13511221122);
+    expect(await t.next((m) => m.kind === 'registration')).toMatchObject({ result: REGISTRATION_RESULT.noSuchTerminal });
+    t.send(AUTHENTICATION_13511221122);
+    expect(await t.response(6)).toMatchObject({ result: RESULT.failed });
+    expect(r.gateway.connectedTerminals()).toBe(0);
+  });
+
+  it('refuses a registration naming another plate than the truck the device is fitted to', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-1', 'trucks', { phone: '13511221122' });
+    r.devices['db'].connection.exec(`INSERT INTO companies (id, name, created_at, updated_at) VALUES ('c1', 'C', 'x', 'x');
+      INSERT INTO trucks (id, plate, company_id, fleet, rated_gross_kg, device_id, created_at, updated_at) VALUES ('t1', '苏E·99999', 'c1', 'muck', 31000, 'TRUCK-1', 'x', 'x')`);
+    const t = await r.connect();
+    t.send(REGISTRATION_13511221122);
+    expect(await t.next((m) => m.kind === 'registration')).toMatchObject({ result: REGISTRATION_RESULT.noSuchVehicle });
+    expect(r.devices.terminal('13511221122')!.authCodeHash).toBeNull();
+  });
+
+  it('authenticates the captured 0x0102 with the code the integrator provisioned, and takes the terminal\'s reports', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-1', 'trucks', { phone: '13511221122', authCode: 'authentication' });
+    const t = await r.connect();
+    t.send(AUTHENTICATION_13511221122);
+    expect(await t.response(6)).toMatchObject({ messageId: MESSAGE.authentication, result: RESULT.ok });
+    expect(r.gateway.connectedTerminals()).toBe(1);
+  });
+
+  it('closes a connection after three wrong codes, each answered "failed"', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-1', 'trucks', { phone: '13800138000', authCode: 'right' });
+    const t = await r.connect();
+    for (let serial = 1; serial <= 3; serial++) {
+      t.send(authenticationFrame(header('13800138000', serial), { code: 'wrong' }));
+      expect(await t.response(serial)).toMatchObject({ result: RESULT.failed });
+    }
+    await t.untilClosed();
+    expect(r.gateway.stats.failedAuthentications).toBe(3);
+  });
+
+  it('refuses a disabled device\'s terminal, and disconnects it at once when it is disabled while connected, recording it offline', async () => {
+    const r = await rig();
+    const t = await authenticated(r);
+    r.devices.setEnabled('TRUCK-1', false);
+    await t.untilClosed(2000);
+    await expect.poll(() => r.readings.filter((x) => x.kind === 'status').map((x) => (x as { online: boolean }).online)).toEqual([true, false]);
+    const again = await r.connect();
+    again.send(authenticationFrame(header('13800138000', 1), { code: 'code-1' }));
+    expect(await again.response(1)).toMatchObject({ result: RESULT.failed });
+  });
+
+  it('keeps one connection per terminal: a new login closes the older connection without recording the truck offline', async () => {
+    const r = await rig();
+    const first = await authenticated(r);
+    const second = await r.connect();
+    second.send(authenticationFrame(header('13800138000', 1), { code: 'code-1' }));
+    expect(await second.response(1)).toMatchObject({ result: RESULT.ok });
+    await first.untilClosed();
+    second.send(heartbeatFrame(header('13800138000', 2)));
+    expect(await second.response(2)).toMatchObject({ result: RESULT.ok });
+    expect(r.readings.filter((x) => x.kind === 'status').map((x) => (x as { online: boolean }).online)).toEqual([true]);
+  });
+});
+
+describe('JT/T 808 location reports', () => {
+  it('stores a report as a truck fix and answers 0x8001 only once the fix is in the spool', async () => {
+    const r = await rig();
+    const t = await authenticated(r, '13800138000', 'TRUCK-1', 'WASTE-SIM');
+    const ts = now() - 60_000;
+    const backlog = r.spool.backlogBytes();
+    t.send(locationFrame(header('13800138000', 2), { ts, lat: 31.298912, lon: 120.585321, speedKmh: 36.5, heading: 271, altitude: 12, ignition: true, loadState: 3, alarm: 1, items: [[0x01, Buffer.from([0, 0, 0x30, 0x39])], [0x31, Buffer.from([9])], ...wasteSimItems({ coverClosed: false, tipperUp: true, loadKg: 18250.5 })] }));
+    expect(await t.response(2)).toMatchObject({ messageId: MESSAGE.location, result: RESULT.ok });
+    expect(r.spool.backlogBytes()).toBeGreaterThan(backlog);
+    expect(r.readings.find((x) => x.kind === 'truck')).toEqual({
+      kind: 'truck', deviceId: 'TRUCK-1', ts, lat: 31.298912, lon: 120.585321, speed_kmh: 36.5, heading: 271, ignition: true,
+      loaded: true, alarm_flags: 1, mileage_km: 1234.5, satellites: 9, cover_closed: false, tipper_up: true, load_kg: 18250.5,
+    });
+  });
+
+  it('does not answer a report the spool cannot take, so the terminal keeps it and sends it again', async () => {
+    const r = await rig();
+    const t = await authenticated(r);
+    await r.spool.close();
+    t.send(locationFrame(header('13800138000', 2), { ts: now(), lat: 31.3, lon: 120.6, speedKmh: 10, heading: 0 }));
+    await expect(t.response(2, 1000)).rejects.toThrow(/no matching platform message/);
+  });
+
+  it('stores a blind-area batch (captured 0x0704 of 8 positions, Traccar test line 299) and answers it once', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-1', 'trucks', { phone: '13567777777', authCode: 'c' });
+    const t = await r.connect();
+    t.send(authenticationFrame(header('13567777777', 2036), { code: 'c' }));
+    expect(await t.response(2036)).toMatchObject({ result: RESULT.ok });
+    t.send('7E0704014301356777777707F5000801002600000000000000030159741206CBFD5001720000000116052709062401040000001D03020000002600000000000000030159746606CBFD50016B0000000116052709065301040000001D0302000000260000000000000003015975E406CBFE58013F0000000116052709072701040000001D0302000000260000000000000003015976DE06CBFF10012E0000000116052709075601040000001D0302000000260000000000000003015976BC06CBFED0012D0000000116052709083001040000001D0302000000260000000000000003015976FE06CBFEC001080000000116052709090001040000001D0302000000260000000000000003015976FE06CBFE7800FC0000000116052709093301040000001D0302000000260000000000000003015977A606CBFF3001080000000116052709100201040000001D030200001F7E');
+    expect(await t.response(2037)).toMatchObject({ messageId: MESSAGE.batchLocation, result: RESULT.ok });
+    const fixes = r.readings.filter((x) => x.kind === 'truck');
+    expect(fixes).toHaveLength(8);
+    expect(fixes[0]).toMatchObject({ lat: 22.639634, lon: 114.031952, ts: Date.parse('2016-05-27T01:06:24Z'), mileage_km: 2.9, tachograph_kmh: 0, loaded: false, ignition: true, alarm_flags: 0 });
+  });
+
+  it('puts a sub-packaged batch back together and answers each package once the whole is durable', async () => {
+    const r = await rig();
+    const t = await authenticated(r);
+    const fixes = Array.from({ length: 3 }, (_, i) => ({ ts: now() - 60_000 + i * 1000, lat: 31.3 + i / 1000, lon: 120.6, speedKmh: 20, heading: 90 }));
+    const whole = verified(batchFrame(header('13800138000', 0), 1, fixes).subarray(1, -1));
+    const body = whole.subarray(12);
+    const parts = [body.subarray(0, 40), body.subarray(40)];
+    parts.forEach((part, i) => {
+      const message = writeMessage({ messageId: MESSAGE.batchLocation, edition: 2013, phone: '13800138000', serial: 10 + i }, part);
+      // Attribute bit 13 and the package count and number (JT/T 808-2013 §4.4.3).
+      const withPackages = Buffer.concat([message.subarray(0, 12), Buffer.from([0, 2, 0, i + 1]), part]);
+      withPackages.writeUInt16BE(part.length | 0x2000, 2);
+      t.send(frame(withPackages));
+    });
+    expect(await t.response(10)).toMatchObject({ result: RESULT.ok });
+    expect(await t.response(11)).toMatchObject({ result: RESULT.ok });
+    expect(r.readings.filter((x) => x.kind === 'truck').map((x) => (x as { lat: number }).lat)).toEqual([31.3, 31.301, 31.302]);
+  });
+
+  it('refuses reports before authentication, without GNSS fix, or out of range: reported with reasons, none stored', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-1', 'trucks', { phone: '13800138000', authCode: 'code-1' });
+    const t = await r.connect();
+    t.send(locationFrame(header('13800138000', 1), { ts: now(), lat: 31.3, lon: 120.6, speedKmh: 10, heading: 0 }));
+    expect(await t.response(1)).toMatchObject({ result: RESULT.failed });
+    t.send(authenticationFrame(header('13800138000', 2), { code: 'code-1' }));
+    await t.response(2);
+    t.send(locationFrame(header('13800138000', 3), { ts: now(), lat: 0, lon: 0, speedKmh: 0, heading: 0, positioned: false }));
+    expect(await t.response(3)).toMatchObject({ result: RESULT.ok });
+    t.send(locationFrame(header('13800138000', 4), { ts: now(), lat: 31.3, lon: 120.6, speedKmh: 400, heading: 0 }));
+    expect(await t.response(4)).toMatchObject({ result: RESULT.malformed });
+    expect(r.readings.filter((x) => x.kind === 'truck')).toEqual([]);
+    expect(r.reports.map((x) => x.reason)).toEqual(['not_authenticated', 'no_position', 'out_of_range']);
+    expect(r.reports[0]).toMatchObject({ device_id: null, topic: 'jt808/13800138000/0x0200' });
+    expect(r.reports[2]).toMatchObject({ device_id: 'TRUCK-1', message: expect.stringContaining('speed_kmh') });
+  });
+
+  it('drops frames with a bad check code, a wrong length or an unknown id with their reasons, and the connection goes on', async () => {
+    const r = await rig();
+    const t = await authenticated(r);
+    const good = heartbeatFrame(header('13800138000', 5));
+    const badCheck = Buffer.from(good);
+    badCheck[badCheck.length - 2] ^= 0x55;
+    t.send(badCheck);
+    const unknown = frame(writeMessage({ messageId: 0x0f0f, edition: 2013, phone: '13800138000', serial: 6 }, Buffer.alloc(3)));
+    t.send(unknown);
+    const short = frame(writeMessage({ messageId: MESSAGE.location, edition: 2013, phone: '13800138000', serial: 7 }, Buffer.alloc(10)));
+    t.send(short);
+    t.send(Buffer.concat([Buffer.from([0x7e]), Buffer.alloc(5000, 1), Buffer.from([0x7e])]));
+    t.send(good);
+    expect(await t.response(6)).toMatchObject({ result: RESULT.unsupported });
+    expect(await t.response(7)).toMatchObject({ result: RESULT.malformed });
+    expect(await t.response(5)).toMatchObject({ result: RESULT.ok });
+    expect(r.reports.map((x) => x.reason).sort()).toEqual(['bad_check_code', 'frame_too_large', 'truncated', 'unknown_message']);
+    expect(r.pipeline.rejections.totals()).toEqual({ bad_check_code: 1, unknown_message: 1, truncated: 1, frame_too_large: 1 });
+    expect(r.readings.filter((x) => x.kind === 'truck')).toEqual([]);
+  });
+
+  it('refuses a frame for another terminal on an authenticated connection', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-2', 'trucks', { phone: '13900139000', authCode: 'other' });
+    const t = await authenticated(r);
+    t.send(locationFrame(header('13900139000', 2), { ts: now(), lat: 31.3, lon: 120.6, speedKmh: 10, heading: 0 }));
+    t.send(heartbeatFrame(header('13800138000', 3)));
+    await t.response(3);
+    expect(r.reports).toMatchObject([{ reason: 'not_authenticated', device_id: 'TRUCK-1' }]);
+    expect(r.readings.filter((x) => x.kind === 'truck')).toEqual([]);
+  });
+});
+
+describe('JT/T 808 downlink', () => {
+  it('sends a text message in GBK and resolves with the terminal\'s answer', async () => {
+    const r = await rig();
+    const t = await authenticated(r);
+    const sent = r.gateway.sendText('TRUCK-1', '车辆未密闭，请立即整改');
+    const text = await t.next((m) => m.kind === 'text');
+    expect(text).toMatchObject({ flag: 0x0c, text: '车辆未密闭，请立即整改' });
+    t.send(terminalResponseFrame(header('13800138000', 9), { serial: text.header.serial, messageId: MESSAGE.text }, 0));
+    expect(await sent).toBe(0);
+    await expect(r.gateway.sendText('TRUCK-2', 'x')).rejects.toBeInstanceOf(TerminalOfflineError);
+  });
+});
