@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from './config/load.ts';
 import { DEVICE_CLASSES, isDeviceClass, topics } from './contract/topics.ts';
 import { BundleError, BundleTooLargeError, SPLIT_ADVICE, importBundle } from './registry/bundle.ts';
 import { MigrationError, RegistryDb } from './registry/db.ts';
-import { DeviceStore, RegistryError } from './registry/devices.ts';
+import { DeviceStore, RegistryError, type StoredDevice } from './registry/devices.ts';
 import { EntityStore } from './registry/entity-store.ts';
 import { ROLES, TokenStore, type Role } from './registry/tokens.ts';
 
@@ -18,8 +18,22 @@ Devices (MQTT credentials):
   device disable --id <deviceId>                            refuse its connects (and drop live ones)
   device enable --id <deviceId>
   device remove --id <deviceId>
-  device list                                               devices, classes and states (no secrets)
+  device list                                               devices, classes, states and terminal phone
+                                                            numbers (no secrets)
   service add --name <waste-name>                           MQTT account for tools (reads waste/#)
+
+JT/T 808 terminals (trucks devices that report to the JT/T 808 gateway over TCP):
+  device add --class trucks --id <deviceId> --jt808-phone <digits> [--jt808-model <model>]
+             [--jt808-auth-code <code>]                     a truck terminal: its SIM number (1-20 digits,
+                                                            leading zeros dropped); without a code it is
+                                                            given one when it registers
+  device jt808 --id <deviceId> [--phone <digits>] [--model <model>] [--auth-code <code>]
+                                                            set a device's terminal number, model or code
+                                                            (its live connection is closed)
+  device jt808 --id <deviceId> --clear                      the device is a terminal no more
+  device jt808-reset --id <deviceId>                        forget the terminal's code, so that it may
+                                                            register again (after a factory reset)
+  A code on the command line is seen by ps and kept in the shell's history.
 
 Registry:
   import --file <bundle.json> [--dry-run]                   import a registry bundle (docs/registry-bundle.md),
@@ -41,8 +55,14 @@ Options:
 
 Examples:
   npm run cli -- device add --class trucks --id TRUCK-001
+  npm run cli -- device add --class trucks --id TRUCK-002 --jt808-phone 13800138000 --jt808-model ZT-80
   npm run cli -- token create --role admin --name "command centre"
 `;
+
+/** A device's terminal fields as shown: never the code or its hash. */
+const jt808Fields = (device: StoredDevice) => ({ jt808_phone: device.jt808_phone, jt808_model: device.jt808_model, jt808_registered: device.jt808_registered });
+
+const terminalState = (device: StoredDevice) => (device.jt808_registered ? 'has an authentication code' : 'not registered yet (it is given a code when it registers)');
 
 function fail(message: string): never {
   process.stderr.write(`error: ${message}\n`);
@@ -60,6 +80,13 @@ async function main(): Promise<void> {
       jurisdiction: { type: 'string', multiple: true },
       file: { type: 'string' },
       'dry-run': { type: 'boolean' },
+      'jt808-phone': { type: 'string' },
+      'jt808-model': { type: 'string' },
+      'jt808-auth-code': { type: 'string' },
+      phone: { type: 'string' },
+      model: { type: 'string' },
+      'auth-code': { type: 'string' },
+      clear: { type: 'boolean' },
       config: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -84,13 +111,34 @@ async function main(): Promise<void> {
     if (group === 'device' && action === 'add') {
       const deviceClass = values.class ?? fail(`--class is required (${DEVICE_CLASSES.join(', ')})`);
       if (!isDeviceClass(deviceClass)) fail(`--class must be one of ${DEVICE_CLASSES.join(', ')}`);
-      const secret = await devices.add(id(), deviceClass);
+      const phone = values['jt808-phone'];
+      const model = values['jt808-model'];
+      const authCode = values['jt808-auth-code'];
+      if (phone === undefined && (model !== undefined || authCode !== undefined)) fail('--jt808-model and --jt808-auth-code need --jt808-phone');
+      const secret = await devices.add(id(), deviceClass, phone === undefined ? undefined : { phone, model, ...(authCode === undefined ? {} : { authCode }) });
+      const terminal = devices.device(id())!;
       out(
         `device ${id()} (${deviceClass}) added to ${config.registry.file}\n` +
           `  username: ${id()}\n  secret:   ${secret}   (shown once; it is stored only as a hash)\n` +
-          `  publish:  ${topics.data(deviceClass, id())}\n  status:   ${topics.status(deviceClass, id())} (retained, set as the will)`,
-        { id: id(), class: deviceClass, secret, topic: topics.data(deviceClass, id()) },
+          `  publish:  ${topics.data(deviceClass, id())}\n  status:   ${topics.status(deviceClass, id())} (retained, set as the will)` +
+          (terminal.jt808_phone === null ? '' : `\n  JT/T 808: terminal ${terminal.jt808_phone}${terminal.jt808_model ? `, model ${terminal.jt808_model}` : ''}, ${terminalState(terminal)}`),
+        { id: id(), class: deviceClass, secret, topic: topics.data(deviceClass, id()), ...jt808Fields(terminal) },
       );
+    } else if (group === 'device' && action === 'jt808') {
+      const { phone, model, 'auth-code': authCode, clear } = values;
+      if (clear && (phone !== undefined || model !== undefined || authCode !== undefined)) fail('--clear takes no --phone, --model or --auth-code');
+      if (!clear && phone === undefined && model === undefined && authCode === undefined) fail('give --phone, --model or --auth-code, or --clear');
+      await devices.update(id(), clear ? { jt808Phone: null } : { jt808Phone: phone, jt808Model: model, jt808AuthCode: authCode });
+      const changed = devices.device(id())!;
+      out(
+        changed.jt808_phone === null
+          ? `device ${id()} is no JT/T 808 terminal`
+          : `device ${id()}: JT/T 808 terminal ${changed.jt808_phone}${changed.jt808_model ? `, model ${changed.jt808_model}` : ''}, ${terminalState(changed)}`,
+        { id: id(), ...jt808Fields(changed) },
+      );
+    } else if (group === 'device' && action === 'jt808-reset') {
+      devices.resetTerminal(id());
+      out(`device ${id()}: authentication code removed; the terminal may register again`, { id: id(), ...jt808Fields(devices.device(id())!) });
     } else if (group === 'device' && action === 'rotate') {
       const secret = await devices.rotate(id());
       out(`device ${id()}: new secret ${secret} (shown once)`, { id: id(), secret });
@@ -101,8 +149,9 @@ async function main(): Promise<void> {
       devices.remove(id());
       out(`device ${id()} removed`, { id: id(), removed: true });
     } else if (group === 'device' && action === 'list') {
-      const list = devices.list({ limit: 1_000_000 }).items.map(({ id: deviceId, class: deviceClass, enabled, created_at }) => ({ id: deviceId, class: deviceClass, enabled, created_at }));
-      out(list.map((d) => `${d.id}\t${d.class}\t${d.enabled ? 'enabled' : 'disabled'}\t${d.created_at}`).join('\n') || '(no devices)', list);
+      const list = devices.list({ limit: 1_000_000 }).items.map((d) => ({ id: d.id, class: d.class, enabled: d.enabled, created_at: d.created_at, ...jt808Fields(d) }));
+      // The terminal's phone number last, '-' for none: scripts that read the first four columns read them still.
+      out(list.map((d) => `${d.id}\t${d.class}\t${d.enabled ? 'enabled' : 'disabled'}\t${d.created_at}\t${d.jt808_phone ?? '-'}`).join('\n') || '(no devices)', list);
     } else if (group === 'service' && action === 'add') {
       const name = values.name ?? fail('--name is required (it must start with "waste-")');
       const secret = await devices.addService(name);

@@ -30,6 +30,36 @@ describe('npm run cli', () => {
     expect((await cli(['device', 'list'], env)).stdout.trim()).toBe('(no devices)');
   });
 
+  it('provisions, renumbers, resets and clears a JT/T 808 terminal, never printing its code', async () => {
+    const dir = await tempDir('waste-cli-');
+    const env = { WASTE_DATA_DIR: dir };
+    const config = await testConfig('http://127.0.0.1:1', {}, dir);
+    const added = (await cli(['device', 'add', '--class', 'trucks', '--id', 'T1', '--jt808-phone', '013800138000', '--jt808-model', 'ZT-80', '--jt808-auth-code', 'Code-1'], env)).stdout;
+    expect(added).toContain('JT/T 808: terminal 13800138000, model ZT-80, has an authentication code');
+    expect(added).not.toContain('Code-1');
+    const hash = await withRegistry(config, (store) => store.terminal('13800138000')!.authCodeHash!);
+    expect(await verifySecret('Code-1', hash)).toBe(true);
+    await cli(['device', 'add', '--class', 'trucks', '--id', 'T2'], env);
+    const list = (await cli(['device', 'list'], env)).stdout;
+    expect(list).toMatch(/^T1\ttrucks\tenabled\t\S+\t13800138000$/m);
+    expect(list).toMatch(/^T2\ttrucks\tenabled\t\S+\t-$/m);
+    expect(list).not.toContain('scrypt');
+    expect(JSON.parse((await cli(['device', 'list', '--json'], env)).stdout)[0]).toMatchObject({ id: 'T1', jt808_phone: '13800138000', jt808_model: 'ZT-80', jt808_registered: true });
+
+    const failure = (args: string[]) => cli(args, env).then(() => '', (error: { stderr: string; code: number }) => `${error.code} ${error.stderr}`);
+    expect(await failure(['device', 'jt808', '--id', 'T2', '--phone', '13800138000'])).toBe('2 error: terminal phone number 13800138000 belongs to device T1 already\n');
+    expect(await failure(['device', 'add', '--class', 'bins', '--id', 'B1', '--jt808-phone', '13900139000'])).toMatch(/^2 error: device B1 is of class bins; only trucks devices can be JT\/T 808 terminals/);
+    expect(await failure(['device', 'jt808', '--id', 'T2'])).toMatch(/^2 error: give --phone, --model or --auth-code, or --clear/);
+    expect(await failure(['device', 'jt808-reset', '--id', 'T2'])).toMatch(/^2 error: device T2 is no JT\/T 808 terminal/);
+    expect(await failure(['device', 'jt808', '--id', 'T1', '--auth-code', 'two words'])).toMatch(/printable ASCII characters without spaces/);
+
+    expect((await cli(['device', 'jt808', '--id', 'T1', '--phone', '13900139000', '--model', 'ZT-90'], env)).stdout).toBe('device T1: JT/T 808 terminal 13900139000, model ZT-90, has an authentication code\n');
+    expect((await cli(['device', 'jt808-reset', '--id', 'T1'], env)).stdout).toMatch(/authentication code removed; the terminal may register again/);
+    expect(await withRegistry(config, (store) => store.terminal('13900139000'))).toMatchObject({ deviceId: 'T1', authCodeHash: null, model: 'ZT-90' });
+    expect((await cli(['device', 'jt808', '--id', 'T1', '--clear'], env)).stdout).toBe('device T1 is no JT/T 808 terminal\n');
+    expect(await withRegistry(config, (store) => store.terminal('13900139000'))).toBeUndefined();
+  });
+
   it('creates, lists and revokes API tokens', async () => {
     const env = { WASTE_DATA_DIR: await tempDir('waste-cli-') };
     const created = JSON.parse((await cli(['token', 'create', '--role', 'admin', '--name', 'command centre', '--json'], env)).stdout) as { id: string; token: string };
