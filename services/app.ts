@@ -17,6 +17,7 @@ import { TelemetryReader } from './influx/reader.ts';
 import { MqttIngestWorker } from './ingest/mqtt-worker.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { StatsReporter } from './ingest/stats-reporter.ts';
+import { CityIndex } from './registry/city-index.ts';
 import { RegistryDb } from './registry/db.ts';
 import { DeviceStore } from './registry/devices.ts';
 import { EntityStore } from './registry/entity-store.ts';
@@ -51,6 +52,8 @@ export class TelemetryService {
   readonly devices: DeviceStore;
   readonly entities: EntityStore;
   readonly tokens: TokenStore;
+  /** The registry in memory that the rules, the sorting job and the snapshots read; started and stopped here. */
+  readonly city: CityIndex;
   readonly alerts: AlertService;
   readonly rules: RulesService;
   readonly sorting: SortingService;
@@ -82,6 +85,7 @@ export class TelemetryService {
     this.entities = new EntityStore(this.registry, undefined, config.registry);
     this.tokens = new TokenStore(this.registry);
     this.reader = new TelemetryReader(this.influx);
+    this.city = new CityIndex(this.registry, this.entities);
     const writeLines = (lines: string) => this.spool.append(lines);
     this.alerts = new AlertService(this.registry, config.alerts, writeLines, log.child({ service: 'alerts' }), config.rules.evidenceMax);
     reserveOwnEndpoints(this.alerts.deliverer.targets, config);
@@ -97,7 +101,7 @@ export class TelemetryService {
     this.shipper.observeWrites((ms) => this.metrics.observeWrite(ms));
     this.rules = new RulesService({
       db: this.registry,
-      entities: this.entities,
+      city: this.city,
       config: config.rules,
       onFinding: (finding) => this.alerts.onFinding(finding),
       writeLines,
@@ -111,25 +115,25 @@ export class TelemetryService {
       entities: this.entities,
       reader: this.reader,
       delivered: (timeoutMs) => this.shipper.drained(timeoutMs),
-      registry: () => this.rules.index.current,
+      city: this.city,
       writeLines,
       onFinding: (finding) => this.alerts.onFinding(finding),
       log: log.child({ service: 'sorting' }),
     });
     this.pipeline.onReadings((readings) => this.sorting.consume(readings));
-    this.snapshots = new StateSnapshots(
-      {
-        registry: () => this.rules.index.current,
+    this.snapshots = new StateSnapshots({
+      city: this.city,
+      source: {
         latestFixes: () => this.rules.latestFixes(),
         latestBinSample: (deviceId) => this.rules.latestBinSample(deviceId),
         binForecast: (deviceId) => this.rules.binForecast(deviceId),
         openAlertCounts: () => this.alerts.store.openCounts(),
         ongoing: (types) => this.alerts.store.ongoing(types),
       },
-      { ...config.snapshots, movingKmh: config.rules.movingKmh, loadedKg: config.rules.loadedKg },
+      options: { ...config.snapshots, movingKmh: config.rules.movingKmh, loadedKg: config.rules.loadedKg },
       writeLines,
-      log.child({ service: 'snapshots' }),
-    );
+      log: log.child({ service: 'snapshots' }),
+    });
     this.stats = new StatsReporter(this.pipeline, this.spool, this.shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
   }
 
@@ -151,6 +155,7 @@ export class TelemetryService {
     if (backlog > 0) this.log.info({ backlogBytes: backlog, dir: this.config.spool.dir }, 'spool holds undelivered data from before; delivering it first');
     await this.connectInflux();
     this.shipper.start();
+    this.city.start();
     if (this.config.rules.enabled) await this.startRules();
     this.alerts.start();
     this.sorting.start();
@@ -230,6 +235,7 @@ export class TelemetryService {
     await this.alerts.stop();
     await this.sorting.stop();
     this.rules.stop();
+    this.city.stop();
     this.devices.unwatch();
     this.stats.stop();
     this.snapshots.stop();

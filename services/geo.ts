@@ -1,12 +1,15 @@
-// Geometry the rules need, at city scale: distances with cheap-ruler's planar approximation (about
-// a thousandth of the cost of a geodesic computation, and within 0.1 % below 500 km), areas found
-// through a packed R-tree (flatbush) and confirmed with turf's point-in-polygon test.
+// Geometry at city scale, shared by the city index (registry/city-index.ts: jurisdictions, sites
+// and permit routes indexed by place) and the rules that measure fixes against them: distances
+// with cheap-ruler's planar approximation (about a thousandth of the cost of a geodesic
+// computation, and within 0.1 % below 500 km), areas found through a packed R-tree (flatbush) and
+// confirmed with turf's point-in-polygon test.
 import booleanPointInPolygon from '@turf/boolean-point-in-polygon';
 import CheapRuler from 'cheap-ruler';
 import Flatbush from 'flatbush';
-import type { LineStringGeometry, MultiPolygonGeometry, PolygonGeometry } from '../registry/geometry.ts';
+import type { LonLat } from './contract/findings.ts';
+import type { LineStringGeometry, MultiPolygonGeometry, PolygonGeometry } from './registry/geometry.ts';
 
-export type LonLat = [number, number];
+export type { LonLat } from './contract/findings.ts';
 
 const rulers = new Map<number, CheapRuler>();
 

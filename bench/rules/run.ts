@@ -9,15 +9,15 @@ import { parseArgs } from 'node:util';
 import readline from 'node:readline';
 import mqtt, { type MqttClient } from 'mqtt';
 import { rulesSchema } from '../../services/config/schema.ts';
+import type { TruckFix } from '../../services/contract/findings.ts';
+import { Route } from '../../services/geo.ts';
 import { PRIVATE_INFLUXD_NICENESS, startInfluxd } from '../../services/influx/influxd.ts';
 import { createLogger } from '../../services/log.ts';
+import { CityIndex } from '../../services/registry/city-index.ts';
 import { RegistryDb } from '../../services/registry/db.ts';
 import { DeviceStore } from '../../services/registry/devices.ts';
 import { EntityStore } from '../../services/registry/entity-store.ts';
 import { RulesEngine } from '../../services/rules/engine.ts';
-import { Route } from '../../services/rules/geo.ts';
-import { RegistryIndex } from '../../services/rules/registry-index.ts';
-import type { TruckFix } from '../../services/rules/types.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import { cpuMs, peakRssMb } from '../proc.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
@@ -86,7 +86,7 @@ function engineBench(registryFile: string, city: BenchCity) {
   const db = new RegistryDb(registryFile);
   db.open();
   let started = performance.now();
-  const index = new RegistryIndex(db, new EntityStore(db));
+  const index = new CityIndex(db, new EntityStore(db));
   const registry = index.current;
   const registryLoadMs = performance.now() - started;
   say(`registry snapshot: ${registry.permitCount()} permits in ${Math.round(registryLoadMs)} ms`);
@@ -203,7 +203,7 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
   // Each truck stands on its route, at a vertex outside every disposal site (where tipping is allowed).
   const db = new RegistryDb(path.join(dir, 'data', 'registry.db'));
   db.open();
-  const registry = new RegistryIndex(db, new EntityStore(db)).current;
+  const registry = new CityIndex(db, new EntityStore(db)).current;
   const trucksOfRun = (run: number) =>
     Array.from({ length: ACTIVE }, (_, k) => {
       const i = run * ACTIVE + k;

@@ -5,9 +5,9 @@
 import { MEASUREMENTS, int, line } from '../contract/timeseries.ts';
 import type { Logger } from 'pino';
 import type { AlertsConfig } from '../config/schema.ts';
+import type { Finding } from '../contract/findings.ts';
 import { topics } from '../contract/topics.ts';
 import type { RegistryDb } from '../registry/db.ts';
-import type { Finding } from '../rules/types.ts';
 import { AlertStore, type AlertChange, type AlertView } from './alert-store.ts';
 import { WebhookDeliverer, WebhookStore } from './webhooks.ts';
 

@@ -5,9 +5,9 @@
 // and start, so the same violation gets the same id whoever raises it.
 import crypto from 'node:crypto';
 import type { Alert } from '../contract/alerts.ts';
+import { EVIDENCE_HEAD, type Evidence, type Finding } from '../contract/findings.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { RegistryError } from '../registry/devices.ts';
-import { EVIDENCE_HEAD, type Evidence, type Finding } from '../rules/types.ts';
 
 export type AlertChange = 'raised' | 'updated' | 'acknowledged' | 'resolved';
 

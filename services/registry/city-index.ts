@@ -1,14 +1,22 @@
-// What the rules need from the registry, held in memory and swapped whole when the registry
-// changes: trucks by GPS device and by plate with their permits, sites with their weighbridges,
-// bins by sensor with their community's drop-off windows, disposal sites and jurisdictions indexed
-// by area. Rules read a snapshot; they never query SQLite
-// for a fix.
+// The registry in memory, indexed for lookups that must not query SQLite: trucks by GPS device and
+// by plate with their permits, sites with their weighbridges, bins by sensor with their
+// community's drop-off windows, disposal sites and jurisdictions indexed by area. Read by the rules
+// (for every fix and reading), the separation-rate job (the jurisdictions of a community) and the
+// state snapshots (trucks, bins); each reads `current`, a whole view that is swapped, never
+// changed, when the registry changes.
+//
+// Built on its own and handed to those services at construction. Whoever builds it (the process's
+// wiring) starts and stops it, as it opens and closes the registry database it reads: it is not
+// the rules' to start, since the sorting job and the snapshots read it with the rules switched off
+// too. Started, it loads the registry at once, then polls the registry revision every 2 s and
+// reloads in slices when it moved; never started, `current` loads the registry once, on first use
+// (tests, tools).
 import { CST_OFFSET_MS, DAY, type TimeWindow } from '../contract/local-time.ts';
-import { ENTITIES } from '../registry/entities.ts';
-import type { EntityRecord, EntityStore } from '../registry/entity-store.ts';
-import type { LineStringGeometry, MultiPolygonGeometry, PointGeometry, PolygonGeometry } from '../registry/geometry.ts';
-import type { RegistryDb } from '../registry/db.ts';
-import { AreaIndex, Route, type LonLat } from './geo.ts';
+import { AreaIndex, Route, type LonLat } from '../geo.ts';
+import type { RegistryDb } from './db.ts';
+import { ENTITIES } from './entities.ts';
+import type { EntityRecord, EntityStore } from './entity-store.ts';
+import type { LineStringGeometry, MultiPolygonGeometry, PointGeometry, PolygonGeometry } from './geometry.ts';
 
 export interface PermitInfo {
   id: string;
@@ -55,7 +63,8 @@ export interface BinInfo {
   dropoffWindows: TimeWindow[];
 }
 
-export interface RulesRegistry {
+/** One whole view of the registry, as the index holds it between two reloads. */
+export interface CityView {
   binByDevice(deviceId: string): BinInfo | undefined;
   /** Every bin with a sensor. */
   allBins(): Iterable<BinInfo>;
@@ -106,7 +115,7 @@ export function centreOf(geometry: Area): LonLat {
 
 type Rows = Record<(typeof TABLES)[number], EntityRecord[]>;
 
-class Snapshot implements RulesRegistry {
+class Snapshot implements CityView {
   private readonly byDevice = new Map<string, TruckInfo>();
   private readonly byPlate = new Map<string, TruckInfo>();
   private readonly trucks = new Map<string, TruckInfo>();
@@ -118,7 +127,7 @@ class Snapshot implements RulesRegistry {
   private readonly bins = new Map<string, BinInfo>();
   private permits = 0;
 
-  /** Built at once (the first load, before the rules start). */
+  /** Built at once (the first load). */
   static build(rows: Rows): Snapshot {
     const snapshot = new Snapshot();
     for (const _ of snapshot.fill(rows));
@@ -255,8 +264,8 @@ const RELOAD_SLICE = 250;
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Keeps a snapshot of the registry for the rules, reloaded when the tables change. */
-export class RegistryIndex {
+/** Keeps a view of the registry, reloaded when the tables it reads change. */
+export class CityIndex {
   private snapshot: Snapshot | null = null;
   private signature = -1;
   private timer: NodeJS.Timeout | null = null;
@@ -266,10 +275,10 @@ export class RegistryIndex {
   constructor(
     private readonly db: RegistryDb,
     private readonly entities: EntityStore,
-    private readonly onReload: (registry: RulesRegistry) => void = () => {},
+    private readonly onReload: (view: CityView) => void = () => {},
   ) {}
 
-  get current(): RulesRegistry {
+  get current(): CityView {
     if (!this.snapshot) this.reload();
     return this.snapshot!;
   }
@@ -298,7 +307,7 @@ export class RegistryIndex {
   }
 
   /**
-   * Reads the registry again in slices, the rules keeping the current snapshot until the new one
+   * Reads the registry again in slices, readers keeping the current view until the new one
    * is whole. A registry changed while it read (an import committed between two slices) would give
    * a snapshot half old and half new (trucks from before, permits from after, and permit alerts
    * that are false): such a read is thrown away, and the next poll reads it all again.
@@ -334,7 +343,7 @@ export class RegistryIndex {
     return this.reloading;
   }
 
-  /** Changes whenever a row is added, removed or updated in a table the rules read (migration 5's triggers). */
+  /** Changes whenever a row is added, removed or updated in a table the index reads (migration 5's triggers). */
   private readSignature(): number {
     return (this.db.statement('SELECT n FROM registry_revision WHERE id = 1').get() as { n: number }).n;
   }

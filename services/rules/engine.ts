@@ -6,11 +6,11 @@
 import type { Logger } from 'pino';
 import type { Reading } from '../contract/payloads.ts';
 import type { RulesConfig } from '../config/schema.ts';
+import { distanceM, type LonLat } from '../geo.ts';
+import { permitsAt, type BinInfo, type CityView, type TruckInfo } from '../registry/city-index.ts';
 import { BIN_RULES, FIX_RULES, TICKET_RULES } from './catalogue.ts';
 import { FORECAST_POINTS, forecast, type FillPoint, type Forecast } from './forecast.ts';
-import { distanceM, type LonLat } from './geo.ts';
 import { emptied } from './level.ts';
-import { permitsAt, type BinInfo, type RulesRegistry, type TruckInfo } from './registry-index.ts';
 import type { SpeedLimitAt } from './speed-zones.ts';
 import { TicketBook } from './tickets.ts';
 import { Timeline, type Apply, type Placement } from './timeline.ts';
@@ -36,7 +36,7 @@ export type SpillSink = (spill: { kind: SpillKind; truck: TruckInfo; from: LonLa
 
 export interface EngineDeps {
   config: RulesConfig;
-  registry: () => RulesRegistry;
+  registry: () => CityView;
   speedLimitAt: SpeedLimitAt;
   onFinding: FindingSink;
   onSpill: SpillSink;

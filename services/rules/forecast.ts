@@ -1,7 +1,10 @@
 // Predicted time to full: a least-squares line through a bin's latest readings since its last
 // emptying (at most FORECAST_POINTS, within rules.forecastWindowH), extended to the overflow level
 // and to 100 %. A bin that is not filling has no prediction.
+import type { Forecast } from '../contract/findings.ts';
 import { HOUR } from '../contract/local-time.ts';
+
+export type { Forecast } from '../contract/findings.ts';
 
 export const FORECAST_POINTS = 12;
 /** Slower than this (% per hour) is not filling. */
@@ -10,14 +13,6 @@ const MIN_RATE_PCT_PER_H = 0.05;
 export interface FillPoint {
   ts: number;
   fill: number;
-}
-
-export interface Forecast {
-  fill_pct: number;
-  read_at: string;
-  rate_pct_per_h: number | null;
-  overflow_at: string | null;
-  full_at: string | null;
 }
 
 export function forecast(points: readonly FillPoint[], overflowPct: number): Forecast | null {

@@ -1,22 +1,23 @@
-// The rules as a service: the registry snapshot, the engine, spillage routes, and at start a
-// replay of the latest history from InfluxDB, so that a violation in progress when the service
-// stopped is picked up where it was (its open alert is found again, not raised twice). Every
-// second it lets tickets settle and looks for bins gone silent.
+// The rules as a service: the engine over the city index (registry/city-index.ts, given at
+// construction and started by whoever built it), spillage routes, and at start a replay of the
+// latest history from InfluxDB, so that a violation in progress when the service stopped is picked
+// up where it was (its open alert is found again, not raised twice). Every second it lets tickets
+// settle and looks for bins gone silent.
 import type { Logger } from 'pino';
 import type { RulesConfig } from '../config/schema.ts';
 import type { Reading } from '../contract/payloads.ts';
 import type { Fix, Level, TelemetryReader, TicketRow } from '../influx/reader.ts';
+import type { CityIndex } from '../registry/city-index.ts';
 import type { RegistryDb } from '../registry/db.ts';
-import type { EntityStore } from '../registry/entity-store.ts';
 import { RulesEngine, type FindingSink } from './engine.ts';
-import { RegistryIndex } from './registry-index.ts';
 import { SpillageStore } from './spillage.ts';
 import { loadSpeedZones } from './speed-zones.ts';
 import type { BinReading, TruckFix, WeighTicket } from './types.ts';
 
 export interface RulesDeps {
   db: RegistryDb;
-  entities: EntityStore;
+  /** The registry in memory the rules judge against; started and stopped by whoever built it. */
+  city: CityIndex;
   config: RulesConfig;
   onFinding: FindingSink;
   writeLines: (lines: string) => Promise<void>;
@@ -36,27 +37,24 @@ const SLICE_MS = 60_000;
 const BIN_SLICE_MS = 600_000;
 
 export class RulesService {
-  readonly index: RegistryIndex;
   readonly spillage: SpillageStore;
   private engine: RulesEngine | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: RulesDeps) {
-    this.index = new RegistryIndex(deps.db, deps.entities);
-    this.spillage = new SpillageStore(deps.db, deps.config.spillageCellM, () => this.index.current, deps.writeLines);
+    this.spillage = new SpillageStore(deps.db, deps.config.spillageCellM, () => deps.city.current, deps.writeLines);
   }
 
   get stats() {
     return this.engine?.stats ?? null;
   }
 
-  /** Loads the registry and speed zones, then replays recent history when a reader is given. */
+  /** Loads the speed zones, then replays recent history when a reader is given. */
   async start(history: TelemetryReader | null): Promise<void> {
-    const { config, log } = this.deps;
-    this.index.start();
+    const { city, config, log } = this.deps;
     this.engine = new RulesEngine({
       config,
-      registry: () => this.index.current,
+      registry: () => city.current,
       speedLimitAt: loadSpeedZones(config.speedZonesFile, config.speedLimitKmh),
       onFinding: this.deps.onFinding,
       onSpill: (spill) => {
@@ -92,7 +90,6 @@ export class RulesService {
   }
 
   stop(): void {
-    this.index.stop();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }

@@ -2,7 +2,7 @@
 // numeric `properties.limit_kmh`. Where zones overlap, the lowest limit applies.
 import fs from 'node:fs';
 import { z } from 'zod';
-import { AreaIndex, type LonLat } from './geo.ts';
+import { AreaIndex, type LonLat } from '../geo.ts';
 import type { MultiPolygonGeometry, PolygonGeometry } from '../registry/geometry.ts';
 
 const zoneFile = z.object({

@@ -3,9 +3,9 @@
 // where to go. Each piece is stored once (keyed by truck, kind, time and cell, so a replay adds
 // nothing), ranked from SQLite for the API, and written to the `spillage` measurement for a map.
 import { MEASUREMENTS, line } from '../contract/timeseries.ts';
+import { distanceM, type LonLat } from '../geo.ts';
+import type { CityView, TruckInfo } from '../registry/city-index.ts';
 import type { RegistryDb } from '../registry/db.ts';
-import { distanceM, type LonLat } from './geo.ts';
-import type { RulesRegistry, TruckInfo } from './registry-index.ts';
 import type { SpillKind } from './types.ts';
 
 const METRES_PER_DEGREE = 111_320;
@@ -42,7 +42,7 @@ export class SpillageStore {
   constructor(
     private readonly db: RegistryDb,
     private readonly cellM: number,
-    private readonly registry: () => RulesRegistry,
+    private readonly registry: () => CityView,
     private readonly writeLines: (lines: string) => Promise<void>,
   ) {}
 

@@ -11,7 +11,7 @@
 //   - at the first fix without the condition, an unraised stretch is taken to have ended halfway
 //     to it (or where `heldShare` says); it is raised (and ended) if that makes it long enough,
 //     and dropped otherwise.
-import { distanceM, type LonLat } from './geo.ts';
+import { distanceM, type LonLat } from '../geo.ts';
 import { EVIDENCE_HEAD, fixEvidence, type Evidence, type FixContext, type Finding, type TruckFix } from './types.ts';
 
 export interface Stretch {

@@ -1,7 +1,7 @@
 // One truck's weighbridge tickets, for the ticket rules: duplicates dropped by ticket id, kept in
 // event-time order, and paired into trips (the construction site's exit ticket and the next
 // disposal-site entry ticket) however late either arrives.
-import type { SiteInfo } from './registry-index.ts';
+import type { SiteInfo } from '../registry/city-index.ts';
 import type { WeighTicket } from './types.ts';
 
 export interface BookedTicket {

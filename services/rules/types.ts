@@ -1,48 +1,20 @@
 // The rules' interfaces. A rule is one file: it looks at one truck's fixes or one bin's readings
 // (in event-time order), or at tickets, and reports findings; the engine owns the state, the order
-// and the error handling, and the alerts service turns findings into alerts.
+// and the error handling, and the alerts service turns findings into alerts. What leaves the rules
+// (Finding, Evidence, TruckFix, BinSample) is defined in contract/findings.ts and re-exported here
+// for the rules.
 import type { AlertType } from '../contract/alerts.ts';
+import type { BinSample, Evidence, Finding, LonLat, TruckFix } from '../contract/findings.ts';
 import type { Reading } from '../contract/payloads.ts';
 import type { RulesConfig } from '../config/schema.ts';
-import type { LonLat } from './geo.ts';
-import type { BinInfo, PermitInfo, RulesRegistry, SiteInfo, TruckInfo } from './registry-index.ts';
+import type { BinInfo, CityView, PermitInfo, SiteInfo, TruckInfo } from '../registry/city-index.ts';
 import type { TicketBook } from './tickets.ts';
 
-export type TruckFix = Extract<Reading, { kind: 'truck' }>;
+export { EVIDENCE_HEAD } from '../contract/findings.ts';
+export type { BinSample, Evidence, Finding, FindingSubject, TruckFix } from '../contract/findings.ts';
+
 export type WeighTicket = Extract<Reading, { kind: 'ticket' }>;
 export type BinReading = Extract<Reading, { kind: 'bin' }>;
-
-/** Evidence items always kept from the start of a violation; the rest are the latest. */
-export const EVIDENCE_HEAD = 5;
-
-/** A fix or ticket that proves a finding, as kept in the alert's evidence. */
-export type Evidence =
-  | { kind: 'fix'; ts: number; device_id: string; lon: number; lat: number; speed_kmh: number; cover_closed?: boolean; tipper_up?: boolean; load_kg?: number; distance_m?: number }
-  | { kind: 'ticket'; ts: number; device_id: string; ticket_id: string; site_id: string; direction: 'in' | 'out'; gross_kg: number; net_kg: number }
-  | { kind: 'reading'; ts: number; device_id: string; fill_pct: number; temp_c?: number; tilt_deg?: number; battery_v?: number; lid_opens?: number };
-
-/** What an alert is about (DESIGN.md §4 "Alerts"). */
-export interface FindingSubject {
-  kind: 'truck' | 'bin' | 'community' | 'district';
-  id: string;
-  deviceId?: string | null;
-  plate?: string;
-}
-
-/** What a rule reports: a violation that has begun, goes on, or has ended. */
-export interface Finding {
-  type: AlertType;
-  severity: 'info' | 'warning' | 'critical';
-  subject: FindingSubject;
-  /** Event time the violation started and ended; endedAt is null while it lasts. */
-  startedAt: number;
-  endedAt: number | null;
-  location: LonLat | null;
-  jurisdictions: string[];
-  evidence: Evidence[];
-  permit: { id: string; number: string } | null;
-  detail: Record<string, unknown>;
-}
 
 export type Report = (finding: Omit<Finding, 'subject'>) => void;
 
@@ -58,7 +30,7 @@ export interface FixContext {
   permits: PermitInfo[];
   moving: boolean;
   loaded: boolean;
-  registry: RulesRegistry;
+  registry: CityView;
   config: RulesConfig;
   report: Report;
   /** The speed limit at a position (its speed zone's, or the general one). */
@@ -75,7 +47,7 @@ export interface TicketContext {
   truck: TruckInfo;
   /** This truck's tickets, this one included. */
   book: TicketBook;
-  registry: RulesRegistry;
+  registry: CityView;
   config: RulesConfig;
   report: Report;
   spill(kind: SpillKind, from: LonLat, to: LonLat, ts: number): void;
@@ -111,17 +83,6 @@ export function fixEvidence(fix: TruckFix, extra: { distance_m?: number } = {}):
 
 export function ticketEvidence(ticket: WeighTicket, siteId: string): Evidence {
   return { kind: 'ticket', ts: ticket.ts, device_id: ticket.deviceId, ticket_id: ticket.ticket_id, site_id: siteId, direction: ticket.direction, gross_kg: ticket.gross_kg, net_kg: ticket.net_kg };
-}
-
-/** A bin reading as the bin rules see it: the fill level worked out, the sensor's other values as sent. */
-export interface BinSample {
-  ts: number;
-  deviceId: string;
-  fillPct: number;
-  tempC?: number;
-  tiltDeg?: number;
-  batteryV?: number;
-  lidOpens?: number;
 }
 
 export interface BinContext {

@@ -11,13 +11,12 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { SortingConfig } from '../config/schema.ts';
 import { DAY, addDays, localDate, localDayStart } from '../contract/local-time.ts';
+import type { Finding, LonLat } from '../contract/findings.ts';
 import type { Reading } from '../contract/payloads.ts';
 import type { TelemetryReader } from '../influx/reader.ts';
+import { centreOf, type Area, type CityIndex } from '../registry/city-index.ts';
 import { ENTITIES } from '../registry/entities.ts';
 import type { EntityStore } from '../registry/entity-store.ts';
-import { centreOf, type Area, type RulesRegistry } from '../rules/registry-index.ts';
-import type { Finding } from '../rules/types.ts';
-import type { LonLat } from '../rules/geo.ts';
 import { SortingStore, type SeparationFigure } from './sorting-store.ts';
 import { trend, type Trend } from './reports.ts';
 import { HOUSEHOLD, isHousehold, tonnageByScope } from './tonnage.ts';
@@ -33,7 +32,8 @@ export interface SortingDeps {
    * delivered), false when the time is up. Tickets still in the spool would be left out of a count.
    */
   delivered?: (timeoutMs: number) => Promise<boolean>;
-  registry: () => RulesRegistry;
+  /** The registry in memory (the jurisdictions of a community); started and stopped by whoever built it. */
+  city: CityIndex;
   writeLines: (lines: string) => Promise<void>;
   onFinding: (finding: Finding) => void;
   log: Logger;
@@ -225,7 +225,7 @@ export class SortingService {
   }
 
   private raiseBelowTarget(day: string, figures: SeparationFigure[], places: Map<string, Place>): void {
-    const registry = this.deps.registry();
+    const registry = this.deps.city.current;
     const start = localDayStart(day);
     for (const f of figures) {
       if (f.scope === 'city' || !f.below_target) continue;

@@ -2,18 +2,18 @@
 // cannot join telemetry with the registry or the alerts): trucks on the road with their company
 // and where they are (truck_state), every bin with its fill level, overflow, forecast, battery and
 // whether it is online (bin_state), and the open alerts counted per type and jurisdiction
-// (open_alerts). docs/schema.md describes the measurements.
+// (open_alerts). docs/schema.md describes the measurements. The trucks and bins are the city
+// index's (registry/city-index.ts, given at construction); what they last reported, the rules'.
 import type { Logger } from 'pino';
 import type { OpenCount } from '../alerts/alert-store.ts';
 import type { SnapshotsConfig } from '../config/schema.ts';
+import type { BinSample, Forecast, TruckFix } from '../contract/findings.ts';
 import { HOUR } from '../contract/local-time.ts';
 import { MEASUREMENTS, int, line, type FieldValue } from '../contract/timeseries.ts';
-import type { Forecast } from '../rules/forecast.ts';
-import type { RulesRegistry } from '../rules/registry-index.ts';
-import type { BinSample, TruckFix } from '../rules/types.ts';
+import type { CityIndex } from '../registry/city-index.ts';
 
+/** What the rules and the alert store know now. */
 export interface SnapshotSource {
-  registry(): RulesRegistry;
   /** Each truck's latest fix (event order), by truck id. */
   latestFixes(): Iterable<[truckId: string, fix: TruckFix]>;
   latestBinSample(deviceId: string): BinSample | null;
@@ -30,6 +30,16 @@ export interface SnapshotOptions extends SnapshotsConfig {
   loadedKg: number;
 }
 
+export interface SnapshotDeps {
+  /** The registry in memory (trucks, bins, jurisdictions); started and stopped by whoever built it. */
+  city: CityIndex;
+  source: SnapshotSource;
+  options: SnapshotOptions;
+  writeLines: (lines: string) => Promise<void>;
+  log: Logger;
+  clock?: () => number;
+}
+
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 /**
@@ -44,14 +54,21 @@ export class StateSnapshots {
   private stopped = false;
   /** Groups of open_alerts written last time, so a group whose alerts all closed is written as 0. */
   private alertGroups = new Set<string>();
+  private readonly city: CityIndex;
+  private readonly source: SnapshotSource;
+  private readonly options: SnapshotOptions;
+  private readonly writeLines: (lines: string) => Promise<void>;
+  private readonly log: Logger;
+  private readonly clock: () => number;
 
-  constructor(
-    private readonly source: SnapshotSource,
-    private readonly options: SnapshotOptions,
-    private readonly writeLines: (lines: string) => Promise<void>,
-    private readonly log: Logger,
-    private readonly clock: () => number = Date.now,
-  ) {}
+  constructor(deps: SnapshotDeps) {
+    this.city = deps.city;
+    this.source = deps.source;
+    this.options = deps.options;
+    this.writeLines = deps.writeLines;
+    this.log = deps.log;
+    this.clock = deps.clock ?? Date.now;
+  }
 
   start(): void {
     this.stopped = false;
@@ -114,7 +131,7 @@ export class StateSnapshots {
   /** truck_state: one point per truck whose latest fix is recent, tagged with its company and jurisdiction. */
   *truckLines(at: number): Generator<string> {
     const now = this.clock();
-    const registry = this.source.registry();
+    const registry = this.city.current;
     for (const [truckId, fix] of this.source.latestFixes()) {
       if (now - fix.ts > this.options.truckActiveS * 1000) continue;
       const truck = registry.truck(truckId);
@@ -141,7 +158,7 @@ export class StateSnapshots {
   *binLines(at: number): Generator<string> {
     const now = this.clock();
     const ongoing = this.source.ongoing(['overflow', 'device_offline']);
-    for (const bin of this.source.registry().allBins()) {
+    for (const bin of this.city.current.allBins()) {
       const sample = this.source.latestBinSample(bin.deviceId);
       const violations = ongoing.get(bin.id);
       const overflowSince = violations?.get('overflow');

@@ -167,7 +167,7 @@ describe('every query against InfluxDB after a simulator run', () => {
     // and one reading out of range (a rejection).
     const secrets = await provision(svc.config, [['BIN-DASH-1', 'bins']]);
     svc.service.entities.create(ENTITIES.bins, 'bin-dash-1', { category: 'other', community_id: community.id, depth_mm: 1000, device_id: 'BIN-DASH-1', location: { type: 'Point', coordinates: [120.58, 31.3] } });
-    svc.service.rules.index.reload();
+    svc.service.city.reload();
     const bin = await connectDevice(svc.url, 'BIN-DASH-1', secrets['BIN-DASH-1']!);
     const readings = [92, 95, 97].map((fill, i) => ({ ts: now - 5 * 60 * MINUTE + i * 10 * MINUTE, fill_pct: fill, battery_v: 3.1, temp_c: 20 }));
     await bin.publishAsync('waste/bins/BIN-DASH-1/telemetry', JSON.stringify(readings), { qos: 1 });

@@ -4,21 +4,21 @@ import { AlertService } from '../../services/alerts/alert-service.ts';
 import { alertsSchema, sortingSchema } from '../../services/config/schema.ts';
 import { createLogger } from '../../services/log.ts';
 import type { RegistryDb } from '../../services/registry/db.ts';
+import { CityIndex } from '../../services/registry/city-index.ts';
 import { EntityStore } from '../../services/registry/entity-store.ts';
-import { RegistryIndex } from '../../services/rules/registry-index.ts';
 import { SpillageStore } from '../../services/rules/spillage.ts';
 import { SortingService } from '../../services/sorting/sorting-service.ts';
 import { SortingStore } from '../../services/sorting/sorting-store.ts';
 
 export function alertDeps(db: RegistryDb, writeLines: (lines: string) => Promise<void> = async () => {}) {
   const entities = new EntityStore(db);
-  const index = new RegistryIndex(db, entities);
+  const city = new CityIndex(db, entities);
   const alerts = new AlertService(db, alertsSchema.parse({}), writeLines, createLogger('silent'), 40);
   const config = sortingSchema.parse({});
   return {
     alerts,
-    spillage: new SpillageStore(db, 200, () => index.current, writeLines),
-    sorting: new SortingService({ config, store: new SortingStore(db, config), entities, reader: null, registry: () => index.current, writeLines, onFinding: (f) => alerts.onFinding(f), log: createLogger('silent') }),
+    spillage: new SpillageStore(db, 200, () => city.current, writeLines),
+    sorting: new SortingService({ config, store: new SortingStore(db, config), entities, reader: null, city, writeLines, onFinding: (f) => alerts.onFinding(f), log: createLogger('silent') }),
     forecastOf: () => null,
   };
 }

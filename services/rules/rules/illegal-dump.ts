@@ -1,6 +1,6 @@
 // Illegal dump: tipping (tipper raised, or the load dropping sharply while stopped) outside every
 // approved disposal site, give or take the GPS error.
-import { distanceM } from '../geo.ts';
+import { distanceM } from '../../geo.ts';
 import { newStretchState, step, type StretchState } from '../stretch.ts';
 import type { FixRule } from '../types.ts';
 

@@ -6,7 +6,7 @@
 // the normal speed and one over the limit, the average speed (distance over time) tells what share
 // of the interval was driven at the higher speed. One stray speed reading is not corroborated by
 // the distance (and a position jump is an outlier the engine drops), so one fix may be enough.
-import { distanceM, type LonLat } from '../geo.ts';
+import { distanceM, type LonLat } from '../../geo.ts';
 import { newStretchState, step, type StretchState } from '../stretch.ts';
 import type { FixContext, FixRule, TruckFix } from '../types.ts';
 

@@ -2,8 +2,8 @@
 // merging within the gap, a new case after an officer resolved one, transitions with who and when.
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlertStore } from '../../../services/alerts/alert-store.ts';
+import type { Finding } from '../../../services/contract/findings.ts';
 import type { RegistryDb } from '../../../services/registry/db.ts';
-import type { Finding } from '../../../services/rules/types.ts';
 import { NIGHT, worldRegistry } from '../../helpers/rules-world.ts';
 
 let db: RegistryDb;

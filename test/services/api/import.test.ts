@@ -19,7 +19,7 @@ import { EntityStore } from '../../../services/registry/entity-store.ts';
 import { crossingWork, type Position } from '../../../services/registry/geometry.ts';
 import { DEFAULT_LIMITS, registryLimits, type RegistryLimits } from '../../../services/registry/limits.ts';
 import { TokenStore } from '../../../services/registry/tokens.ts';
-import { RegistryIndex } from '../../../services/rules/registry-index.ts';
+import { CityIndex } from '../../../services/registry/city-index.ts';
 import { tempDir } from '../../helpers/service.ts';
 
 // Response bodies are read field by field in the assertions; typing each would only repeat them.
@@ -138,7 +138,7 @@ describe('POST /api/v1/import', () => {
     expect(delay.max / 1e6).toBeLessThan(1_000);
 
     // The rules' reload of what was imported: 250 rows per turn.
-    const index = new RegistryIndex(db, entities);
+    const index = new CityIndex(db, entities);
     const reloadTurns = countTurns();
     await index.reloadInSlices();
     expect(reloadTurns()).toBeGreaterThanOrEqual((22_000 + 1_000 + 40 + 10 + 4 + 400) / 250);

@@ -42,7 +42,7 @@ describe('/metrics', () => {
     const { svc, metrics } = await service({ 'metrics.public': true });
     const secrets = await provision(svc.config, [['MET-BIN-1', 'bins'], ['MET-TRUCK-1', 'trucks']]);
     svc.service.entities.create(ENTITIES.bins, 'met-bin-1', { category: 'other', depth_mm: 1000, device_id: 'MET-BIN-1', location: { type: 'Point', coordinates: [120.6, 31.3] } });
-    svc.service.rules.index.reload();
+    svc.service.city.reload();
     const bin = await connectDevice(svc.url, 'MET-BIN-1', secrets['MET-BIN-1']!);
     const truck = await connectDevice(svc.url, 'MET-TRUCK-1', secrets['MET-TRUCK-1']!);
     const now = Date.now();

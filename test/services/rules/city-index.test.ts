@@ -1,11 +1,12 @@
-// The rules' registry snapshot follows changes made through another connection (the CLI, say),
-// noticed through the registry revision, and is not rebuilt for writes it does not read (alerts).
+// The city index (the registry in memory) follows changes made through another connection (the
+// CLI, say), noticed through the registry revision, and is not rebuilt for writes it does not read
+// (alerts).
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CityIndex } from '../../../services/registry/city-index.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
 import { ENTITIES } from '../../../services/registry/entities.ts';
 import { EntityStore } from '../../../services/registry/entity-store.ts';
-import { RegistryIndex } from '../../../services/rules/registry-index.ts';
 import { tempDir } from '../../helpers/service.ts';
 
 const open: RegistryDb[] = [];
@@ -20,12 +21,12 @@ function connect(file: string): RegistryDb {
 
 const square = { type: 'Polygon', coordinates: [[[120.5, 31.2], [120.6, 31.2], [120.6, 31.3], [120.5, 31.3], [120.5, 31.2]]] };
 
-describe('registry index', () => {
+describe('city index', () => {
   it('reloads after another connection adds a jurisdiction, and not after unrelated writes', async () => {
     const file = path.join(await tempDir('waste-index-'), 'registry.db');
     const service = connect(file);
     let reloads = 0;
-    const index = new RegistryIndex(service, new EntityStore(service), () => reloads++);
+    const index = new CityIndex(service, new EntityStore(service), () => reloads++);
     index.start();
     try {
       expect(index.current.jurisdictionsAt([120.55, 31.25])).toEqual([]);
@@ -47,7 +48,7 @@ describe('registry index', () => {
     const file = path.join(await tempDir('waste-index-'), 'registry.db');
     const service = connect(file);
     let reloads = 0;
-    const index = new RegistryIndex(service, new EntityStore(service), () => reloads++);
+    const index = new CityIndex(service, new EntityStore(service), () => reloads++);
     const cli = new EntityStore(connect(file));
     // Between two of the reload's slices, another connection commits.
     const reading = index.reloadInSlices();

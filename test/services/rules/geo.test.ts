@@ -3,7 +3,7 @@
 import CheapRuler from 'cheap-ruler';
 import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
-import { Route, rulerAt, type LonLat } from '../../../services/rules/geo.ts';
+import { Route, rulerAt, type LonLat } from '../../../services/geo.ts';
 
 function bruteForce(ruler: CheapRuler, line: LonLat[], p: LonLat): number {
   return line.length === 1 ? ruler.distance(p, line[0]!) : ruler.distance(p, ruler.pointOnLine(line, p).point);

@@ -5,8 +5,8 @@ import type { AlertView } from '../../../services/alerts/alert-store.ts';
 import { alertsSchema, rulesSchema, type RulesConfig } from '../../../services/config/schema.ts';
 import type { Reading } from '../../../services/contract/payloads.ts';
 import { createLogger } from '../../../services/log.ts';
+import { CityIndex } from '../../../services/registry/city-index.ts';
 import { RulesEngine } from '../../../services/rules/engine.ts';
-import { RegistryIndex } from '../../../services/rules/registry-index.ts';
 import { SpillageStore } from '../../../services/rules/spillage.ts';
 import type { FixRule } from '../../../services/rules/types.ts';
 import { worldRegistry, type WorldOptions } from '../../helpers/rules-world.ts';
@@ -14,16 +14,16 @@ import { worldRegistry, type WorldOptions } from '../../helpers/rules-world.ts';
 export async function rulesHarness(options: { world?: WorldOptions; config?: Partial<RulesConfig>; fixRules?: FixRule[] } = {}) {
   const { db, entities } = await worldRegistry(options.world);
   const config = rulesSchema.parse(options.config ?? {});
-  const index = new RegistryIndex(db, entities);
+  const city = new CityIndex(db, entities);
   const lines: string[] = [];
   const writeLines = async (text: string) => {
     lines.push(text);
   };
   const alerts = new AlertService(db, alertsSchema.parse({}), writeLines, createLogger('silent'), config.evidenceMax);
-  const spillage = new SpillageStore(db, config.spillageCellM, () => index.current, writeLines);
+  const spillage = new SpillageStore(db, config.spillageCellM, () => city.current, writeLines);
   const engine = new RulesEngine({
     config,
-    registry: () => index.current,
+    registry: () => city.current,
     speedLimitAt: () => config.speedLimitKmh,
     onFinding: (f) => alerts.onFinding(f),
     onSpill: (s) => void spillage.record(s),
@@ -32,7 +32,7 @@ export async function rulesHarness(options: { world?: WorldOptions; config?: Par
   });
   return {
     db,
-    index,
+    city,
     engine,
     alerts,
     spillage,

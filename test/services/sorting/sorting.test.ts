@@ -8,12 +8,12 @@ import type { WeighTicket } from '../../../services/rules/types.ts';
 import { TelemetryReader } from '../../../services/influx/reader.ts';
 import { readingToLine } from '../../../services/ingest/points.ts';
 import { createLogger } from '../../../services/log.ts';
+import { CityIndex } from '../../../services/registry/city-index.ts';
 import { DeviceStore } from '../../../services/registry/devices.ts';
 import { ENTITIES } from '../../../services/registry/entities.ts';
 import type { EntityStore } from '../../../services/registry/entity-store.ts';
 import type { RegistryDb } from '../../../services/registry/db.ts';
 import { TokenStore } from '../../../services/registry/tokens.ts';
-import { RegistryIndex } from '../../../services/rules/registry-index.ts';
 import { SortingService } from '../../../services/sorting/sorting-service.ts';
 import { SortingStore, type SeparationFigure } from '../../../services/sorting/sorting-store.ts';
 import { alertDeps } from '../../helpers/api.ts';
@@ -71,13 +71,12 @@ beforeAll(async () => {
   await store.write([...JUNE_2, ...OTHER_DAYS].map(readingToLine).join('\n'));
   const deps = alertDeps(db);
   const config = sortingSchema.parse({ lateTicketSettleS: 1 });
-  const index = new RegistryIndex(db, entities);
   sorting = new SortingService({
     config,
     store: new SortingStore(db, config),
     entities,
     reader: new TelemetryReader(store),
-    registry: () => index.current,
+    city: new CityIndex(db, entities),
     writeLines: async (text) => {
       lines.push(text);
       await store.write(text);
@@ -199,7 +198,7 @@ describe('counting while tickets are still on their way to InfluxDB', () => {
       entities,
       reader: new TelemetryReader(influxd.store()),
       delivered,
-      registry: () => new RegistryIndex(db, entities).current,
+      city: new CityIndex(db, entities),
       writeLines: async () => {},
       onFinding: () => {},
       log: createLogger('silent'),

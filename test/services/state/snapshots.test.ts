@@ -17,20 +17,20 @@ afterEach(() => harness?.close());
 async function world() {
   harness = await rulesHarness();
   const h = harness;
-  const snapshots = new StateSnapshots(
-    {
-      registry: () => h.index.current,
+  const snapshots = new StateSnapshots({
+    city: h.city,
+    source: {
       latestFixes: () => h.engine.latestFixes(),
       latestBinSample: (id) => h.engine.latestBinSample(id),
       binForecast: (id) => h.engine.binForecast(id),
       openAlertCounts: () => h.alerts.store.openCounts(),
       ongoing: (types) => h.alerts.store.ongoing(types),
     },
-    { intervalS: 60, binIntervalS: 300, truckActiveS: 600, movingKmh: 5, loadedKg: 500 },
-    async () => {},
-    createLogger('silent'),
-    () => NOW,
-  );
+    options: { intervalS: 60, binIntervalS: 300, truckActiveS: 600, movingKmh: 5, loadedKg: 500 },
+    writeLines: async () => {},
+    log: createLogger('silent'),
+    clock: () => NOW,
+  });
   return { h, snapshots };
 }
 
@@ -98,20 +98,20 @@ describe('writing', () => {
     const [latest] = [...h.engine.latestFixes()];
     const trucks = 2.5 * SLICE_LINES;
     const writes: string[] = [];
-    const snapshots = new StateSnapshots(
-      {
-        registry: () => h.index.current,
+    const snapshots = new StateSnapshots({
+      city: h.city,
+      source: {
         latestFixes: () => Array.from({ length: trucks }, () => latest!),
         latestBinSample: (id) => h.engine.latestBinSample(id),
         binForecast: (id) => h.engine.binForecast(id),
         openAlertCounts: () => h.alerts.store.openCounts(),
         ongoing: (types) => h.alerts.store.ongoing(types),
       },
-      { intervalS: 60, binIntervalS: 300, truckActiveS: 600, movingKmh: 5, loadedKg: 500 },
-      async (text) => void writes.push(text),
-      createLogger('silent'),
-      () => NOW,
-    );
+      options: { intervalS: 60, binIntervalS: 300, truckActiveS: 600, movingKmh: 5, loadedKg: 500 },
+      writeLines: async (text) => void writes.push(text),
+      log: createLogger('silent'),
+      clock: () => NOW,
+    });
     const truckLinesPerWrite = () => writes.map((w) => parse(w).filter((p) => p.measurement === 'truck_state').length).filter((n) => n > 0);
     snapshots.start();
     try {

@@ -2,7 +2,7 @@
 // often a bin reports, and a rise within the window is still seen.
 import { describe, expect, it } from 'vitest';
 import { rulesSchema } from '../../../../services/config/schema.ts';
-import type { BinInfo } from '../../../../services/rules/registry-index.ts';
+import type { BinInfo } from '../../../../services/registry/city-index.ts';
 import { fireRisk } from '../../../../services/rules/rules/fire-risk.ts';
 import type { BinContext, Finding } from '../../../../services/rules/types.ts';
 
