@@ -19,7 +19,7 @@ export interface ImportJob {
 }
 
 export type ImportOutcome =
-  | { kind: 'ok'; json: string; devicesCreated: number }
+  | { kind: 'ok'; json: string; devicesCreated: number; devicesChanged: number }
   | { kind: 'bundle'; problems: BundleProblem[]; problemCount: number }
   | { kind: 'too_large'; message: string }
   | { kind: 'invalid_json'; message: string }
@@ -40,8 +40,13 @@ export function workerHeapMb(limits: RegistryLimits): number {
   return Math.max(256, Math.ceil((16 * limits.importMaxBytes) / 2 ** 20));
 }
 
-/** Imports a bundle on a worker thread; resolves with the report as JSON text (the API sends it as is). */
-export function importOffThread(job: ImportJob): Promise<{ json: string; devicesCreated: number }> {
+/**
+ * Imports a bundle on a worker thread; resolves with the report as JSON text (the API sends it as
+ * is), the devices it created, and those it created or changed (a terminal's phone number or
+ * model): the worker's connection is not the caller's, so the caller's device store learns of
+ * them from data_version only at its next poll unless told.
+ */
+export function importOffThread(job: ImportJob): Promise<{ json: string; devicesCreated: number; devicesChanged: number }> {
   const heapMb = workerHeapMb(job.limits);
   // Transferring detaches the whole ArrayBuffer: a Buffer sharing Node's pool (small ones do) is
   // copied out first.
@@ -65,7 +70,7 @@ export function importOffThread(job: ImportJob): Promise<{ json: string; devices
       if (!result) return reject(new Error('the import worker ended without an answer'));
       switch (result.kind) {
         case 'ok':
-          return resolve({ json: result.json, devicesCreated: result.devicesCreated });
+          return resolve({ json: result.json, devicesCreated: result.devicesCreated, devicesChanged: result.devicesChanged });
         case 'bundle':
           return reject(new BundleError(result.problems, result.problemCount));
         case 'too_large':

@@ -33,7 +33,8 @@ async function run(job: ImportJob): Promise<ImportOutcome> {
   try {
     const report = await importBundle({ db, devices: new DeviceStore(db), entities: new EntityStore(db, undefined, job.limits) }, input, { dryRun: job.dryRun });
     // Serialised here: 60,000 new devices' secrets are megabytes of JSON, not the main thread's work.
-    return { kind: 'ok', json: JSON.stringify(report), devicesCreated: report.counts.devices?.created ?? 0 };
+    const { created = 0, updated = 0 } = report.counts.devices ?? {};
+    return { kind: 'ok', json: JSON.stringify(report), devicesCreated: created, devicesChanged: created + updated };
   } catch (error) {
     if (error instanceof BundleError) return { kind: 'bundle', problems: error.problems, problemCount: error.problemCount };
     if (error instanceof BundleTooLargeError) return { kind: 'too_large', message: error.message };

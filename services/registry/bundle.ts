@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { hashSecret, generateSecret } from '../broker/secrets.ts';
 import { DEVICE_CLASSES, DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
 import type { RegistryDb } from './db.ts';
-import { RegistryError, importedSecretHash, type DeviceStore } from './devices.ts';
+import { RegistryError, importedSecretHash, normaliseTerminalPhone, terminalModelProblem, terminalPhoneProblem, type DeviceStore, type TerminalColumns } from './devices.ts';
 import { ENTITIES, entityId, type EntityDefinition, type EntityName } from './entities.ts';
 import type { EntityStore, RowLookup } from './entity-store.ts';
 import { GeometryError, SOURCE_CRS } from './geometry.ts';
@@ -32,12 +32,35 @@ const bundleSchema = z.object({
   ...Object.fromEntries(BUNDLE_ORDER.map((name) => [name, z.array(z.unknown()).default([])])),
 });
 
-const deviceItem = z.object({
-  id: z.string().regex(DEVICE_ID_PATTERN),
-  class: z.enum(DEVICE_CLASSES),
-  /** A hash the provisioning system computed itself (secrets.ts format); no secret is made then. */
-  secret_hash: importedSecretHash.optional(),
-});
+const refusedBy = (problem: (value: string) => string | null) => (value: string, ctx: z.RefinementCtx) => {
+  const message = problem(value);
+  if (message) ctx.addIssue({ code: 'custom', message });
+};
+
+const deviceItem = z
+  .object({
+    id: z.string().regex(DEVICE_ID_PATTERN),
+    class: z.enum(DEVICE_CLASSES),
+    /** A hash the provisioning system computed itself (secrets.ts format); no secret is made then. */
+    secret_hash: importedSecretHash.optional(),
+    /** JT/T 808 terminal phone number (registry/devices.ts), stored without leading zeros. */
+    jt808_phone: z.string().superRefine(refusedBy(terminalPhoneProblem)).transform(normaliseTerminalPhone).optional(),
+    jt808_model: z.string().superRefine(refusedBy(terminalModelProblem)).optional(),
+    /** The hash of the terminal's authentication code, made as secret hashes are; none: it registers for one. */
+    jt808_auth_code_hash: importedSecretHash.optional(),
+  })
+  .superRefine((item, ctx) => {
+    const terminal = item.jt808_phone !== undefined || item.jt808_model !== undefined || item.jt808_auth_code_hash !== undefined;
+    if (terminal && item.class !== 'trucks') {
+      ctx.addIssue({ code: 'custom', path: ['class'], message: `device ${item.id} is of class ${item.class}; only trucks devices can be JT/T 808 terminals` });
+    } else if (item.jt808_phone === undefined && terminal) {
+      ctx.addIssue({ code: 'custom', path: ['jt808_phone'], message: 'jt808_model and jt808_auth_code_hash need jt808_phone' });
+    }
+  });
+type DeviceItem = z.infer<typeof deviceItem>;
+
+/** A device item's terminal fields, to tell two items of one device apart. */
+const terminalOf = (item: DeviceItem) => JSON.stringify([item.jt808_phone, item.jt808_model, item.jt808_auth_code_hash]);
 
 /** How to import a registry too large for one bundle; said whenever a limit refuses one. */
 export const SPLIT_ADVICE =
@@ -114,6 +137,16 @@ interface NewDevice {
   id: string;
   class: DeviceClass;
   hash: string | undefined;
+  terminal: TerminalColumns | undefined;
+}
+
+/** A stored device whose terminal fields the bundle changes. */
+interface ChangedDevice {
+  index: number;
+  id: string;
+  terminal: TerminalColumns;
+  /** updated_at of the stored device when it was compared; the write requires it unchanged. */
+  stamp: string;
 }
 
 /** An item checked and ready to be written. */
@@ -146,18 +179,24 @@ const issuePath = (issue: z.core.$ZodIssue): (string | number)[] => issue.path.f
 function plan(deps: ImportDeps, bundle: z.infer<typeof bundleSchema> & Record<EntityName, unknown[]>, problems: Problems) {
   const { db, devices, entities } = deps;
   const counts: ImportReport['counts'] = { devices: { created: 0, updated: 0, unchanged: 0 } };
-  const bundleDevices = new Map<string, DeviceClass>();
+  const bundleDevices = new Map<string, DeviceItem>();
   const newDevices: NewDevice[] = [];
+  const changedDevices: ChangedDevice[] = [];
+  /** Terminal phone numbers the bundle's checked devices are given, and which device each. */
+  const phones = new Map<string, { id: string; index: number }>();
+  /** Phone numbers of stored devices as the bundle leaves them, for the devices it changes. */
+  const phoneAfter = new Map<string, string | null>();
   for (const [index, item] of bundle.devices.entries()) {
     const parsed = deviceItem.safeParse(item);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) problems.add(['devices', index, ...issuePath(issue)], issue.message);
       continue;
     }
-    const { id, class: deviceClass, secret_hash } = parsed.data;
+    const { id, class: deviceClass, secret_hash, jt808_phone, jt808_model, jt808_auth_code_hash } = parsed.data;
     const earlier = bundleDevices.get(id);
     if (earlier !== undefined) {
-      if (earlier !== deviceClass) problems.add(['devices', index, 'class'], `device ${id} appears twice in devices, as ${earlier} and as ${deviceClass}`);
+      if (earlier.class !== deviceClass) problems.add(['devices', index, 'class'], `device ${id} appears twice in devices, as ${earlier.class} and as ${deviceClass}`);
+      else if (terminalOf(earlier) !== terminalOf(parsed.data)) problems.add(['devices', index, 'jt808_phone'], `device ${id} appears twice in devices, with different JT/T 808 fields`);
       continue;
     }
     const existing = devices.device(id);
@@ -165,9 +204,38 @@ function plan(deps: ImportDeps, bundle: z.infer<typeof bundleSchema> & Record<En
       problems.add(['devices', index, 'class'], `device ${id} exists as ${existing.class}, not ${deviceClass}`);
       continue;
     }
-    bundleDevices.set(id, deviceClass);
-    if (existing) counts.devices!.unchanged++;
-    else newDevices.push({ id, class: deviceClass, hash: secret_hash });
+    // A stored device keeps its terminal fields unless the bundle names them; a stored
+    // authentication code is kept, as stored secrets are (an operator resets it): the bundle's
+    // hash is taken only by a terminal without one.
+    const phone = jt808_phone ?? existing?.jt808_phone ?? null;
+    const model = jt808_model ?? existing?.jt808_model ?? null;
+    const authHash = existing?.jt808_registered ? undefined : (jt808_auth_code_hash ?? null);
+    if (phone !== null) {
+      const claimed = phones.get(phone);
+      if (claimed !== undefined) {
+        problems.add(['devices', index, 'jt808_phone'], `terminal phone number ${phone} is given to devices ${claimed.id} (devices.${claimed.index}) and ${id}`);
+        continue;
+      }
+      // Held by a stored device that the bundle does not move off it before this item: the
+      // writes, in bundle order, would fail.
+      const holder = devices.terminalHolder(phone);
+      if (holder !== undefined && holder !== id && (phoneAfter.get(holder) ?? phone) === phone) {
+        problems.add(['devices', index, 'jt808_phone'], `terminal phone number ${phone} belongs to device ${holder} already`);
+        continue;
+      }
+    }
+    bundleDevices.set(id, parsed.data);
+    if (jt808_phone !== undefined) phones.set(jt808_phone, { id, index });
+    const terminal = phone === null ? undefined : { phone, model, authHash };
+    if (!existing) {
+      newDevices.push({ id, class: deviceClass, hash: secret_hash, terminal });
+    } else if (terminal && (phone !== existing.jt808_phone || model !== existing.jt808_model || (authHash ?? null) !== null)) {
+      changedDevices.push({ index, id, terminal, stamp: existing.updated_at });
+      phoneAfter.set(id, phone);
+      counts.devices!.updated++;
+    } else {
+      counts.devices!.unchanged++;
+    }
   }
 
   // What the bundle's checked items look like to the checks of later ones, over the database.
@@ -240,7 +308,7 @@ function plan(deps: ImportDeps, bundle: z.infer<typeof bundleSchema> & Record<En
     for (const row of rows.values()) counts[name]![row.outcome]++;
   }
   counts.devices!.created = newDevices.length;
-  return { counts, newDevices, planned };
+  return { counts, newDevices, changedDevices, planned };
 }
 
 export interface ImportOptions {
@@ -260,7 +328,7 @@ export async function importBundle(deps: ImportDeps, input: unknown, options: Im
     throw problems.error();
   }
   const bundle = top.data as z.infer<typeof bundleSchema> & Record<EntityName, unknown[]>;
-  const { counts, newDevices, planned } = plan(deps, bundle, problems);
+  const { counts, newDevices, changedDevices, planned } = plan(deps, bundle, problems);
   if (problems.count > 0) throw problems.error();
   const report: ImportReport = { dryRun: options.dryRun === true, counts, deviceSecrets: [] };
   if (options.dryRun) return report;
@@ -283,12 +351,26 @@ export async function importBundle(deps: ImportDeps, input: unknown, options: Im
       // Rows may name rows of their own collection that come later (mutual neighbours): foreign
       // keys are checked at commit.
       db.connection.pragma('defer_foreign_keys = ON');
+      // Changed devices first, in bundle order (one moved off a phone number frees it for a later
+      // one, as the checks assumed), then new ones in id order.
+      for (const device of changedDevices) {
+        try {
+          if (!devices.updateTerminalChecked(device.id, device.terminal, device.stamp)) {
+            problems.add(['devices', device.index], `device ${device.id} was changed or removed while the bundle was checked; send the bundle again`);
+          }
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw error;
+          problems.add(['devices', device.index, 'jt808_phone'], `terminal phone number ${device.terminal.phone} was given to another device while the bundle was checked`);
+        }
+      }
       for (const device of [...newDevices].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
         try {
-          devices.insertHashed(device.id, device.class, device.hash ?? hashes.get(device.id)!);
+          devices.insertHashed(device.id, device.class, device.hash ?? hashes.get(device.id)!, device.terminal);
         } catch (error) {
-          if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw error;
-          problems.add(['devices'], `device ${device.id} was added by someone else while the bundle was checked`);
+          const code = (error as { code?: string }).code;
+          if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') problems.add(['devices'], `device ${device.id} was added by someone else while the bundle was checked`);
+          else if (code === 'SQLITE_CONSTRAINT_UNIQUE') problems.add(['devices'], `terminal phone number ${device.terminal!.phone} of device ${device.id} was given to another device while the bundle was checked`);
+          else throw error;
         }
       }
       for (const name of BUNDLE_ORDER) {
@@ -329,6 +411,6 @@ export async function importBundle(deps: ImportDeps, input: unknown, options: Im
     throw error;
   }
   report.deviceSecrets = secrets;
-  if (newDevices.length > 0) devices.announceChange();
+  if (newDevices.length > 0 || changedDevices.length > 0) devices.announceChange();
   return report;
 }

@@ -3,14 +3,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { verifySecret } from '../../../services/broker/secrets.ts';
+import { hashSecret, verifySecret } from '../../../services/broker/secrets.ts';
 import { BundleError, BundleTooLargeError, importBundle } from '../../../services/registry/bundle.ts';
+import { importOffThread } from '../../../services/registry/bundle-thread.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
 import { DeviceStore, RegistryError } from '../../../services/registry/devices.ts';
 import { ENTITIES } from '../../../services/registry/entities.ts';
 import { EntityStore } from '../../../services/registry/entity-store.ts';
 import { fromWgs84 } from '../../../services/registry/geometry.ts';
-import { registryLimits } from '../../../services/registry/limits.ts';
+import { DEFAULT_LIMITS, registryLimits } from '../../../services/registry/limits.ts';
 import { tempDir } from '../../helpers/service.ts';
 
 const example = JSON.parse(fs.readFileSync('docs/examples/registry-bundle.json', 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -187,5 +188,109 @@ describe('importBundle bounds and concurrency', () => {
     expect(deps.entities.get(ENTITIES.trucks, 't-1')).toBeUndefined();
     expect(deps.devices.device('GPS-1')).toBeUndefined();
     expect(db.connection.inTransaction).toBe(false);
+  });
+});
+
+describe('importBundle: JT/T 808 terminals', () => {
+  const bundleOf = (devices: unknown[]) => ({ format: 'waste-registry-bundle', version: 1, devices });
+  const refusal = (promise: Promise<unknown>) => promise.then(() => null, (error: unknown) => error);
+  const problemsOf = async (bundle: unknown) => {
+    const error = await refusal(importBundle(deps, bundle));
+    expect(error).toBeInstanceOf(BundleError);
+    return (error as BundleError).problems.map((p) => `${p.path.join('.')}: ${p.message}`);
+  };
+
+  it('imports terminals with their phone numbers, models and code hashes, and is idempotent', async () => {
+    const codeHash = await hashSecret('imported-code');
+    const bundle = bundleOf([
+      { id: 'T1', class: 'trucks', jt808_phone: '013800138000', jt808_model: 'ZT-80', jt808_auth_code_hash: codeHash },
+      { id: 'T2', class: 'trucks', jt808_phone: '13900139000' },
+    ]);
+    const changes: number[] = [];
+    deps.devices.onChange(() => changes.push(1));
+    expect((await importBundle(deps, bundle)).counts.devices).toEqual({ created: 2, updated: 0, unchanged: 0 });
+    expect(deps.devices.terminal('13800138000')).toMatchObject({ deviceId: 'T1', model: 'ZT-80', authCodeHash: codeHash });
+    expect(deps.devices.terminal('13900139000')).toMatchObject({ deviceId: 'T2', model: null, authCodeHash: null });
+    expect(changes).toHaveLength(1);
+    const before = snapshot();
+    expect((await importBundle(deps, bundle)).counts.devices).toEqual({ created: 0, updated: 0, unchanged: 2 });
+    expect(snapshot()).toEqual(before);
+  });
+
+  it('brings stored devices to the bundle\'s numbers and models, but keeps a stored code', async () => {
+    await deps.devices.add('T1', 'trucks', { phone: '13800138000', authCode: 'stored-code' });
+    await deps.devices.add('T2', 'trucks');
+    await deps.devices.add('T3', 'trucks', { phone: '13700137000' });
+    const changes: number[] = [];
+    deps.devices.onChange(() => changes.push(1));
+    const report = await importBundle(deps, bundleOf([
+      // T1 gives its number up to T2, which comes after it; T3 is listed without terminal fields.
+      { id: 'T1', class: 'trucks', jt808_phone: '13600136000', jt808_model: 'M1', jt808_auth_code_hash: await hashSecret('other') },
+      { id: 'T2', class: 'trucks', jt808_phone: '13800138000', jt808_auth_code_hash: await hashSecret('for-t2') },
+      { id: 'T3', class: 'trucks' },
+    ]));
+    expect(report.counts.devices).toEqual({ created: 0, updated: 2, unchanged: 1 });
+    expect(changes).toHaveLength(1);
+    expect(deps.devices.terminal('13600136000')).toMatchObject({ deviceId: 'T1', model: 'M1' });
+    expect(await verifySecret('stored-code', deps.devices.terminal('13600136000')!.authCodeHash!)).toBe(true);
+    expect(await verifySecret('for-t2', deps.devices.terminal('13800138000')!.authCodeHash!)).toBe(true);
+    expect(deps.devices.terminal('13700137000')?.deviceId).toBe('T3');
+  });
+
+  it('refuses numbers given twice in the bundle or held by a stored device, terminals of other classes and unusable fields', async () => {
+    await deps.devices.add('STORED', 'trucks', { phone: '13500135000' });
+    const salt = Buffer.alloc(16, 1).toString('base64url');
+    const key = Buffer.alloc(32, 2).toString('base64url');
+    const problems = await problemsOf(bundleOf([
+      { id: 'T1', class: 'trucks', jt808_phone: '13800138000' },
+      { id: 'T2', class: 'trucks', jt808_phone: '0013800138000' },
+      { id: 'T3', class: 'trucks', jt808_phone: '13500135000' },
+      { id: 'B1', class: 'bins', jt808_phone: '13900139000' },
+      { id: 'T4', class: 'trucks', jt808_phone: '138 0013 8000' },
+      { id: 'T5', class: 'trucks', jt808_phone: '13100131000', jt808_model: 'M\u0000' },
+      { id: 'T6', class: 'trucks', jt808_phone: '13200132000', jt808_auth_code_hash: `scrypt$16384$8$64$${salt}$${key}` },
+      { id: 'T7', class: 'trucks', jt808_model: 'M' },
+      { id: 'T1', class: 'trucks', jt808_phone: '13300133000' },
+      // STORED gives its number up only after T3 wants it: written in bundle order, T3 would fail.
+      { id: 'STORED', class: 'trucks', jt808_phone: '13400134000' },
+    ]));
+    expect(problems).toEqual([
+      'devices.1.jt808_phone: terminal phone number 13800138000 is given to devices T1 (devices.0) and T2',
+      'devices.2.jt808_phone: terminal phone number 13500135000 belongs to device STORED already',
+      'devices.3.class: device B1 is of class bins; only trucks devices can be JT/T 808 terminals',
+      'devices.4.jt808_phone: terminal phone number "138 0013 8000" must be 1-20 decimal digits (the terminal\'s SIM number)',
+      'devices.5.jt808_model: terminal model "M\\u0000" contains control characters or unpaired surrogates',
+      'devices.6.jt808_auth_code_hash: scrypt cost N=16384 r=8 p=64 exceeds the issued N=16384 r=8 p=1; import the device without a hash and give it a new secret',
+      'devices.7.jt808_phone: jt808_model and jt808_auth_code_hash need jt808_phone',
+      'devices.8.jt808_phone: device T1 appears twice in devices, with different JT/T 808 fields',
+    ]);
+    expect(deps.devices.list().total).toBe(1);
+    expect(deps.devices.terminal('13500135000')?.deviceId).toBe('STORED');
+  });
+
+  it('writes nothing when another device takes a number between the checks and the write', async () => {
+    // Devices without secret hashes: their secrets are hashed one after another after the checks,
+    // before the write; the device added meanwhile needs one hash.
+    const bins = Array.from({ length: 5 }, (_, i) => ({ id: `B${i}`, class: 'bins' }));
+    const running = refusal(importBundle(deps, bundleOf([{ id: 'T1', class: 'trucks', jt808_phone: '13800138000' }, ...bins])));
+    await deps.devices.add('OTHER', 'trucks', { phone: '13800138000' });
+    const error = (await running) as BundleError;
+    expect(error).toBeInstanceOf(BundleError);
+    expect(error.problems).toEqual([{ path: ['devices'], message: 'terminal phone number 13800138000 of device T1 was given to another device while the bundle was checked' }]);
+    expect(deps.devices.list().items.map((d) => d.id)).toEqual(['OTHER']);
+  });
+});
+
+describe('importOffThread: JT/T 808 terminals', () => {
+  it('imports terminals on the worker thread and says how many devices it created or changed', async () => {
+    await deps.devices.add('T1', 'trucks');
+    const bundle = { format: 'waste-registry-bundle', version: 1, devices: [{ id: 'T1', class: 'trucks', jt808_phone: '13800138000' }, { id: 'T2', class: 'trucks', jt808_phone: '13900139000', secret_hash: await hashSecret('s') }] };
+    const result = await importOffThread({ file: db.file, body: Buffer.from(JSON.stringify(bundle)), dryRun: false, limits: DEFAULT_LIMITS });
+    expect(result).toMatchObject({ devicesCreated: 1, devicesChanged: 2 });
+    expect(deps.devices.terminal('13800138000')?.deviceId).toBe('T1');
+    expect(deps.devices.terminal('13900139000')?.deviceId).toBe('T2');
+    const duplicate = { ...bundle, devices: [{ id: 'T3', class: 'trucks', jt808_phone: '013900139000' }] };
+    const error = await importOffThread({ file: db.file, body: Buffer.from(JSON.stringify(duplicate)), dryRun: false, limits: DEFAULT_LIMITS }).catch((e: unknown) => e);
+    expect((error as BundleError).problems).toEqual([{ path: ['devices', 0, 'jt808_phone'], message: 'terminal phone number 13900139000 belongs to device T2 already' }]);
   });
 });
