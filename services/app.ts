@@ -6,10 +6,12 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AlertService } from './alerts/alert-service.ts';
+import { MqttAlertOutput } from './alerts/mqtt-output.ts';
 import type { WebhookTargets } from './alerts/webhooks.ts';
 import { buildApp } from './api/app.ts';
 import { EmbeddedBroker } from './broker/broker.ts';
 import type { Config } from './config/schema.ts';
+import type { MessageBus } from './contract/source.ts';
 import { REJECTED_TOPIC } from './contract/topics.ts';
 import { InfluxStore, InfluxUnreachableError } from './influx/client.ts';
 import { PRIVATE_INFLUXD_NICENESS, findOnPath, superviseInfluxd, type InfluxdProcess } from './influx/influxd.ts';
@@ -87,7 +89,12 @@ export class TelemetryService {
     this.reader = new TelemetryReader(this.influx);
     this.city = new CityIndex(this.registry, this.entities);
     const writeLines = (lines: string) => this.spool.append(lines);
-    this.alerts = new AlertService(this.registry, config.alerts, writeLines, log.child({ service: 'alerts' }), config.rules.evidenceMax);
+    // Alerts go out on the broker that start() runs or connects to; before that, nowhere.
+    const bus: MessageBus = {
+      publish: (topic, payload, options) => (this.broker ?? this.worker)?.publish(topic, payload, options) ?? Promise.resolve(),
+    };
+    const alertsLog = log.child({ service: 'alerts' });
+    this.alerts = new AlertService({ db: this.registry, config: config.alerts, evidenceMax: config.rules.evidenceMax, outputs: [new MqttAlertOutput(bus, alertsLog)], writeLines, log: alertsLog });
     reserveOwnEndpoints(this.alerts.deliverer.targets, config);
     this.metrics = new ServiceMetrics({
       ingest: this.pipeline,
@@ -176,7 +183,6 @@ export class TelemetryService {
   private async startWorker(): Promise<{ mqttPort: null; wsPort: null }> {
     const worker = new MqttIngestWorker({ url: this.config.broker.url, ...this.config.ingest }, this.pipeline, this.log.child({ service: 'ingest-worker' }));
     this.worker = worker;
-    this.alerts.setPublisher((topic, payload) => worker.publish(topic, payload));
     await worker.start();
     return { mqttPort: null, wsPort: null };
   }
@@ -197,7 +203,6 @@ export class TelemetryService {
     this.pipeline.setRejectionPublisher((payload) => {
       broker.publish(REJECTED_TOPIC, payload, { qos: 1 }).catch(() => {});
     });
-    this.alerts.setPublisher((topic, payload) => broker.publish(topic, payload, { qos: 1 }));
     await broker.start(this.pipeline);
     const { port, wsPort } = broker.ports();
     // Ports picked at start (port 0) are known only now.

@@ -1,24 +1,47 @@
-// Turns the rules' findings into alerts and tells everyone who should know: each alert change is
-// stored (alert-store.ts) together with its webhook deliveries (webhooks.ts) in one transaction,
-// then published on waste/alerts/{jurisdiction}/{type} (QoS 1), written to the `alert` measurement,
-// and pushed to the API's event streams.
-import { MEASUREMENTS, int, line } from '../contract/timeseries.ts';
+// Turns findings (the rules', the sorting job's) into alerts and tells everyone who should know:
+// each alert change is stored (alert-store.ts) together with its webhook deliveries (webhooks.ts)
+// in one transaction, then handed to the outputs given at construction (MQTT on
+// waste/alerts/{jurisdiction}/{type}: mqtt-output.ts), written to the `alert` measurement, and
+// pushed to the API's event streams.
 import type { Logger } from 'pino';
 import type { AlertsConfig } from '../config/schema.ts';
 import type { Finding } from '../contract/findings.ts';
-import { topics } from '../contract/topics.ts';
+import { MEASUREMENTS, int, line } from '../contract/timeseries.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { AlertStore, type AlertChange, type AlertView } from './alert-store.ts';
 import { WebhookDeliverer, WebhookStore } from './webhooks.ts';
 
+/** One change of one alert, once it is stored. */
 export interface AlertEvent {
   change: AlertChange;
   alert: AlertView;
 }
 
-export type AlertPublisher = (topic: string, payload: string) => Promise<void>;
+/**
+ * Somewhere alert changes go besides the `alert` measurement, the webhooks and the API's event
+ * streams: subscribers on the broker (MqttAlertOutput), or a message to a truck's driver. Told of
+ * every change in the order they happen; it must not hold the alert service up (it starts its
+ * sending and returns), and it logs its own failures.
+ */
+export interface AlertOutput {
+  deliver(event: AlertEvent): void;
+}
+
 /** Appends line protocol to the durable path into InfluxDB (the spool). */
 export type LineWriter = (lines: string) => Promise<void>;
+
+export interface AlertServiceDeps {
+  db: RegistryDb;
+  config: AlertsConfig;
+  /** Most evidence items kept per alert (rules.evidenceMax). */
+  evidenceMax: number;
+  /** Where each alert change goes, in this order; empty: nowhere but the measurement, webhooks and event streams. */
+  outputs: readonly AlertOutput[];
+  /** Where the `alert` measurement is written. */
+  writeLines: LineWriter;
+  log: Logger;
+  clock?: () => number;
+}
 
 /** Violations judged over a whole trip, whose stops (loading, weighing) do not end the case. */
 const TRIP_TYPES = new Set(['out_of_hours', 'no_permit']);
@@ -33,25 +56,22 @@ export class AlertService {
   /** Alerts raised since start, by type. */
   readonly raised = new Map<string, number>();
   private readonly listeners = new Set<(event: AlertEvent) => void>();
-  private publisher: AlertPublisher = async () => {};
+  private readonly db: RegistryDb;
+  private readonly outputs: readonly AlertOutput[];
+  private readonly writeLines: LineWriter;
+  private readonly log: Logger;
+  private readonly clock: () => number;
   private lastPointMs = 0;
 
-  constructor(
-    private readonly db: RegistryDb,
-    config: AlertsConfig,
-    private readonly writeLines: LineWriter,
-    private readonly log: Logger,
-    evidenceMax: number,
-    private readonly clock: () => number = Date.now,
-  ) {
+  constructor({ db, config, evidenceMax, outputs, writeLines, log, clock = Date.now }: AlertServiceDeps) {
+    this.db = db;
+    this.outputs = [...outputs];
+    this.writeLines = writeLines;
+    this.log = log;
+    this.clock = clock;
     this.store = new AlertStore(db, { mergeGapMs: (type) => (TRIP_TYPES.has(type) ? config.tripMergeGapS : config.mergeGapS) * 1000, evidenceMax });
     this.webhooks = new WebhookStore(db, clock);
     this.deliverer = new WebhookDeliverer(db, config, log.child({ part: 'webhooks' }), clock);
-  }
-
-  /** Where MQTT alerts go (the embedded broker, or the worker's connection to an external one). */
-  setPublisher(publisher: AlertPublisher): void {
-    this.publisher = publisher;
   }
 
   start(): void {
@@ -99,9 +119,12 @@ export class AlertService {
 
   private announce(event: AlertEvent): void {
     const { alert } = event;
-    const payload = JSON.stringify(alert);
-    for (const jurisdiction of alert.jurisdictions.length > 0 ? alert.jurisdictions : [UNASSIGNED]) {
-      this.publisher(topics.alert(jurisdiction, alert.type), payload).catch((error: Error) => this.log.error({ alert: alert.id, error: error.message }, 'could not publish an alert on MQTT'));
+    for (const output of this.outputs) {
+      try {
+        output.deliver(event);
+      } catch (error) {
+        this.log.error({ alert: alert.id, error: (error as Error).message }, 'an alert output failed');
+      }
     }
     this.writeLines(this.lines(event)).catch((error: Error) => this.log.error({ alert: alert.id, error: error.message }, 'could not record an alert change for InfluxDB'));
     for (const listener of this.listeners) {

@@ -13,7 +13,7 @@ import { SortingStore } from '../../services/sorting/sorting-store.ts';
 export function alertDeps(db: RegistryDb, writeLines: (lines: string) => Promise<void> = async () => {}) {
   const entities = new EntityStore(db);
   const city = new CityIndex(db, entities);
-  const alerts = new AlertService(db, alertsSchema.parse({}), writeLines, createLogger('silent'), 40);
+  const alerts = new AlertService({ db, config: alertsSchema.parse({}), evidenceMax: 40, outputs: [], writeLines, log: createLogger('silent') });
   const config = sortingSchema.parse({});
   return {
     alerts,

@@ -90,7 +90,7 @@ afterEach(async () => {
 });
 
 function startAlerts(registry: RegistryDb, alertsConfig: AlertsConfig = config): AlertService {
-  service = new AlertService(registry, alertsConfig, async () => {}, createLogger('silent'), 40);
+  service = new AlertService({ db: registry, config: alertsConfig, evidenceMax: 40, outputs: [], writeLines: async () => {}, log: createLogger('silent') });
   service.start();
   return service;
 }

@@ -19,7 +19,7 @@ export async function rulesHarness(options: { world?: WorldOptions; config?: Par
   const writeLines = async (text: string) => {
     lines.push(text);
   };
-  const alerts = new AlertService(db, alertsSchema.parse({}), writeLines, createLogger('silent'), config.evidenceMax);
+  const alerts = new AlertService({ db, config: alertsSchema.parse({}), evidenceMax: config.evidenceMax, outputs: [], writeLines, log: createLogger('silent') });
   const spillage = new SpillageStore(db, config.spillageCellM, () => city.current, writeLines);
   const engine = new RulesEngine({
     config,
