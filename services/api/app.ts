@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { AlertService } from '../alerts/alert-service.ts';
+import type { TextDownlink } from '../contract/downlink.ts';
 import { apiSchema, type ApiConfig } from '../config/schema.ts';
 import type { TelemetryReader } from '../influx/reader.ts';
 import type { RegistryDb } from '../registry/db.ts';
@@ -27,6 +28,7 @@ import { authPlugin } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { deviceRoutes } from './routes/devices.ts';
+import { downlinkRoutes } from './routes/downlink.ts';
 import { entityRoutes } from './routes/entities.ts';
 import { importRoutes } from './routes/import.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
@@ -47,6 +49,8 @@ export interface ApiDeps {
   spillage: SpillageStore;
   sorting: SortingService;
   forecastOf: ForecastOf;
+  /** Text messages to trucks' terminals; null (the default) when the JT/T 808 gateway is disabled. */
+  downlink?: TextDownlink | null;
   /** Prometheus metrics at /metrics; public, or for admin and operator tokens. */
   metrics?: { public: boolean; source: { contentType: string; text(): Promise<string> } };
   /** Requests per minute per token (per address without one). */
@@ -123,6 +127,7 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(
     async (v1) => {
       await v1.register(deviceRoutes, { devices: deps.devices });
+      await v1.register(downlinkRoutes, { downlink: deps.downlink ?? null });
       await v1.register(entityRoutes, { entities: deps.entities });
       await v1.register(importRoutes, { db: deps.db, devices: deps.devices, entities: deps.entities });
       await v1.register(telemetryRoutes, { reader: deps.reader, entities: deps.entities });

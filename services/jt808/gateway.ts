@@ -11,6 +11,7 @@ import { hashSecret, SecretHashRefusedError, SecretVerifier, VerifierBusyError }
 import { FailureBackoff, addressSource } from '../broker/login-limits.ts';
 import type { Jt808Config } from '../config/schema.ts';
 import { UNSTORABLE } from '../contract/payloads.ts';
+import { DeviceOfflineError, type TextDownlink } from '../contract/downlink.ts';
 import type { Intake, Source } from '../contract/source.ts';
 import { TerminalConnection, type ConnectionHost } from './connection.ts';
 import { SHIPPED_LAYOUTS } from './extensions.ts';
@@ -33,8 +34,6 @@ export interface GatewayStats {
   failedAuthentications: number;
 }
 
-/** The terminal is not connected, so a downlink cannot reach it now. */
-export class TerminalOfflineError extends Error {}
 
 /** Text message flags (JT/T 808-2013 §8.37, table 38): bit 2 show on the display, bit 3 read aloud (TTS). */
 export const TEXT_DISPLAY_AND_SPEAK = 0x04 | 0x08;
@@ -51,7 +50,7 @@ const digest = (value: string): Buffer => crypto.createHash('sha256').update(val
 /** A plate as compared: without spaces and separators (苏E·12345 and 苏E12345 are one plate), upper case. */
 const plateKey = (plate: string): string => plate.replace(/[\s·.\-]/g, '').toUpperCase();
 
-export class Jt808Gateway implements Source {
+export class Jt808Gateway implements Source, TextDownlink {
   readonly name = 'jt808';
   readonly stats: GatewayStats = { connections: 0, refusedConnections: 0, registrations: 0, refusedRegistrations: 0, authentications: 0, failedAuthentications: 0 };
   private server: net.Server | null = null;
@@ -116,11 +115,11 @@ export class Jt808Gateway implements Source {
 
   /**
    * Sends a text message to a truck's terminal (0x8300) and resolves with its answer's result
-   * (0 received; JT/T 808-2013 table 5). Throws TerminalOfflineError when it is not connected.
+   * (0 received; JT/T 808-2013 table 5). Throws DeviceOfflineError when it is not connected.
    */
   async sendText(deviceId: string, text: string, flags = TEXT_DISPLAY_AND_SPEAK): Promise<number> {
     const connection = this.current.get(deviceId);
-    if (!connection) throw new TerminalOfflineError(`truck ${deviceId} has no JT/T 808 terminal connected`);
+    if (!connection) throw new DeviceOfflineError(`truck ${deviceId} has no JT/T 808 terminal connected`);
     const encoded = iconv.encode(text, 'gbk');
     if (encoded.length > MAX_TEXT_BYTES) throw new RangeError(`the text is ${encoded.length} bytes in GBK; a text message holds at most ${MAX_TEXT_BYTES}`);
     // 2019 (JT/T 808-2019 §8.38): a text type BYTE (1 notice, 2 service) follows the flag.

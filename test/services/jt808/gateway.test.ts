@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ingestSchema, jt808Schema } from '../../../services/config/schema.ts';
 import type { Reading } from '../../../services/contract/payloads.ts';
 import { IngestPipeline } from '../../../services/ingest/pipeline.ts';
-import { Jt808Gateway, TerminalOfflineError } from '../../../services/jt808/gateway.ts';
+import { DeviceOfflineError } from '../../../services/contract/downlink.ts';
+import { Jt808Gateway } from '../../../services/jt808/gateway.ts';
 import { MESSAGE, REGISTRATION_RESULT, RESULT } from '../../../services/jt808/session.ts';
 import { authenticationFrame, batchFrame, heartbeatFrame, locationFrame, registrationFrame, terminalResponseFrame, wasteSimItems, type TerminalHeader } from '../../../services/jt808/terminal.ts';
 import { frame, verified } from '../../../services/jt808/frame.ts';
@@ -249,7 +250,7 @@ describe('JT/T 808 location reports', () => {
     const t = await authenticated(r);
     const good = heartbeatFrame(header('13800138000', 5));
     const badCheck = Buffer.from(good);
-    badCheck[badCheck.length - 2] ^= 0x55;
+    badCheck[badCheck.length - 2] = badCheck[badCheck.length - 2]! ^ 0x55;
     t.send(badCheck);
     const unknown = frame(writeMessage({ messageId: 0x0f0f, edition: 2013, phone: '13800138000', serial: 6 }, Buffer.alloc(3)));
     t.send(unknown);
@@ -286,6 +287,6 @@ describe('JT/T 808 downlink', () => {
     expect(text).toMatchObject({ flag: 0x0c, text: '车辆未密闭，请立即整改' });
     t.send(terminalResponseFrame(header('13800138000', 9), { serial: text.header.serial, messageId: MESSAGE.text }, 0));
     expect(await sent).toBe(0);
-    await expect(r.gateway.sendText('TRUCK-2', 'x')).rejects.toBeInstanceOf(TerminalOfflineError);
+    await expect(r.gateway.sendText('TRUCK-2', 'x')).rejects.toBeInstanceOf(DeviceOfflineError);
   });
 });
