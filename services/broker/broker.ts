@@ -16,9 +16,8 @@ import { topics, type DeviceClass } from '../contract/topics.ts';
 import type { Intake, MessageBus, Source } from '../contract/source.ts';
 import { canPublish, canReceive, canSubscribe, type Identity } from './acl.ts';
 import type { CredentialDirectory } from './credentials.ts';
-import { boundedEmitter } from './emitter.ts';
 import { FrameLimit, PacketTooLargeError } from './frame-limit.ts';
-import { parseIntoFreshPackets } from './fresh-packets.ts';
+import { DroppedPayloads, boundedEmitter, cleanlyDisconnected, keepRefusedFiltersOutOfSessions, limitFramesBeforeParsing, parseIntoFreshPackets, verifyLibraryPatches } from './library-patches.ts';
 import { FailureBackoff, addressSource } from './login-limits.ts';
 import { SecretHashRefusedError, SecretVerifier, VerifierBusyError } from './secrets.ts';
 
@@ -81,11 +80,6 @@ interface Connection {
   device?: string;
 }
 
-/** The part of aedes' session store (aedes-persistence) the broker filters. */
-interface SessionStore {
-  addSubscriptions(client: Client, subscriptions: Subscription[]): Promise<void>;
-}
-
 /** Who holds a client id, over which connections, and whether its session outlives them. */
 interface ClientIdHolder {
   holder: string;
@@ -124,7 +118,6 @@ export class EmbeddedBroker implements Source, MessageBus {
   readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0, spoolFullRefusals: 0, busyLoginRefusals: 0, loginTimeouts: 0 };
   private lastSpoolFullWarning = 0;
   private lastBusyLoginWarning = 0;
-  private warnedParserShape = false;
   private aedes: Aedes | null = null;
   /**
    * Where device messages go, from start() on. Also says, through accepting(), when the spool is
@@ -135,8 +128,8 @@ export class EmbeddedBroker implements Source, MessageBus {
   private tcp: net.Server | null = null;
   private ws: WebSocketServer | null = null;
   private readonly identities = new WeakMap<Client, Identity>();
-  /** Payloads the gate refused: acknowledged to the device, but neither stored nor forwarded. */
-  private readonly dropped = new WeakSet<Buffer>();
+  /** Messages the gate refused: acknowledged to the device, but neither stored nor forwarded. */
+  private readonly dropped = new DroppedPayloads();
   /** Verified secrets, so a reconnect storm does not cost one scrypt per device. */
   private readonly verified = new Map<string, { hash: string; digest: Buffer }>();
   /**
@@ -199,6 +192,9 @@ export class EmbeddedBroker implements Source, MessageBus {
     // Set before any listener opens: aedes calls the hooks that use it from the first connection on.
     // It is kept after stop(): wills of the connections stop() closes still reach it.
     this.intake = intake;
+    // Throws, before anything listens, when a patch whose absence loses data or security no
+    // longer fits the installed aedes, mqtt-packet or mqemitter.
+    await verifyLibraryPatches(log);
     const aedes = await Aedes.createBroker({
       mq: boundedEmitter(EMITTER_CONCURRENCY),
       // Until the whole CONNECT has arrived (lib/client.js); from then on loginTimeoutMs applies.
@@ -222,7 +218,10 @@ export class EmbeddedBroker implements Source, MessageBus {
       authorizeSubscribe: (client, subscription, done) => this.authorizeSubscribe(client, subscription, done),
       authorizeForward: (client, packet) => this.authorizeForward(client, packet),
     });
-    this.keepRefusedFiltersOutOfSessions(aedes);
+    keepRefusedFiltersOutOfSessions(aedes, (client, subscription) => {
+      const identity = this.identities.get(client);
+      return identity !== undefined && canSubscribe(identity, subscription.topic);
+    });
     this.aedes = aedes;
     aedes.on('connackSent', (_packet, client) => this.endLoginDeadline(client));
     aedes.on('client', (client) => this.clients.add(client));
@@ -230,7 +229,7 @@ export class EmbeddedBroker implements Source, MessageBus {
     aedes.on('clientDisconnect', (client) => {
       this.clients.delete(client);
       // A clean DISCONNECT suppresses the will ([MQTT-3.1.2-10]); publish the offline state ourselves.
-      if ((client as Client & { _disconnected?: boolean })._disconnected) this.onStatus(client, false);
+      if (cleanlyDisconnected(client)) this.onStatus(client, false);
     });
     aedes.on('clientError', (client, error) => log.debug({ clientId: client.id, error: error.message }, 'client error'));
 
@@ -315,24 +314,11 @@ export class EmbeddedBroker implements Source, MessageBus {
   }
 
   private handle(stream: Duplex, socket: net.Socket): void {
-    const limit = new FrameLimit(this.deps.config.maxPacketBytes);
-    // aedes takes what arrives with read() on 'readable' (lib/client.js, nextBatch): each chunk is
-    // checked there, before its parser buffers anything, and nothing stands between the socket and
-    // aedes. A packet over the limit closes the connection; the chunk holding its header is not
-    // handed on, so nothing in it is acknowledged and the device still holds it.
-    const read = stream.read.bind(stream);
-    stream.read = (size?: number) => {
-      const chunk = read(size) as Buffer | string | null;
-      if (chunk === null || typeof chunk === 'string') return chunk;
-      try {
-        limit.check(chunk);
-        return chunk;
-      } catch (error) {
-        if (error instanceof PacketTooLargeError) this.refuseOversized(stream, error);
-        stream.destroy();
-        return null;
-      }
-    };
+    // A packet over the limit closes the connection; the chunk holding its header is not handed
+    // on, so nothing in it is acknowledged and the device still holds it.
+    limitFramesBeforeParsing(stream, new FrameLimit(this.deps.config.maxPacketBytes), (error) => {
+      if (error instanceof PacketTooLargeError) this.refuseOversized(stream, error);
+    });
     this.sockets.add(socket);
     // PUBACKs are tiny and each one releases a device's next publish: with Nagle's algorithm on, a
     // PUBACK written while the previous one is unacknowledged waits for the peer's delayed ACK (~40 ms).
@@ -356,10 +342,8 @@ export class EmbeddedBroker implements Source, MessageBus {
         if (open?.size === 0) this.openConnections.delete(connection.device);
       }
     });
-    if (!parseIntoFreshPackets(client) && !this.warnedParserShape) {
-      this.warnedParserShape = true;
-      this.deps.log.warn('the MQTT parser is not the one fresh-packets.ts knows (mqtt-packet 9); at thousands of connections GC pauses will be longer');
-    }
+    // Where the parser has another shape, the self-check at start has said so.
+    parseIntoFreshPackets(client);
   }
 
   private refuseOversized(stream: Duplex, error: PacketTooLargeError): void {
@@ -636,30 +620,13 @@ export class EmbeddedBroker implements Source, MessageBus {
    * matched it: refused payloads go nowhere, and a device gets only its own downlink.
    */
   private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
-    if (this.dropped.has(packet.payload as Buffer)) return null;
+    if (this.dropped.has(packet)) return null;
     const identity = this.identities.get(client);
     return identity && canReceive(identity, packet.topic) ? packet : null;
   }
 
-  /**
-   * aedes stores a persistent session's subscriptions as the SUBSCRIBE packet listed them, refused
-   * filters included (lib/handlers/subscribe.js, storeSubscriptions: addSubscriptions(client,
-   * packet.subscriptions) once any filter is granted). A device subscribing to its downlink and
-   * "waste/#" in one packet then had every QoS 1 message of the fleet queued for its session while it
-   * was away, delivered when it came back. Only filters the ACL grants are stored.
-   */
-  private keepRefusedFiltersOutOfSessions(aedes: Aedes): void {
-    const sessions = (aedes as unknown as { persistence: SessionStore }).persistence;
-    const store = sessions.addSubscriptions.bind(sessions);
-    sessions.addSubscriptions = (client, subscriptions) => {
-      const identity = this.identities.get(client);
-      return store(client, identity ? subscriptions.filter((subscription) => canSubscribe(identity, subscription.topic)) : []);
-    };
-  }
-
   private drop(packet: PublishPacket): void {
-    packet.retain = false;
-    this.dropped.add(packet.payload as Buffer);
+    this.dropped.drop(packet);
   }
 
   private authorizeSubscribe(client: Client, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { Aedes, type Client } from 'aedes';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseIntoFreshPackets } from '../../../services/broker/fresh-packets.ts';
+import { parseIntoFreshPackets } from '../../../services/broker/library-patches.ts';
 
 interface ParserView extends NodeJS.EventEmitter {
   packet: object;
