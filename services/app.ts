@@ -1,37 +1,32 @@
-// Wires the services of one process: the registry and its HTTP API, spool → shipper → InfluxDB,
-// the ingest pipeline, and either the embedded broker (default) or the ingest worker on an
-// external broker. Nothing happens in the constructor; start() and stop() do the I/O.
+// Runs one process: builds its pipeline (pipeline.ts, where the order of everything is declared)
+// and starts and stops the parts in the order that keeps data safe: the registry and the spool
+// first, then InfluxDB and the shipper, the rules, the alerts, and only then the sources that take
+// device data, and the HTTP API; stop() in reverse. Nothing happens in the constructor.
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { AlertService } from './alerts/alert-service.ts';
-import { MqttAlertOutput } from './alerts/mqtt-output.ts';
+import type { AlertService } from './alerts/alert-service.ts';
 import type { WebhookTargets } from './alerts/webhooks.ts';
 import { buildApp } from './api/app.ts';
-import { EmbeddedBroker } from './broker/broker.ts';
 import type { Config } from './config/schema.ts';
-import type { MessageBus } from './contract/source.ts';
-import { REJECTED_TOPIC } from './contract/topics.ts';
-import { InfluxStore, InfluxUnreachableError } from './influx/client.ts';
+import { InfluxUnreachableError, type InfluxStore } from './influx/client.ts';
 import { PRIVATE_INFLUXD_NICENESS, findOnPath, superviseInfluxd, type InfluxdProcess } from './influx/influxd.ts';
-import { TelemetryReader } from './influx/reader.ts';
-import { MqttIngestWorker } from './ingest/mqtt-worker.ts';
-import { IngestPipeline } from './ingest/pipeline.ts';
-import { StatsReporter } from './ingest/stats-reporter.ts';
-import { CityIndex } from './registry/city-index.ts';
-import { RegistryDb } from './registry/db.ts';
-import { DeviceStore } from './registry/devices.ts';
-import { EntityStore } from './registry/entity-store.ts';
+import type { TelemetryReader } from './influx/reader.ts';
+import type { IngestPipeline } from './ingest/pipeline.ts';
+import type { Jt808Gateway } from './jt808/gateway.ts';
+import type { ServiceMetrics } from './metrics/metrics.ts';
+import { buildPipeline, type Pipeline } from './pipeline.ts';
+import type { CityIndex } from './registry/city-index.ts';
+import type { RegistryDb } from './registry/db.ts';
+import type { DeviceStore } from './registry/devices.ts';
+import type { EntityStore } from './registry/entity-store.ts';
 import { readProvisioningFile } from './registry/provisioning-file.ts';
-import { TokenStore } from './registry/tokens.ts';
-import { RulesService } from './rules/rules-service.ts';
-import { SortingService } from './sorting/sorting-service.ts';
-import { SortingStore } from './sorting/sorting-store.ts';
-import { StateSnapshots } from './state/snapshots.ts';
-import { ServiceMetrics } from './metrics/metrics.ts';
-import { Shipper } from './spool/shipper.ts';
-import { Spool } from './spool/spool.ts';
+import type { TokenStore } from './registry/tokens.ts';
+import type { RulesService } from './rules/rules-service.ts';
+import type { SortingService } from './sorting/sorting-service.ts';
+import type { Shipper } from './spool/shipper.ts';
+import type { Spool } from './spool/spool.ts';
 
 /** How long stop() keeps delivering the spool to InfluxDB before leaving the rest for next time. */
 const STOP_DRAIN_MS = 5000;
@@ -41,6 +36,8 @@ const REPLAY_WAIT_MS = 10_000;
 export interface StartedService {
   mqttPort: number | null;
   wsPort: number | null;
+  /** The JT/T 808 gateway's port; null while it is disabled (jt808.port 0). */
+  jt808Port: number | null;
   apiPort: number | null;
   influxUrl: string;
 }
@@ -54,94 +51,28 @@ export class TelemetryService {
   readonly devices: DeviceStore;
   readonly entities: EntityStore;
   readonly tokens: TokenStore;
-  /** The registry in memory that the rules, the sorting job and the snapshots read; started and stopped here. */
+  /** The registry in memory that the rules, the sorting job and the snapshots read. */
   readonly city: CityIndex;
   readonly alerts: AlertService;
   readonly rules: RulesService;
   readonly sorting: SortingService;
   readonly reader: TelemetryReader;
   readonly metrics: ServiceMetrics;
+  readonly gateway: Jt808Gateway | null;
+  private readonly parts: Pipeline;
   private influxReachable = false;
   private api: Awaited<ReturnType<typeof buildApp>> | null = null;
-  private broker: EmbeddedBroker | null = null;
-  private worker: MqttIngestWorker | null = null;
   private privateInfluxd: InfluxdProcess | null = null;
-  private readonly stats: StatsReporter;
-  private readonly snapshots: StateSnapshots;
+  private sourcesStarted = 0;
 
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
   ) {
-    this.spool = new Spool(config.spool);
-    this.influx = new InfluxStore(config.influx);
-    this.shipper = new Shipper(
-      this.spool,
-      this.influx,
-      { ...config.spool, deadLetterDir: path.join(config.dataDir, 'dead-letter') },
-      log.child({ service: 'shipper' }),
-    );
-    this.pipeline = new IngestPipeline(this.spool, config.ingest, log.child({ service: 'ingest' }));
-    this.registry = new RegistryDb(config.registry.file);
-    this.devices = new DeviceStore(this.registry);
-    this.entities = new EntityStore(this.registry, undefined, config.registry);
-    this.tokens = new TokenStore(this.registry);
-    this.reader = new TelemetryReader(this.influx);
-    this.city = new CityIndex(this.registry, this.entities);
-    const writeLines = (lines: string) => this.spool.append(lines);
-    // Alerts go out on the broker that start() runs or connects to; before that, nowhere.
-    const bus: MessageBus = {
-      publish: (topic, payload, options) => (this.broker ?? this.worker)?.publish(topic, payload, options) ?? Promise.resolve(),
-    };
-    const alertsLog = log.child({ service: 'alerts' });
-    this.alerts = new AlertService({ db: this.registry, config: config.alerts, evidenceMax: config.rules.evidenceMax, outputs: [new MqttAlertOutput(bus, alertsLog)], writeLines, log: alertsLog });
+    const parts = buildPipeline(config, log);
+    this.parts = parts;
+    ({ spool: this.spool, influx: this.influx, shipper: this.shipper, ingest: this.pipeline, registry: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, city: this.city, alerts: this.alerts, rules: this.rules, sorting: this.sorting, reader: this.reader, metrics: this.metrics, gateway: this.gateway } = parts);
     reserveOwnEndpoints(this.alerts.deliverer.targets, config);
-    this.metrics = new ServiceMetrics({
-      ingest: this.pipeline,
-      spool: this.spool,
-      shipper: this.shipper,
-      alertsRaised: this.alerts.raised,
-      openAlerts: () => this.alerts.store.openCounts(),
-      webhookOutboxDepth: () => this.alerts.webhooks.pendingCount(),
-      connectedClients: () => this.broker?.connectedClients() ?? null,
-    });
-    this.shipper.observeWrites((ms) => this.metrics.observeWrite(ms));
-    this.rules = new RulesService({
-      db: this.registry,
-      city: this.city,
-      config: config.rules,
-      onFinding: (finding) => this.alerts.onFinding(finding),
-      writeLines,
-      log: log.child({ service: 'rules' }),
-      onEvaluated: (ms) => this.metrics.observeRules(ms),
-    });
-    if (config.rules.enabled) this.pipeline.onReadings((readings) => this.rules.consume(readings));
-    this.sorting = new SortingService({
-      config: config.sorting,
-      store: new SortingStore(this.registry, config.sorting),
-      entities: this.entities,
-      reader: this.reader,
-      delivered: (timeoutMs) => this.shipper.drained(timeoutMs),
-      city: this.city,
-      writeLines,
-      onFinding: (finding) => this.alerts.onFinding(finding),
-      log: log.child({ service: 'sorting' }),
-    });
-    this.pipeline.onReadings((readings) => this.sorting.consume(readings));
-    this.snapshots = new StateSnapshots({
-      city: this.city,
-      source: {
-        latestFixes: () => this.rules.latestFixes(),
-        latestBinSample: (deviceId) => this.rules.latestBinSample(deviceId),
-        binForecast: (deviceId) => this.rules.binForecast(deviceId),
-        openAlertCounts: () => this.alerts.store.openCounts(),
-        ongoing: (types) => this.alerts.store.ongoing(types),
-      },
-      options: { ...config.snapshots, movingKmh: config.rules.movingKmh, loadedKg: config.rules.loadedKg },
-      writeLines,
-      log: log.child({ service: 'snapshots' }),
-    });
-    this.stats = new StatsReporter(this.pipeline, this.spool, this.shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
   }
 
   /** Starts everything; on failure, stops what did start before rethrowing. */
@@ -167,10 +98,10 @@ export class TelemetryService {
     this.alerts.start();
     this.sorting.start();
 
-    const ports = this.config.broker.url ? await this.startWorker() : await this.startBroker();
+    const ports = await this.startSources();
     const apiPort = await this.startApi();
-    this.stats.start();
-    this.snapshots.start();
+    this.parts.stats.start();
+    this.parts.snapshots.start();
     return { ...ports, apiPort, influxUrl: this.influx.url };
   }
 
@@ -180,41 +111,33 @@ export class TelemetryService {
     await this.rules.start(this.influxReachable ? this.reader : null);
   }
 
-  private async startWorker(): Promise<{ mqttPort: null; wsPort: null }> {
-    const worker = new MqttIngestWorker({ url: this.config.broker.url, ...this.config.ingest }, this.pipeline, this.log.child({ service: 'ingest-worker' }));
-    this.worker = worker;
-    await worker.start();
-    return { mqttPort: null, wsPort: null };
-  }
-
-  private async startBroker(): Promise<{ mqttPort: number; wsPort: number | null }> {
-    if (this.devices.list({ limit: 1 }).total === 0) {
+  /** Starts the sources (pipeline.ts step 7), the broker in use first; each hands its traffic to the ingest gate. */
+  private async startSources(): Promise<Pick<StartedService, 'mqttPort' | 'wsPort' | 'jt808Port'>> {
+    const { broker, gateway, devices } = this.parts;
+    if (broker && devices.list({ limit: 1 }).total === 0) {
       this.log.warn({ registry: this.config.registry.file }, 'no devices provisioned yet: add one with "npm run cli -- device add --class trucks --id TRUCK-001"');
     }
-    const broker = new EmbeddedBroker({
-      config: this.config.broker,
-      credentials: this.devices,
-      log: this.log.child({ service: 'broker' }),
-    });
-    this.broker = broker;
     // Devices disabled, rotated or removed (here or by another process) lose their connections.
-    this.devices.onChange(() => broker.revokeStale());
-    this.devices.watch();
-    this.pipeline.setRejectionPublisher((payload) => {
-      broker.publish(REJECTED_TOPIC, payload, { qos: 1 }).catch(() => {});
-    });
-    await broker.start(this.pipeline);
-    const { port, wsPort } = broker.ports();
+    if (broker) devices.onChange(() => broker.revokeStale());
+    devices.watch();
+    for (const source of this.parts.sources) {
+      await source.start(this.pipeline);
+      this.sourcesStarted++;
+    }
+    const { port, wsPort } = broker?.ports() ?? { port: null, wsPort: null };
     // Ports picked at start (port 0) are known only now.
-    this.alerts.deliverer.targets.reserve(port, 'the MQTT listener of this service');
-    this.alerts.deliverer.targets.reserve(wsPort, 'the MQTT WebSocket listener of this service');
-    return { mqttPort: port, wsPort };
+    const targets = this.alerts.deliverer.targets;
+    targets.reserve(port, 'the MQTT listener of this service');
+    targets.reserve(wsPort, 'the MQTT WebSocket listener of this service');
+    const jt808Port = gateway?.port() ?? null;
+    targets.reserve(jt808Port, 'the JT/T 808 gateway of this service');
+    return { mqttPort: port, wsPort, jt808Port };
   }
 
   private async startApi(): Promise<number | null> {
     const { host, port, rateLimitPerMinute } = this.config.api;
     if (port === 0) return null;
-    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => this.rules.binForecast(deviceId), metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
+    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => this.rules.binForecast(deviceId), downlink: this.gateway, metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);
@@ -235,15 +158,16 @@ export class TelemetryService {
   /** Stops taking data, delivers what it can for a few seconds, and leaves the rest spooled. */
   async stop(): Promise<void> {
     await this.api?.close();
-    await this.broker?.stop();
-    await this.worker?.stop();
+    // Sources in reverse: the broker, whose bus the others report on, last.
+    for (const source of this.parts.sources.slice(0, this.sourcesStarted).reverse()) await source.stop();
+    this.sourcesStarted = 0;
     await this.alerts.stop();
     await this.sorting.stop();
     this.rules.stop();
     this.city.stop();
     this.devices.unwatch();
-    this.stats.stop();
-    this.snapshots.stop();
+    this.parts.stats.stop();
+    this.parts.snapshots.stop();
     await this.shipper.stop(STOP_DRAIN_MS);
     await this.spool.close();
     const left = this.spool.backlogBytes();
@@ -296,6 +220,7 @@ function reserveOwnEndpoints(targets: WebhookTargets, config: Config): void {
     targets.reserve(config.broker.port, 'the MQTT listener of this service');
     targets.reserve(config.broker.wsPort, 'the MQTT WebSocket listener of this service');
   }
+  targets.reserve(config.jt808.port, 'the JT/T 808 gateway of this service');
   targets.reserve(config.api.port, 'the HTTP API of this service');
   const influx = new URL(config.influx.url);
   targets.reserve(Number(influx.port || (influx.protocol === 'https:' ? 443 : 80)), 'the InfluxDB of this service', influx.hostname.replace(/^\[(.*)\]$/, '$1'));

@@ -127,7 +127,7 @@ export const jt808Schema = z
     layouts: z
       .array(extensionLayoutSchema)
       .optional()
-      .describe('Where terminal models carry cover, tipper and load weight in vendor additional items (docs/jt808.md "Extension layouts"). Config file only. Unset: the layouts shipped in jt808/extensions.ts.'),
+      .describe('Where terminal models carry cover, tipper and load weight in vendor additional items (docs/jt808.md "Extension layouts"): a JSON list, in the config file or in the environment variable. Unset (undefined): the layouts shipped in jt808/extensions.ts; set, it replaces them.'),
   })
   .prefault({});
 

@@ -1,4 +1,4 @@
-// The alert contract (DESIGN.md §4 "Alerts", §5 rule catalogue): the alert types and the shape of
+// The alert contract (docs/architecture.md §3 "Contracts", §4 what the rules flag): the alert types and the shape of
 // an alert as it is delivered on waste/alerts/{jurisdiction}/{type}, to webhooks and by the API.
 // The simulator's ground-truth labels use the same type names, so that alerts can be scored.
 import { z } from 'zod';

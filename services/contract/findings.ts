@@ -21,7 +21,7 @@ export type Evidence =
   | { kind: 'ticket'; ts: number; device_id: string; ticket_id: string; site_id: string; direction: 'in' | 'out'; gross_kg: number; net_kg: number }
   | { kind: 'reading'; ts: number; device_id: string; fill_pct: number; temp_c?: number; tilt_deg?: number; battery_v?: number; lid_opens?: number };
 
-/** What an alert is about (DESIGN.md §4 "Alerts"). */
+/** What an alert is about (docs/architecture.md §3, docs/alerts.md). */
 export interface FindingSubject {
   kind: 'truck' | 'bin' | 'community' | 'district';
   id: string;

@@ -1,4 +1,4 @@
-// Payload schemas of the device topics (DESIGN.md §4). SI units; unknown fields are ignored
+// Payload schemas of the device topics (docs/architecture.md §3). SI units; unknown fields are ignored
 // (zod strips them); optional fields may be missing. `ts` is checked by timestamps.ts and the
 // time window by the validator, because "too old" depends on configuration and the clock.
 import { z } from 'zod';
@@ -58,7 +58,7 @@ export const truckFixSchema = z.object({
   cover_closed: flag.optional(),
   load_kg: bounded(0, MAX_KG, 'kg').optional(),
   // From JT/T 808 terminals (docs/jt808.md); any device may send them.
-  /** Load state without a weight: JT/T 808 status bits 8-9 (half or fully loaded). */
+  /** Loaded, without a weight: JT/T 808 status bits 8-9 half or fully loaded; without load_kg, true counts as loaded in the rules. */
   loaded: flag.optional(),
   /** JT/T 808 alarm flags DWORD (JT/T 808-2013 table 24), as sent. */
   alarm_flags: bounded(0, 0xffff_ffff, '', { int: true }).optional(),

@@ -1,4 +1,4 @@
-// Device timestamps (DESIGN.md §4): epoch milliseconds, or ISO-8601 with an explicit offset.
+// Device timestamps (docs/architecture.md §3): epoch milliseconds, or ISO-8601 with an explicit offset.
 // Devices in China usually send local time (+08:00); a string without an offset is ambiguous and
 // refused rather than guessed.
 

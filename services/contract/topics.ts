@@ -1,4 +1,4 @@
-// The MQTT topic map (DESIGN.md §4): every topic the system uses is built and parsed here.
+// The MQTT topic map (docs/architecture.md §3): every topic the system uses is built and parsed here.
 
 export const DEVICE_CLASSES = ['bins', 'trucks', 'scales'] as const;
 export type DeviceClass = (typeof DEVICE_CLASSES)[number];

@@ -106,7 +106,7 @@ export class InfluxStore {
    * HttpError, as its transport would. The transport copies every body into a new Buffer first
    * (createRequestMessage), an ArrayBuffer alive until InfluxDB answers: at 10,000 points/s those
    * outlived young-generation collections and added to V8's external memory, whose limit sets off
-   * marking on the main thread (services/broker/fresh-packets.ts). Here the body is written as it is.
+   * marking on the main thread (services/broker/library-patches.ts). Here the body is written as it is.
    */
   private post(path: string, body: string | Buffer, headers: Record<string, string>): Promise<void> {
     const url = new URL(this.config.url.replace(/\/$/, '') + path);

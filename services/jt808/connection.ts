@@ -140,7 +140,9 @@ export class TerminalConnection {
     try {
       while (this.queue.length > 0 && !this.closed) {
         const pending = this.handleFrame(this.queue.shift()!);
-        if (pending) await pending;
+        // A registration or login that fails for a reason nobody foresaw (the registry's disk) is
+        // refused and logged; the connection goes on with its next frame.
+        if (pending) await pending.catch((error: Error) => this.reject('unprocessable', `the frame could not be handled: ${error.message.slice(0, 200)}`, null));
         this.flowControl();
       }
     } finally {

@@ -20,11 +20,11 @@ export function fixOf(report: LocationReport, layout: ExtensionLayout | null): F
     ignition: report.ignition,
     alarm_flags: report.alarm,
   };
-  // Status bits 8-9 (table 25): 00 empty, 01 half loaded, 11 fully loaded; 10 is reserved and
-  // says nothing. A terminal without a load sensor leaves them 00, which reads as "empty": that
-  // is what the terminal states, so it is kept.
-  if (report.loadState === 0) fix.loaded = false;
-  else if (report.loadState === 1 || report.loadState === 3) fix.loaded = true;
+  // Status bits 8-9 (table 25): 00 empty, 01 half loaded, 11 fully loaded; 10 is reserved. Only
+  // a load is taken as said: terminals without a load sensor leave the bits 00 as well, so "empty"
+  // is no more than "not known", and kept as such it would hide a loaded truck's uncovered
+  // transport that its weighing tickets show.
+  if (report.loadState === 1 || report.loadState === 3) fix.loaded = true;
   if (report.mileageKm !== undefined) fix.mileage_km = report.mileageKm;
   if (report.tachographKmh !== undefined) fix.tachograph_kmh = report.tachographKmh;
   if (report.signal !== undefined) fix.signal = report.signal;

@@ -48,7 +48,7 @@ const MAX_BACKOFF_KEYS = 100_000;
 const digest = (value: string): Buffer => crypto.createHash('sha256').update(value).digest();
 
 /** A plate as compared: without spaces and separators (苏E·12345 and 苏E12345 are one plate), upper case. */
-const plateKey = (plate: string): string => plate.replace(/[\s·.\-]/g, '').toUpperCase();
+const plateKey = (plate: string): string => plate.replace(/[\s·.-]/g, '').toUpperCase();
 
 export class Jt808Gateway implements Source, TextDownlink {
   readonly name = 'jt808';

@@ -40,9 +40,13 @@ export interface Registration {
   plate: string;
 }
 
-/** Decodes a 0x0100 body: 2013 manufacturer BYTE[5], model BYTE[20], id BYTE[7]; 2019 BYTE[11], [30], [30]. */
+/**
+ * Decodes a 0x0100 body: 2013 manufacturer BYTE[5], model BYTE[20], id BYTE[7]; 2019 BYTE[11],
+ * [30], [30]. A 2011 terminal's header reads like a 2013 one, but its model is BYTE[8]
+ * (JT/T 808-2011 §8.5): a body too short for the 2013 fields (37 bytes and the plate) is read so.
+ */
 export function decodeRegistration(body: Buffer, edition: 2013 | 2019): Registration {
-  const [manufacturerBytes, modelBytes, idBytes] = edition === 2019 ? [11, 30, 30] : [5, 20, 7];
+  const [manufacturerBytes, modelBytes, idBytes] = edition === 2019 ? [11, 30, 30] : body.length < 37 ? [5, 8, 7] : [5, 20, 7];
   const fixed = 4 + manufacturerBytes + modelBytes + idBytes + 1;
   if (body.length < fixed) throw new FrameError('truncated', `a ${edition} registration holds at least ${fixed} bytes; this one ${body.length}`);
   let offset = 4;

@@ -22,6 +22,8 @@ export interface MetricSources {
   webhookOutboxDepth(): number;
   /** MQTT clients on the embedded broker (null on an external one). */
   connectedClients(): number | null;
+  /** JT/T 808 terminals authenticated and connected (null while the gateway is disabled). */
+  connectedTerminals?(): number | null;
 }
 
 /** A counter whose value is read from a running total at scrape time. */
@@ -80,6 +82,10 @@ export class ServiceMetrics {
     gauge('waste_webhook_outbox_depth', 'Webhook deliveries waiting in the outbox (all webhooks).', [], () => [[{}, sources.webhookOutboxDepth()]]);
     gauge('waste_broker_connected_clients', 'MQTT clients connected to the embedded broker.', [], () => {
       const n = sources.connectedClients();
+      return n === null ? [] : [[{}, n]];
+    });
+    gauge('waste_jt808_connected_terminals', 'JT/T 808 terminals authenticated and connected to the gateway.', [], () => {
+      const n = sources.connectedTerminals?.() ?? null;
       return n === null ? [] : [[{}, n]];
     });
 

@@ -1,4 +1,4 @@
-// The rules, in the order they run for each fix, ticket or bin reading (DESIGN.md §5). A permit
+// The rules, in the order they run for each fix, ticket or bin reading (docs/architecture.md §4). A permit
 // problem is judged before what the permit allows; the body sensors' rules after the position's.
 import { deviceOffline } from './rules/device-offline.ts';
 import { fireRisk } from './rules/fire-risk.ts';

@@ -281,7 +281,8 @@ export class RulesEngine {
       truck,
       permits: permitsAt(truck, fix.ts),
       moving: fix.speed_kmh > config.movingKmh,
-      loaded: fix.load_kg !== undefined ? fix.load_kg > config.loadedKg : track.book.loadedAt(fix.ts),
+      // A weight decides; without one, a terminal's "loaded" status (JT/T 808 status bits 8-9) or the weighing tickets.
+      loaded: fix.load_kg !== undefined ? fix.load_kg > config.loadedKg : fix.loaded === true || track.book.loadedAt(fix.ts),
       registry,
       config,
       report: this.truckReporter(truck),

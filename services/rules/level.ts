@@ -1,4 +1,4 @@
-// A bin's fill level with hysteresis (DESIGN.md §5): an overflow is raised after
+// A bin's fill level with hysteresis (docs/architecture.md §4): an overflow is raised after
 // rules.overflowReadings readings at or above rules.overflowRaisePct since the bin was last at or
 // below rules.overflowClearPct, and clears at or below that level or on an emptying, a fall of at
 // least rules.emptyingDropPct points from one reading to the next (the bin was collected). The

@@ -1,4 +1,4 @@
-// The separation-rate job (DESIGN.md §5): on a node-cron schedule (and on demand through the API)
+// The separation-rate job (docs/architecture.md §4): on a node-cron schedule (and on demand through the API)
 // it counts a day's household-waste tickets from InfluxDB per community, district and city, keeps
 // the tonnage (sorting-store.ts), writes the day's and the rolling 7-day figures to the
 // `separation_rate` measurement, and raises separation_below_target for each community and

@@ -1,4 +1,4 @@
-// Household-waste tonnage and the kitchen-waste separation rate (DESIGN.md §5). Tickets count when
+// Household-waste tonnage and the kitchen-waste separation rate (docs/architecture.md §4). Tickets count when
 // a truck delivers household waste (direction "in", one of the four household categories); the
 // ticket's origin names the community, which names the district. Tickets without a known origin
 // count for the city only. No national formula is fixed, so the denominator is configurable.

@@ -43,7 +43,6 @@ export class Shipper {
   /** Set by every group commit; lets the loop see data that landed while it was reading. */
   private dataSinceRead = false;
   private lastWarning = 0;
-  private writeObserver: (ms: number, lines: number) => void = () => {};
   // New data ends a wait for data, never a backoff after a failure.
   private readonly onData = (): void => {
     this.dataSinceRead = true;
@@ -55,12 +54,9 @@ export class Shipper {
     private readonly sink: LineSink,
     private readonly options: ShipperOptions,
     private readonly log: Logger,
+    /** Told of every successful write: its duration and line count (the metrics). */
+    private readonly onWrite: (ms: number, lines: number) => void = () => {},
   ) {}
-
-  /** Told of every successful write: its duration and line count (the metrics). */
-  observeWrites(observer: (ms: number, lines: number) => void): void {
-    this.writeObserver = observer;
-  }
 
   start(): void {
     if (this.running) return;
@@ -113,7 +109,7 @@ export class Shipper {
         await this.sink.write(batch.body);
         this.stats.lastWriteMs = performance.now() - started;
         this.stats.deliveredLines += batch.lines;
-        this.writeObserver(this.stats.lastWriteMs, batch.lines);
+        this.onWrite(this.stats.lastWriteMs, batch.lines);
         if (this.stats.failingSince !== null) {
           this.log.info(
             { influx: this.sink.url, downForMs: Date.now() - this.stats.failingSince, backlogBytes: this.spool.backlogBytes() },

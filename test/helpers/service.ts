@@ -45,6 +45,7 @@ export async function testConfig(influxUrl: string, overrides: Record<string, un
       'broker.host': '127.0.0.1',
       'broker.port': 0,
       'broker.wsPort': await freePort(),
+      'jt808.port': 0,
       'api.port': 0,
       'influx.url': influxUrl,
       'influx.startPrivate': false,

@@ -32,6 +32,7 @@ async function serviceEnv(): Promise<Record<string, string>> {
     WASTE_BROKER_PORT: String(await freePort()),
     WASTE_BROKER_WS_PORT: String(await freePort()),
     WASTE_API_PORT: String(await freePort()),
+    WASTE_JT808_PORT: String(await freePort()),
     WASTE_INFLUX_URL: influxd.url,
     WASTE_INFLUX_START_PRIVATE: 'false',
     WASTE_SPOOL_RETRY_MIN_MS: '100',

@@ -1,4 +1,4 @@
-// Route deviation (DESIGN.md §5): outside the corridor of every permit in force for longer than the
+// Route deviation (docs/architecture.md §4): outside the corridor of every permit in force for longer than the
 // grace period or distance. Parked with the ignition off is not driving a route, and inside the
 // permit's own construction or disposal site the truck is where it should be.
 import { newStretchState, step, type StretchState } from '../stretch.ts';

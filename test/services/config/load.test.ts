@@ -29,6 +29,16 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads a list (the JT/T 808 extension layouts) from the environment as JSON, and says so when it is not', () => {
+    const layouts = [{ name: 'vendor-x', models: ['X1'], coverClosed: { item: 0xe3, bit: 0 } }];
+    expect(loadConfig({ env: { WASTE_JT808_LAYOUTS: JSON.stringify(layouts) } }).jt808.layouts).toEqual([
+      { name: 'vendor-x', models: ['X1'], source: '', coverClosed: { item: 0xe3, byte: 0, bit: 0, setMeans: true } },
+    ]);
+    expect(loadConfig({ env: {} }).jt808.layouts).toBeUndefined();
+    expect(() => loadConfig({ env: { WASTE_JT808_LAYOUTS: '[{name' } })).toThrow(/jt808\.layouts \(WASTE_JT808_LAYOUTS\): not JSON/);
+    expect(() => loadConfig({ env: { WASTE_JT808_LAYOUTS: '[{"name":"x","coverClosed":{"item":300,"bit":0}}]' } })).toThrow(/jt808\.layouts\.0\.coverClosed\.item/);
+  });
+
   it('is documented key by key in the README', () => {
     const readme = fs.readFileSync('README.md', 'utf8');
     for (const key of configKeys()) expect(readme, key.path).toContain(`| \`${key.path}\` | \`${key.env}\` |`);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { frame, verified } from '../../../services/jt808/frame.ts';
 import { readHeader, writeMessage } from '../../../services/jt808/header.ts';
 import { bcdTime, decodeBatch, decodeLocation } from '../../../services/jt808/location.ts';
-import { MESSAGE, decodeTerminalResponse, platformResponse, registrationResponse } from '../../../services/jt808/session.ts';
+import { MESSAGE, decodeRegistration, decodeTerminalResponse, platformResponse, registrationResponse } from '../../../services/jt808/session.ts';
 
 /** A 0x0200 body: the 28 basic bytes and the given additional items. */
 function locationBody(o: { alarm?: number; status: number; lat: number; lon: number; alt?: number; speed10: number; heading: number; time: string; items?: [number, number[]][] }): Buffer {
@@ -88,5 +88,12 @@ describe('JT/T 808 responses', () => {
     expect(registrationResponse(7, 0, 'AUTH1').toString('hex')).toBe(`000700${Buffer.from('AUTH1').toString('hex')}`);
     expect(registrationResponse(7, 4, 'AUTH1').toString('hex')).toBe('000704');
     expect(decodeTerminalResponse(Buffer.from('0001830000', 'hex'))).toEqual({ serial: 1, messageId: 0x8300, result: 0 });
+  });
+});
+
+describe('JT/T 808 registration', () => {
+  it('reads a 2011 registration (model BYTE[8], JT/T 808-2011 §8.5), whose header is a 2013 one, by its shorter body', () => {
+    const body = Buffer.concat([Buffer.from('0020000a', 'hex'), Buffer.from('70107'), Buffer.from('MD-200\0\0'), Buffer.from('2366104'), Buffer.from([1]), Buffer.from('cbd5453132333435', 'hex')]);
+    expect(decodeRegistration(body, 2013)).toEqual({ province: 32, city: 10, manufacturer: '70107', model: 'MD-200', terminalId: '2366104', plateColour: 1, plate: '苏E12345' });
   });
 });

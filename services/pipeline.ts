@@ -1,0 +1,170 @@
+// The pipeline of one process, declared in the order data flows through it. Read top to bottom:
+// every part is built here, from the place data ends up back to the devices, and each is handed
+// what it sends its results to. Nothing here does I/O; app.ts starts and stops the parts.
+// docs/architecture.md draws the same picture and says why it is in this order.
+//
+//   device ─► source ─► ingest gate ─► validation ─► listeners ─► spool ─► shipper ─► InfluxDB
+//            (MQTT broker,  (slices,      (contract/    (rules,       (fsync'd     (batches,
+//             MQTT worker,   one device    payloads.ts)  sorting)      group        retries,
+//             JT/T 808)      in turn)                                  commit)      dead letters)
+//                 ▲                                        │
+//                 └── acknowledged once durable            ▼ findings
+//                                               alert store (SQLite, webhook outbox)
+//                                                          │
+//                     alert outputs: MQTT waste/alerts/…, driver text (JT/T 808), the API's event
+//                     streams, `alert` points in the spool; webhooks from the outbox
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { AlertService, type AlertOutput } from './alerts/alert-service.ts';
+import { DriverTextOutput } from './alerts/driver-text-output.ts';
+import { MqttAlertOutput } from './alerts/mqtt-output.ts';
+import { EmbeddedBroker } from './broker/broker.ts';
+import type { Config } from './config/schema.ts';
+import type { ReadingsListener } from './ingest/pipeline.ts';
+import type { MessageBus, Source } from './contract/source.ts';
+import { InfluxStore } from './influx/client.ts';
+import { TelemetryReader } from './influx/reader.ts';
+import { MqttIngestWorker } from './ingest/mqtt-worker.ts';
+import { IngestPipeline } from './ingest/pipeline.ts';
+import { StatsReporter } from './ingest/stats-reporter.ts';
+import { Jt808Gateway } from './jt808/gateway.ts';
+import { ServiceMetrics } from './metrics/metrics.ts';
+import { CityIndex } from './registry/city-index.ts';
+import { RegistryDb } from './registry/db.ts';
+import { DeviceStore } from './registry/devices.ts';
+import { EntityStore } from './registry/entity-store.ts';
+import { TokenStore } from './registry/tokens.ts';
+import { RulesService } from './rules/rules-service.ts';
+import { SortingService } from './sorting/sorting-service.ts';
+import { SortingStore } from './sorting/sorting-store.ts';
+import { Shipper } from './spool/shipper.ts';
+import { Spool } from './spool/spool.ts';
+import { StateSnapshots } from './state/snapshots.ts';
+
+export interface Pipeline {
+  spool: Spool;
+  influx: InfluxStore;
+  shipper: Shipper;
+  registry: RegistryDb;
+  devices: DeviceStore;
+  entities: EntityStore;
+  tokens: TokenStore;
+  city: CityIndex;
+  reader: TelemetryReader;
+  /** The MQTT broker the service runs (embedded) or reads from (external): a source, and the bus. */
+  broker: EmbeddedBroker | null;
+  worker: MqttIngestWorker | null;
+  /** Where the service publishes: rejection reports, alerts. */
+  bus: MessageBus;
+  gateway: Jt808Gateway | null;
+  alerts: AlertService;
+  rules: RulesService;
+  sorting: SortingService;
+  ingest: IngestPipeline;
+  /** Every source of device data, in the order they start. */
+  sources: Source[];
+  snapshots: StateSnapshots;
+  stats: StatsReporter;
+  metrics: ServiceMetrics;
+}
+
+export function buildPipeline(config: Config, log: Logger): Pipeline {
+  // 1. Where every accepted reading ends: the spool (durable on disk before any device is
+  //    acknowledged), from which the shipper writes batches to InfluxDB, retrying while it is
+  //    down. Everything else that writes time series (alerts, snapshots, sorting) appends here too.
+  const spool = new Spool(config.spool);
+  const writeLines = (lines: string) => spool.append(lines);
+  const influx = new InfluxStore(config.influx);
+  const shipper = new Shipper(spool, influx, { ...config.spool, deadLetterDir: path.join(config.dataDir, 'dead-letter') }, log.child({ service: 'shipper' }), (ms) => metrics.observeWrite(ms));
+  const reader = new TelemetryReader(influx);
+
+  // 2. The registry (SQLite): devices and their credentials, the city's entities, API tokens; and
+  //    the city index, the registry in memory that the rules, sorting and snapshots read.
+  const registry = new RegistryDb(config.registry.file);
+  const devices = new DeviceStore(registry);
+  const entities = new EntityStore(registry, undefined, config.registry);
+  const tokens = new TokenStore(registry);
+  const city = new CityIndex(registry, entities);
+
+  // 3. The broker in use. It is a source of device data (step 7) and the bus the service publishes
+  //    on: rejection reports (waste/ingest/rejected) and alerts (waste/alerts/...).
+  const external = config.broker.url !== '';
+  const broker = external ? null : new EmbeddedBroker({ config: config.broker, credentials: devices, log: log.child({ service: 'broker' }) });
+  const worker = external ? new MqttIngestWorker({ url: config.broker.url, ...config.ingest }, log.child({ service: 'ingest-worker' })) : null;
+  const bus: MessageBus = (broker ?? worker)!;
+  // The JT/T 808 gateway for truck terminals (step 7), also the way down to their drivers.
+  const gateway = config.jt808.port === 0 ? null : new Jt808Gateway({ config: config.jt808, terminals: devices, log: log.child({ service: 'jt808' }) });
+
+  // 4. Findings become alerts: stored with their webhook deliveries in one transaction, then told
+  //    to each output in this order, and written as `alert` points to the spool.
+  const alertsLog = log.child({ service: 'alerts' });
+  const alertOutputs: AlertOutput[] = [new MqttAlertOutput(bus, alertsLog)];
+  if (gateway && config.jt808.textOnAlert) alertOutputs.push(new DriverTextOutput(gateway, alertsLog));
+  const alerts = new AlertService({ db: registry, config: config.alerts, evidenceMax: config.rules.evidenceMax, outputs: alertOutputs, writeLines, log: alertsLog });
+
+  // 5. The listeners told of every message's accepted readings, in this order: the rules (each
+  //    truck and bin judged by event time; findings to step 4), then the separation-rate job
+  //    (weighing tickets counted per day; its findings to step 4 as well).
+  const rules = new RulesService({
+    db: registry,
+    city,
+    config: config.rules,
+    onFinding: (finding) => alerts.onFinding(finding),
+    writeLines,
+    log: log.child({ service: 'rules' }),
+    onEvaluated: (ms) => metrics.observeRules(ms),
+  });
+  const sorting = new SortingService({
+    config: config.sorting,
+    store: new SortingStore(registry, config.sorting),
+    entities,
+    reader,
+    delivered: (timeoutMs) => shipper.drained(timeoutMs),
+    city,
+    writeLines,
+    onFinding: (finding) => alerts.onFinding(finding),
+    log: log.child({ service: 'sorting' }),
+  });
+  const listeners: ReadingsListener[] = [];
+  if (config.rules.enabled) listeners.push((readings) => rules.consume(readings));
+  listeners.push((readings) => sorting.consume(readings));
+
+  // 6. The ingest gate every source hands its messages to: validation (contract/payloads.ts),
+  //    then the listeners of step 5, then the spool of step 1; refusals are counted and reported
+  //    on the bus. A source acknowledges its device only once ingest() resolves.
+  const ingest = new IngestPipeline(spool, config.ingest, log.child({ service: 'ingest' }), { listeners, reports: bus });
+
+  // 7. The sources, started last (app.ts) and stopped first, so no device is acknowledged before
+  //    the path behind it runs, nor after it stops.
+  const sources: Source[] = [(broker ?? worker)!];
+  if (gateway) sources.push(gateway);
+
+  // 8. What is reported about it all: state snapshots and ingest statistics (to the spool), and
+  //    the Prometheus metrics the API serves.
+  const snapshots = new StateSnapshots({
+    city,
+    source: {
+      latestFixes: () => rules.latestFixes(),
+      latestBinSample: (deviceId) => rules.latestBinSample(deviceId),
+      binForecast: (deviceId) => rules.binForecast(deviceId),
+      openAlertCounts: () => alerts.store.openCounts(),
+      ongoing: (types) => alerts.store.ongoing(types),
+    },
+    options: { ...config.snapshots, movingKmh: config.rules.movingKmh, loadedKg: config.rules.loadedKg },
+    writeLines,
+    log: log.child({ service: 'snapshots' }),
+  });
+  const stats = new StatsReporter(ingest, spool, shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
+  const metrics = new ServiceMetrics({
+    ingest,
+    spool,
+    shipper,
+    alertsRaised: alerts.raised,
+    openAlerts: () => alerts.store.openCounts(),
+    webhookOutboxDepth: () => alerts.webhooks.pendingCount(),
+    connectedClients: () => broker?.connectedClients() ?? null,
+    connectedTerminals: () => gateway?.connectedTerminals() ?? null,
+  });
+
+  return { spool, influx, shipper, registry, devices, entities, tokens, city, reader, broker, worker, bus, gateway, alerts, rules, sorting, ingest, sources, snapshots, stats, metrics };
+}
