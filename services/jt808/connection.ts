@@ -25,6 +25,8 @@ export interface ConnectionHost {
   readonly layouts: readonly ExtensionLayout[];
   readonly intake: Intake;
   readonly log: Logger;
+  /** Frames read (each counted once, whatever became of it) and refused by the gateway itself. */
+  readonly counts: { frames: number; refusedFrames: number };
   clock(): number;
   /** Registers the terminal (0x0100): the result code and, when accepted, the authentication code issued. */
   register(phone: string, registration: Registration): Promise<{ result: number; code?: string }>;
@@ -126,6 +128,7 @@ export class TerminalConnection {
 
   private receive(chunk: Buffer): void {
     const { frames, oversized } = this.splitter.push(chunk);
+    this.host.counts.frames += frames.length + oversized;
     for (let i = 0; i < oversized; i++) this.reject('frame_too_large', `a frame grew past ${this.host.config.maxFrameBytes} bytes (jt808.maxFrameBytes) without its closing 0x7e; dropped`, null);
     for (const f of frames) this.queue.push(f);
     for (const expired of this.reassembly.expire(this.host.clock())) this.reject('truncated', expired, null);
@@ -333,6 +336,7 @@ export class TerminalConnection {
   }
 
   private reject(reason: RejectReason, message: string, messageId: number | null, count?: number): void {
+    this.host.counts.refusedFrames++;
     this.host.intake.reject({
       reason,
       message,

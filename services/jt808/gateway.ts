@@ -26,6 +26,9 @@ export interface GatewayDeps {
 }
 
 export interface GatewayStats {
+  /** Frames read, and of them refused by the gateway (bad frames, unknown ids, reports before authentication). */
+  frames: number;
+  refusedFrames: number;
   connections: number;
   refusedConnections: number;
   registrations: number;
@@ -52,7 +55,7 @@ const plateKey = (plate: string): string => plate.replace(/[\s·.-]/g, '').toUpp
 
 export class Jt808Gateway implements Source, TextDownlink {
   readonly name = 'jt808';
-  readonly stats: GatewayStats = { connections: 0, refusedConnections: 0, registrations: 0, refusedRegistrations: 0, authentications: 0, failedAuthentications: 0 };
+  readonly stats: GatewayStats = { frames: 0, refusedFrames: 0, connections: 0, refusedConnections: 0, registrations: 0, refusedRegistrations: 0, authentications: 0, failedAuthentications: 0 };
   private server: net.Server | null = null;
   private intake: Intake | null = null;
   private boundPort: number | null = null;
@@ -147,6 +150,7 @@ export class Jt808Gateway implements Source, TextDownlink {
       layouts: config.layouts ?? SHIPPED_LAYOUTS,
       intake,
       log,
+      counts: this.stats,
       clock: this.deps.clock ?? Date.now,
       register: (phone, registration) => this.register(phone, registration),
       authenticate: (phone, code, address, signal) => this.authenticate(phone, code, address, signal),

@@ -279,6 +279,77 @@ describe('JT/T 808 location reports', () => {
   });
 });
 
+describe('JT/T 808 under faults and hostile input', () => {
+  it('stores nothing of a batch whose terminal died in the middle of sending it, and the whole batch once it is sent again', async () => {
+    const r = await rig();
+    const t = await authenticated(r);
+    const fixes = Array.from({ length: 10 }, (_, i) => ({ ts: now() - 60_000 + i * 1000, lat: 31.3 + i / 1000, lon: 120.6, speedKmh: 20, heading: 90 }));
+    const batch = batchFrame(header('13800138000', 2), 1, fixes);
+    t.send(batch.subarray(0, Math.floor(batch.length / 2)));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.close();
+    await expect.poll(() => r.gateway.connectedTerminals()).toBe(0);
+    expect(r.readings.filter((x) => x.kind === 'truck')).toEqual([]);
+    const again = await r.connect();
+    again.send(authenticationFrame(header('13800138000', 3), { code: 'code-1' }));
+    await again.response(3);
+    again.send(batchFrame(header('13800138000', 4), 1, fixes));
+    expect(await again.response(4)).toMatchObject({ result: RESULT.ok });
+    expect(r.readings.filter((x) => x.kind === 'truck')).toHaveLength(10);
+  });
+
+  it('survives 100,000 random and mutated frames from a terminal that never authenticated: each counted, none stored', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-1', 'trucks', { phone: '13800138000', authCode: 'code-1' });
+    // Seeded, so a failure can be replayed.
+    let seed = 808;
+    const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+    const byte = () => Math.floor(random() * 256);
+    const fix = { ts: now(), lat: 31.3, lon: 120.6, speedKmh: 10, heading: 0 };
+    const valid = [
+      locationFrame(header('13800138000', 1), fix),
+      batchFrame(header('13800138000', 2), 1, [fix, fix]),
+      heartbeatFrame(header('13800138000', 3)),
+      locationFrame(header('13800138000', 4, 2019), fix),
+      Buffer.from(REGISTRATION_13511221122, 'hex'),
+    ];
+    const mutated = (): Buffer => {
+      const base = Buffer.from(valid[Math.floor(random() * valid.length)]!.subarray(1, -1));
+      const kind = random();
+      if (kind < 0.3) base[Math.floor(random() * base.length)] = byte();
+      else if (kind < 0.5) return base.subarray(0, Math.floor(random() * base.length));
+      else if (kind < 0.7) return Buffer.concat([base, Buffer.from(Array.from({ length: 1 + Math.floor(random() * 8) }, byte))]);
+      else if (kind < 0.85) return Buffer.from(Array.from({ length: 1 + Math.floor(random() * 60) }, byte));
+      else base[Math.floor(random() * base.length)] = 0x7d;
+      return base;
+    };
+    let sent = 0;
+    let t = await r.connect();
+    const counted = () => r.gateway.stats.frames;
+    while (sent < 100_000) {
+      const chunk: Buffer[] = [];
+      for (let i = 0; i < 1000; i++) {
+        // A frame never holds its flag byte; a mutation that made one is a frame boundary, so it is sent escaped away.
+        const content = mutated().filter((b) => b !== 0x7e);
+        if (content.length === 0) continue;
+        chunk.push(Buffer.from([0x7e]), Buffer.from(content), Buffer.from([0x7e]));
+        sent++;
+      }
+      const before = counted();
+      const expected = before + chunk.length / 3;
+      if (t.closed) t = await r.connect();
+      t.send(Buffer.concat(chunk));
+      // The gateway closes a connection after a logout (0x0003) or three failed authentications it was sent.
+      await expect.poll(() => counted() === expected || t.closed, { timeout: 10_000 }).toBe(true);
+      if (counted() !== expected) sent -= expected - counted();
+    }
+    expect(counted()).toBe(sent);
+    expect(r.gateway.stats.refusedFrames).toBeGreaterThan(90_000);
+    expect(r.readings.filter((x) => x.kind === 'truck')).toEqual([]);
+    expect(r.spool.backlogBytes()).toBe(0);
+  }, 120_000);
+});
+
 describe('JT/T 808 downlink', () => {
   it('sends a text message in GBK and resolves with the terminal\'s answer', async () => {
     const r = await rig();
