@@ -124,6 +124,8 @@ export class Jt808Gateway implements Source, TextDownlink {
     const connection = this.current.get(deviceId);
     if (!connection) throw new DeviceOfflineError(`truck ${deviceId} has no JT/T 808 terminal connected`);
     const encoded = iconv.encode(text, 'gbk');
+    // iconv-lite writes "?" for a character GBK does not have; the driver would read another text.
+    if (iconv.decode(encoded, 'gbk') !== text) throw new RangeError('the text holds characters GBK cannot carry (emoji, rare characters); the terminal could not show it');
     if (encoded.length > MAX_TEXT_BYTES) throw new RangeError(`the text is ${encoded.length} bytes in GBK; a text message holds at most ${MAX_TEXT_BYTES}`);
     // 2019 (JT/T 808-2019 §8.38): a text type BYTE (1 notice, 2 service) follows the flag.
     const head = connection.speaks === 2019 ? Buffer.from([flags, 1]) : Buffer.from([flags]);
