@@ -8,8 +8,8 @@ import { createLogger } from './log.ts';
 
 const HELP = `Usage: npm start [-- --config FILE]
 
-Runs the embedded MQTT broker (or the ingest worker for an external broker) and writes validated
-telemetry to InfluxDB through a durable spool.
+Runs the embedded MQTT broker (or the ingest worker for an external broker) and the JT/T 808
+gateway for truck terminals, and writes validated telemetry to InfluxDB through a durable spool.
 
 Options:
   --config FILE   JSON configuration file (also WASTE_CONFIG); keys and defaults in the README
@@ -17,6 +17,7 @@ Options:
 
 Every key can be set by environment variable, e.g. WASTE_BROKER_PORT=1884, WASTE_INFLUX_URL=...
 Devices: npm run cli -- device add --class trucks --id TRUCK-001
+JT/T 808 terminals: npm run cli -- device add --class trucks --id TRUCK-002 --jt808-phone 13800138000
 `;
 
 async function main(): Promise<void> {
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
     const err = error as NodeJS.ErrnoException & { port?: number };
     const hint =
       err.code === 'EADDRINUSE'
-        ? ` (another program already listens on port ${err.port ?? '?'}: stop it, or move this service with WASTE_BROKER_PORT, WASTE_BROKER_WS_PORT or WASTE_API_PORT)`
+        ? ` (another program already listens on port ${err.port ?? '?'}: stop it, or move this service with WASTE_BROKER_PORT, WASTE_BROKER_WS_PORT, WASTE_JT808_PORT or WASTE_API_PORT)`
         : '';
     log.fatal({ error: err.message }, `could not start${hint}`);
     process.exit(1);
