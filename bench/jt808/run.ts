@@ -154,11 +154,18 @@ const listening = (port: number) =>
     });
     socket.once('error', () => resolve(false));
   });
+/** A run that cannot go on leaves no service or influxd behind. */
+async function abandon(error: unknown): Promise<never> {
+  service.child.kill('SIGKILL');
+  await influxd.stop().catch(() => {});
+  await fsp.rm(dir, { recursive: true, force: true });
+  throw error;
+}
 const readyBy = Date.now() + 60_000;
 while (!(await listening(jt808Port))) {
-  if (service.child.exitCode !== null) throw new Error(`the service exited with ${service.child.exitCode} before it listened on the JT/T 808 port`);
+  if (service.child.exitCode !== null) await abandon(new Error(`the service exited with ${service.child.exitCode} before it listened on the JT/T 808 port`));
   if (Date.now() > readyBy) {
-    throw new Error(`the service did not listen on the JT/T 808 port ${jt808Port} (WASTE_JT808_PORT) within 60 s: is the gateway started by services/app.ts?`);
+    await abandon(new Error(`the service did not listen on the JT/T 808 port ${jt808Port} (WASTE_JT808_PORT) within 60 s: is the gateway started by services/app.ts?`));
   }
   await sleep(100);
 }
@@ -280,15 +287,19 @@ async function mqttRound(round: number, countBefore: number): Promise<MqttPathRe
 // makes cheap, as a reconnect after a network drop.
 const jtRounds: JtRound[] = [];
 const mqttRounds: (MqttPathResult & { serviceRssMb: number | null })[] = [];
-for (let round = 0; round < R; round++) {
-  jtRounds.push(await jtRound(round, jtRounds.reduce((sum, r) => sum + r.inInflux, 0)));
-  if (!values['skip-mqtt']) {
-    await sleep(2000); // the terminals' connections close and their offline statuses are written
-    mqttRounds.push(await mqttRound(round, mqttRounds.reduce((sum, r) => sum + r.inInflux, 0)));
-    await sleep(2000);
+try {
+  for (let round = 0; round < R; round++) {
+    jtRounds.push(await jtRound(round, jtRounds.reduce((sum, r) => sum + r.inInflux, 0)));
+    if (!values['skip-mqtt']) {
+      await sleep(2000); // the terminals' connections close and their offline statuses are written
+      mqttRounds.push(await mqttRound(round, mqttRounds.reduce((sum, r) => sum + r.inInflux, 0)));
+      await sleep(2000);
+    }
   }
+  await warmUp?.endAsync();
+} catch (error) {
+  await abandon(error);
 }
-await warmUp?.endAsync();
 
 const serviceRssMb = peakRssMb(service.child.pid);
 const influxRssMb = peakRssMb(influxd.pid);
