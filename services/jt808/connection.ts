@@ -31,7 +31,7 @@ export interface ConnectionHost {
   /** Registers the terminal (0x0100): the result code and, when accepted, the authentication code issued. */
   register(phone: string, registration: Registration): Promise<{ result: number; code?: string }>;
   /** Checks an authentication code (0x0102): the terminal when it matches, else the reason it does not. */
-  authenticate(phone: string, code: string, address: string, signal: AbortSignal): Promise<{ terminal: TerminalRecord } | { refused: string }>;
+  authenticate(phone: string, code: string, address: string, signal: AbortSignal): Promise<{ terminal: TerminalRecord } | { refused: string; busy?: boolean }>;
   /**
    * This connection now speaks for the terminal's device: the device's older connection is closed.
    * Returns whether there was one (the device was online already).
@@ -255,8 +255,11 @@ export class TerminalConnection {
     const outcome = await this.host.authenticate(header.phone, code, this.address, this.login.signal);
     if (this.closed) return;
     if ('refused' in outcome) {
-      this.failedAuthentications++;
       this.answer(header.serial, header.messageId, RESULT.failed);
+      // A login refused because logins are queueing (a fleet reconnecting at once) is tried again
+      // by the terminal; only a wrong code counts towards closing the connection.
+      if (outcome.busy) return;
+      this.failedAuthentications++;
       this.host.log.warn({ phone: header.phone, address: this.address }, `JT/T 808 authentication refused: ${outcome.refused}`);
       if (this.failedAuthentications >= MAX_FAILED_AUTHENTICATIONS) this.socket.end();
       return;
@@ -331,6 +334,12 @@ export class TerminalConnection {
     const serial = this.serial;
     this.serial = (this.serial + 1) & 0xffff;
     if (this.closed || this.phone === null) return serial;
+    // One group commit answers many reports of a connection at once: corked until the next tick,
+    // their answers leave in one write instead of one system call each.
+    if (this.socket.writableCorked === 0) {
+      this.socket.cork();
+      process.nextTick(() => this.socket.uncork());
+    }
     this.socket.write(frame(writeMessage({ messageId, edition: this.edition, protocolVersion: this.protocolVersion, phone: this.phone, serial }, body)));
     return serial;
   }

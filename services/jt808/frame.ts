@@ -43,14 +43,21 @@ export function unescape(escaped: Uint8Array): Buffer {
 /** A whole frame for the wire: header and body, their check code, escaped, between flags. */
 export function frame(message: Uint8Array): Buffer {
   const code = checkCode(message);
-  const out: number[] = [FLAG];
-  for (const byte of [...message, code]) {
-    if (byte === FLAG) out.push(ESCAPE, 0x02);
-    else if (byte === ESCAPE) out.push(ESCAPE, 0x01);
-    else out.push(byte);
-  }
-  out.push(FLAG);
-  return Buffer.from(out);
+  let escapes = code === FLAG || code === ESCAPE ? 1 : 0;
+  for (const byte of message) if (byte === FLAG || byte === ESCAPE) escapes++;
+  const out = Buffer.allocUnsafe(message.length + escapes + 3);
+  let n = 0;
+  out[n++] = FLAG;
+  const put = (byte: number): void => {
+    if (byte === FLAG || byte === ESCAPE) {
+      out[n++] = ESCAPE;
+      out[n++] = byte === FLAG ? 0x02 : 0x01;
+    } else out[n++] = byte;
+  };
+  for (const byte of message) put(byte);
+  put(code);
+  out[n++] = FLAG;
+  return out;
 }
 
 /** Header and body of one frame's content (unescaped, flags removed), its check code verified. */

@@ -45,8 +45,12 @@ export const MAX_TEXT_BYTES = 1021;
 /** scrypt runs at once for terminal logins (the MQTT broker has its own two). */
 const VERIFICATION_CONCURRENCY = 2;
 const MAX_PENDING_VERIFICATIONS = 64;
-const MAX_PENDING_PER_SOURCE = 4;
+/** Logins being verified per terminal, and per remote address (a fleet behind a carrier NAT shares one), as broker.maxPendingLoginsPer*. */
+const MAX_PENDING_PER_TERMINAL = 2;
+const MAX_PENDING_PER_ADDRESS = 16;
 const MAX_BACKOFF_KEYS = 100_000;
+/** Wrong codes in a row a terminal may send from one address before it backs off there. */
+const FREE_FAILURES = 5;
 
 const digest = (value: string): Buffer => crypto.createHash('sha256').update(value).digest();
 
@@ -63,14 +67,29 @@ export class Jt808Gateway implements Source, TextDownlink {
   /** The connection each device speaks through now. */
   private readonly current = new Map<string, TerminalConnection>();
   private readonly verifier = new SecretVerifier({ concurrency: VERIFICATION_CONCURRENCY, maxPending: MAX_PENDING_VERIFICATIONS });
+  /** Failed logins per phone and address, and per address (counting each phone's first few), as the broker counts them. */
   private readonly failures: FailureBackoff;
+  private readonly addressFailures: FailureBackoff;
   /** Codes verified since start, per phone: a reconnect storm costs no scrypt for terminals seen before. */
   private readonly verified = new Map<string, { hash: string; digest: Buffer }>();
+  /**
+   * Hashes verified since start, with the digest of the code that matched: terminals provisioned
+   * with one code (a fleet set up by one integrator) cost one scrypt in all, as in the broker.
+   * A hash is salted, so unrelated terminals never share an entry.
+   */
+  private readonly verifiedHashes = new Map<string, Buffer>();
   /** Phones whose registration is being hashed: a second one at once is refused, not hashed again. */
   private readonly registering = new Set<string>();
 
   constructor(private readonly deps: GatewayDeps) {
-    this.failures = new FailureBackoff({ freeFailures: 5, baseMs: 1000, maxMs: 60_000, maxKeys: MAX_BACKOFF_KEYS }, deps.clock ?? Date.now);
+    const backoff = { baseMs: 1000, maxMs: 60_000, maxKeys: MAX_BACKOFF_KEYS };
+    this.failures = new FailureBackoff({ ...backoff, freeFailures: FREE_FAILURES }, deps.clock ?? Date.now);
+    this.addressFailures = new FailureBackoff({ ...backoff, freeFailures: 50 }, deps.clock ?? Date.now);
+  }
+
+  /** The work authentication has done and refused: scrypt runs, busy refusals, dropped requests. */
+  get verification(): Readonly<SecretVerifier['stats']> {
+    return this.verifier.stats;
   }
 
   /** The port listened on once started (null while stopped or disabled). */
@@ -212,29 +231,41 @@ export class Jt808Gateway implements Source, TextDownlink {
    * as MQTT logins (broker/secrets.ts SecretVerifier): an unknown phone costs the same scrypt run as
    * a known one, failures back off per phone and address, and a code verified before costs none.
    */
-  private async authenticate(phone: string, code: string, address: string, signal: AbortSignal): Promise<{ terminal: TerminalRecord } | { refused: string }> {
+  private async authenticate(phone: string, code: string, address: string, signal: AbortSignal): Promise<{ terminal: TerminalRecord } | { refused: string; busy?: boolean }> {
     const record = this.deps.terminals.terminal(phone);
     const key = `${phone} from ${address}`;
     const codeDigest = digest(code);
+    const hash = record?.authCodeHash ?? null;
     const cached = this.verified.get(phone);
-    let matches = record?.authCodeHash != null && cached?.hash === record.authCodeHash && crypto.timingSafeEqual(cached.digest, codeDigest);
+    const shared = hash === null ? undefined : this.verifiedHashes.get(hash);
+    let matches = hash !== null && ((cached?.hash === hash && crypto.timingSafeEqual(cached.digest, codeDigest)) || (shared !== undefined && crypto.timingSafeEqual(shared, codeDigest)));
     if (!matches) {
       const wait = this.failures.waitFor(key);
-      if (wait > 0) return this.refused(`too many failed authentications from this address; next try in ${Math.ceil(wait / 1000)} s`);
+      if (wait > 0) return this.refused(`too many failed authentications from this address; next try in ${Math.ceil(wait / 1000)} s`, true);
+      // An address trying many phone numbers backs off while logins queue (broker.ts does the same):
+      // one address is often a whole fleet behind a carrier NAT, so not before.
+      const addressWait = this.addressFailures.waitFor(address);
+      if (addressWait > 0 && this.verifier.pending() >= MAX_PENDING_VERIFICATIONS / 2) return this.refused(`too many failed authentications from this address while logins queue; next try in ${Math.ceil(addressWait / 1000)} s`, true);
       const sources = [`terminal ${phone}`, `address ${address}`];
-      if (sources.some((source) => this.verifier.pendingFor(source) >= MAX_PENDING_PER_SOURCE)) return this.refused('authentications of this terminal or address are being verified already');
+      if (this.verifier.pendingFor(sources[0]!) >= MAX_PENDING_PER_TERMINAL || this.verifier.pendingFor(sources[1]!) >= MAX_PENDING_PER_ADDRESS) {
+        return this.refused('authentications of this terminal or address are being verified already', true);
+      }
       try {
-        const request = { signal, sources, demerits: this.failures.failures(key) };
-        matches = record?.authCodeHash ? await this.verifier.verify(code, record.authCodeHash, request) : await this.verifier.verifyUnknown(code, request);
+        // Sources that keep failing give way first when the verifier is full (SecretVerifier).
+        const request = { signal, sources, demerits: this.failures.failures(key) + this.addressFailures.failures(address) };
+        matches = hash !== null ? await this.verifier.verify(code, hash, request) : await this.verifier.verifyUnknown(code, request);
       } catch (error) {
-        if (error instanceof VerifierBusyError || error instanceof SecretHashRefusedError) return this.refused(error.message);
-        if (signal.aborted) return { refused: 'the connection closed' };
+        if (error instanceof VerifierBusyError) return this.refused(error.message, true);
+        if (error instanceof SecretHashRefusedError) return this.refused(error.message);
+        if (signal.aborted) return { refused: 'the connection closed', busy: true };
         throw error;
       }
+      if (matches && hash !== null) this.verifiedHashes.set(hash, codeDigest);
     }
     // Who a phone number is (unknown, disabled, not registered) is told only after the code is proved.
     if (!record || !record.authCodeHash || !matches) {
       this.failures.fail(key);
+      if (this.failures.failures(key) <= FREE_FAILURES) this.addressFailures.fail(address);
       return this.refused(record ? 'wrong authentication code' : `no terminal with phone number ${phone}`);
     }
     this.failures.forget(key);
@@ -244,8 +275,9 @@ export class Jt808Gateway implements Source, TextDownlink {
     return { terminal: record };
   }
 
-  private refused(reason: string): { refused: string } {
+  /** A refused login; busy when it was refused for load, not for its code. */
+  private refused(reason: string, busy = false): { refused: string; busy: boolean } {
     this.stats.failedAuthentications++;
-    return { refused: reason };
+    return { refused: reason, busy };
   }
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ingestSchema, jt808Schema } from '../../../services/config/schema.ts';
 import type { Reading } from '../../../services/contract/payloads.ts';
+import { hashSecret } from '../../../services/broker/secrets.ts';
 import { IngestPipeline } from '../../../services/ingest/pipeline.ts';
 import { DeviceOfflineError } from '../../../services/contract/downlink.ts';
 import { Jt808Gateway } from '../../../services/jt808/gateway.ts';
@@ -134,6 +135,21 @@ describe('JT/T 808 gateway sessions', () => {
     t.send(AUTHENTICATION_13511221122);
     expect(await t.response(6)).toMatchObject({ messageId: MESSAGE.authentication, result: RESULT.ok });
     expect(r.gateway.connectedTerminals()).toBe(1);
+  });
+
+  it('costs one scrypt run for a fleet provisioned with one code, and none for a terminal logging in again', async () => {
+    const r = await rig();
+    const hash = await hashSecret('fleet-code');
+    for (let i = 0; i < 10; i++) r.devices.insertHashed(`T-${i}`, 'trucks', await hashSecret('mqtt'), { phone: `1390000000${i}`, model: null, authHash: hash });
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 10; i++) {
+        const t = await r.connect();
+        t.send(authenticationFrame(header(`1390000000${i}`, 1), { code: 'fleet-code' }));
+        expect(await t.response(1)).toMatchObject({ result: RESULT.ok });
+        t.close();
+      }
+    }
+    expect(r.gateway.verification.scryptRuns).toBe(1);
   });
 
   it('closes a connection after three wrong codes, each answered "failed"', async () => {
