@@ -16,7 +16,8 @@ const HELP = `Usage: npm run sim -- <command> [options]
 
 Commands:
   city    generate a city (roads, sites, permits, trucks, bins) and import it into the service
-  run     drive the city's devices against the broker and write ground-truth labels
+  run     drive the city's devices against the broker (trucks over MQTT or JT/T 808) and write
+          ground-truth labels
   score   compare the alerts the service raised with the labels: precision, recall, delay
   demo    start the service with a small simulated city, in one process
 

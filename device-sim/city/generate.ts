@@ -5,6 +5,7 @@
 // trucks, and permits whose routes follow the roads. Written as a registry bundle
 // (docs/registry-bundle.md) plus the road network the devices drive on.
 import { Random } from './random.ts';
+import { SIM_TERMINAL_MODEL, terminalPhone } from './terminals.ts';
 import { RoadNetwork, round, type RoadNetworkData, type RoadNode } from './roads.ts';
 import { addDays } from '../../services/contract/local-time.ts';
 
@@ -161,13 +162,16 @@ export function generateCity(options: Partial<CityOptions> = {}): City {
   const haulers = Array.from({ length: Math.max(1, Math.ceil(o.trucks / 40)) }, (_, i) => ({ id: `company-haul-${i + 1}`, name: `苏州第${i + 1}渣土运输有限公司`, contact: `0512-6${String(random.int(0, 9_999_999)).padStart(7, '0')}` }));
   const sanitation = [{ id: 'company-sanitation', name: '苏州市环境卫生管理处', contact: '0512-65000000' }];
   const trucks: Item[] = [];
-  const addTruck = (id: string, companyId: string, fleet: 'muck' | 'collection', rated: number) => {
+  // Every truck's GPS unit is also a JT/T 808 terminal (docs/simulator.md "Trucks over JT/T 808"):
+  // its phone number and model are in the bundle whichever protocol a run uses; the numbers come
+  // from their own derivation, not from `random`, so the rest of the city is as it was before.
+  const addTruck = (id: string, companyId: string, fleet: 'muck' | 'collection', index: number, rated: number) => {
     const deviceId = `GPS-${id}`;
-    devices.push({ id: deviceId, class: 'trucks' });
+    devices.push({ id: deviceId, class: 'trucks', jt808_phone: terminalPhone(o.seed, fleet, index), jt808_model: SIM_TERMINAL_MODEL });
     trucks.push({ id, plate: plate(''), company_id: companyId, fleet, rated_gross_kg: rated, device_id: deviceId });
   };
-  for (let i = 0; i < o.trucks; i++) addTruck(`truck-${String(i + 1).padStart(4, '0')}`, haulers[i % haulers.length]!.id, 'muck', random.pick([25_000, 31_000, 31_000, 40_000]));
-  for (let i = 0; i < o.collectionTrucks; i++) addTruck(`collector-${String(i + 1).padStart(3, '0')}`, 'company-sanitation', 'collection', random.pick([8_000, 12_000, 18_000]));
+  for (let i = 0; i < o.trucks; i++) addTruck(`truck-${String(i + 1).padStart(4, '0')}`, haulers[i % haulers.length]!.id, 'muck', i + 1, random.pick([25_000, 31_000, 31_000, 40_000]));
+  for (let i = 0; i < o.collectionTrucks; i++) addTruck(`collector-${String(i + 1).padStart(3, '0')}`, 'company-sanitation', 'collection', i + 1, random.pick([8_000, 12_000, 18_000]));
 
   // Permits: each construction site to a disposal site, along the roads, mostly for night hauling
   // (some projects get a daytime window). The route runs from the site's yard over the nearest

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { hashSecret } from '../../services/broker/secrets.ts';
 import { DEFAULT_CITY, generateCity, type City } from '../city/generate.ts';
+import { cityAuthCode } from '../city/terminals.ts';
 import { UsageError, wholeNumber } from './options.ts';
 
 export const CITY_HELP = `Usage: npm run sim -- city [options]
@@ -12,6 +13,9 @@ export const CITY_HELP = `Usage: npm run sim -- city [options]
 Generates a city, deterministic from its seed and sizes, as a registry bundle plus its road
 network, and imports it into a running service when --api is given. Every simulated device uses
 the city's secret (derived from the seed, or --secret), so the simulator can log in as any of them.
+Every truck's GPS unit is also a JT/T 808 terminal (for \`run --truck-protocol jt808\`): its
+phone number (147 and eight digits, from the seed) and model WASTE-SIM are in the bundle, with the
+hash of one authentication code for the city's terminals, derived from the secret.
 
 Options:
   --seed S                 (default ${DEFAULT_CITY.seed})
@@ -40,7 +44,12 @@ export async function writeCity(options: Partial<City['options']>, out: string, 
   const city = generateCity(options);
   const deviceSecret = secret ?? crypto.createHash('sha256').update(`waste-sim-city:${city.options.seed}`).digest('base64url').slice(0, 32);
   const secretHash = await hashSecret(deviceSecret);
-  for (const device of city.bundle.devices as { secret_hash?: string }[]) device.secret_hash = secretHash;
+  // The trucks' terminals share one authentication code as all devices share one secret (terminals.ts says why).
+  const authCodeHash = await hashSecret(cityAuthCode(deviceSecret));
+  for (const device of city.bundle.devices as { secret_hash?: string; jt808_phone?: string; jt808_auth_code_hash?: string }[]) {
+    device.secret_hash = secretHash;
+    if (device.jt808_phone !== undefined) device.jt808_auth_code_hash = authCodeHash;
+  }
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'registry-bundle.json'), JSON.stringify(city.bundle));
   fs.writeFileSync(path.join(out, 'roads.json'), JSON.stringify(city.roads));

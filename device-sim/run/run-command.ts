@@ -9,8 +9,10 @@ import { labelJson, type Label } from '../world/labels.ts';
 import { DEFAULT_VIOLATION_RATE, VIOLATIONS, parseRates, uniformRates, type ViolationRates } from '../world/violations.ts';
 import type { NoiseOptions } from '../engine/noise.ts';
 import { noiseSummary, parseDuration, parseNoise, parseTime, UsageError, wholeNumber } from './options.ts';
+import { cityAuthCode } from '../city/terminals.ts';
+import { Jt808Transport, terminalsOf, type EditionChoice } from './jt808-transport.ts';
 import { Progress } from './progress.ts';
-import { MqttTransport } from './transport.ts';
+import { ByClassTransport, MqttTransport, type Transport } from './transport.ts';
 
 /** How far (simulated time) any device may run ahead of the oldest message still undelivered. */
 const MAX_SKEW_MS = 5 * 60_000;
@@ -24,6 +26,12 @@ city's secret and publishes the contract's payloads. Ground-truth labels of ever
 Options:
   --city DIR           the generated city (default data/sim)
   --url URL            broker (default mqtt://127.0.0.1:1883)
+  --truck-protocol P   mqtt (default) or jt808: the trucks report as JT/T 808 terminals to the
+                       service's JT/T 808 gateway, one TCP connection each (registration,
+                       authentication, heartbeats, 0x0200 per fix, 0x0704 blind-area batches after
+                       an outage); bins and weighbridges stay on MQTT
+  --jt808-url URL      the JT/T 808 gateway (default tcp://127.0.0.1:6808)
+  --jt808-edition E    2013, 2019 or mixed (default mixed: every other terminal 2019)
   --speed N|max        1 = real time (default), 60 = a minute per second, max = as fast as the
                        broker takes it. The simulated clock never runs ahead of the real one: an
                        accelerated run catches up with now and goes on in real time.
@@ -42,7 +50,8 @@ Options:
   --seed S             seed of the devices' behaviour (default: the city's seed)
   --labels FILE        where the labels go (default <city>/labels.jsonl)
   --dry-run            publish nothing: simulate as fast as possible and write the labels only
-  --max-in-flight N    publishes awaiting acknowledgement at once (default 2000)
+  --max-in-flight N    publishes awaiting acknowledgement at once (default 2000; with jt808, as
+                       many truck fixes awaiting their 0x8001 besides)
   --progress-every S   seconds between progress lines (default 5)
   -h, --help
 
@@ -52,6 +61,7 @@ Examples:
   npm run sim -- run --duration 2h
   npm run sim -- run --speed 60 --start=-6h --violations all=0.05
   npm run sim -- run --speed max --start 2026-11-20T20:00:00+08:00 --duration 12h --noise off
+  npm run sim -- run --speed 60 --start=-2h --truck-protocol jt808
 `;
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -60,6 +70,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     options: {
       city: { type: 'string', default: 'data/sim' },
       url: { type: 'string', default: 'mqtt://127.0.0.1:1883' },
+      'truck-protocol': { type: 'string', default: 'mqtt' },
+      'jt808-url': { type: 'string', default: 'tcp://127.0.0.1:6808' },
+      'jt808-edition': { type: 'string', default: 'mixed' },
       speed: { type: 'string', default: '1' },
       start: { type: 'string' },
       duration: { type: 'string' },
@@ -87,6 +100,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (start > now + 60_000 && !dryRun) throw new UsageError('--start is in the future; the service refuses readings from the future');
   const rates = parseRates(values.violations ?? '', uniformRates(DEFAULT_VIOLATION_RATE));
   const noise = parseNoise(values.noise);
+  const truckProtocol = values['truck-protocol'];
+  if (truckProtocol !== 'mqtt' && truckProtocol !== 'jt808') throw new UsageError('--truck-protocol must be mqtt or jt808');
+  const edition = values['jt808-edition'];
+  if (edition !== '2013' && edition !== '2019' && edition !== 'mixed') throw new UsageError('--jt808-edition must be 2013, 2019 or mixed');
+  if (!/^tcp:\/\/[^/]+:\d+\/?$/.test(values['jt808-url'])) throw new UsageError('--jt808-url must be tcp://host:port');
 
   const city = loadCity(values.city);
   const summary = await simulate({
@@ -101,6 +119,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     rates,
     noise,
     labelsPath: values.labels ?? path.join(values.city, 'labels.jsonl'),
+    truckProtocol,
+    jt808Url: values['jt808-url'],
+    jt808Edition: edition === 'mixed' ? edition : (Number(edition) as 2013 | 2019),
     maxInFlight: wholeNumber(values['max-in-flight'], 2000, 'max-in-flight'),
     progressEveryMs: wholeNumber(values['progress-every'], 5, 'progress-every') * 1000,
   });
@@ -119,6 +140,11 @@ export interface SimulateOptions {
   rates: ViolationRates;
   noise: NoiseOptions;
   labelsPath: string;
+  /** How trucks report: MQTT like every other device (default), or as JT/T 808 terminals to the gateway. */
+  truckProtocol?: 'mqtt' | 'jt808';
+  /** tcp://host:port of the JT/T 808 gateway. */
+  jt808Url?: string;
+  jt808Edition?: EditionChoice;
   maxInFlight: number;
   progressEveryMs: number;
 }
@@ -134,9 +160,11 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
     fs.writeSync(labelsFile, `${labelJson(label)}\n`);
     labelCounts[label.type] = (labelCounts[label.type] ?? 0) + 1;
   };
-  const transport = dryRun ? null : new MqttTransport({ url: o.url, secret: city.secret, maxInFlight: o.maxInFlight, maxConnecting: 50 });
+  const jt808 = o.truckProtocol === 'jt808';
+  const jt808Url = o.jt808Url ?? 'tcp://127.0.0.1:6808';
+  const transport = dryRun ? null : createTransport(o, jt808Url);
   let generated = 0;
-  const send = (message: Parameters<MqttTransport['send']>[0]) => {
+  const send = (message: Parameters<Transport['send']>[0]) => {
     if (message.kind === 'publish') generated++;
     transport?.send(message);
   };
@@ -148,7 +176,7 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
     o.progressEveryMs,
   );
   process.stderr.write(
-    `simulating ${simulation.actors.length} devices from ${new Date(start).toISOString()}${Number.isFinite(end) ? ` to ${new Date(end).toISOString()}` : ''} at ${speedLabel}${dryRun ? ' (dry run)' : ` against ${o.url}`}; labels to ${labelsPath}\n`,
+    `simulating ${simulation.actors.length} devices from ${new Date(start).toISOString()}${Number.isFinite(end) ? ` to ${new Date(end).toISOString()}` : ''} at ${speedLabel}${dryRun ? ' (dry run)' : ` against ${o.url}${jt808 ? ` (trucks: JT/T 808 to ${jt808Url})` : ''}`}; labels to ${labelsPath}\n`,
   );
 
   let stopping = false;
@@ -193,6 +221,8 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
     wall_start: new Date(wallStart).toISOString(),
     wall_end: new Date().toISOString(),
     broker: dryRun ? null : o.url,
+    truck_protocol: jt808 ? 'jt808' : 'mqtt',
+    jt808_gateway: jt808 && !dryRun ? jt808Url : null,
     violations: rates,
     noise,
     labels_file: labelsPath,
@@ -206,9 +236,25 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
     `simulated ${summary.start} to ${summary.end}: ${generated.toLocaleString('en')} messages${transport ? `, ${summary.acknowledged.toLocaleString('en')} acknowledged` : ''}; labels: ${Object.entries(labelCounts).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}\n`,
   );
   if (undelivered > 0) {
-    process.stderr.write(`error: ${undelivered} messages were not acknowledged by ${o.url}${transport?.stats.lastError ? ` (last error: ${transport.stats.lastError})` : ''}\n`);
+    process.stderr.write(`error: ${undelivered} messages were not acknowledged by ${o.url}${jt808 ? ` and ${jt808Url}` : ''}${transport?.stats.lastError ? ` (last error: ${transport.stats.lastError})` : ''}\n`);
   }
   return { undelivered, labels: labelCounts };
+}
+
+/**
+ * MQTT for every device, or trucks over JT/T 808 and the rest over MQTT. The terminals are the
+ * city's trucks with a phone number; they authenticate with the city's code (city/terminals.ts).
+ */
+function createTransport(o: SimulateOptions, jt808Url: string): Transport {
+  const mqtt = new MqttTransport({ url: o.url, secret: o.city.secret, maxInFlight: o.maxInFlight, maxConnecting: 50 });
+  if (o.truckProtocol !== 'jt808') return mqtt;
+  const terminals = terminalsOf(o.city.bundle, o.jt808Edition ?? 'mixed');
+  const trucks = (o.city.bundle.devices as { class: string }[]).filter((d) => d.class === 'trucks').length;
+  if (terminals.size < trucks) {
+    throw new UsageError(`${trucks - terminals.size} of the city's ${trucks} trucks have no terminal phone number (jt808_phone); generate the city again (npm run sim -- city --out ${o.cityDir}) and import it`);
+  }
+  const jt808 = new Jt808Transport({ url: jt808Url, terminals, authCode: cityAuthCode(o.city.secret), maxInFlight: o.maxInFlight, maxConnecting: 50 });
+  return new ByClassTransport(jt808, mqtt);
 }
 
 export interface LoadedCity extends Pick<City, 'bundle' | 'roads'> {

@@ -28,6 +28,20 @@ export interface TransportStats {
   lastError: string | null;
 }
 
+/** What the run loop needs of a transport: MqttTransport, Jt808Transport (jt808-transport.ts), or both (ByClassTransport). */
+export interface Transport {
+  readonly stats: TransportStats;
+  send(message: Outgoing): void;
+  /** Simulated time of the oldest message not yet acknowledged (to the minute), or null. */
+  oldestPendingAt(): number | null;
+  /** Resolves at the next acknowledgement (or failure). */
+  progress(): Promise<void>;
+  /** Resolves once fewer than `limit` messages are queued or awaiting acknowledgement. */
+  backlogBelow(limit: number): Promise<void>;
+  /** Delivers what is queued while acknowledgements keep coming (at most `stallMs` without one), then disconnects. */
+  close(stallMs: number): Promise<void>;
+}
+
 type Publish = Extract<Outgoing, { kind: 'publish' }>;
 
 interface Device {
@@ -46,7 +60,7 @@ interface Device {
 const ONLINE = '{"online":true}';
 const OFFLINE = '{"online":false}';
 
-export class MqttTransport {
+export class MqttTransport implements Transport {
   readonly stats: TransportStats = { connected: 0, acknowledged: 0, failed: 0, queued: 0, inFlight: 0, connects: 0, connectFailures: 0, lastError: null };
   private readonly devices = new Map<string, Device>();
   private readonly waitingToConnect: Device[] = [];
@@ -275,5 +289,61 @@ export class MqttTransport {
 
   private wakeWaiters(): void {
     for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+}
+
+/**
+ * Trucks over one transport, bins and weighbridges over another (trucks over JT/T 808, the rest
+ * over MQTT), seen by the run loop as one: stats added up, the oldest pending message of both.
+ */
+export class ByClassTransport implements Transport {
+  private closing = false;
+
+  constructor(
+    private readonly trucks: Transport,
+    private readonly others: Transport,
+  ) {}
+
+  get stats(): TransportStats {
+    const a = this.trucks.stats;
+    const b = this.others.stats;
+    return {
+      connected: a.connected + b.connected,
+      acknowledged: a.acknowledged + b.acknowledged,
+      failed: a.failed + b.failed,
+      queued: a.queued + b.queued,
+      inFlight: a.inFlight + b.inFlight,
+      connects: a.connects + b.connects,
+      connectFailures: a.connectFailures + b.connectFailures,
+      lastError: a.lastError ?? b.lastError,
+    };
+  }
+
+  send(message: Outgoing): void {
+    (message.deviceClass === 'trucks' ? this.trucks : this.others).send(message);
+  }
+
+  oldestPendingAt(): number | null {
+    const times = [this.trucks.oldestPendingAt(), this.others.oldestPendingAt()].filter((t) => t !== null);
+    return times.length > 0 ? Math.min(...times) : null;
+  }
+
+  async progress(): Promise<void> {
+    // Only a transport with something pending will make progress; one with nothing would resolve at once.
+    const busy = [this.trucks, this.others].filter((t) => t.stats.queued + t.stats.inFlight > 0);
+    if (busy.length > 0 && !this.closing) await Promise.race(busy.map((t) => t.progress()));
+  }
+
+  async backlogBelow(limit: number): Promise<void> {
+    while (!this.closing) {
+      const { queued, inFlight } = this.stats;
+      if (queued + inFlight < limit) return;
+      await this.progress();
+    }
+  }
+
+  async close(stallMs: number): Promise<void> {
+    this.closing = true;
+    await Promise.all([this.trucks.close(stallMs), this.others.close(stallMs)]);
   }
 }

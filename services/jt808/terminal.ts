@@ -251,8 +251,9 @@ export function locationBody(fix: TerminalFix): Buffer {
   return Buffer.concat(parts);
 }
 
-export function locationFrame(header: TerminalHeader, fix: TerminalFix): Buffer {
-  return message(header, MESSAGE.location, locationBody(fix));
+/** A 0x0200 of a fix, or of a body locationBody() built before (a terminal keeps its reports so). */
+export function locationFrame(header: TerminalHeader, fix: TerminalFix | Buffer): Buffer {
+  return message(header, MESSAGE.location, Buffer.isBuffer(fix) ? fix : locationBody(fix));
 }
 
 /** Bytes a 0x0704 body takes for these report bodies: count WORD, type BYTE, each report's length WORD and body. */

@@ -3,6 +3,8 @@ import booleanPointInPolygon from '@turf/boolean-point-in-polygon';
 import { describe, expect, it } from 'vitest';
 import { generateCity } from '../../../device-sim/city/generate.ts';
 import { RoadNetwork } from '../../../device-sim/city/roads.ts';
+import { cityAuthCode } from '../../../device-sim/city/terminals.ts';
+import { writeCity } from '../../../device-sim/run/city-command.ts';
 import { hashSecret, verifySecret } from '../../../services/broker/secrets.ts';
 import { importBundle } from '../../../services/registry/bundle.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
@@ -83,5 +85,37 @@ describe('generateCity', () => {
     const kinds = items(city, 'sites').map((s) => s.kind);
     for (const kind of ['construction', 'disposal', 'transfer', 'plant']) expect(kinds).toContain(kind);
     expect(new Set(items(city, 'trucks').map((t) => t.plate)).size).toBe(items(city, 'trucks').length);
+  });
+
+  it('gives every truck a terminal phone number: 11 digits from 1, unique, the same for a truck whatever the size of the city', () => {
+    const city = generateCity({ seed: 5, trucks: 40, collectionTrucks: 10 });
+    const devices = items(city, 'devices');
+    const terminals = devices.filter((d) => d.class === 'trucks');
+    expect(terminals).toHaveLength(50);
+    const phones = terminals.map((d) => d.jt808_phone as string);
+    expect(phones.every((p) => /^1\d{10}$/.test(p))).toBe(true);
+    expect(new Set(phones).size).toBe(50);
+    expect(terminals.every((d) => d.jt808_model === 'WASTE-SIM')).toBe(true);
+    expect(devices.filter((d) => d.class !== 'trucks').some((d) => 'jt808_phone' in d)).toBe(false);
+    // A smaller city of the same seed gives its trucks the same numbers (imported into the same
+    // registry, no number moves to another truck); another seed, other numbers.
+    const phoneOf = (c: ReturnType<typeof generateCity>) => new Map(items(c, 'devices').map((d) => [d.id, d.jt808_phone]));
+    const small = phoneOf(generateCity({ seed: 5, trucks: 12, collectionTrucks: 4 }));
+    const large = phoneOf(city);
+    for (const id of ['GPS-truck-0001', 'GPS-truck-0012', 'GPS-collector-001', 'GPS-collector-004']) expect(small.get(id)).toBe(large.get(id));
+    expect(phoneOf(generateCity({ seed: 6 })).get('GPS-truck-0001')).not.toBe(large.get('GPS-truck-0001'));
+  });
+
+  it('provisions the trucks\' terminals with the hash of the city\'s authentication code, derived from its secret', async () => {
+    const { city, secret } = await writeCity({ seed: 8, trucks: 3, collectionTrucks: 1, bins: 4, constructionSites: 1 }, await tempDir('waste-city-files-'), 'city-secret-8');
+    expect(secret).toBe('city-secret-8');
+    const devices = items(city, 'devices');
+    const hashes = [...new Set(devices.filter((d) => d.class === 'trucks').map((d) => d.jt808_auth_code_hash as string))];
+    expect(hashes).toHaveLength(1);
+    const hash = hashes[0]!;
+    expect(await verifySecret(cityAuthCode(secret), hash)).toBe(true);
+    expect(await verifySecret(secret, hash)).toBe(false);
+    expect(cityAuthCode(secret)).toMatch(/^[\x21-\x7e]{24}$/);
+    expect(devices.filter((d) => d.class !== 'trucks').some((d) => 'jt808_auth_code_hash' in d)).toBe(false);
   });
 });
