@@ -127,6 +127,8 @@ export class Jt808Transport implements Transport {
   readonly stats: TransportStats = { connected: 0, acknowledged: 0, failed: 0, queued: 0, inFlight: 0, connects: 0, connectFailures: 0, lastError: null };
   /** Text messages 0x8300 received (and answered). */
   texts = 0;
+  /** Messages written, by kind (retransmissions counted apart), for the run's summary. */
+  readonly frames = { registration: 0, authentication: 0, location: 0, batch: 0, heartbeat: 0, retransmitted: 0, logout: 0 };
   private readonly host: string;
   private readonly port: number;
   private readonly terminals = new Map<string, Terminal>();
@@ -247,6 +249,7 @@ export class Jt808Transport implements Transport {
         const entry = terminal.queue.shift()!;
         const header = this.header(terminal);
         this.transmit(terminal, { serial: header.serial, messageId: MESSAGE.location, frame: locationFrame(header, entry.body), entries: [entry], attempt: 0, deadline: 0 });
+        this.frames.location++;
         continue;
       }
       // As many stored fixes as one 0x0704 holds without sub-packages (1,023 body bytes).
@@ -256,6 +259,7 @@ export class Jt808Transport implements Transport {
       const entries = terminal.queue.splice(0, n);
       const header = this.header(terminal);
       this.transmit(terminal, { serial: header.serial, messageId: MESSAGE.batchLocation, frame: batchFrame(header, BATCH_TYPE.blindArea, entries.map((e) => e.body)), entries, attempt: 0, deadline: 0 });
+      this.frames.batch++;
     }
     if (terminal.queue.length > 0) this.blocked.add(terminal);
     else this.blocked.delete(terminal);
@@ -333,12 +337,14 @@ export class Jt808Transport implements Transport {
     const { identity } = terminal;
     if (terminal.code === null) {
       terminal.handshake = { serial: header.serial, messageId: MESSAGE.registration };
+      this.frames.registration++;
       this.write(
         terminal,
         registrationFrame(header, { province: PROVINCE, city: CITY, manufacturer: WASTE_SIM_LAYOUT.manufacturer, model: identity.model, terminalId: identity.phone.slice(-7), plateColour: identity.plate ? YELLOW_PLATE : 0, plate: identity.plate }),
       );
     } else {
       terminal.handshake = { serial: header.serial, messageId: MESSAGE.authentication };
+      this.frames.authentication++;
       this.write(terminal, authenticationFrame(header, { code: terminal.code, imei: `86${identity.phone.padStart(13, '0')}`, softwareVersion: SOFTWARE_VERSION }));
     }
   }
@@ -440,6 +446,7 @@ export class Jt808Transport implements Transport {
         }
         sent.attempt++;
         sent.deadline = now + this.timeouts[sent.attempt]!;
+        this.frames.retransmitted++;
         this.write(terminal, sent.frame);
       }
       if (giveUp) {
@@ -451,6 +458,7 @@ export class Jt808Transport implements Transport {
       if (now - terminal.lastSentAt >= this.heartbeatMs) {
         const header = this.header(terminal);
         this.transmit(terminal, { serial: header.serial, messageId: MESSAGE.heartbeat, frame: heartbeatFrame(header), entries: [], attempt: 0, deadline: 0 });
+        this.frames.heartbeat++;
       }
     }
   }
@@ -524,6 +532,7 @@ export class Jt808Transport implements Transport {
         const timer = setTimeout(resolve, 2000);
         socket.once('close', resolve);
         terminal.sent.set(header.serial, { serial: header.serial, messageId: MESSAGE.logout, frame: Buffer.alloc(0), entries: [], attempt: 0, deadline: Infinity, onAnswer: () => (clearTimeout(timer), resolve()) });
+        this.frames.logout++;
         this.write(terminal, logoutFrame(header));
       });
     }

@@ -162,7 +162,7 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
   };
   const jt808 = o.truckProtocol === 'jt808';
   const jt808Url = o.jt808Url ?? 'tcp://127.0.0.1:6808';
-  const transport = dryRun ? null : createTransport(o, jt808Url);
+  const { transport, terminals } = dryRun ? { transport: null, terminals: null } : createTransport(o, jt808Url);
   let generated = 0;
   const send = (message: Parameters<Transport['send']>[0]) => {
     if (message.kind === 'publish') generated++;
@@ -229,6 +229,8 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
     labels: labelCounts,
     messages: generated,
     acknowledged: transport?.stats.acknowledged ?? 0,
+    // JT/T 808 messages the trucks' terminals wrote: 0x0100, 0x0102, 0x0200, 0x0704, 0x0002, retransmissions, 0x0003.
+    jt808_messages: terminals?.frames ?? null,
   };
   fs.writeFileSync(path.join(path.dirname(labelsPath), 'run.json'), JSON.stringify(summary, null, 2));
   const undelivered = transport ? transport.stats.queued + transport.stats.inFlight : 0;
@@ -245,16 +247,16 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
  * MQTT for every device, or trucks over JT/T 808 and the rest over MQTT. The terminals are the
  * city's trucks with a phone number; they authenticate with the city's code (city/terminals.ts).
  */
-function createTransport(o: SimulateOptions, jt808Url: string): Transport {
+function createTransport(o: SimulateOptions, jt808Url: string): { transport: Transport; terminals: Jt808Transport | null } {
   const mqtt = new MqttTransport({ url: o.url, secret: o.city.secret, maxInFlight: o.maxInFlight, maxConnecting: 50 });
-  if (o.truckProtocol !== 'jt808') return mqtt;
+  if (o.truckProtocol !== 'jt808') return { transport: mqtt, terminals: null };
   const terminals = terminalsOf(o.city.bundle, o.jt808Edition ?? 'mixed');
   const trucks = (o.city.bundle.devices as { class: string }[]).filter((d) => d.class === 'trucks').length;
   if (terminals.size < trucks) {
     throw new UsageError(`${trucks - terminals.size} of the city's ${trucks} trucks have no terminal phone number (jt808_phone); generate the city again (npm run sim -- city --out ${o.cityDir}) and import it`);
   }
   const jt808 = new Jt808Transport({ url: jt808Url, terminals, authCode: cityAuthCode(o.city.secret), maxInFlight: o.maxInFlight, maxConnecting: 50 });
-  return new ByClassTransport(jt808, mqtt);
+  return { transport: new ByClassTransport(jt808, mqtt), terminals: jt808 };
 }
 
 export interface LoadedCity extends Pick<City, 'bundle' | 'roads'> {

@@ -36,6 +36,9 @@ describe('generateCity', () => {
       expect(report.counts.devices!.created).toBe(68 + 500 + items(city, 'weighbridges').length);
       expect(report.deviceSecrets).toEqual([]);
       expect(await verifySecret('city-secret', new DeviceStore(db).device('GPS-truck-0001')!.secret_hash)).toBe(true);
+      // Trucks are JT/T 808 terminals as well, with the bundle's phone number and model.
+      const truckDevice = items(city, 'devices').find((d) => d.id === 'GPS-collector-008')!;
+      expect(new DeviceStore(db).device('GPS-collector-008')).toMatchObject({ jt808_phone: truckDevice.jt808_phone, jt808_model: 'WASTE-SIM' });
       expect(new EntityStore(db).get(ENTITIES.jurisdictions, 'jurisdiction-west')!.neighbour_ids).toEqual(['jurisdiction-east']);
     } finally {
       db.close();
