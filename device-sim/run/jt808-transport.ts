@@ -51,6 +51,12 @@ export interface Jt808TransportOptions {
   maxInFlight: number;
   /** Most connections being set up (TCP, registration, authentication) at once. */
   maxConnecting: number;
+  /**
+   * Reports one terminal has awaiting their answer at once (default 16): a terminal sends on
+   * without waiting for each answer, but not its whole store at once, which would only wait in the
+   * gateway's TCP buffer (it reads no further past jt808.maxUnacknowledgedPerConnection) and time out.
+   */
+  windowPerTerminal?: number;
   /** Heartbeat interval, terminal parameter 0x0001 (default 30 s). */
   heartbeatMs?: number;
   /** First response timeout, parameter 0x0002 (default 10 s). */
@@ -142,6 +148,7 @@ export class Jt808Transport implements Transport {
   private readonly heartbeatMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly reconnectDelayMs: [number, number];
+  private readonly window: number;
   private ticker: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: Jt808TransportOptions) {
@@ -153,6 +160,7 @@ export class Jt808Transport implements Transport {
     this.heartbeatMs = options.heartbeatMs ?? 30_000;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 30_000;
     this.reconnectDelayMs = options.reconnectDelayMs ?? [1000, 3000];
+    this.window = options.windowPerTerminal ?? 16;
   }
 
   send(message: Outgoing): void {
@@ -244,7 +252,7 @@ export class Jt808Transport implements Transport {
       return;
     }
     if (terminal.state !== 'up' || Date.now() < terminal.pausedUntil) return;
-    while (terminal.queue.length > 0 && this.stats.inFlight < this.options.maxInFlight) {
+    while (terminal.queue.length > 0 && this.stats.inFlight < this.options.maxInFlight && unansweredReports(terminal) < this.window) {
       if (!terminal.queue[0]!.stored) {
         const entry = terminal.queue.shift()!;
         const header = this.header(terminal);
@@ -554,6 +562,13 @@ const REGISTRATION_REFUSALS: Record<number, string> = {
   [REGISTRATION_RESULT.noSuchVehicle]: 'no such vehicle',
   [REGISTRATION_RESULT.noSuchTerminal]: 'no such terminal: is the truck provisioned with this phone number?',
 };
+
+/** Location reports sent and not yet answered (heartbeats and the logout left out). */
+function unansweredReports(terminal: Terminal): number {
+  let n = 0;
+  for (const sent of terminal.sent.values()) if (sent.entries.length > 0) n++;
+  return n;
+}
 
 /** How long ago (in serials) `serial` was issued, the latest being `current`: sorts across the wrap at 0xffff. */
 function serialAge(current: number, serial: number): number {

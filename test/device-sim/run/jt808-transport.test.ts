@@ -37,8 +37,9 @@ class FakePlatform {
   registered = new Set<string>();
   registrationResult: number | null = null;
   issuedCode = 'issued-code';
-  /** The answer to a location report: a result, or null to say nothing. */
-  answer: (header: Header, count: number) => number | null = () => RESULT.ok;
+  /** The answer to a location report: a result, null to say nothing, or 'hold' to answer 0 on release(). */
+  answer: (header: Header, count: number) => number | null | 'hold' = () => RESULT.ok;
+  private held: (() => void)[] = [];
   private readonly sockets = new Map<string, net.Socket>();
   private serial = 0;
 
@@ -57,6 +58,11 @@ class FakePlatform {
     const serial = ++this.serial;
     this.sockets.get(phone)!.write(frame(writeMessage({ messageId: MESSAGE.text, edition: 2013, phone, serial }, Buffer.concat([Buffer.from([0x08]), gbkEncode(text)]))));
     return serial;
+  }
+
+  /** Answers the reports held so far. */
+  release(): void {
+    for (const answer of this.held.splice(0)) answer();
   }
 
   /** Cuts every connection (the platform restarted). */
@@ -100,7 +106,8 @@ class FakePlatform {
         const reports = batch ? batch.reports : [decodeLocation(body)];
         this.locations.push({ header, reports, bodyLength: body.length, ...(batch ? { batchType: batch.type } : {}) });
         const result = this.answer(header, this.locations.length);
-        if (result !== null) ok(result);
+        if (result === 'hold') this.held.push(() => ok());
+        else if (result !== null) ok(result);
         return;
       }
       case MESSAGE.heartbeat:
@@ -267,6 +274,20 @@ describe('Jt808Transport', () => {
     expect(last.reports.map((r) => r.ts)).toEqual([T0, T0 + 1000]);
     expect(t.stats.failed).toBe(2);
     expect(t.stats.lastError).toMatch(/no answer from the gateway after 1 retransmissions/);
+  });
+
+  it('keeps at most its window of reports unanswered, and sends on as answers come', async () => {
+    const t = await start({ windowPerTerminal: 3 });
+    platform.answer = () => 'hold';
+    for (let i = 0; i < 7; i++) t.send(fix('GPS-truck-0001', i));
+    await until(() => platform.locations.length >= 3, 'three reports');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(platform.locations).toHaveLength(3);
+    expect(t.stats).toMatchObject({ inFlight: 3, queued: 4 });
+    platform.answer = () => RESULT.ok;
+    platform.release();
+    await acknowledged(t, 7);
+    expect(platform.locations.map((l) => l.reports[0]!.ts)).toEqual(Array.from({ length: 7 }, (_, i) => T0 + i * 1000));
   });
 
   it('sends again, after a pause, a report the platform answers with a failure', async () => {
