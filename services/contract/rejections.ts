@@ -61,9 +61,9 @@ export class RejectionCounter {
   private readonly total = new Map<RejectReason, number>();
   private readonly recent = new Map<RejectReason, number>();
 
-  add(reason: RejectReason): void {
-    this.total.set(reason, (this.total.get(reason) ?? 0) + 1);
-    this.recent.set(reason, (this.recent.get(reason) ?? 0) + 1);
+  add(reason: RejectReason, count = 1): void {
+    this.total.set(reason, (this.total.get(reason) ?? 0) + count);
+    this.recent.set(reason, (this.recent.get(reason) ?? 0) + count);
   }
 
   totals(): Record<string, number> {

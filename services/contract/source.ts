@@ -3,7 +3,7 @@
 // (services/pipeline.ts) through the Intake below. Shaped like a Telegraf input: the pipeline
 // builds the source with its configuration, calls start(intake) and stop(), and the source knows
 // nothing else of the process. docs/architecture.md draws how the sources feed the pipeline.
-import type { Rejection } from './rejections.ts';
+import type { RejectReason, Rejection } from './rejections.ts';
 import type { DeviceClass } from './topics.ts';
 
 /** One message from a device, as the MQTT contract (docs/mqtt.md) carries it. */
@@ -36,8 +36,14 @@ export interface Intake {
    * acknowledged and sends the message again. Refused readings are reported by the pipeline.
    */
   ingest(message: DeviceMessage): Promise<IntakeOutcome>;
-  /** Reports traffic the source refused itself (bad frames, foreign topics, oversized packets). */
-  reject(rejection: Rejection): void;
+  /**
+   * Counts and reports traffic the source refused itself (bad frames, foreign topics, oversized
+   * packets). A report with `count` stands for that many; `counted` says they were counted
+   * already, one by one as they came (countRefused), and the report only sums them up.
+   */
+  reject(rejection: Rejection, counted?: boolean): void;
+  /** Counts refusals whose report the source withholds, to sum them up in one report later. */
+  countRefused(reason: RejectReason, count: number): void;
   /** Records a device going online or offline (a login, a will, a closed connection). */
   deviceStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): Promise<void>;
 }

@@ -159,13 +159,18 @@ export class IngestPipeline implements Intake {
     await this.store([status], readingToLine(status) + '\n');
   }
 
-  reject(rejection: Rejection): void {
-    this.rejections.add(rejection.reason);
+  /** Counts (as many as rejection.count says, one by default, unless counted already), logs and reports a refusal of a source's own. */
+  reject(rejection: Rejection, counted = false): void {
+    if (!counted) this.rejections.add(rejection.reason, rejection.count ?? 1);
     if (this.detailedLogs < DETAILED_REJECTION_LOGS) {
       this.detailedLogs++;
       this.log.warn({ deviceId: rejection.deviceId, topic: rejection.topic, reason: rejection.reason, index: rejection.index }, `rejected: ${rejection.message}`);
     }
     this.publish(rejection);
+  }
+
+  countRefused(reason: RejectReason, count: number): void {
+    this.rejections.add(reason, count);
   }
 
   private publish(rejection: Rejection): void {

@@ -7,7 +7,8 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { ExtensionLayout, Jt808Config } from '../config/schema.ts';
-import type { RejectReason } from '../contract/rejections.ts';
+import type { RejectReason, Rejection } from '../contract/rejections.ts';
+import { DeviceOfflineError } from '../contract/downlink.ts';
 import type { Intake } from '../contract/source.ts';
 import { topics } from '../contract/topics.ts';
 import { layoutFor } from './extensions.ts';
@@ -15,7 +16,7 @@ import { fixOf, type FixPayload } from './fixes.ts';
 import { FrameError, FrameSplitter, frame, verified } from './frame.ts';
 import { readHeader, writeMessage, type Header } from './header.ts';
 import { decodeBatch, decodeLocation } from './location.ts';
-import { Reassembly } from './reassembly.ts';
+import { Reassembly, ReassemblyError } from './reassembly.ts';
 import { MESSAGE, REGISTRATION_RESULT, RESULT, decodeAuthentication, decodeRegistration, decodeTerminalResponse, platformResponse, registrationResponse, type Registration } from './session.ts';
 import type { TerminalRecord } from './terminals.ts';
 
@@ -28,8 +29,12 @@ export interface ConnectionHost {
   /** Frames read (each counted once, whatever became of it) and refused by the gateway itself. */
   readonly counts: { frames: number; refusedFrames: number };
   clock(): number;
-  /** Registers the terminal (0x0100): the result code and, when accepted, the authentication code issued. */
-  register(phone: string, registration: Registration): Promise<{ result: number; code?: string }>;
+  /**
+   * Registers the terminal (0x0100): the result code and, when accepted, the authentication code
+   * issued; null when the registration is put off for load or back-off (not answered: the terminal
+   * sends it again after its response timeout).
+   */
+  register(phone: string, registration: Registration, address: string): Promise<{ result: number; code?: string } | null>;
   /** Checks an authentication code (0x0102): the terminal when it matches, else the reason it does not. */
   authenticate(phone: string, code: string, address: string, signal: AbortSignal): Promise<{ terminal: TerminalRecord } | { refused: string; busy?: boolean }>;
   /**
@@ -45,6 +50,15 @@ export interface ConnectionHost {
 const MAX_QUEUED_FRAMES = 256;
 /** Wrong authentication codes one connection may send before it is closed. */
 const MAX_FAILED_AUTHENTICATIONS = 3;
+/** Answers not yet taken by the peer's TCP window before the connection is no longer read: a peer that never reads cannot make them pile up. */
+const MAX_UNSENT_BYTES = 64 * 1024;
+/**
+ * Refusals one connection reports one by one per REPORT_WINDOW_MS; the rest are summed per reason
+ * and reported once at the end of the window (or of the connection). Each is counted at once
+ * either way: three bytes of garbage made one report each, 56 times their size on the bus.
+ */
+const REPORTS_PER_WINDOW = 20;
+const REPORT_WINDOW_MS = 10_000;
 
 const hex4 = (id: number): string => `0x${id.toString(16).padStart(4, '0')}`;
 
@@ -69,7 +83,12 @@ export class TerminalConnection {
   private unacknowledged = 0;
   private paused = false;
   private closed = false;
+  /** A logout, or a last wrong code: nothing more is taken while the connection winds down. */
+  private ending = false;
   private failedAuthentications = 0;
+  private reportWindowStart = 0;
+  private reportsInWindow = 0;
+  private readonly withheld = new Map<RejectReason, { first: Rejection; count: number }>();
   private serial = 0;
   private readonly downlinks = new Map<number, Downlink>();
   private readonly login = new AbortController();
@@ -94,6 +113,10 @@ export class TerminalConnection {
       this.close();
     });
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('drain', () => {
+      this.flowControl();
+      void this.drain();
+    });
     socket.on('error', () => socket.destroy());
     socket.once('close', () => this.closedByPeer());
   }
@@ -110,7 +133,7 @@ export class TerminalConnection {
 
   /** Sends a text message (0x8300, JT/T 808-2013 §8.37); resolves with the terminal's 0x0001 result. */
   sendText(body: Buffer): Promise<number> {
-    if (this.closed || !this.terminal) return Promise.reject(new Error('the terminal is not connected'));
+    if (this.closed || this.ending || !this.terminal) return Promise.reject(new DeviceOfflineError(`truck ${this.deviceId ?? '?'} has no JT/T 808 terminal connected`));
     const serial = this.send(MESSAGE.text, body);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -127,6 +150,7 @@ export class TerminalConnection {
   }
 
   private receive(chunk: Buffer): void {
+    if (this.ending) return;
     const { frames, oversized } = this.splitter.push(chunk);
     this.host.counts.frames += frames.length + oversized;
     for (let i = 0; i < oversized; i++) this.reject('frame_too_large', `a frame grew past ${this.host.config.maxFrameBytes} bytes (jt808.maxFrameBytes) without its closing 0x7e; dropped`, null);
@@ -141,7 +165,9 @@ export class TerminalConnection {
     if (this.draining) return;
     this.draining = true;
     try {
-      while (this.queue.length > 0 && !this.closed) {
+      // A report past the window waits for an answer to free a place (report() drains again then).
+      // Nor are frames taken while the peer leaves our answers unread ('drain' goes on).
+      while (this.queue.length > 0 && !this.closed && !this.ending && this.unacknowledged < this.host.config.maxUnacknowledgedPerConnection && this.socket.writableLength <= MAX_UNSENT_BYTES) {
         const pending = this.handleFrame(this.queue.shift()!);
         // A registration or login that fails for a reason nobody foresaw (the registry's disk) is
         // refused and logged; the connection goes on with its next frame.
@@ -154,7 +180,7 @@ export class TerminalConnection {
   }
 
   private flowControl(): void {
-    const full = this.queue.length >= MAX_QUEUED_FRAMES || this.unacknowledged >= this.host.config.maxUnacknowledgedPerConnection;
+    const full = this.queue.length >= MAX_QUEUED_FRAMES || this.unacknowledged >= this.host.config.maxUnacknowledgedPerConnection || this.socket.writableLength > MAX_UNSENT_BYTES;
     if (full && !this.paused) {
       this.paused = true;
       this.socket.pause();
@@ -191,12 +217,18 @@ export class TerminalConnection {
     }
     let serials = [header.serial];
     if (header.subpackage) {
+      // Before authentication nothing is held for a terminal: what a stranger sends costs only its read.
+      if (!this.terminal) {
+        this.reject('not_authenticated', `sub-package of message ${hex4(header.messageId)} before the terminal authenticated (0x0102); dropped`, header.messageId);
+        return null;
+      }
       try {
         const whole = this.reassembly.add(header, body, this.host.clock());
         if (!whole) return null;
         ({ header, body, serials } = whole);
       } catch (error) {
-        this.reject('frame_too_large', (error as Error).message, header.messageId);
+        if (!(error instanceof ReassemblyError)) throw error;
+        this.reject('frame_too_large', error.message, header.messageId);
         return null;
       }
     }
@@ -223,7 +255,7 @@ export class TerminalConnection {
         // §8.4: the terminal logs out (its registration is cancelled on the platform of the
         // standard's model); here the registration stays, the session ends.
         this.answer(header.serial, header.messageId, RESULT.ok);
-        this.socket.end();
+        this.end();
         return null;
       case MESSAGE.terminalResponse:
         this.answered(decodeTerminalResponse(body));
@@ -245,8 +277,9 @@ export class TerminalConnection {
   }
 
   private async registerTerminal(header: Header, registration: Registration): Promise<void> {
-    const { result, code } = await this.host.register(header.phone, registration);
-    if (this.closed) return;
+    const outcome = await this.host.register(header.phone, registration, this.address);
+    if (this.closed || !outcome) return;
+    const { result, code } = outcome;
     this.send(MESSAGE.registrationResponse, registrationResponse(header.serial, result, code));
     if (result !== REGISTRATION_RESULT.ok) this.host.log.info({ phone: header.phone, result, address: this.address }, 'JT/T 808 registration refused');
   }
@@ -261,7 +294,7 @@ export class TerminalConnection {
       if (outcome.busy) return;
       this.failedAuthentications++;
       this.host.log.warn({ phone: header.phone, address: this.address }, `JT/T 808 authentication refused: ${outcome.refused}`);
-      if (this.failedAuthentications >= MAX_FAILED_AUTHENTICATIONS) this.socket.end();
+      if (this.failedAuthentications >= MAX_FAILED_AUTHENTICATIONS) this.end();
       return;
     }
     clearTimeout(this.loginTimer);
@@ -314,6 +347,7 @@ export class TerminalConnection {
       .finally(() => {
         this.unacknowledged--;
         this.flowControl();
+        void this.drain();
       });
   }
 
@@ -344,16 +378,46 @@ export class TerminalConnection {
     return serial;
   }
 
-  private reject(reason: RejectReason, message: string, messageId: number | null, count?: number): void {
+  /** Answers what was sent, then closes; frames still queued or arriving are not taken. */
+  private end(): void {
+    this.ending = true;
+    this.queue.length = 0;
+    this.socket.end();
+  }
+
+  private reject(reason: RejectReason, message: string, messageId: number | null, count = 1): void {
     this.host.counts.refusedFrames++;
-    this.host.intake.reject({
+    const now = this.host.clock();
+    const rejection: Rejection = {
       reason,
       message,
       deviceId: this.terminal?.deviceId ?? null,
       topic: `jt808/${this.phone ?? 'unknown'}${messageId === null ? '' : `/${hex4(messageId)}`}`,
-      receivedAt: this.host.clock(),
-      ...(count !== undefined && count > 1 ? { count } : {}),
-    });
+      receivedAt: now,
+      ...(count > 1 ? { count } : {}),
+    };
+    if (now - this.reportWindowStart >= REPORT_WINDOW_MS) {
+      this.reportWithheld();
+      this.reportWindowStart = now;
+      this.reportsInWindow = 0;
+    }
+    if (this.reportsInWindow < REPORTS_PER_WINDOW) {
+      this.reportsInWindow++;
+      this.host.intake.reject(rejection);
+      return;
+    }
+    this.host.intake.countRefused(reason, count);
+    const group = this.withheld.get(reason);
+    if (group) group.count += count;
+    else this.withheld.set(reason, { first: rejection, count });
+  }
+
+  /** The refusals withheld in the window, one report per reason with how many it stands for. */
+  private reportWithheld(): void {
+    for (const [reason, { first, count }] of this.withheld) {
+      this.host.intake.reject({ ...first, message: `${count} more refused as ${reason} on this connection within ${REPORT_WINDOW_MS / 1000} s; the first: ${first.message}`, count }, true);
+    }
+    this.withheld.clear();
   }
 
   private recordStatus(online: boolean): void {
@@ -367,9 +431,11 @@ export class TerminalConnection {
     this.login.abort(new Error('the connection closed'));
     for (const [serial, downlink] of this.downlinks) {
       clearTimeout(downlink.timer);
-      downlink.reject(new Error('the connection closed before the terminal answered'));
+      downlink.reject(new DeviceOfflineError('the terminal disconnected before it answered'));
       this.downlinks.delete(serial);
     }
+    for (const given of this.reassembly.expire(this.host.clock(), true)) this.reject('truncated', given, null);
+    this.reportWithheld();
     if (this.host.release(this) && this.terminal) this.recordStatus(false);
   }
 }

@@ -94,8 +94,12 @@ export class FrameSplitter {
       if (!this.seenFlag || part.length === 0) return;
       const before = this.length;
       this.length += part.length;
-      if (this.length <= this.maxBytes) this.parts.push(Buffer.from(part));
-      else if (before <= this.maxBytes) oversized++;
+      if (this.length <= this.maxBytes) {
+        this.parts.push(Buffer.from(part));
+        // A frame arriving a byte per TCP segment would otherwise be held as one small Buffer per
+        // byte (about 190 bytes each): joined up now and then, it costs its own length.
+        if (this.parts.length > 16) this.parts = [Buffer.concat(this.parts, this.length)];
+      } else if (before <= this.maxBytes) oversized++;
     };
     for (let i = chunk.indexOf(FLAG); i !== -1; i = chunk.indexOf(FLAG, i + 1)) {
       take(chunk.subarray(start, i));

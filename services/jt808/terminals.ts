@@ -24,9 +24,12 @@ export interface TerminalDirectory {
   terminal(phone: string): TerminalRecord | undefined;
   /**
    * Records a registration: the hash of the code issued and the model reported. Returns false,
-   * changing nothing, when the terminal has a code already (registered before, or provisioned with one).
+   * changing nothing, when the terminal has a code already (registered before, or provisioned with
+   * one), or is disabled or gone.
    */
   register(deviceId: string, authCodeHash: string, model: string | null): boolean;
+  /** Every terminal, in one read (what revocation checks the connected ones against). */
+  terminals(): TerminalRecord[];
   /** Called after every change of the devices, from this process or another. */
   onChange(listener: () => void): void;
 }

@@ -179,6 +179,17 @@ function checkedAuthCode(code: string): string {
   return code;
 }
 
+const TERMINAL_SELECT = 'SELECT d.id, d.jt808_phone, d.enabled, d.jt808_auth_hash, d.jt808_model, t.plate FROM devices d LEFT JOIN trucks t ON t.device_id = d.id';
+interface TerminalRow {
+  id: string;
+  jt808_phone: string;
+  enabled: number;
+  jt808_auth_hash: string | null;
+  jt808_model: string | null;
+  plate: string | null;
+}
+const toTerminal = (row: TerminalRow): TerminalRecord => ({ deviceId: row.id, phone: row.jt808_phone, enabled: row.enabled === 1, authCodeHash: row.jt808_auth_hash, model: row.jt808_model, plate: row.plate });
+
 export class DeviceStore implements CredentialDirectory, TerminalDirectory {
   private timer: NodeJS.Timeout | null = null;
   private dataVersion = 0;
@@ -197,16 +208,13 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
   /** The JT/T 808 terminal with this phone number (leading zeros or not), or undefined. */
   terminal(phone: string): TerminalRecord | undefined {
     if (terminalPhoneProblem(phone)) return undefined;
-    const row = this.db
-      .statement(
-        `SELECT d.id, d.jt808_phone, d.enabled, d.jt808_auth_hash, d.jt808_model, t.plate
-         FROM devices d LEFT JOIN trucks t ON t.device_id = d.id WHERE d.jt808_phone = ?`,
-      )
-      .get(normaliseTerminalPhone(phone)) as
-      | { id: string; jt808_phone: string; enabled: number; jt808_auth_hash: string | null; jt808_model: string | null; plate: string | null }
-      | undefined;
-    if (!row) return undefined;
-    return { deviceId: row.id, phone: row.jt808_phone, enabled: row.enabled === 1, authCodeHash: row.jt808_auth_hash, model: row.jt808_model, plate: row.plate };
+    const row = this.db.statement(`${TERMINAL_SELECT} WHERE d.jt808_phone = ?`).get(normaliseTerminalPhone(phone)) as TerminalRow | undefined;
+    return row ? toTerminal(row) : undefined;
+  }
+
+  /** Every JT/T 808 terminal, in one query. */
+  terminals(): TerminalRecord[] {
+    return (this.db.statement(`${TERMINAL_SELECT} WHERE d.jt808_phone IS NOT NULL`).all() as TerminalRow[]).map(toTerminal);
   }
 
   /** The device that has this terminal phone number, if any. */
@@ -219,7 +227,7 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
    * Records a terminal's registration (0x0100): the hash of the code issued, and the model it
    * reported (kept over a provisioned one; null keeps that). In one statement, so that of two
    * registrations at once only one issues the code. False, changing nothing, when the device has a
-   * code already, or is not (or no longer) a terminal. An unusable hash, or a model that cannot
+   * code already, is disabled, or is not (or no longer) a terminal. An unusable hash, or a model that cannot
    * be stored, is refused with a RegistryError.
    */
   register(deviceId: string, authCodeHash: string, model: string | null): boolean {
@@ -230,7 +238,7 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
     const reported = model === null ? null : model.replace(/\0+$/, '');
     const stored = reported === '' ? null : checkedModel(reported);
     const { changes } = this.db
-      .statement('UPDATE devices SET jt808_auth_hash = ?, jt808_model = COALESCE(?, jt808_model), updated_at = ? WHERE id = ? AND jt808_phone IS NOT NULL AND jt808_auth_hash IS NULL')
+      .statement('UPDATE devices SET jt808_auth_hash = ?, jt808_model = COALESCE(?, jt808_model), updated_at = ? WHERE id = ? AND enabled = 1 AND jt808_phone IS NOT NULL AND jt808_auth_hash IS NULL')
       .run(authCodeHash, stored ?? null, this.clock().toISOString(), deviceId);
     if (changes === 0) return false;
     this.notify();

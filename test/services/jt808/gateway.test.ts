@@ -11,7 +11,7 @@ import { IngestPipeline } from '../../../services/ingest/pipeline.ts';
 import { DeviceOfflineError } from '../../../services/contract/downlink.ts';
 import { Jt808Gateway } from '../../../services/jt808/gateway.ts';
 import { MESSAGE, REGISTRATION_RESULT, RESULT } from '../../../services/jt808/session.ts';
-import { authenticationFrame, batchFrame, heartbeatFrame, locationFrame, terminalResponseFrame, wasteSimItems, type TerminalHeader } from '../../../services/jt808/terminal.ts';
+import { authenticationFrame, batchFrame, heartbeatFrame, locationFrame, logoutFrame, registrationFrame, terminalResponseFrame, wasteSimItems, type TerminalHeader } from '../../../services/jt808/terminal.ts';
 import { frame, verified } from '../../../services/jt808/frame.ts';
 import { writeMessage } from '../../../services/jt808/header.ts';
 import { createLogger } from '../../../services/log.ts';
@@ -312,6 +312,90 @@ describe('JT/T 808 under faults and hostile input', () => {
     again.send(batchFrame(header('13800138000', 4), 1, fixes));
     expect(await again.response(4)).toMatchObject({ result: RESULT.ok });
     expect(r.readings.filter((x) => x.kind === 'truck')).toHaveLength(10);
+  });
+
+  it('holds no sub-package for a terminal that has not authenticated, and at most 8 messages under way for one that has', async () => {
+    const r = await rig();
+    const packaged = (serial: number, count: number, index: number) => {
+      const part = Buffer.alloc(1, 1);
+      const message = writeMessage({ messageId: MESSAGE.batchLocation, edition: 2013, phone: '13800138000', serial }, part);
+      const withPackages = Buffer.concat([message.subarray(0, 12), Buffer.from([count >> 8, count & 0xff, 0, index]), part]);
+      withPackages.writeUInt16BE(1 | 0x2000, 2);
+      return frame(withPackages);
+    };
+    await r.devices.add('TRUCK-1', 'trucks', { phone: '13800138000', authCode: 'code-1' });
+    const stranger = await r.connect();
+    for (let i = 0; i < 100; i++) stranger.send(packaged(1000 + i * 10, 65535, 1));
+    await expect.poll(() => r.pipeline.rejections.totals().not_authenticated ?? 0).toBe(100);
+    stranger.close();
+    const t = await r.connect();
+    t.send(authenticationFrame(header('13800138000', 1), { code: 'code-1' }));
+    await t.response(1);
+    for (let i = 0; i < 20; i++) t.send(packaged(2000 + i * 10, 65535, 1));
+    await expect.poll(() => r.pipeline.rejections.totals().frame_too_large ?? 0).toBe(12);
+  });
+
+  it('reports at most 20 refusals one by one per connection in 10 s, the rest summed up per reason, every one counted', async () => {
+    const r = await rig();
+    const t = await r.connect();
+    t.send(Buffer.from('7e' + '00007e'.repeat(1000), 'hex'));
+    await expect.poll(() => r.pipeline.rejections.totals().truncated ?? 0).toBe(1000);
+    expect(r.reports).toHaveLength(20);
+    t.close();
+    await expect.poll(() => r.reports.length).toBe(21);
+    expect(r.pipeline.rejections.totals()).toEqual({ truncated: 1000 });
+    expect(r.reports[20]).toMatchObject({ reason: 'truncated', count: 980, message: expect.stringMatching(/^980 more refused as truncated/) });
+  });
+
+  it('stops reading a connection whose peer does not read its answers', async () => {
+    const r = await rig();
+    const t = await r.connect();
+    t.socket.pause();
+    const beat = heartbeatFrame(header('13800138000', 1));
+    const flood = Buffer.concat(Array.from({ length: 20_000 }, () => beat));
+    for (let i = 0; i < 20; i++) t.send(flood);
+    // 400,000 heartbeats sent, each worth a 0x8001: the gateway reads until the kernel's buffers
+    // and its own 64 KiB of answers are full, then reads no more.
+    let read = -1;
+    await expect.poll(async () => {
+      const before = r.gateway.stats.frames;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      read = before;
+      return r.gateway.stats.frames === before && before > 0;
+    }, { timeout: 10_000 }).toBe(true);
+    expect(read).toBeLessThan(400_000);
+  });
+
+  it('refuses a registration that names no plate (colour 0, a VIN) for a truck whose plate the registry knows, and backs a number off after refusals', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-1', 'trucks', { phone: '13800138000' });
+    r.devices['db'].connection.exec(`INSERT INTO companies (id, name, created_at, updated_at) VALUES ('c1', 'C', 'x', 'x');
+      INSERT INTO trucks (id, plate, company_id, fleet, rated_gross_kg, device_id, created_at, updated_at) VALUES ('t1', '苏E·W2352', 'c1', 'muck', 31000, 'TRUCK-1', 'x', 'x')`);
+    const t = await r.connect();
+    const registration = (serial: number, plateColour: number, plate: string) =>
+      registrationFrame(header('13800138000', serial), { province: 32, city: 5, manufacturer: 'WSIM', model: 'WASTE-SIM', terminalId: 'T1', plateColour, plate });
+    t.send(registration(1, 0, 'LGWEF4A59MF000001'));
+    expect(await t.next((m) => m.kind === 'registration')).toMatchObject({ result: REGISTRATION_RESULT.noSuchVehicle });
+    for (let serial = 2; serial <= 5; serial++) {
+      t.send(registration(serial, 2, '苏E·00000'));
+      expect(await t.next((m) => m.kind === 'registration')).toMatchObject({ result: REGISTRATION_RESULT.noSuchVehicle });
+    }
+    // Five refusals: the number backs off from this address, even with the right plate.
+    t.send(registration(6, 2, '苏E·W2352'));
+    await expect(t.next((m) => m.kind === 'registration', 500)).rejects.toThrow(/no matching platform message/);
+    expect(r.devices.terminal('13800138000')!.authCodeHash).toBeNull();
+  });
+
+  it('takes nothing after a logout, and answers a text for a terminal that left as offline', async () => {
+    const r = await rig();
+    const t = await authenticated(r);
+    const text = r.gateway.sendText('TRUCK-1', '请回场');
+    await t.next((m) => m.kind === 'text');
+    t.send(Buffer.concat([logoutFrame(header('13800138000', 2)), locationFrame(header('13800138000', 3), { ts: now(), lat: 31.3, lon: 120.6, speedKmh: 10, heading: 0 })]));
+    expect(await t.response(2)).toMatchObject({ messageId: MESSAGE.logout, result: RESULT.ok });
+    await t.untilClosed();
+    await expect(text).rejects.toBeInstanceOf(DeviceOfflineError);
+    expect(r.readings.filter((x) => x.kind === 'truck')).toEqual([]);
   });
 
   it('survives 100,000 random and mutated frames from a terminal that never authenticated: each counted, none stored', async () => {
