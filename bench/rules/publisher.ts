@@ -43,7 +43,10 @@ function connect(truck: { id: string }, sentAt: Map<number, number>): Promise<ne
         sentAt.delete(packet.messageId!);
       } else if (packet.cmd === 'connack') {
         if (packet.returnCode === 0) resolve(socket);
-        else reject(new Error(`${truck.id}: the broker refused the connection (CONNACK return code ${packet.returnCode})`));
+        else {
+          socket.destroy();
+          reject(new Error(`${truck.id}: the broker refused the connection (CONNACK return code ${packet.returnCode})`));
+        }
       }
     });
     parser.on('error', reject);
@@ -58,7 +61,23 @@ function connect(truck: { id: string }, sentAt: Map<number, number>): Promise<ne
 /** Per truck: when each measured fix still unacknowledged was sent, by packet id. */
 const sentAt = trucks.map(() => new Map<number, number>());
 const sockets: net.Socket[] = [];
-for (let i = 0; i < trucks.length; i += 50) sockets.push(...(await Promise.all(trucks.slice(i, i + 50).map((t, k) => connect(t, sentAt[i + k]!)))));
+/**
+ * Logins at once: no more than the broker verifies per address (broker.maxPendingLoginsPerAddress,
+ * 16), since every truck here comes from one address; a login refused as busy anyway (CONNACK 3)
+ * is tried again, as a real terminal would.
+ */
+const CONNECTING = 16;
+async function connectRetrying(truck: { id: string }, pending: Map<number, number>): Promise<net.Socket> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connect(truck, pending);
+    } catch (error) {
+      if (attempt >= 20 || !/return code 3\)/.test((error as Error).message)) throw error;
+      await sleep(100 * attempt);
+    }
+  }
+}
+for (let i = 0; i < trucks.length; i += CONNECTING) sockets.push(...(await Promise.all(trucks.slice(i, i + CONNECTING).map((t, k) => connectRetrying(t, sentAt[i + k]!)))));
 emit({ event: 'connected' });
 const topics = trucks.map((t) => `waste/trucks/${t.id}/position`);
 const counters = new Array<number>(trucks.length).fill(0);

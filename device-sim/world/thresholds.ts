@@ -1,5 +1,5 @@
 // Where a violation begins, as the ground-truth labels see it. These are the defaults of the rule
-// catalogue (DESIGN.md §5); a label's detectable_at is when a rule with these settings has seen
+// catalogue (docs/architecture.md §4); a label's detectable_at is when a rule with these settings has seen
 // enough evidence to raise it, so detection delay is measured from there.
 export const TRUTH = {
   /** Outside the permit's corridor for this long or this far before it is a deviation. */
