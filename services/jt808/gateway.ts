@@ -5,7 +5,6 @@
 // number (terminals.ts); disabling one, or giving it a new code, closes its connection at once.
 import crypto from 'node:crypto';
 import net from 'node:net';
-import iconv from 'iconv-lite';
 import type { Logger } from 'pino';
 import { hashSecret, SecretHashRefusedError, SecretVerifier, VerifierBusyError } from '../broker/secrets.ts';
 import { FailureBackoff, addressSource } from '../broker/login-limits.ts';
@@ -15,6 +14,7 @@ import { DeviceOfflineError, type TextDownlink } from '../contract/downlink.ts';
 import type { Intake, Source } from '../contract/source.ts';
 import { TerminalConnection, type ConnectionHost } from './connection.ts';
 import { SHIPPED_LAYOUTS } from './extensions.ts';
+import { gbkEncode } from './gbk.ts';
 import { REGISTRATION_RESULT, type Registration } from './session.ts';
 import type { TerminalDirectory, TerminalRecord } from './terminals.ts';
 
@@ -144,9 +144,7 @@ export class Jt808Gateway implements Source, TextDownlink {
   async sendText(deviceId: string, text: string, flags = TEXT_DISPLAY_AND_SPEAK): Promise<number> {
     const connection = this.current.get(deviceId);
     if (!connection) throw new DeviceOfflineError(`truck ${deviceId} has no JT/T 808 terminal connected`);
-    const encoded = iconv.encode(text, 'gbk');
-    // iconv-lite writes "?" for a character GBK does not have; the driver would read another text.
-    if (iconv.decode(encoded, 'gbk') !== text) throw new RangeError('the text holds characters GBK cannot carry (emoji, rare characters); the terminal could not show it');
+    const encoded = gbkEncode(text);
     if (encoded.length > MAX_TEXT_BYTES) throw new RangeError(`the text is ${encoded.length} bytes in GBK; a text message holds at most ${MAX_TEXT_BYTES}`);
     // 2019 (JT/T 808-2019 §8.38): a text type BYTE (1 notice, 2 service) follows the flag.
     const head = connection.speaks === 2019 ? Buffer.from([flags, 1]) : Buffer.from([flags]);

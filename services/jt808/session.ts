@@ -2,6 +2,7 @@
 // 0x0102, terminal and platform general responses 0x0001 / 0x8001 (JT/T 808-2013 §8.1-8.5, §8.8;
 // the 2019 edition's longer fields per JT/T 808-2019 §8.5 and §8.8). Strings are GBK.
 import { FrameError } from './frame.ts';
+import { gbkText } from './gbk.ts';
 
 export const MESSAGE = {
   terminalResponse: 0x0001,
@@ -22,12 +23,7 @@ export const RESULT = { ok: 0, failed: 1, malformed: 2, unsupported: 3, alarmAck
 /** Result of a registration response (0x8100, table 9). */
 export const REGISTRATION_RESULT = { ok: 0, vehicleRegistered: 1, noSuchVehicle: 2, terminalRegistered: 3, noSuchTerminal: 4 } as const;
 
-const gbk = new TextDecoder('gbk');
 
-/** A GBK string field, NUL padding removed. */
-function text(bytes: Uint8Array): string {
-  return gbk.decode(bytes).replace(/\0+$/, '');
-}
 
 export interface Registration {
   province: number;
@@ -50,20 +46,20 @@ export function decodeRegistration(body: Buffer, edition: 2013 | 2019): Registra
   const fixed = 4 + manufacturerBytes + modelBytes + idBytes + 1;
   if (body.length < fixed) throw new FrameError('truncated', `a ${edition} registration holds at least ${fixed} bytes; this one ${body.length}`);
   let offset = 4;
-  const field = (size: number) => text(body.subarray(offset, (offset += size)));
+  const field = (size: number) => gbkText(body.subarray(offset, (offset += size)));
   const manufacturer = field(manufacturerBytes);
   const model = field(modelBytes);
   const terminalId = field(idBytes);
-  return { province: body.readUInt16BE(0), city: body.readUInt16BE(2), manufacturer, model, terminalId, plateColour: body[offset]!, plate: text(body.subarray(offset + 1)) };
+  return { province: body.readUInt16BE(0), city: body.readUInt16BE(2), manufacturer, model, terminalId, plateColour: body[offset]!, plate: gbkText(body.subarray(offset + 1)) };
 }
 
 /** Decodes a 0x0102 body: 2013 the code alone; 2019 its length BYTE, the code, IMEI BYTE[15], software version BYTE[20]. */
 export function decodeAuthentication(body: Buffer, edition: 2013 | 2019): { code: string; imei?: string } {
-  if (edition === 2013) return { code: text(body) };
+  if (edition === 2013) return { code: gbkText(body) };
   const length = body[0];
   if (length === undefined || body.length < 1 + length) throw new FrameError('truncated', 'the authentication code is shorter than its length byte says');
-  const imei = body.length >= 1 + length + 15 ? text(body.subarray(1 + length, 1 + length + 15)) : undefined;
-  return { code: text(body.subarray(1, 1 + length)), ...(imei ? { imei } : {}) };
+  const imei = body.length >= 1 + length + 15 ? gbkText(body.subarray(1 + length, 1 + length + 15)) : undefined;
+  return { code: gbkText(body.subarray(1, 1 + length)), ...(imei ? { imei } : {}) };
 }
 
 /** A 0x8001 body: the serial and id of the message answered, and the result. */

@@ -3,6 +3,7 @@
 // gateway's tests and the benchmarks, so that they speak to the gateway as a terminal does. Built
 // on the codec (frame.ts, header.ts) and read back by it in test/services/jt808/terminal.test.ts.
 // Pure: no I/O.
+import { gbkEncode, gbkText } from './gbk.ts';
 import { FrameError, frame, verified } from './frame.ts';
 import { readHeader, writeMessage, type Header } from './header.ts';
 import { MESSAGE, REGISTRATION_RESULT, type Registration } from './session.ts';
@@ -26,67 +27,7 @@ export const BATCH_TYPE = { normal: 0, blindArea: 1 } as const;
 
 // --- GBK -------------------------------------------------------------------------------------
 
-const gbkDecoder = new TextDecoder('gbk');
-/** Code point to GBK bytes (one byte above 0x7f, or two as lead << 8 | trail); built on first use. */
-let gbkTable: Map<number, number> | null = null;
-
-/**
- * The GBK encoder is the inverse of the decoder the codec reads strings with (WHATWG's gbk, which
- * Node's TextDecoder implements): every two-byte code (lead 0x81-0xfe, trail 0x40-0xfe but 0x7f)
- * is decoded once and the result kept, about 24,000 entries, a few ms on first use. So whatever
- * this encodes, the gateway decodes to the same string, by construction, and no encoding library
- * is needed for what the simulator sends (plates such as 苏E·W2352, which are not ASCII).
- */
-function table(): Map<number, number> {
-  if (gbkTable) return gbkTable;
-  const map = new Map<number, number>();
-  // WHATWG's gbk decoder (and encoder) takes the single byte 0x80 for the euro sign.
-  map.set(0x20ac, 0x80);
-  const trails: number[] = [];
-  for (let trail = 0x40; trail <= 0xfe; trail++) if (trail !== 0x7f) trails.push(trail);
-  const row = Buffer.alloc(trails.length * 2);
-  for (let lead = 0x81; lead <= 0xfe; lead++) {
-    trails.forEach((trail, i) => {
-      row[2 * i] = lead;
-      row[2 * i + 1] = trail;
-    });
-    const chars = [...gbkDecoder.decode(row)];
-    // A row of valid codes decodes to one character per code; otherwise go code by code.
-    const whole = chars.length === trails.length && !chars.includes('\ufffd');
-    trails.forEach((trail, i) => {
-      const char = whole ? chars[i]! : gbkDecoder.decode(Buffer.from([lead, trail]));
-      if ([...char].length !== 1 || char === '\ufffd') return;
-      const codePoint = char.codePointAt(0)!;
-      if (!map.has(codePoint)) map.set(codePoint, (lead << 8) | trail);
-    });
-  }
-  gbkTable = map;
-  return map;
-}
-
-/** A string as GBK bytes (JT/T 808-2013 §4.3: STRING is GBK); throws on a character GBK lacks. */
-export function gbkEncode(text: string): Buffer {
-  // eslint-disable-next-line no-control-regex -- ASCII is what this pattern finds
-  if (/^[\x00-\x7f]*$/.test(text)) return Buffer.from(text, 'latin1');
-  const out: number[] = [];
-  for (const char of text) {
-    const codePoint = char.codePointAt(0)!;
-    if (codePoint < 0x80) {
-      out.push(codePoint);
-      continue;
-    }
-    const code = table().get(codePoint);
-    if (code === undefined) throw new Error(`"${char}" (U+${codePoint.toString(16).toUpperCase().padStart(4, '0')}) has no GBK encoding`);
-    if (code > 0xff) out.push(code >> 8);
-    out.push(code & 0xff);
-  }
-  return Buffer.from(out);
-}
-
-/** GBK bytes as a string, NUL padding removed, as session.ts reads fields. */
-function gbkText(bytes: Uint8Array): string {
-  return gbkDecoder.decode(bytes).replace(/\0+$/, '');
-}
+export { gbkEncode } from './gbk.ts';
 
 /** A fixed-size field (BYTE[n]): the text in GBK, padded with 0x00 as the standard asks ("后补 0x00"). */
 function fixedField(value: string, size: number, name: string): Buffer {

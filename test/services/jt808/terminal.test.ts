@@ -44,17 +44,33 @@ function read(wire: Buffer) {
 const header = (edition: 2013 | 2019, serial = 1) => ({ phone: '14712345678', edition, serial });
 
 describe('GBK encoding', () => {
-  it('is the inverse of the decoder the codec reads with, for every two-byte GBK code and the euro sign', () => {
+  it('is the inverse of the decoder the codec reads with, for every two-byte GBK code but private-use ones, and the euro sign', () => {
     let checked = 0;
+    let privateUse = 0;
     for (let lead = 0x81; lead <= 0xfe; lead++) {
       for (let trail = 0x40; trail <= 0xfe; trail++) {
         if (trail === 0x7f) continue;
         const char = gbk.decode(Buffer.from([lead, trail]));
-        expect(gbk.decode(gbkEncode(char))).toBe(char);
         checked++;
+        // WHATWG's gbk (the decoder) and iconv-lite's (the encoder) map a few codes to different
+        // private-use characters, U+E000-U+F8FF, which no plate or message holds: those are refused.
+        const codePoint = char.codePointAt(0)!;
+        if (codePoint >= 0xe000 && codePoint <= 0xf8ff) {
+          let encoded: Buffer | null = null;
+          try {
+            encoded = gbkEncode(char);
+          } catch {
+            privateUse++;
+            continue;
+          }
+          expect(gbk.decode(encoded)).toBe(char);
+          continue;
+        }
+        expect(gbk.decode(gbkEncode(char))).toBe(char);
       }
     }
     expect(checked).toBe(23_940);
+    expect(privateUse).toBeLessThan(100);
     expect(gbkEncode('€')).toEqual(Buffer.from([0x80]));
     expect(gbkEncode('苏E·W2352')).toEqual(Buffer.from('cbd545a1a45732333532', 'hex'));
   });
