@@ -87,6 +87,13 @@ async function authenticated(r: Rig, phone = '13800138000', deviceId = 'TRUCK-1'
   return t;
 }
 
+/** TRUCK-1, a terminal without a code, fitted to a muck truck with this plate. */
+async function fittedTerminal(r: Rig, phone: string, plate: string): Promise<void> {
+  await r.devices.add('TRUCK-1', 'trucks', { phone });
+  r.devices['db'].connection.exec(`INSERT INTO companies (id, name, created_at, updated_at) VALUES ('c1', 'C', 'x', 'x');
+    INSERT INTO trucks (id, plate, company_id, fleet, rated_gross_kg, device_id, created_at, updated_at) VALUES ('t1', '${plate}', 'c1', 'muck', 31000, 'TRUCK-1', 'x', 'x')`);
+}
+
 describe('JT/T 808 gateway sessions', () => {
   it('registers a provisioned terminal once, with a code that then authenticates it; a second registration is answered "terminal registered"', async () => {
     const r = await rig();
@@ -119,9 +126,7 @@ describe('JT/T 808 gateway sessions', () => {
 
   it('refuses a registration naming another plate than the truck the device is fitted to', async () => {
     const r = await rig();
-    await r.devices.add('TRUCK-1', 'trucks', { phone: '13511221122' });
-    r.devices['db'].connection.exec(`INSERT INTO companies (id, name, created_at, updated_at) VALUES ('c1', 'C', 'x', 'x');
-      INSERT INTO trucks (id, plate, company_id, fleet, rated_gross_kg, device_id, created_at, updated_at) VALUES ('t1', '苏E·99999', 'c1', 'muck', 31000, 'TRUCK-1', 'x', 'x')`);
+    await fittedTerminal(r, '13511221122', '苏E·99999');
     const t = await r.connect();
     t.send(REGISTRATION_13511221122);
     expect(await t.next((m) => m.kind === 'registration')).toMatchObject({ result: REGISTRATION_RESULT.noSuchVehicle });
@@ -368,9 +373,7 @@ describe('JT/T 808 under faults and hostile input', () => {
 
   it('refuses a registration that names no plate (colour 0, a VIN) for a truck whose plate the registry knows, and backs a number off after refusals', async () => {
     const r = await rig();
-    await r.devices.add('TRUCK-1', 'trucks', { phone: '13800138000' });
-    r.devices['db'].connection.exec(`INSERT INTO companies (id, name, created_at, updated_at) VALUES ('c1', 'C', 'x', 'x');
-      INSERT INTO trucks (id, plate, company_id, fleet, rated_gross_kg, device_id, created_at, updated_at) VALUES ('t1', '苏E·W2352', 'c1', 'muck', 31000, 'TRUCK-1', 'x', 'x')`);
+    await fittedTerminal(r, '13800138000', '苏E·W2352');
     const t = await r.connect();
     const registration = (serial: number, plateColour: number, plate: string) =>
       registrationFrame(header('13800138000', serial), { province: 32, city: 5, manufacturer: 'WSIM', model: 'WASTE-SIM', terminalId: 'T1', plateColour, plate });
