@@ -31,7 +31,7 @@ import {
   type TerminalHeader,
 } from '../../services/jt808/terminal.ts';
 import type { Outgoing } from '../engine/noise.ts';
-import type { Transport, TransportStats } from './transport.ts';
+import { DeliveryQueue, type QueuedDevice } from './delivery-queue.ts';
 
 /** Who a truck's terminal says it is at registration and in every header. */
 export interface TerminalIdentity {
@@ -107,16 +107,12 @@ interface Sent {
   onAnswer?: (result: number) => void;
 }
 
-interface Terminal {
+interface Terminal extends QueuedDevice {
   id: string;
   identity: TerminalIdentity;
   socket: net.Socket | null;
-  state: 'idle' | 'connecting' | 'up' | 'down';
   queue: Entry[];
   sent: Map<number, Sent>;
-  /** Dropped off the network (noise): its fixes do not hold the others back; it back-fills when it is back. */
-  down: boolean;
-  returnTimer: NodeJS.Timeout | null;
   /** Has been authenticated once: fixes queued while it is not are blind-area data. */
   everUp: boolean;
   serial: number;
@@ -129,21 +125,14 @@ interface Terminal {
   pausedUntil: number;
 }
 
-export class Jt808Transport implements Transport {
-  readonly stats: TransportStats = { connected: 0, acknowledged: 0, failed: 0, queued: 0, inFlight: 0, connects: 0, connectFailures: 0, lastError: null };
+/** The trucks' terminals, one per simulated truck (DeliveryQueue's devices). */
+export class Jt808Transport extends DeliveryQueue<Terminal> {
   /** Text messages 0x8300 received (and answered). */
   texts = 0;
   /** Messages written, by kind (retransmissions counted apart), for the run's summary. */
   readonly frames = { registration: 0, authentication: 0, location: 0, batch: 0, heartbeat: 0, retransmitted: 0, logout: 0 };
   private readonly host: string;
   private readonly port: number;
-  private readonly terminals = new Map<string, Terminal>();
-  private readonly waitingToConnect: Terminal[] = [];
-  private readonly blocked = new Set<Terminal>();
-  private connecting = 0;
-  private closing = false;
-  private readonly drainWaiters: (() => void)[] = [];
-  private readonly pendingByMinute = new Map<number, number>();
   private readonly timeouts: number[];
   private readonly heartbeatMs: number;
   private readonly handshakeTimeoutMs: number;
@@ -152,6 +141,7 @@ export class Jt808Transport implements Transport {
   private ticker: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: Jt808TransportOptions) {
+    super(options);
     const url = new URL(options.url);
     if (url.protocol !== 'tcp:' || !url.hostname || !url.port) throw new Error(`the JT/T 808 gateway's address must be tcp://host:port, not ${options.url}`);
     this.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -181,50 +171,20 @@ export class Jt808Transport implements Transport {
     this.pump(terminal);
   }
 
-  oldestPendingAt(): number | null {
-    let oldest = Infinity;
-    for (const minute of this.pendingByMinute.keys()) oldest = Math.min(oldest, minute);
-    return oldest === Infinity ? null : oldest * 60_000;
-  }
-
-  async progress(): Promise<void> {
-    if (this.stats.queued + this.stats.inFlight === 0 || this.closing) return;
-    await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-  }
-
-  async backlogBelow(limit: number): Promise<void> {
-    while (this.stats.queued + this.stats.inFlight >= limit && !this.closing) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-  }
-
-  /**
-   * Waits for every queued fix to be answered, as long as answers keep coming (gives up after
-   * `stallMs` without one), then logs every terminal out (0x0003) and closes its connection.
-   */
-  async close(stallMs: number): Promise<void> {
-    for (const terminal of this.terminals.values()) if (terminal.down) this.back(terminal);
-    let acknowledged = this.stats.acknowledged;
-    let progressAt = Date.now();
-    while (this.stats.queued + this.stats.inFlight > 0 && Date.now() - progressAt < stallMs) {
-      await new Promise((r) => setTimeout(r, 100));
-      if (this.stats.acknowledged > acknowledged) {
-        acknowledged = this.stats.acknowledged;
-        progressAt = Date.now();
-      }
-    }
-    this.closing = true;
-    this.wakeWaiters();
-    await Promise.all([...this.terminals.values()].map((terminal) => this.logout(terminal)));
+  /** Logs every terminal out (0x0003) and closes its connection, once close() has delivered what it could. */
+  protected async disconnectAll(): Promise<void> {
+    await Promise.all([...this.devices.values()].map((terminal) => this.logout(terminal)));
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
   }
 
   private terminal(id: string): Terminal {
-    let terminal = this.terminals.get(id);
+    let terminal = this.devices.get(id);
     if (!terminal) {
       const identity = this.options.terminals.get(id);
       if (!identity) throw new Error(`${id} has no terminal phone number; generate the city again (npm run sim -- city) to give its trucks one`);
       terminal = { id, identity, socket: null, state: 'idle', queue: [], sent: new Map(), down: false, returnTimer: null, everUp: false, serial: 0, code: null, handshake: null, lastSentAt: 0, pausedUntil: 0 };
-      this.terminals.set(id, terminal);
+      this.devices.set(id, terminal);
     }
     return terminal;
   }
@@ -232,10 +192,11 @@ export class Jt808Transport implements Transport {
   private count(entry: Entry, counted: boolean): void {
     if (entry.counted === counted) return;
     entry.counted = counted;
-    const minute = Math.floor(entry.origin.at / 60_000);
-    const left = (this.pendingByMinute.get(minute) ?? 0) + (counted ? 1 : -1);
-    if (left > 0) this.pendingByMinute.set(minute, left);
-    else this.pendingByMinute.delete(minute);
+    this.countPending(entry.origin.at, counted ? 1 : -1);
+  }
+
+  protected countQueued(terminal: Terminal, counted: boolean): void {
+    for (const entry of terminal.queue) this.count(entry, counted);
   }
 
   private header(terminal: Terminal): TerminalHeader {
@@ -243,16 +204,9 @@ export class Jt808Transport implements Transport {
     return { phone: terminal.identity.phone, edition: terminal.identity.edition, serial: terminal.serial };
   }
 
-  private pump(terminal: Terminal): void {
-    if (this.closing) return;
-    if (terminal.state === 'idle') {
-      terminal.state = 'connecting';
-      this.waitingToConnect.push(terminal);
-      this.connectNext();
-      return;
-    }
-    if (terminal.state !== 'up' || Date.now() < terminal.pausedUntil) return;
-    while (terminal.queue.length > 0 && this.stats.inFlight < this.options.maxInFlight && unansweredReports(terminal) < this.window) {
+  protected deliver(terminal: Terminal): void {
+    if (Date.now() < terminal.pausedUntil) return;
+    while (terminal.queue.length > 0 && this.roomInFlight() && unansweredReports(terminal) < this.window) {
       if (!terminal.queue[0]!.stored) {
         const entry = terminal.queue.shift()!;
         const header = this.header(terminal);
@@ -269,8 +223,7 @@ export class Jt808Transport implements Transport {
       this.transmit(terminal, { serial: header.serial, messageId: MESSAGE.batchLocation, frame: batchFrame(header, BATCH_TYPE.blindArea, entries.map((e) => e.body)), entries, attempt: 0, deadline: 0 });
       this.frames.batch++;
     }
-    if (terminal.queue.length > 0) this.blocked.add(terminal);
-    else this.blocked.delete(terminal);
+    this.holdBack(terminal, terminal.queue.length > 0);
   }
 
   private transmit(terminal: Terminal, sent: Sent): void {
@@ -286,15 +239,7 @@ export class Jt808Transport implements Transport {
     terminal.socket?.write(frame);
   }
 
-  private connectNext(): void {
-    while (this.connecting < this.options.maxConnecting && this.waitingToConnect.length > 0 && !this.closing) {
-      const terminal = this.waitingToConnect.shift()!;
-      this.connecting++;
-      this.connect(terminal);
-    }
-  }
-
-  private connect(terminal: Terminal): void {
+  protected connect(terminal: Terminal): void {
     this.ticker ??= setInterval(() => this.tick(), Math.max(10, Math.min(1000, this.timeouts[0]! / 4, this.heartbeatMs / 4)));
     this.ticker.unref();
     const socket = net.connect({ host: this.host, port: this.port, noDelay: true, keepAlive: true });
@@ -306,8 +251,7 @@ export class Jt808Transport implements Transport {
       if (settled) return;
       settled = true;
       clearTimeout(handshakeTimer);
-      this.connecting--;
-      this.connectNext();
+      this.connectEnded();
     };
     const handshakeTimer = setTimeout(() => {
       this.stats.lastError = `${terminal.id}: no answer to ${terminal.handshake?.messageId === MESSAGE.registration ? 'the registration' : 'the authentication'} within ${this.handshakeTimeoutMs} ms`;
@@ -431,19 +375,13 @@ export class Jt808Transport implements Transport {
         this.pump(terminal);
       }, pause).unref();
     }
-    this.wakeWaiters();
-    this.pump(terminal);
-    for (const t of this.blocked) {
-      if (this.stats.inFlight >= this.options.maxInFlight) break;
-      if (t.state === 'up') this.pump(t);
-      else this.blocked.delete(t);
-    }
+    this.afterAnswer(terminal);
   }
 
   /** Retransmits what is unanswered past its timeout; gives the connection up after the last retransmission; beats when idle. */
   private tick(): void {
     const now = Date.now();
-    for (const terminal of this.terminals.values()) {
+    for (const terminal of this.devices.values()) {
       if (terminal.state !== 'up' || !terminal.socket) continue;
       let giveUp = false;
       for (const sent of terminal.sent.values()) {
@@ -511,23 +449,8 @@ export class Jt808Transport implements Transport {
   /** A dropped connection (noise): cut without logging out; back after a while. */
   private drop(terminal: Terminal, downForMs: number): void {
     if (terminal.state !== 'up' || !terminal.socket) return;
-    terminal.state = 'down';
-    terminal.down = true;
-    for (const entry of terminal.queue) this.count(entry, false);
-    this.stats.connected--;
+    this.goDown(terminal, downForMs);
     terminal.socket.destroy();
-    terminal.returnTimer = setTimeout(() => this.back(terminal), downForMs);
-    terminal.returnTimer.unref();
-  }
-
-  /** Ends a terminal's outage: it connects again and back-fills what it kept meanwhile. */
-  private back(terminal: Terminal): void {
-    if (terminal.returnTimer) clearTimeout(terminal.returnTimer);
-    terminal.returnTimer = null;
-    terminal.state = 'idle';
-    terminal.down = false;
-    for (const entry of terminal.queue) this.count(entry, true);
-    this.pump(terminal);
   }
 
   /** Logs a connected terminal out (0x0003, §8.7) and waits briefly for the answer; closes any other connection. */
@@ -550,10 +473,6 @@ export class Jt808Transport implements Transport {
       socket.end();
       setTimeout(() => socket.destroy(), 1000).unref();
     });
-  }
-
-  private wakeWaiters(): void {
-    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 }
 

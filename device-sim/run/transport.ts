@@ -6,6 +6,7 @@
 import mqtt from 'mqtt';
 import { topics, type DeviceClass } from '../../services/contract/topics.ts';
 import type { Outgoing } from '../engine/noise.ts';
+import { DeliveryQueue, type QueuedDevice } from './delivery-queue.ts';
 
 export interface TransportOptions {
   url: string;
@@ -44,89 +45,37 @@ export interface Transport {
 
 type Publish = Extract<Outgoing, { kind: 'publish' }>;
 
-interface Device {
+interface Device extends QueuedDevice {
   id: string;
   deviceClass: DeviceClass;
   client: mqtt.MqttClient | null;
-  state: 'idle' | 'connecting' | 'up' | 'down';
   queue: Publish[];
   inFlight: number;
-  /** Dropped off the network: its messages do not hold the others back (it back-fills when it is back). */
-  down: boolean;
-  /** Brings a dropped device back when its outage is over. */
-  returnTimer: NodeJS.Timeout | null;
 }
 
 const ONLINE = '{"online":true}';
 const OFFLINE = '{"online":false}';
 
-export class MqttTransport implements Transport {
-  readonly stats: TransportStats = { connected: 0, acknowledged: 0, failed: 0, queued: 0, inFlight: 0, connects: 0, connectFailures: 0, lastError: null };
-  private readonly devices = new Map<string, Device>();
-  private readonly waitingToConnect: Device[] = [];
-  /** Connected devices with messages held back only by the in-flight limit. */
-  private readonly blocked = new Set<Device>();
-  private connecting = 0;
-  private closing = false;
-  private readonly drainWaiters: (() => void)[] = [];
-  /** Messages queued or in flight, by the simulated minute they were sent in. */
-  private readonly pendingByMinute = new Map<number, number>();
-
-  constructor(private readonly options: TransportOptions) {}
+export class MqttTransport extends DeliveryQueue<Device> {
+  constructor(private readonly options: TransportOptions) {
+    super(options);
+  }
 
   send(message: Outgoing): void {
     const device = this.device(message.deviceId, message.deviceClass);
     if (message.kind === 'reconnect') return this.drop(device, message.downForMs);
     device.queue.push(message);
     this.stats.queued++;
-    if (!device.down) this.account(message, 1);
+    if (!device.down) this.countPending(message.at, 1);
     this.pump(device);
   }
 
-  private account(message: Publish, delta: number): void {
-    const minute = Math.floor(message.at / 60_000);
-    const left = (this.pendingByMinute.get(minute) ?? 0) + delta;
-    if (left > 0) this.pendingByMinute.set(minute, left);
-    else this.pendingByMinute.delete(minute);
+  protected countQueued(device: Device, counted: boolean): void {
+    for (const message of device.queue) this.countPending(message.at, counted ? 1 : -1);
   }
 
-  /** Simulated time of the oldest message not yet acknowledged (to the minute), or null. */
-  oldestPendingAt(): number | null {
-    let oldest = Infinity;
-    for (const minute of this.pendingByMinute.keys()) oldest = Math.min(oldest, minute);
-    return oldest === Infinity ? null : oldest * 60_000;
-  }
-
-  /** Resolves at the next acknowledgement (or failure). */
-  async progress(): Promise<void> {
-    if (this.stats.queued + this.stats.inFlight === 0 || this.closing) return;
-    await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-  }
-
-  /** Resolves once fewer than `limit` messages are queued or awaiting acknowledgement. */
-  async backlogBelow(limit: number): Promise<void> {
-    while (this.stats.queued + this.stats.inFlight >= limit && !this.closing) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-  }
-
-  /**
-   * Waits for every queued message to be acknowledged, as long as acknowledgements keep coming
-   * (gives up after `stallMs` without one), then says offline and disconnects.
-   */
-  async close(stallMs: number): Promise<void> {
-    // The run is over, and so are the outages still under way (up to a minute of wall time, which
-    // would otherwise outlast the stall limit with nothing else left to acknowledge).
-    for (const device of this.devices.values()) if (device.down) this.back(device);
-    let acknowledged = this.stats.acknowledged;
-    let progressAt = Date.now();
-    while (this.stats.queued + this.stats.inFlight > 0 && Date.now() - progressAt < stallMs) {
-      await new Promise((r) => setTimeout(r, 100));
-      if (this.stats.acknowledged > acknowledged) {
-        acknowledged = this.stats.acknowledged;
-        progressAt = Date.now();
-      }
-    }
-    this.closing = true;
-    this.wakeWaiters();
+  /** Says offline and disconnects. */
+  protected async disconnectAll(): Promise<void> {
     await Promise.all(
       [...this.devices.values()].map(async (device) => {
         const client = device.client;
@@ -148,18 +97,9 @@ export class MqttTransport implements Transport {
     return device;
   }
 
-  private pump(device: Device): void {
-    if (this.closing) return;
-    if (device.state === 'idle') {
-      device.state = 'connecting';
-      this.waitingToConnect.push(device);
-      this.connectNext();
-      return;
-    }
-    if (device.state !== 'up') return;
-    while (device.queue.length > 0 && this.stats.inFlight < this.options.maxInFlight) this.publish(device, device.queue.shift()!);
-    if (device.queue.length > 0) this.blocked.add(device);
-    else this.blocked.delete(device);
+  protected deliver(device: Device): void {
+    while (device.queue.length > 0 && this.roomInFlight()) this.publish(device, device.queue.shift()!);
+    this.holdBack(device, device.queue.length > 0);
     // A sleeping sensor goes back to sleep once its reports are through.
     if (device.deviceClass === 'bins' && device.queue.length === 0 && device.inFlight === 0) this.disconnect(device);
   }
@@ -176,33 +116,18 @@ export class MqttTransport implements Transport {
         // Not acknowledged: sent again once the device is back.
         device.queue.unshift(message);
         this.stats.queued++;
-        if (device.down) this.account(message, -1);
+        if (device.down) this.countPending(message.at, -1);
         this.stats.failed++;
         this.stats.lastError = error.message;
       } else {
         this.stats.acknowledged++;
-        if (!device.down) this.account(message, -1);
+        if (!device.down) this.countPending(message.at, -1);
       }
-      this.wakeWaiters();
-      this.pump(device);
-      // Capacity freed: let devices held back by the limit go on.
-      for (const d of this.blocked) {
-        if (this.stats.inFlight >= this.options.maxInFlight) break;
-        if (d.state === 'up') this.pump(d);
-        else this.blocked.delete(d);
-      }
+      this.afterAnswer(device);
     });
   }
 
-  private connectNext(): void {
-    while (this.connecting < this.options.maxConnecting && this.waitingToConnect.length > 0 && !this.closing) {
-      const device = this.waitingToConnect.shift()!;
-      this.connecting++;
-      this.connect(device);
-    }
-  }
-
-  private connect(device: Device): void {
+  protected connect(device: Device): void {
     const persistent = device.deviceClass !== 'bins';
     const statusTopic = topics.status(device.deviceClass, device.id);
     const client = mqtt.connect(this.options.url, {
@@ -222,8 +147,7 @@ export class MqttTransport implements Transport {
     const settle = () => {
       if (settled) return;
       settled = true;
-      this.connecting--;
-      this.connectNext();
+      this.connectEnded();
     };
     client.once('connect', () => {
       settle();
@@ -259,23 +183,8 @@ export class MqttTransport implements Transport {
   /** A dropped connection (noise): cut without DISCONNECT, so the broker publishes the will; back after a while. */
   private drop(device: Device, downForMs: number): void {
     if (device.state !== 'up' || !device.client) return;
-    device.state = 'down';
-    device.down = true;
-    for (const message of device.queue) this.account(message, -1);
-    this.stats.connected--;
+    this.goDown(device, downForMs);
     device.client.stream.destroy();
-    device.returnTimer = setTimeout(() => this.back(device), downForMs);
-    device.returnTimer.unref();
-  }
-
-  /** Ends a device's outage: it connects again and sends what it queued meanwhile. */
-  private back(device: Device): void {
-    if (device.returnTimer) clearTimeout(device.returnTimer);
-    device.returnTimer = null;
-    device.state = 'idle';
-    device.down = false;
-    for (const message of device.queue) this.account(message, 1);
-    this.pump(device);
   }
 
   private disconnect(device: Device): void {
@@ -285,10 +194,6 @@ export class MqttTransport implements Transport {
     device.client = null;
     this.stats.connected--;
     client.end(false);
-  }
-
-  private wakeWaiters(): void {
-    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 }
 
