@@ -23,6 +23,7 @@ import { freePort } from '../../test/helpers/ports.ts';
 import { writeBenchCity, SECRET, type BenchCity } from '../rules/city.ts';
 import { cpuMs, peakRssMb } from '../proc.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
+import { root, say, sleep } from '../child.ts';
 
 const HELP = `Usage: npm run bench:hostile -- [--seconds S] [--scenario NAME[,NAME...]] [--profile DIR] [--trace-gc]
 
@@ -63,9 +64,6 @@ if (!(SECONDS > 0) || chosen.some((s) => !SCENARIOS.includes(s))) {
   process.exit(2);
 }
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const say = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : null);
 const BIN = 'BIN-H';

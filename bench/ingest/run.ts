@@ -1,11 +1,9 @@
 // `npm run bench:ingest`: end-to-end ingest throughput and latency on this machine, with broker,
 // ingest and a throwaway InfluxDB all local, compared with the bare broker hop in the same run.
 // The last line printed is one JSON object with every figure.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { RegistryDb } from '../../services/registry/db.ts';
@@ -18,6 +16,8 @@ import { influxSchema } from '../../services/config/schema.ts';
 import { startTestMosquitto } from '../../test/helpers/mosquitto.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import { peakRssMb } from '../proc.ts';
+import { percentile, run, say, sleep } from '../child.ts';
+import { bareBrokerHop } from './bare-hop.ts';
 
 const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--window W] [--rate R]
                                   [--broker embedded|mosquitto] [--skip-bare] [--profile DIR]
@@ -55,78 +55,7 @@ if (values.broker !== 'embedded' && values.broker !== 'mosquitto') {
 const M = Number(values.devices);
 const N = Number(values.messages);
 const total = M * N;
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const say = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Child {
-  child: ChildProcess;
-  events: Record<string, unknown>[];
-  waitFor(event: string, timeoutMs?: number): Promise<Record<string, unknown>>;
-}
-
-function run(args: string[], env: Record<string, string> = {}, onEvent?: (e: Record<string, unknown>) => void, nodeArgs: string[] = []): Child {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const events: Record<string, unknown>[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      const event = JSON.parse(line) as Record<string, unknown>;
-      events.push(event);
-      onEvent?.(event);
-    } catch {
-      // not one of ours
-    }
-  });
-  return {
-    child,
-    events,
-    async waitFor(event, timeoutMs = 300_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = events.find((e) => e.event === event || e.msg === event);
-        if (found) return found;
-        if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode} before "${event}"`);
-        if (Date.now() > deadline) throw new Error(`timed out waiting for "${event}" from ${args.join(' ')}`);
-        await sleep(20);
-      }
-    },
-  };
-}
-
-
-function percentile(sorted: number[], p: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : Number.NaN;
-}
-
 const deviceIds = Array.from({ length: M }, (_, i) => `BENCH-${String(i).padStart(5, '0')}`);
-
-async function bareBrokerHop(): Promise<{ msgsPerSecond: number; brokerRssMb: number }> {
-  const broker = run(['bench/ingest/bare-broker.ts', '0']);
-  const { port } = (await broker.waitFor('ready')) as { port: number };
-  const url = `mqtt://127.0.0.1:${port}`;
-  const subscriber = await mqtt.connectAsync(url, { clientId: 'bench-subscriber' });
-  let received = 0;
-  let lastAt = 0;
-  subscriber.on('message', () => {
-    received++;
-    lastAt = performance.now();
-  });
-  await subscriber.subscribeAsync('waste/#', { qos: 1 });
-  const publisher = run(['bench/ingest/publisher.ts', '--url', url, '--devices', JSON.stringify(Object.fromEntries(deviceIds.map((id) => [id, '']))), '--messages', String(N), '--window', values.window!, '--base', String(Date.now())]);
-  await publisher.waitFor('connected');
-  const started = performance.now();
-  while (received < total) {
-    await sleep(50);
-    if (publisher.child.exitCode !== null && received < total && performance.now() - lastAt > 5000) break;
-  }
-  await publisher.waitFor('done');
-  const msgsPerSecond = received / ((lastAt - started) / 1000);
-  broker.child.kill('SIGTERM');
-  const rss = (await broker.waitFor('rss')) as { maxRssMb: number };
-  await subscriber.endAsync();
-  say(`bare broker hop: ${Math.round(msgsPerSecond)} msg/s (${received}/${total} received)`);
-  return { msgsPerSecond, brokerRssMb: rss.maxRssMb };
-}
 
 async function pipeline() {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-'));
@@ -230,7 +159,7 @@ async function pipeline() {
 }
 
 say(`${M} devices x ${N} messages = ${total}, window ${values.window} per device, ${os.cpus().length} cores`);
-const bare = values['skip-bare'] ? null : await bareBrokerHop();
+const bare = values['skip-bare'] ? null : await bareBrokerHop(deviceIds, N, Number(values.window), 'use fewer --devices');
 const result = await pipeline();
 const throughput = result.inInflux / result.elapsedS;
 const summary = {

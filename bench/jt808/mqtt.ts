@@ -1,49 +1,12 @@
 // The MQTT figures bench:jt808 sets beside its own, measured as bench:ingest measures them and
 // with its publisher (bench/ingest/publisher.ts): the MQTT path of the same service with the same
-// devices, fixes and window, and the bare broker hop (bench/ingest/bare-broker.ts).
-import mqtt from 'mqtt';
+// devices, fixes and window. The bare broker hop is bench:ingest's own (bench/ingest/bare-hop.ts).
 import { cpuMs } from '../proc.ts';
-import { run, say, sleep } from './child.ts';
+import { run, say, sleep } from '../child.ts';
+import { devicesArgument } from '../ingest/bare-hop.ts';
 
-/** bench/ingest/publisher.ts takes its devices as one JSON argument, which Linux caps at 128 KiB (MAX_ARG_STRLEN). */
-const MAX_ARGUMENT_BYTES = 128 * 1024 - 1;
-
-function devicesArgument(devices: Record<string, string>): string {
-  const json = JSON.stringify(devices);
-  if (Buffer.byteLength(json) > MAX_ARGUMENT_BYTES) {
-    throw new Error(`${Object.keys(devices).length} MQTT devices do not fit bench/ingest/publisher.ts's --devices argument (${Buffer.byteLength(json)} bytes, Linux allows ${MAX_ARGUMENT_BYTES}); use fewer --terminals or --skip-mqtt`);
-  }
-  return json;
-}
-
-export async function bareBrokerHop(deviceIds: string[], messages: number, window: number): Promise<{ msgsPerSecond: number; received: number; brokerRssMb: number }> {
-  const total = deviceIds.length * messages;
-  const broker = run(['bench/ingest/bare-broker.ts', '0']);
-  const { port } = (await broker.waitFor('ready')) as { port: number };
-  const url = `mqtt://127.0.0.1:${port}`;
-  const subscriber = await mqtt.connectAsync(url, { clientId: 'bench-subscriber' });
-  let received = 0;
-  let lastAt = 0;
-  subscriber.on('message', () => {
-    received++;
-    lastAt = performance.now();
-  });
-  await subscriber.subscribeAsync('waste/#', { qos: 1 });
-  const publisher = run(['bench/ingest/publisher.ts', '--url', url, '--devices', devicesArgument(Object.fromEntries(deviceIds.map((id) => [id, '']))), '--messages', String(messages), '--window', String(window), '--base', String(Date.now())]);
-  await publisher.waitFor('connected');
-  const started = performance.now();
-  while (received < total) {
-    await sleep(50);
-    if (publisher.child.exitCode !== null && received < total && performance.now() - lastAt > 5000) break;
-  }
-  await publisher.waitFor('done');
-  const msgsPerSecond = received / ((lastAt - started) / 1000);
-  broker.child.kill('SIGTERM');
-  const rss = (await broker.waitFor('rss')) as { maxRssMb: number };
-  await subscriber.endAsync();
-  say(`bare broker hop: ${Math.round(msgsPerSecond)} msg/s (${received}/${total} received)`);
-  return { msgsPerSecond, received, brokerRssMb: rss.maxRssMb };
-}
+/** What to change when bench/ingest/publisher.ts's --devices argument would not fit. */
+export const TOO_MANY_DEVICES = 'use fewer --terminals or --skip-mqtt';
 
 export interface MqttPathResult {
   published: number;
@@ -75,7 +38,7 @@ export async function mqttPath(options: {
 }): Promise<MqttPathResult> {
   const total = Object.keys(options.devices).length * options.messages;
   const publisher = run(
-    ['bench/ingest/publisher.ts', '--url', options.url, '--devices', devicesArgument(options.devices), '--messages', String(options.messages), '--window', String(options.window), '--base', String(options.base)],
+    ['bench/ingest/publisher.ts', '--url', options.url, '--devices', devicesArgument(options.devices, TOO_MANY_DEVICES), '--messages', String(options.messages), '--window', String(options.window), '--base', String(options.base)],
     {},
     (event) => {
       if (event.event === 'progress') say(`mqtt: acknowledged ${event.acknowledged as number}/${total}`);

@@ -19,8 +19,9 @@ import { DeviceStore } from '../../services/registry/devices.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import { cpuMs, peakRssMb } from '../proc.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
-import { percentile, resetPeakRss, run, say, sleep } from './child.ts';
-import { bareBrokerHop, mqttPath, type MqttPathResult } from './mqtt.ts';
+import { percentile, resetPeakRss, run, say, sleep } from '../child.ts';
+import { bareBrokerHop } from '../ingest/bare-hop.ts';
+import { TOO_MANY_DEVICES, mqttPath, type MqttPathResult } from './mqtt.ts';
 
 const HELP = `Usage: npm run bench:jt808 -- [--terminals M] [--fixes N] [--window W] [--rounds R]
                                  [--batch K] [--batch-share S] [--edition 2013|2019] [--fast-auth]
@@ -114,7 +115,7 @@ async function cheapHash(secret: string): Promise<string> {
 }
 
 say(`${M} terminals x ${N} fixes = ${total}, window ${W} per terminal, ${K > 1 ? `${Math.round(share * 100)}% in 0x0704 batches of ${K}` : '0x0200 only'}, ${values.edition} edition, ${os.cpus().length} cores`);
-const bare = values['skip-bare'] ? null : await bareBrokerHop(mqttIds, N, W);
+const bare = values['skip-bare'] ? null : await bareBrokerHop(mqttIds, N, W, TOO_MANY_DEVICES);
 
 const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-jt808-'));
 const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: await freePort(), niceness: PRIVATE_INFLUXD_NICENESS });

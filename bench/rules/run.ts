@@ -21,6 +21,7 @@ import { RulesEngine } from '../../services/rules/engine.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import { cpuMs, peakRssMb } from '../proc.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
+import { root, say, sleep } from '../child.ts';
 import { ROUTE_VERTICES, SECRET, writeBenchCity, type BenchCity } from './city.ts';
 
 const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F[,F...]] [--active A] [--seconds S] [--warmup W] [--skip-latency] [--profile DIR]
@@ -74,9 +75,6 @@ if (!(SECONDS > 0) || !(WARMUP >= 0)) {
   process.stderr.write(`--seconds must be a positive number and --warmup zero or more; got ${values.seconds} and ${values.warmup}\n`);
   process.exit(2);
 }
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const say = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : null);
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 

@@ -1,11 +1,12 @@
-// Child processes of the benchmark, as bench/ingest/run.ts runs them: node with tsx, cwd the
-// repository, stdout read as JSON lines (one event each), stderr passed through.
+// Child processes of the benchmarks (bench:ingest, bench:jt808): node with tsx, cwd the
+// repository, stdout read as JSON lines (one event each), stderr passed through; and what the
+// benchmarks share besides: the repository's root, their progress lines, percentiles.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 
-export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 export const say = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
