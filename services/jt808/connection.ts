@@ -42,6 +42,8 @@ export interface ConnectionHost {
    * Returns whether there was one (the device was online already).
    */
   claim(connection: TerminalConnection): boolean;
+  /** A login refused for load, for the gateway's summary warning. */
+  busyRefusal(reason: string): void;
   /** The connection closed; returns whether it was the device's current one (its close means offline). */
   release(connection: TerminalConnection): boolean;
 }
@@ -281,7 +283,8 @@ export class TerminalConnection {
     if (this.closed || !outcome) return;
     const { result, code } = outcome;
     this.send(MESSAGE.registrationResponse, registrationResponse(header.serial, result, code));
-    if (result !== REGISTRATION_RESULT.ok) this.host.log.info({ phone: header.phone, result, address: this.address }, 'JT/T 808 registration refused');
+    // "Registered already" is what every terminal that registers on each start hears: not news.
+    if (result !== REGISTRATION_RESULT.ok) this.host.log[result === REGISTRATION_RESULT.terminalRegistered ? 'debug' : 'info']({ phone: header.phone, result, address: this.address }, 'JT/T 808 registration refused');
   }
 
   private async authenticate(header: Header, code: string): Promise<void> {
@@ -291,7 +294,11 @@ export class TerminalConnection {
       this.answer(header.serial, header.messageId, RESULT.failed);
       // A login refused because logins are queueing (a fleet reconnecting at once) is tried again
       // by the terminal; only a wrong code counts towards closing the connection.
-      if (outcome.busy) return;
+      if (outcome.busy) {
+        this.host.log.debug({ phone: header.phone, address: this.address }, `JT/T 808 authentication put off: ${outcome.refused}`);
+        this.host.busyRefusal(outcome.refused);
+        return;
+      }
       this.failedAuthentications++;
       this.host.log.warn({ phone: header.phone, address: this.address }, `JT/T 808 authentication refused: ${outcome.refused}`);
       if (this.failedAuthentications >= MAX_FAILED_AUTHENTICATIONS) this.end();

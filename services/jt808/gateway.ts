@@ -35,6 +35,8 @@ export interface GatewayStats {
   refusedRegistrations: number;
   authentications: number;
   failedAuthentications: number;
+  /** Logins answered "failed" for load (verifier full, per-address limit, back-off), not for their code. */
+  busyLoginRefusals: number;
 }
 
 
@@ -50,6 +52,8 @@ const MAX_PENDING_PER_TERMINAL = 2;
 const MAX_PENDING_PER_ADDRESS = 16;
 /** Registrations hashing their new code at once; more wait unanswered (the terminal sends again). */
 const MAX_REGISTRATIONS_HASHING = 2;
+/** While logins are put off for load, the warning is repeated at most this often. */
+const BUSY_WARNING_MS = 10_000;
 const MAX_BACKOFF_KEYS = 100_000;
 /** Wrong codes in a row a terminal may send from one address before it backs off there. */
 const FREE_FAILURES = 5;
@@ -61,8 +65,9 @@ const plateKey = (plate: string): string => plate.replace(/[\s·.-]/g, '').toUpp
 
 export class Jt808Gateway implements Source, TextDownlink {
   readonly name = 'jt808';
-  readonly stats: GatewayStats = { frames: 0, refusedFrames: 0, connections: 0, refusedConnections: 0, registrations: 0, refusedRegistrations: 0, authentications: 0, failedAuthentications: 0 };
+  readonly stats: GatewayStats = { frames: 0, refusedFrames: 0, connections: 0, refusedConnections: 0, registrations: 0, refusedRegistrations: 0, authentications: 0, failedAuthentications: 0, busyLoginRefusals: 0 };
   private server: net.Server | null = null;
+  private lastBusyWarning = 0;
   private intake: Intake | null = null;
   private boundPort: number | null = null;
   private readonly connections = new Set<TerminalConnection>();
@@ -177,6 +182,13 @@ export class Jt808Gateway implements Source, TextDownlink {
       counts: this.stats,
       clock: this.deps.clock ?? Date.now,
       register: (phone, registration, address) => this.register(phone, registration, address),
+      busyRefusal: (reason) => {
+        this.stats.busyLoginRefusals++;
+        const now = Date.now();
+        if (now - this.lastBusyWarning < BUSY_WARNING_MS) return;
+        this.lastBusyWarning = now;
+        log.warn({ busyLoginRefusals: this.stats.busyLoginRefusals, pendingVerifications: this.verifier.pending() }, `JT/T 808 logins put off to bound their work (answered "failed"; terminals try again); latest: ${reason}`);
+      },
       authenticate: (phone, code, address, signal) => this.authenticate(phone, code, address, signal),
       claim: (connection) => {
         const deviceId = connection.deviceId!;
