@@ -21,7 +21,7 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME /data
 # MQTT, MQTT over WebSocket, HTTP API (/api/v1, /docs, /metrics)
-EXPOSE 1883 8083 8080
+EXPOSE 1883 8083 6808 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s CMD node -e "fetch('http://127.0.0.1:8080/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
 # A 96 MiB semi-space for V8's young generation, as npm start gives it: docs/alerts.md, "Speed".
 CMD ["node", "--max-semi-space-size=96", "--import", "tsx", "services/main.ts"]
