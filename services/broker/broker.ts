@@ -5,7 +5,6 @@
 // authorizePublish calls back (lib/handlers/publish.js: authorizePublish, then PUBACK), so the gate
 // holds that callback until the message is durable in the spool: an acknowledged message is never
 // lost, and an unacknowledged one is resent by the device.
-import crypto from 'node:crypto';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
@@ -19,7 +18,7 @@ import type { CredentialDirectory } from './credentials.ts';
 import { FrameLimit, PacketTooLargeError } from './frame-limit.ts';
 import { DroppedPayloads, boundedEmitter, cleanlyDisconnected, keepRefusedFiltersOutOfSessions, limitFramesBeforeParsing, parseIntoFreshPackets, verifyLibraryPatches } from './library-patches.ts';
 import { FailureBackoff, addressSource } from './login-limits.ts';
-import { SecretHashRefusedError, SecretVerifier, VerifierBusyError } from './secrets.ts';
+import { SecretHashRefusedError, SecretVerifier, VerifiedSecrets, VerifierBusyError } from './secrets.ts';
 
 export interface BrokerDeps {
   config: BrokerConfig;
@@ -95,9 +94,6 @@ const usernameFrom = (username: string, address: string): string => `${username}
 const MAX_PERSISTENT_CLIENT_IDS = 8;
 const holderOf = (identity: Identity): string => (identity.kind === 'device' ? `device ${identity.deviceId}` : `service account ${identity.name}`);
 
-function digest(value: string): Buffer {
-  return crypto.createHash('sha256').update(value).digest();
-}
 
 /**
  * Deliveries in flight through the broker's emitter before further messages queue; 0 is no limit.
@@ -130,14 +126,8 @@ export class EmbeddedBroker implements Source, MessageBus {
   private readonly identities = new WeakMap<Client, Identity>();
   /** Messages the gate refused: acknowledged to the device, but neither stored nor forwarded. */
   private readonly dropped = new DroppedPayloads();
-  /** Verified secrets, so a reconnect storm does not cost one scrypt per device. */
-  private readonly verified = new Map<string, { hash: string; digest: Buffer }>();
-  /**
-   * Secret hashes already verified, with the digest of the secret that matched. Devices imported
-   * with one shared hash (a fleet provisioned from one secret) then cost one scrypt in all, not
-   * one each; a hash is salted, so unrelated devices never share an entry.
-   */
-  private readonly verifiedHashes = new Map<string, Buffer>();
+  /** Verified secrets, so a reconnect storm does not cost one scrypt per device (secrets.ts). */
+  private readonly verified = new VerifiedSecrets();
   private readonly sockets = new Set<net.Socket>();
   private readonly clients = new Set<Client>();
   private readonly connections = new WeakMap<Client, Connection>();
@@ -299,9 +289,9 @@ export class EmbeddedBroker implements Source, MessageBus {
       const username = identity.kind === 'device' ? identity.deviceId : identity.name;
       const record = identity.kind === 'device' ? credentials.device(username) : credentials.service(username);
       const disabled = record !== undefined && 'enabled' in record && !record.enabled;
-      if (!record || disabled || this.verified.get(username)?.hash !== record.secret_hash) {
+      if (!record || disabled || this.verified.hashOf(username) !== record.secret_hash) {
         log.info({ username, clientId: client.id }, 'credentials revoked: disconnecting');
-        this.verified.delete(username);
+        this.verified.forget(username);
         client.close();
       }
     }
@@ -391,8 +381,8 @@ export class EmbeddedBroker implements Source, MessageBus {
     const service = device ? undefined : credentials.service(username);
     const record = device ?? service;
     const secret = password.toString('utf8');
-    const secretDigest = digest(secret);
-    const known = record !== undefined && this.matchesVerified(username, record.secret_hash, secretDigest);
+    const secretDigest = VerifiedSecrets.digest(secret);
+    const known = record !== undefined && this.verified.matches(username, record.secret_hash, secretDigest);
     const matches = known || (await this.verifyWithinLimits(client, username, secret, record?.secret_hash));
     const address = this.connections.get(client)?.source ?? 'unknown';
     if (!record || !matches) {
@@ -404,9 +394,8 @@ export class EmbeddedBroker implements Source, MessageBus {
       if (this.usernameFailures.failures(usernameFrom(username, address)) <= this.deps.config.loginFailuresBeforeBackoff) this.addressFailures.fail(address);
       throw refusal(record ? `wrong secret for ${username}` : `unknown username ${username}`, CONNACK.badCredentials);
     }
-    if (!known) this.verifiedHashes.set(record.secret_hash, secretDigest);
     this.usernameFailures.forget(usernameFrom(username, address));
-    this.verified.set(username, { hash: record.secret_hash, digest: secretDigest });
+    this.verified.remember(username, record.secret_hash, secretDigest);
     // Refusals from here on tell who a username is, so they come only after the secret is proved:
     // without it, a disabled device or a taken client id looks like any wrong secret.
     if (device && !device.enabled) throw refusal(`device ${username} is disabled`, CONNACK.notAuthorized);
@@ -436,14 +425,6 @@ export class EmbeddedBroker implements Source, MessageBus {
       open.delete(oldest);
       oldest.close();
     }
-  }
-
-  /** True if the secret is one already verified for this username, or for the same (shared) hash. */
-  private matchesVerified(username: string, hash: string, secretDigest: Buffer): boolean {
-    const cached = this.verified.get(username);
-    if (cached?.hash === hash && crypto.timingSafeEqual(cached.digest, secretDigest)) return true;
-    const shared = this.verifiedHashes.get(hash);
-    return shared !== undefined && crypto.timingSafeEqual(shared, secretDigest);
   }
 
   /**

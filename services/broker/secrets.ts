@@ -277,3 +277,42 @@ export class SecretVerifier {
     this.stats.mostPending = Math.max(this.stats.mostPending, this.pending());
   }
 }
+
+/**
+ * Secrets verified since the process started, so that a reconnect storm costs no scrypt run for
+ * a credential seen before: per name (a device id, a terminal phone number), the hash it matched
+ * and a SHA-256 digest of the secret; and per hash, the digest of the secret that matched it, so
+ * that credentials imported with one shared hash (a fleet provisioned from one secret) cost one
+ * scrypt run in all. A hash is salted, so unrelated credentials never share an entry. Digests are
+ * compared in constant time.
+ */
+export class VerifiedSecrets {
+  private readonly byName = new Map<string, { hash: string; digest: Buffer }>();
+  private readonly byHash = new Map<string, Buffer>();
+
+  static digest(secret: string): Buffer {
+    return crypto.createHash('sha256').update(secret).digest();
+  }
+
+  /** True if this secret was verified against this hash before, under this name or any other. */
+  matches(name: string, hash: string, secretDigest: Buffer): boolean {
+    const cached = this.byName.get(name);
+    if (cached?.hash === hash && crypto.timingSafeEqual(cached.digest, secretDigest)) return true;
+    const shared = this.byHash.get(hash);
+    return shared !== undefined && crypto.timingSafeEqual(shared, secretDigest);
+  }
+
+  remember(name: string, hash: string, secretDigest: Buffer): void {
+    this.byName.set(name, { hash, digest: secretDigest });
+    this.byHash.set(hash, secretDigest);
+  }
+
+  /** The hash last verified for this name (revocation compares it with the registry's). */
+  hashOf(name: string): string | undefined {
+    return this.byName.get(name)?.hash;
+  }
+
+  forget(name: string): void {
+    this.byName.delete(name);
+  }
+}

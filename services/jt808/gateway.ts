@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { hashSecret, SecretHashRefusedError, SecretVerifier, VerifierBusyError } from '../broker/secrets.ts';
+import { hashSecret, SecretHashRefusedError, SecretVerifier, VerifiedSecrets, VerifierBusyError } from '../broker/secrets.ts';
 import { FailureBackoff, addressSource } from '../broker/login-limits.ts';
 import type { Jt808Config } from '../config/schema.ts';
 import { UNSTORABLE } from '../contract/payloads.ts';
@@ -58,7 +58,6 @@ const MAX_BACKOFF_KEYS = 100_000;
 /** Wrong codes in a row a terminal may send from one address before it backs off there. */
 const FREE_FAILURES = 5;
 
-const digest = (value: string): Buffer => crypto.createHash('sha256').update(value).digest();
 
 /** A plate as compared: without spaces and separators (苏E·12345 and 苏E12345 are one plate), upper case. */
 const plateKey = (plate: string): string => plate.replace(/[\s·.-]/g, '').toUpperCase();
@@ -77,14 +76,8 @@ export class Jt808Gateway implements Source, TextDownlink {
   /** Failed logins per phone and address, and per address (counting each phone's first few), as the broker counts them. */
   private readonly failures: FailureBackoff;
   private readonly addressFailures: FailureBackoff;
-  /** Codes verified since start, per phone: a reconnect storm costs no scrypt for terminals seen before. */
-  private readonly verified = new Map<string, { hash: string; digest: Buffer }>();
-  /**
-   * Hashes verified since start, with the digest of the code that matched: terminals provisioned
-   * with one code (a fleet set up by one integrator) cost one scrypt in all, as in the broker.
-   * A hash is salted, so unrelated terminals never share an entry.
-   */
-  private readonly verifiedHashes = new Map<string, Buffer>();
+  /** Codes verified since start, per phone and per hash (a fleet sharing one code costs one scrypt run; secrets.ts). */
+  private readonly verified = new VerifiedSecrets();
   /** Phones whose registration is being hashed: a second one at once is refused, not hashed again. */
   private readonly registering = new Set<string>();
 
@@ -166,7 +159,7 @@ export class Jt808Gateway implements Source, TextDownlink {
       const held = connection.terminal!;
       if (!record || !record.enabled || record.deviceId !== deviceId || record.authCodeHash !== held.authCodeHash) {
         this.deps.log.info({ deviceId, phone: connection.phone }, 'JT/T 808 terminal revoked (removed, disabled or new code): disconnecting');
-        this.verified.delete(connection.phone ?? '');
+        this.verified.forget(connection.phone ?? '');
         connection.close();
       }
     }
@@ -263,11 +256,9 @@ export class Jt808Gateway implements Source, TextDownlink {
   private async authenticate(phone: string, code: string, address: string, signal: AbortSignal): Promise<{ terminal: TerminalRecord } | { refused: string; busy?: boolean }> {
     const record = this.deps.terminals.terminal(phone);
     const key = `${phone} from ${address}`;
-    const codeDigest = digest(code);
+    const codeDigest = VerifiedSecrets.digest(code);
     const hash = record?.authCodeHash ?? null;
-    const cached = this.verified.get(phone);
-    const shared = hash === null ? undefined : this.verifiedHashes.get(hash);
-    let matches = hash !== null && ((cached?.hash === hash && crypto.timingSafeEqual(cached.digest, codeDigest)) || (shared !== undefined && crypto.timingSafeEqual(shared, codeDigest)));
+    let matches = hash !== null && this.verified.matches(phone, hash, codeDigest);
     if (!matches) {
       const wait = this.failures.waitFor(key);
       if (wait > 0) return this.refused(`too many failed authentications from this address; next try in ${Math.ceil(wait / 1000)} s`, true);
@@ -289,7 +280,6 @@ export class Jt808Gateway implements Source, TextDownlink {
         if (signal.aborted) return { refused: 'the connection closed', busy: true };
         throw error;
       }
-      if (matches && hash !== null) this.verifiedHashes.set(hash, codeDigest);
     }
     // Who a phone number is (unknown, disabled, not registered) is told only after the code is proved.
     if (!record || !record.authCodeHash || !matches) {
@@ -298,7 +288,7 @@ export class Jt808Gateway implements Source, TextDownlink {
       return this.refused(record ? 'wrong authentication code' : `no terminal with phone number ${phone}`);
     }
     this.failures.forget(key);
-    this.verified.set(phone, { hash: record.authCodeHash, digest: codeDigest });
+    this.verified.remember(phone, record.authCodeHash, codeDigest);
     // The verification may have waited seconds for its turn: what the registry says now decides,
     // or a terminal disabled, removed or given a new code meanwhile would be let in.
     const now = this.deps.terminals.terminal(phone);
