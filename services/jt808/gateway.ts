@@ -10,6 +10,7 @@ import { hashSecret, SecretHashRefusedError, SecretVerifier, VerifiedSecrets, Ve
 import { FailureBackoff, addressSource } from '../broker/login-limits.ts';
 import type { Jt808Config } from '../config/schema.ts';
 import { UNSTORABLE } from '../contract/payloads.ts';
+import { normalisePlate } from '../registry/city-index.ts';
 import { DeviceOfflineError, type TextDownlink } from '../contract/downlink.ts';
 import type { Intake, Source } from '../contract/source.ts';
 import { TerminalConnection, type ConnectionHost } from './connection.ts';
@@ -59,8 +60,6 @@ const MAX_BACKOFF_KEYS = 100_000;
 const FREE_FAILURES = 5;
 
 
-/** A plate as compared: without spaces and separators (苏E·12345 and 苏E12345 are one plate), upper case. */
-const plateKey = (plate: string): string => plate.replace(/[\s·.-]/g, '').toUpperCase();
 
 export class Jt808Gateway implements Source, TextDownlink {
   readonly name = 'jt808';
@@ -230,7 +229,7 @@ export class Jt808Gateway implements Source, TextDownlink {
     if (!record || !record.enabled) return refuse(REGISTRATION_RESULT.noSuchTerminal);
     // Where the registry knows the truck's plate, the registration must name it: plate colour 0
     // (a VIN in place of the plate, §8.5) does not get round that.
-    if (record.plate && (registration.plateColour === 0 || plateKey(registration.plate) !== plateKey(record.plate))) return refuse(REGISTRATION_RESULT.noSuchVehicle);
+    if (record.plate && (registration.plateColour === 0 || normalisePlate(registration.plate) !== normalisePlate(record.plate))) return refuse(REGISTRATION_RESULT.noSuchVehicle);
     if (record.authCodeHash || this.registering.has(phone)) return refuse(REGISTRATION_RESULT.terminalRegistered);
     // Hashing needs the thread pool the spool's fsyncs need: a few at a time, the rest not answered yet.
     if (this.registering.size >= MAX_REGISTRATIONS_HASHING) return null;
