@@ -114,6 +114,20 @@ describe('JT/T 808 gateway sessions', () => {
     expect(r.readings).toContainEqual(expect.objectContaining({ kind: 'status', deviceId: 'TRUCK-13511221122', online: true }));
   });
 
+  it('keeps no model a terminal reports with control characters, and still registers it; a model filling its 30-byte field is kept', async () => {
+    const r = await rig();
+    await r.devices.add('TRUCK-1', 'trucks', { phone: '13800138000' });
+    await r.devices.add('TRUCK-2', 'trucks', { phone: '13900139000' });
+    const t = await r.connect();
+    t.send(registrationFrame(header('13800138000', 1, 2019), { province: 32, city: 5, manufacturer: 'X', model: 'M\u0001\u001b[2J', terminalId: 'T1', plateColour: 2, plate: '苏E1' }));
+    expect(await t.next((m) => m.kind === 'registration')).toMatchObject({ result: REGISTRATION_RESULT.ok });
+    expect(r.devices.terminal('13800138000')).toMatchObject({ model: null });
+    const u = await r.connect();
+    u.send(registrationFrame(header('13900139000', 1, 2019), { province: 32, city: 5, manufacturer: 'X', model: 'M'.repeat(30), terminalId: 'T2', plateColour: 2, plate: '苏E2' }));
+    expect(await u.next((m) => m.kind === 'registration')).toMatchObject({ result: REGISTRATION_RESULT.ok });
+    expect(r.devices.terminal('13900139000')).toMatchObject({ model: 'M'.repeat(30) });
+  });
+
   it('answers an unknown terminal\'s registration "no such terminal", and refuses its authentication', async () => {
     const r = await rig();
     const t = await r.connect();
