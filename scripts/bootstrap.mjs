@@ -2,7 +2,7 @@
 // Runs before `npm start` and `npm test` so that each works on a fresh clone:
 //  - installs the npm dependencies (npm ci) when node_modules is missing or older than the lock file;
 //  - makes sure the Debian packages are installed: for the service, influxdb (unless an InfluxDB is
-//    configured); with --test, influxdb and mosquitto, the real servers the tests use, and
+//    configured); with --test, influxdb, mosquitto and socat, the real servers and tools the tests use, and
 //    docker-compose, which validates the compose file. As root it
 //    installs them with apt-get; otherwise it prints the command.
 // Plain JavaScript on purpose: it must run before any dependency is installed.
@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const forTests = process.argv.includes('--test');
 
 if (process.argv.includes('--help')) {
-  process.stdout.write('Usage: node scripts/bootstrap.mjs [--test]\nInstalls npm dependencies if needed, and influxdb from Debian for the service (with --test: influxdb and mosquitto).\n');
+  process.stdout.write('Usage: node scripts/bootstrap.mjs [--test]\nInstalls npm dependencies if needed, and influxdb from Debian for the service (with --test: influxdb, mosquitto and socat).\n');
   process.exit(0);
 }
 
@@ -51,7 +51,7 @@ function onPath(command) {
 // What each command needs from Debian: the tests run against real servers; the service needs an
 // InfluxDB, and starts a private influxd when none is configured.
 const wanted = forTests
-  ? [['influxd', 'influxdb'], ['mosquitto', 'mosquitto'], ['mosquitto_pub', 'mosquitto-clients'], ['docker-compose', 'docker-compose']]
+  ? [['influxd', 'influxdb'], ['mosquitto', 'mosquitto'], ['mosquitto_pub', 'mosquitto-clients'], ['docker-compose', 'docker-compose'], ['socat', 'socat']]
   : process.env.WASTE_INFLUX_URL || process.env.WASTE_CONFIG
     ? []
     : [['influxd', 'influxdb']];

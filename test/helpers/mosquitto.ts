@@ -1,5 +1,7 @@
-// A throwaway Debian Mosquitto 2.x with a password file and an ACL equivalent to the embedded
-// broker's (docs/external-broker.md): devices write under their own id, the ingest account reads all.
+// A throwaway Debian Mosquitto 2.x with a password file and, by default, an ACL equivalent to the
+// embedded broker's (docs/external-broker.md): devices write under their own id, the ingest account
+// reads all. Tests that stand it in for another broker (a LoRaWAN network server's) give their own
+// ACL. stop() and start() take it down and bring it back on the same port, with what it persisted.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -10,47 +12,81 @@ import { freePort } from './ports.ts';
 
 export interface TestMosquitto {
   url: string;
+  port: number;
+  /** Kills the broker (SIGKILL: an outage, not a shutdown); the port stays reserved for start(). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port. */
+  start(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
-export async function startTestMosquitto(users: Record<string, string>): Promise<TestMosquitto> {
+export interface TestMosquittoOptions {
+  /** The ACL file's text; by default docs/examples/mosquitto.acl. */
+  acl?: string;
+  /** Keeps sessions and queued messages in a file across stop()/start() (autosave on every change). */
+  persistence?: boolean;
+}
+
+export async function startTestMosquitto(users: Record<string, string>, options: TestMosquittoOptions = {}): Promise<TestMosquitto> {
   const binary = findOnPath('mosquitto');
   const passwd = findOnPath('mosquitto_passwd');
   if (!binary || !passwd) throw new Error('mosquitto is not installed; on Debian: apt-get install -y mosquitto');
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'waste-mosquitto-'));
-  // Started as root, mosquitto drops to its own user, which must be able to read these files.
-  await fs.chmod(dir, 0o755);
+  // Started as root, mosquitto drops to its own user, which must be able to read these files
+  // (and write the persistence file).
+  await fs.chmod(dir, 0o777);
   const port = await freePort();
   const passwordFile = path.join(dir, 'passwd');
   await fs.writeFile(passwordFile, '');
   for (const [user, password] of Object.entries(users)) execFileSync(passwd, ['-b', passwordFile, user, password]);
-  await fs.copyFile(path.resolve('docs/examples/mosquitto.acl'), path.join(dir, 'acl'));
+  if (options.acl === undefined) await fs.copyFile(path.resolve('docs/examples/mosquitto.acl'), path.join(dir, 'acl'));
+  else await fs.writeFile(path.join(dir, 'acl'), options.acl);
+  const persistence = options.persistence
+    ? `persistence true\npersistence_location ${dir}/\nautosave_interval 1\nautosave_on_changes true\n`
+    : 'persistence false\n';
   await fs.writeFile(
     path.join(dir, 'mosquitto.conf'),
-    `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwordFile}\nacl_file ${path.join(dir, 'acl')}\npersistence false\nmax_queued_messages 100000\n`,
+    `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwordFile}\nacl_file ${path.join(dir, 'acl')}\n${persistence}max_queued_messages 100000\n`,
   );
   for (const file of ['passwd', 'acl']) await fs.chmod(path.join(dir, file), 0o644);
-  const child: ChildProcess = spawn(binary, ['-c', path.join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline) throw new Error('mosquitto did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+
+  let child: ChildProcess | null = null;
+  let exited: Promise<unknown> = Promise.resolve();
+  const start = async () => {
+    const running = spawn(binary, ['-c', path.join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+    child = running;
+    exited = new Promise((resolve) => running.once('exit', resolve));
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (await listening(port)) return;
+      if (Date.now() > deadline) throw new Error(`mosquitto did not start on port ${port}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const stop = async () => {
+    child?.kill('SIGKILL');
+    await exited;
+    child = null;
+  };
+  await start();
   return {
     url: `mqtt://127.0.0.1:${port}`,
+    port,
+    stop,
+    start,
     cleanup: async () => {
-      child.kill('SIGKILL');
-      await exited;
+      await stop();
       await fs.rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
