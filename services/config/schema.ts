@@ -308,6 +308,8 @@ export const rulesSchema = z
     tiltDeg: z.number().positive().max(180).default(45).describe('A bin tilted more than this (degrees) has been knocked over.'),
     lowBatteryV: z.number().positive().default(3.3).describe('A sensor battery below this voltage is low.'),
     batteryRecoveredV: z.number().positive().default(3.4).describe('A low battery clears only at this voltage or above (a new battery), so a voltage wavering at the threshold is one alert.'),
+    lowBatteryPct: percent(20).describe('A sensor reporting its battery in percent (battery_pct, most LoRaWAN sensors) is low below this.'),
+    batteryRecoveredPct: percent(30).describe('A low battery reported in percent clears only at this level or above.'),
     offlineIntervals: seconds(3).describe('A bin sensor is offline after this many report intervals without a reading.'),
     binRebuildWindowS: seconds(6 * 3600).describe('At start, the rules replay this much of the latest bin history from InfluxDB (an overflow in progress, and its missed collection).'),
     forecastWindowH: seconds(24).describe('Predicted time to full: the fill rate is fitted over the readings since the last emptying, at most this many hours back.'),

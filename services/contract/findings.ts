@@ -19,7 +19,7 @@ export const EVIDENCE_HEAD = 5;
 export type Evidence =
   | { kind: 'fix'; ts: number; device_id: string; lon: number; lat: number; speed_kmh: number; cover_closed?: boolean; tipper_up?: boolean; load_kg?: number; distance_m?: number }
   | { kind: 'ticket'; ts: number; device_id: string; ticket_id: string; site_id: string; direction: 'in' | 'out'; gross_kg: number; net_kg: number }
-  | { kind: 'reading'; ts: number; device_id: string; fill_pct: number; temp_c?: number; tilt_deg?: number; battery_v?: number; lid_opens?: number };
+  | { kind: 'reading'; ts: number; device_id: string; fill_pct: number; temp_c?: number; tilt_deg?: number; tilted?: boolean; battery_v?: number; battery_pct?: number; lid_opens?: number };
 
 /** What an alert is about (docs/architecture.md §3, docs/alerts.md). */
 export interface FindingSubject {
@@ -51,7 +51,9 @@ export interface BinSample {
   fillPct: number;
   tempC?: number;
   tiltDeg?: number;
+  tilted?: boolean;
   batteryV?: number;
+  batteryPct?: number;
   lidOpens?: number;
 }
 

@@ -38,7 +38,11 @@ export const binReadingSchema = z
     distance_mm: bounded(0, 10_000, 'mm').optional(),
     temp_c: bounded(-50, 150, '°C').optional(),
     tilt_deg: bounded(0, 180, 'degrees').optional(),
+    /** Sensors that report a position flag (tilted or not) rather than an angle, such as the Milesight EM310-UDL. */
+    tilted: flag.optional(),
     battery_v: bounded(0, 60, 'V').optional(),
+    /** Battery as the sensor reports it in percent (Milesight and most LoRaWAN sensors), next to or instead of battery_v. */
+    battery_pct: bounded(0, 100, '%').optional(),
     rssi: bounded(-200, 0, 'dBm', { int: true }).optional(),
     lid_opens: bounded(0, 100_000, 'openings', { int: true }).optional(),
   })

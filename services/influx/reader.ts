@@ -23,7 +23,9 @@ export interface Level {
   distance_mm?: number | null;
   temp_c?: number | null;
   tilt_deg?: number | null;
+  tilted?: boolean | null;
   battery_v?: number | null;
+  battery_pct?: number | null;
   lid_opens?: number | null;
 }
 

@@ -15,7 +15,7 @@ type FieldType = 'float' | 'int' | 'boolean' | 'string';
  * InfluxDB. Values were range-checked by the validator, so numbers are finite.
  */
 const FIELDS = {
-  bin: { battery_v: 'float', distance_mm: 'float', fill_pct: 'float', lid_opens: 'int', rssi: 'int', temp_c: 'float', tilt_deg: 'float' },
+  bin: { battery_pct: 'float', battery_v: 'float', distance_mm: 'float', fill_pct: 'float', lid_opens: 'int', rssi: 'int', temp_c: 'float', tilt_deg: 'float', tilted: 'boolean' },
   truck: { alarm_flags: 'int', cover_closed: 'boolean', heading: 'float', ignition: 'boolean', lat: 'float', load_kg: 'float', loaded: 'boolean', lon: 'float', mileage_km: 'float', satellites: 'int', signal: 'int', speed_kmh: 'float', tachograph_kmh: 'float', tipper_up: 'boolean' },
   ticket: { gross_kg: 'float', net_kg: 'float', origin: 'string', plate: 'string', tare_kg: 'float', ticket_id: 'string', truck_device_id: 'string' },
 } as const satisfies Record<string, Record<string, FieldType>>;

@@ -446,7 +446,9 @@ export function binSample(reading: BinReading, bin: BinInfo): BinSample {
   const sample: BinSample = { ts: reading.ts, deviceId: reading.deviceId, fillPct };
   if (reading.temp_c !== undefined) sample.tempC = reading.temp_c;
   if (reading.tilt_deg !== undefined) sample.tiltDeg = reading.tilt_deg;
+  if (reading.tilted !== undefined) sample.tilted = reading.tilted;
   if (reading.battery_v !== undefined) sample.batteryV = reading.battery_v;
+  if (reading.battery_pct !== undefined) sample.batteryPct = reading.battery_pct;
   if (reading.lid_opens !== undefined) sample.lidOpens = reading.lid_opens;
   return sample;
 }

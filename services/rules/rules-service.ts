@@ -135,10 +135,11 @@ function fixReading(f: Fix): TruckFix {
 
 function levelReading(l: Level): BinReading {
   const reading: BinReading = { kind: 'bin', deviceId: l.device_id, ts: Date.parse(l.time) };
-  for (const key of ['fill_pct', 'distance_mm', 'temp_c', 'tilt_deg', 'battery_v', 'lid_opens'] as const) {
+  for (const key of ['fill_pct', 'distance_mm', 'temp_c', 'tilt_deg', 'battery_v', 'battery_pct', 'lid_opens'] as const) {
     const value = l[key];
     if (typeof value === 'number') reading[key] = value;
   }
+  if (typeof l.tilted === 'boolean') reading.tilted = l.tilted;
   return reading;
 }
 

@@ -122,7 +122,9 @@ export function binEvidence(sample: BinSample): Evidence {
   const e: Evidence = { kind: 'reading', ts: sample.ts, device_id: sample.deviceId, fill_pct: Math.round(sample.fillPct * 10) / 10 };
   if (sample.tempC !== undefined) e.temp_c = sample.tempC;
   if (sample.tiltDeg !== undefined) e.tilt_deg = sample.tiltDeg;
+  if (sample.tilted !== undefined) e.tilted = sample.tilted;
   if (sample.batteryV !== undefined) e.battery_v = sample.batteryV;
+  if (sample.batteryPct !== undefined) e.battery_pct = sample.batteryPct;
   if (sample.lidOpens !== undefined) e.lid_opens = sample.lidOpens;
   return e;
 }

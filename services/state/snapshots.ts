@@ -171,6 +171,7 @@ export class StateSnapshots {
           reading_at: int(sample.ts),
           online: !violations?.has('device_offline'),
           battery_v: sample.batteryV,
+          battery_pct: sample.batteryPct,
           temp_c: sample.tempC,
           hours_to_full: fullAt ? round(Math.max(0, Date.parse(fullAt) - now) / HOUR, 2) : undefined,
         });

@@ -43,7 +43,9 @@ const level = z.object({
   distance_mm: z.number().nullish(),
   temp_c: z.number().nullish(),
   tilt_deg: z.number().nullish(),
+  tilted: z.boolean().nullish(),
   battery_v: z.number().nullish(),
+  battery_pct: z.number().nullish(),
 });
 
 function span(query: { from?: string | undefined; to?: string | undefined }): { from: string; to: string } {
@@ -116,7 +118,7 @@ export const telemetryRoutes: FastifyPluginAsyncZod<{ reader: TelemetryReader; e
       const bins = byDevice('bins');
       const items = (await reader.latestLevels())
         .filter((l) => bins.has(l.device_id))
-        .map(({ time, device_id, fill_pct, distance_mm, temp_c, tilt_deg, battery_v }) => ({ time, fill_pct, distance_mm, temp_c, tilt_deg, battery_v, device_id, bin_id: bins.get(device_id)!.id }));
+        .map(({ time, device_id, fill_pct, distance_mm, temp_c, tilt_deg, tilted, battery_v, battery_pct }) => ({ time, fill_pct, distance_mm, temp_c, tilt_deg, tilted, battery_v, battery_pct, device_id, bin_id: bins.get(device_id)!.id }));
       return { items };
     },
   );
@@ -133,7 +135,7 @@ export const telemetryRoutes: FastifyPluginAsyncZod<{ reader: TelemetryReader; e
       if (!bin) throw new ApiError(404, 'not_found', `no bin ${request.params.id}`);
       const deviceId = (bin.device_id as string | null) ?? null;
       const levels = deviceId
-        ? (await reader.levels(deviceId, from, to)).map(({ time, fill_pct, distance_mm, temp_c, tilt_deg, battery_v }) => ({ time, fill_pct, distance_mm, temp_c, tilt_deg, battery_v }))
+        ? (await reader.levels(deviceId, from, to)).map(({ time, fill_pct, distance_mm, temp_c, tilt_deg, tilted, battery_v, battery_pct }) => ({ time, fill_pct, distance_mm, temp_c, tilt_deg, tilted, battery_v, battery_pct }))
         : [];
       return { bin_id: bin.id, device_id: deviceId, from, to, levels };
     },

@@ -110,6 +110,18 @@ describe('fire risk, tilt, low battery', () => {
     const h = await run(volts.map((battery_v, i) => binReading(DEVICES.bin1, at(i), { battery_v })));
     expect(h.list('low_battery').map((a) => [a.severity, a.started_at, a.ended_at])).toEqual([['info', iso(at(1)), iso(at(5))]]);
   });
+
+  it('raises tilt from a sensor that reports only a position flag (no angle)', async () => {
+    const flags = [false, false, true, true, false];
+    const h = await run(flags.map((tilted, i) => binReading(DEVICES.bin1, at(i), { tilt_deg: undefined, tilted })));
+    expect(h.list('tilt').map((a) => [a.started_at, a.ended_at])).toEqual([[iso(at(2)), iso(at(3))]]);
+  });
+
+  it('judges a battery reported in percent by the percent thresholds (20 % low, 30 % recovered)', async () => {
+    const percents = [25, 19, 21, 18, 22, 35, 34];
+    const h = await run(percents.map((battery_pct, i) => binReading(DEVICES.bin1, at(i), { battery_v: undefined, battery_pct })));
+    expect(h.list('low_battery').map((a) => [a.severity, a.started_at, a.ended_at])).toEqual([['info', iso(at(1)), iso(at(4))]]);
+  });
 });
 
 describe('device offline', () => {
