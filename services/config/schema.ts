@@ -131,6 +131,47 @@ export const jt808Schema = z
   })
   .prefault({});
 
+/** One LoRaWAN network server whose MQTT integration the bridge reads (lorawan/bridge.ts, docs/lorawan.md). */
+export const networkServerSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/, { error: 'must be 1-32 letters, digits, "_", "." or "-"' })
+      .describe('Name of the network server in logs, metrics and the default MQTT client id.'),
+    kind: z
+      .enum(['chirpstack', 'tts'])
+      .describe('chirpstack: ChirpStack v4 MQTT integration (JSON events); tts: The Things Stack v3 MQTT server (QoS 0 only).'),
+    url: z
+      .string()
+      .regex(/^(mqtts?|wss?):\/\/[^\s/]+/, { error: 'must be an mqtt://, mqtts://, ws:// or wss:// URL' })
+      .describe('The network server\'s MQTT broker, e.g. mqtt://chirpstack-mosquitto:1883 or mqtts://eu1.cloud.thethings.network:8883.'),
+    username: z.string().default('').describe('MQTT username (The Things Stack: {application id}@{tenant id}).'),
+    password: z.string().default('').describe('MQTT password (The Things Stack: an API key with the right to read application traffic).'),
+    clientId: z.string().max(64).default('').describe('Stable MQTT client id of the persistent session; empty: waste-lorawan-{name}.'),
+    topics: z
+      .array(z.string().min(1).max(256))
+      .optional()
+      .describe('Subscriptions; unset: every application\'s up, join and status events (chirpstack: application/+/device/+/event/{up,join,status}; tts: v3/+/devices/+/{up,join}).'),
+  })
+  .strict();
+
+export const lorawanSchema = z
+  .object({
+    networkServers: z
+      .array(networkServerSchema)
+      .default([])
+      .refine((servers) => new Set(servers.map((s) => s.name)).size === servers.length, { error: 'every network server needs its own name' })
+      .describe('LoRaWAN network servers to read bin-sensor uplinks from (docs/lorawan.md): a JSON list of {name, kind, url, username, password}. Empty: no LoRaWAN bridge.'),
+    maxEventBytes: positiveInt
+      .default(65_536)
+      .describe('Largest network-server event read; a longer one is refused as payload_too_large (an uplink with a few gateways\' metadata is 1-3 KB).'),
+    duplicateMemory: positiveInt
+      .max(1024)
+      .default(64)
+      .describe('Uplinks remembered per sensor to know one delivered again (two gateways, a re-delivery) as the same uplink.'),
+  })
+  .prefault({});
+
 export const ingestSchema = z
   .object({
     clientId: z
@@ -409,6 +450,7 @@ export const configSchema = z.object({
     .describe('Log level of the structured (JSON) log on stdout.'),
   broker: brokerSchema,
   jt808: jt808Schema,
+  lorawan: lorawanSchema,
   ingest: ingestSchema,
   influx: influxSchema,
   spool: spoolSchema,
@@ -425,6 +467,8 @@ export type Config = z.infer<typeof configSchema>;
 export type BrokerConfig = Config['broker'];
 export type Jt808Config = Config['jt808'];
 export type ExtensionLayout = z.infer<typeof extensionLayoutSchema>;
+export type LorawanConfig = Config['lorawan'];
+export type NetworkServerConfig = z.infer<typeof networkServerSchema>;
 export type IngestConfig = Config['ingest'];
 export type InfluxConfig = Config['influx'];
 export type SpoolConfig = Config['spool'];

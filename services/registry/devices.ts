@@ -7,12 +7,18 @@
 // over TCP instead of MQTT: it then has a terminal phone number (the SIM number in every message
 // header, JT/T 808-2013 §4.4.3), unique among devices, and an authentication code (§8.5) kept
 // only as a hash, as device secrets are. The store is the gateway's TerminalDirectory.
+//
+// A device of class bins may be a LoRaWAN sensor, reporting through a network server to the
+// LoRaWAN bridge instead of over MQTT: it then has a DevEUI, unique among devices, and a sensor
+// model naming its payload decoder (lorawan/decoders/). The store is the bridge's LorawanDirectory.
 import type { CredentialDirectory, DeviceRecord, ServiceRecord } from '../broker/credentials.ts';
 import { z } from 'zod';
 import { generateSecret, hashSecret, secretHashProblem } from '../broker/secrets.ts';
 import { UNSTORABLE } from '../contract/payloads.ts';
 import { DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
 import type { TerminalDirectory, TerminalRecord } from '../jt808/terminals.ts';
+import { SENSOR_MODELS } from '../lorawan/decoders/index.ts';
+import type { LorawanDirectory, LorawanRecord } from '../lorawan/directory.ts';
 import type { RegistryDb } from './db.ts';
 
 /**
@@ -74,6 +80,30 @@ export function authCodeProblem(code: string): string | null {
   return `the authentication code must be 1-${MAX_AUTH_CODE} printable ASCII characters without spaces (JT/T 808 sends it as a STRING)`;
 }
 
+/**
+ * Why `devEui` cannot be a DevEUI, or null if it can: 16 hex digits (LoRaWAN 1.0.3 §6.2.1,
+ * EUI-64), written with or without '-' or ':' between the bytes, in either case.
+ */
+export function devEuiProblem(devEui: string): string | null {
+  const digits = devEui.replace(/[-:]/g, '');
+  if (!/^[0-9A-Fa-f]{16}$/.test(digits) || !/^[0-9A-Fa-f]{2}([-:]?[0-9A-Fa-f]{2}){7}$/.test(devEui)) {
+    return `DevEUI ${quoted(devEui)} must be 16 hex digits (8 bytes, e.g. 24E124136B502217 or 24-E1-24-13-6B-50-22-17)`;
+  }
+  if (/^0+$/.test(digits)) return `DevEUI ${quoted(devEui)} is zeros only, which no device is given`;
+  return null;
+}
+
+/** The stored form of a DevEUI: 16 upper-case hex digits, as ChirpStack (lower case) and The Things Stack (upper case) both map to. */
+export function normaliseDevEui(devEui: string): string {
+  return devEui.replace(/[-:]/g, '').toUpperCase();
+}
+
+/** Why `model` names no sensor decoder, or null if it does. */
+export function sensorModelProblem(model: string): string | null {
+  if (SENSOR_MODELS.includes(model)) return null;
+  return `sensor model ${quoted(model)} has no decoder; known models: ${SENSOR_MODELS.join(', ')} (or none, when the network server's codec sends the contract's fields)`;
+}
+
 export class RegistryError extends Error {
   constructor(
     readonly code: 'not_found' | 'conflict' | 'invalid',
@@ -93,6 +123,8 @@ interface DeviceRow {
   jt808_phone: string | null;
   jt808_auth_hash: string | null;
   jt808_model: string | null;
+  lorawan_dev_eui: string | null;
+  lorawan_sensor: string | null;
 }
 
 /** A device as stored; the terminal's code hash is not part of it, only whether there is one. */
@@ -101,6 +133,8 @@ export type StoredDevice = DeviceRecord & {
   jt808_phone: string | null;
   jt808_model: string | null;
   jt808_registered: boolean;
+  lorawan_dev_eui: string | null;
+  lorawan_sensor: string | null;
 };
 
 /** What makes a new trucks device a JT/T 808 terminal (add()). */
@@ -112,6 +146,14 @@ export interface TerminalProvisioning {
   authCode?: string;
 }
 
+/** What makes a new bins device a LoRaWAN sensor (add()). */
+export interface LorawanProvisioning {
+  /** DevEUI, 16 hex digits; stored upper case without separators. */
+  devEui: string;
+  /** Sensor model, picking the payload decoder; none: the network server's codec sends the contract's fields. */
+  sensor?: string | null;
+}
+
 /** Changes to an existing device, made together (update()). */
 export interface DeviceUpdate {
   enabled?: boolean;
@@ -121,6 +163,16 @@ export interface DeviceUpdate {
   jt808Model?: string | null;
   /** A new authentication code; the terminal's old one stops working. */
   jt808AuthCode?: string;
+  /** The DevEUI; null makes the device no LoRaWAN sensor (DevEUI and sensor model removed). */
+  lorawanDevEui?: string | null;
+  /** The sensor model; null removes it. Needs a DevEUI, given here or stored. */
+  lorawanSensor?: string | null;
+}
+
+/** A LoRaWAN sensor's columns as a bundle writes them (validated and normalised already). */
+export interface LorawanColumns {
+  devEui: string;
+  sensor: string | null;
 }
 
 /** A terminal's columns as a bundle writes them (validated and normalised already). */
@@ -137,6 +189,8 @@ interface Change {
   phone?: string | null;
   model?: string | null;
   authHash?: string | null;
+  devEui?: string | null;
+  sensor?: string | null;
 }
 
 export interface DeviceFilter {
@@ -156,6 +210,8 @@ const toRecord = (row: DeviceRow): StoredDevice => ({
   jt808_phone: row.jt808_phone,
   jt808_model: row.jt808_model,
   jt808_registered: row.jt808_auth_hash !== null,
+  lorawan_dev_eui: row.lorawan_dev_eui,
+  lorawan_sensor: row.lorawan_sensor,
 });
 
 const isConstraint = (error: unknown, code: string) => (error as { code?: string }).code === code;
@@ -169,6 +225,18 @@ function checkedPhone(phone: string): string {
 
 function checkedModel(model: string | null | undefined): string | null | undefined {
   const problem = model === null || model === undefined ? null : terminalModelProblem(model);
+  if (problem) throw new RegistryError('invalid', problem);
+  return model;
+}
+
+function checkedDevEui(devEui: string): string {
+  const problem = devEuiProblem(devEui);
+  if (problem) throw new RegistryError('invalid', problem);
+  return normaliseDevEui(devEui);
+}
+
+function checkedSensor(model: string | null | undefined): string | null | undefined {
+  const problem = model === null || model === undefined ? null : sensorModelProblem(model);
   if (problem) throw new RegistryError('invalid', problem);
   return model;
 }
@@ -188,9 +256,17 @@ interface TerminalRow {
   jt808_model: string | null;
   plate: string | null;
 }
+const LORAWAN_SELECT = 'SELECT id, lorawan_dev_eui, lorawan_sensor, enabled FROM devices';
+interface LorawanRow {
+  id: string;
+  lorawan_dev_eui: string;
+  lorawan_sensor: string | null;
+  enabled: number;
+}
+const toLorawan = (row: LorawanRow): LorawanRecord => ({ deviceId: row.id, devEui: row.lorawan_dev_eui, sensor: row.lorawan_sensor, enabled: row.enabled === 1 });
 const toTerminal = (row: TerminalRow): TerminalRecord => ({ deviceId: row.id, phone: row.jt808_phone, enabled: row.enabled === 1, authCodeHash: row.jt808_auth_hash, model: row.jt808_model, plate: row.plate });
 
-export class DeviceStore implements CredentialDirectory, TerminalDirectory {
+export class DeviceStore implements CredentialDirectory, TerminalDirectory, LorawanDirectory {
   private timer: NodeJS.Timeout | null = null;
   private dataVersion = 0;
   private readonly listeners: (() => void)[] = [];
@@ -221,6 +297,23 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
   terminalHolder(phone: string): string | undefined {
     if (terminalPhoneProblem(phone)) return undefined;
     return (this.db.statement('SELECT id FROM devices WHERE jt808_phone = ?').get(normaliseTerminalPhone(phone)) as { id: string } | undefined)?.id;
+  }
+
+  /** The LoRaWAN sensor with this DevEUI (any of its written forms), or undefined. */
+  lorawanDevice(devEui: string): LorawanRecord | undefined {
+    if (devEuiProblem(devEui)) return undefined;
+    const row = this.db.statement(`${LORAWAN_SELECT} WHERE lorawan_dev_eui = ?`).get(normaliseDevEui(devEui)) as LorawanRow | undefined;
+    return row ? toLorawan(row) : undefined;
+  }
+
+  /** Every LoRaWAN sensor, in one query. */
+  lorawanDevices(): LorawanRecord[] {
+    return (this.db.statement(`${LORAWAN_SELECT} WHERE lorawan_dev_eui IS NOT NULL`).all() as LorawanRow[]).map(toLorawan);
+  }
+
+  /** The device that has this DevEUI, if any. */
+  devEuiHolder(devEui: string): string | undefined {
+    return this.lorawanDevice(devEui)?.deviceId;
   }
 
   /**
@@ -268,9 +361,10 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
 
   /**
    * Adds a device; returns its secret, which is stored only as a hash and cannot be shown again.
-   * A trucks device given `terminal` is also a JT/T 808 terminal.
+   * A trucks device given `terminal` is also a JT/T 808 terminal; a bins device given `lorawan`, a
+   * LoRaWAN sensor.
    */
-  async add(id: string, deviceClass: DeviceClass, terminal?: TerminalProvisioning): Promise<string> {
+  async add(id: string, deviceClass: DeviceClass, terminal?: TerminalProvisioning, lorawan?: LorawanProvisioning): Promise<string> {
     if (!DEVICE_ID_PATTERN.test(id)) {
       throw new RegistryError('invalid', `device id "${id}" must be 1-64 letters, digits, '_', '.' or '-' and start with a letter or digit`);
     }
@@ -283,17 +377,25 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
       if (terminal.authCode !== undefined) checkedAuthCode(terminal.authCode);
       this.requirePhoneFree(phone, id);
     }
+    let devEui: string | null = null;
+    if (lorawan) {
+      this.requireBins(id, deviceClass);
+      devEui = checkedDevEui(lorawan.devEui);
+      checkedSensor(lorawan.sensor);
+      this.requireDevEuiFree(devEui, id);
+    }
     const secret = generateSecret();
     const hash = await hashSecret(secret);
     const authHash = terminal?.authCode === undefined ? null : await hashSecret(terminal.authCode);
     const now = this.clock().toISOString();
     try {
       this.db
-        .statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at, jt808_phone, jt808_model, jt808_auth_hash) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)')
-        .run(id, deviceClass, hash, now, now, phone, terminal?.model ?? null, authHash);
+        .statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at, jt808_phone, jt808_model, jt808_auth_hash, lorawan_dev_eui, lorawan_sensor) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, deviceClass, hash, now, now, phone, terminal?.model ?? null, authHash, devEui, lorawan?.sensor ?? null);
     } catch (error) {
       if (isConstraint(error, 'SQLITE_CONSTRAINT_PRIMARYKEY')) throw new RegistryError('conflict', `device ${id} exists already`);
       if (phone !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requirePhoneFree(phone, id);
+      if (devEui !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requireDevEuiFree(devEui, id);
       throw error;
     }
     this.notify();
@@ -338,7 +440,9 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
     const phone = changes.jt808Phone === undefined || changes.jt808Phone === null ? changes.jt808Phone : checkedPhone(changes.jt808Phone);
     const model = checkedModel(changes.jt808Model);
     if (changes.jt808AuthCode !== undefined) checkedAuthCode(changes.jt808AuthCode);
-    const change: Change = { phone, model, ...(changes.enabled === undefined ? {} : { enabled: changes.enabled }) };
+    const devEui = changes.lorawanDevEui === undefined || changes.lorawanDevEui === null ? changes.lorawanDevEui : checkedDevEui(changes.lorawanDevEui);
+    const sensor = checkedSensor(changes.lorawanSensor);
+    const change: Change = { phone, model, devEui, sensor, ...(changes.enabled === undefined ? {} : { enabled: changes.enabled }) };
     // Checked without writing before the hashing, so that a refused change costs no hash.
     this.apply(id, { ...change, ...(changes.jt808AuthCode === undefined ? {} : { authHash: 'to be hashed' }) }, { dryRun: true });
     if (changes.jt808AuthCode !== undefined) change.authHash = await hashSecret(changes.jt808AuthCode);
@@ -377,11 +481,11 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
   }
 
   /** Inserts a device whose secret was hashed already (bulk import, inside its transaction). */
-  insertHashed(id: string, deviceClass: DeviceClass, secretHash: string, terminal?: TerminalColumns): void {
+  insertHashed(id: string, deviceClass: DeviceClass, secretHash: string, terminal?: TerminalColumns, lorawan?: LorawanColumns): void {
     const now = this.clock().toISOString();
     this.db
-      .statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at, jt808_phone, jt808_model, jt808_auth_hash) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)')
-      .run(id, deviceClass, secretHash, now, now, terminal?.phone ?? null, terminal?.model ?? null, terminal?.authHash ?? null);
+      .statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at, jt808_phone, jt808_model, jt808_auth_hash, lorawan_dev_eui, lorawan_sensor) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)')
+      .run(id, deviceClass, secretHash, now, now, terminal?.phone ?? null, terminal?.model ?? null, terminal?.authHash ?? null, lorawan?.devEui ?? null, lorawan?.sensor ?? null);
   }
 
   /**
@@ -392,6 +496,14 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
     const { changes } = this.db
       .statement('UPDATE devices SET jt808_phone = ?, jt808_model = ?, jt808_auth_hash = COALESCE(?, jt808_auth_hash), updated_at = ? WHERE id = ? AND updated_at = ?')
       .run(terminal.phone, terminal.model, terminal.authHash ?? null, this.clock().toISOString(), id, stamp);
+    return changes === 1;
+  }
+
+  /** As updateTerminalChecked, for a bundle's LoRaWAN columns. */
+  updateLorawanChecked(id: string, lorawan: LorawanColumns, stamp: string): boolean {
+    const { changes } = this.db
+      .statement('UPDATE devices SET lorawan_dev_eui = ?, lorawan_sensor = ?, updated_at = ? WHERE id = ? AND updated_at = ?')
+      .run(lorawan.devEui, lorawan.sensor, this.clock().toISOString(), id, stamp);
     return changes === 1;
   }
 
@@ -475,6 +587,17 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
     if (deviceClass !== 'trucks') throw new RegistryError('invalid', `device ${id} is of class ${deviceClass}; only trucks devices can be JT/T 808 terminals`);
   }
 
+  private requireBins(id: string, deviceClass: DeviceClass): void {
+    // The LoRaWAN sensors the service decodes are bin sensors (lorawan/decoders/).
+    if (deviceClass !== 'bins') throw new RegistryError('invalid', `device ${id} is of class ${deviceClass}; only bins devices can be LoRaWAN sensors`);
+  }
+
+  /** Refuses, naming the holder, a DevEUI that another device has. */
+  private requireDevEuiFree(devEui: string, id: string): void {
+    const holder = this.devEuiHolder(devEui);
+    if (holder !== undefined && holder !== id) throw new RegistryError('conflict', `DevEUI ${devEui} belongs to device ${holder} already`);
+  }
+
   private requireTerminal(id: string): DeviceRow {
     const row = this.row(id);
     if (!row) throw new RegistryError('not_found', `no device ${id}`);
@@ -507,14 +630,22 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory {
       const authHash = phone === null ? null : change.authHash === undefined ? row.jt808_auth_hash : change.authHash;
       const enabled = change.enabled === undefined ? row.enabled : change.enabled ? 1 : 0;
       if (phone !== null && phone !== row.jt808_phone) this.requirePhoneFree(phone, id);
+      const devEui = change.devEui === undefined ? row.lorawan_dev_eui : change.devEui;
+      if (devEui !== null) this.requireBins(id, row.class);
+      if (devEui === null && (change.sensor ?? null) !== null) {
+        throw new RegistryError('invalid', `device ${id} has no DevEUI; give one with the sensor model`);
+      }
+      const sensor = devEui === null ? null : change.sensor === undefined ? row.lorawan_sensor : change.sensor;
+      if (devEui !== null && devEui !== row.lorawan_dev_eui) this.requireDevEuiFree(devEui, id);
       if (options.dryRun) return;
       try {
         this.db
-          .statement('UPDATE devices SET jt808_phone = ?, jt808_model = ?, jt808_auth_hash = ?, enabled = ?, updated_at = ? WHERE id = ?')
-          .run(phone, model, authHash, enabled, this.clock().toISOString(), id);
+          .statement('UPDATE devices SET jt808_phone = ?, jt808_model = ?, jt808_auth_hash = ?, lorawan_dev_eui = ?, lorawan_sensor = ?, enabled = ?, updated_at = ? WHERE id = ?')
+          .run(phone, model, authHash, devEui, sensor, enabled, this.clock().toISOString(), id);
       } catch (error) {
-        // Another connection took the number between the check and the write.
+        // Another connection took the number (or the DevEUI) between the check and the write.
         if (phone !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requirePhoneFree(phone, id);
+        if (devEui !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requireDevEuiFree(devEui, id);
         throw error;
       }
     });

@@ -288,4 +288,18 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX devices_jt808_phone ON devices(jt808_phone) WHERE jt808_phone IS NOT NULL;
     `,
   },
+  {
+    version: 7,
+    name: 'LoRaWAN bin sensors: DevEUI and sensor model of a bins device',
+    // A LoRaWAN sensor reaches the service through a network server (lorawan/bridge.ts), which
+    // names it by its DevEUI (LoRaWAN 1.0.3 §6.2.1: a 64-bit IEEE EUI-64), stored as 16 upper-case
+    // hex digits and unique among devices; all zeros is no EUI a device is given. Only bin sensors
+    // are LoRaWAN devices here, so only class bins. The sensor model picks the payload decoder
+    // (lorawan/decoders/), and needs a DevEUI.
+    sql: `
+      ALTER TABLE devices ADD COLUMN lorawan_dev_eui TEXT CHECK (lorawan_dev_eui IS NULL OR (class = 'bins' AND length(lorawan_dev_eui) = 16 AND lorawan_dev_eui NOT GLOB '*[^0-9A-F]*' AND lorawan_dev_eui <> '0000000000000000'));
+      ALTER TABLE devices ADD COLUMN lorawan_sensor TEXT CHECK (lorawan_sensor IS NULL OR (lorawan_dev_eui IS NOT NULL AND length(lorawan_sensor) BETWEEN 1 AND 64));
+      CREATE UNIQUE INDEX devices_lorawan_dev_eui ON devices(lorawan_dev_eui) WHERE lorawan_dev_eui IS NOT NULL;
+    `,
+  },
 ];

@@ -94,6 +94,6 @@ describe('ingest worker start-up errors', () => {
       (e: Error) => e,
     );
     await broker.stop();
-    expect(error?.message).toMatch(/refused the ingest subscriptions .*must let W-DEV read waste\/#/);
+    expect(error?.message).toMatch(/ingest worker: the broker at .* refused the subscriptions .*must let W-DEV read waste\/#/);
   });
 });
