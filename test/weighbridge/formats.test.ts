@@ -122,8 +122,8 @@ describe('Toledo continuous output', () => {
 
   it('ignores the parity bit (bit 7) of each byte', () => {
     const frame = toledoFrame(1_500);
-    frame[1] |= 0x80;
-    frame[17] |= 0x80;
+    frame[1] = frame[1]! | 0x80;
+    frame[17] = frame[17]! | 0x80;
     expect(new FrameReader(toledo).push(frame)).toEqual([{ weight: 1_500, motion: false }]);
   });
 
