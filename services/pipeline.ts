@@ -6,7 +6,8 @@
 //   device ─► source ─► ingest gate ─► validation ─► listeners ─► spool ─► shipper ─► InfluxDB
 //            (MQTT broker,  (slices,      (contract/    (rules,       (fsync'd     (batches,
 //             MQTT worker,   one device    payloads.ts)  sorting)      group        retries,
-//             JT/T 808)      in turn)                                  commit)      dead letters)
+//             JT/T 808,      in turn)                                  commit)      dead letters)
+//             LoRaWAN)
 //                 ▲                                        │
 //                 └── acknowledged once durable            ▼ findings
 //                                               alert store (SQLite, webhook outbox)
@@ -28,6 +29,7 @@ import { MqttIngestWorker } from './ingest/mqtt-worker.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { StatsReporter } from './ingest/stats-reporter.ts';
 import { Jt808Gateway } from './jt808/gateway.ts';
+import { LorawanBridge } from './lorawan/bridge.ts';
 import { ServiceMetrics } from './metrics/metrics.ts';
 import { CityIndex } from './registry/city-index.ts';
 import { RegistryDb } from './registry/db.ts';
@@ -57,6 +59,8 @@ export interface Pipeline {
   /** Where the service publishes: rejection reports, alerts. */
   bus: MessageBus;
   gateway: Jt808Gateway | null;
+  /** The LoRaWAN bridge for bin sensors behind network servers; null while none is configured. */
+  lorawan: LorawanBridge | null;
   alerts: AlertService;
   rules: RulesService;
   sorting: SortingService;
@@ -94,6 +98,8 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   const bus: MessageBus = (broker ?? worker)!;
   // The JT/T 808 gateway for truck terminals (step 7), also the way down to their drivers.
   const gateway = config.jt808.port === 0 ? null : new Jt808Gateway({ config: config.jt808, terminals: devices, log: log.child({ service: 'jt808' }) });
+  // The LoRaWAN bridge (step 7) for bin sensors whose uplinks reach a network server.
+  const lorawan = config.lorawan.networkServers.length === 0 ? null : new LorawanBridge({ config: config.lorawan, directory: devices, log: log.child({ service: 'lorawan' }) });
 
   // 4. Findings become alerts: stored with their webhook deliveries in one transaction, then told
   //    to each output in this order, and written as `alert` points to the spool.
@@ -138,6 +144,7 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   //    the path behind it runs, nor after it stops.
   const sources: Source[] = [(broker ?? worker)!];
   if (gateway) sources.push(gateway);
+  if (lorawan) sources.push(lorawan);
 
   // 8. What is reported about it all: state snapshots and ingest statistics (to the spool), and
   //    the Prometheus metrics the API serves.
@@ -164,7 +171,8 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
     webhookOutboxDepth: () => alerts.webhooks.pendingCount(),
     connectedClients: () => broker?.connectedClients() ?? null,
     connectedTerminals: () => gateway?.connectedTerminals() ?? null,
+    lorawanStats: () => lorawan?.stats() ?? {},
   });
 
-  return { spool, influx, shipper, registry, devices, entities, tokens, city, reader, broker, worker, bus, gateway, alerts, rules, sorting, ingest, sources, snapshots, stats, metrics };
+  return { spool, influx, shipper, registry, devices, entities, tokens, city, reader, broker, worker, bus, gateway, lorawan, alerts, rules, sorting, ingest, sources, snapshots, stats, metrics };
 }

@@ -25,6 +25,11 @@ export const REJECT_REASONS = {
   unknown_message: 'the JT/T 808 message id is not one the gateway takes',
   not_authenticated: 'the JT/T 808 terminal sent data before it authenticated, or for another terminal',
   no_position: 'the JT/T 808 location report had no GNSS fix (status bit 1 clear)',
+  // LoRaWAN network-server events (services/lorawan/bridge.ts).
+  invalid_event: 'the network-server event is not the JSON its documentation describes',
+  unknown_dev_eui: 'no device in the registry has the LoRaWAN DevEUI',
+  device_disabled: 'the device is disabled in the registry',
+  undecodable: "the LoRaWAN payload is not what the device's sensor model sends",
 } as const;
 
 export type RejectReason = keyof typeof REJECT_REASONS;

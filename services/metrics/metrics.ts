@@ -24,6 +24,8 @@ export interface MetricSources {
   connectedClients(): number | null;
   /** JT/T 808 terminals authenticated and connected (null while the gateway is disabled). */
   connectedTerminals?(): number | null;
+  /** The LoRaWAN bridge's counts by network server (lorawan/bridge.ts NetworkServerStats). */
+  lorawanStats?(): Record<string, Record<string, number>>;
 }
 
 /** A counter whose value is read from a running total at scrape time. */
@@ -88,6 +90,16 @@ export class ServiceMetrics {
       const n = sources.connectedTerminals?.() ?? null;
       return n === null ? [] : [[{}, n]];
     });
+    totalCounter(r, 'waste_lorawan_events_total', 'LoRaWAN network-server events, by network server and outcome (readings, duplicates, withoutReading, joins, statuses, otherEvents, rejected).', ['network_server', 'outcome'], () =>
+      Object.entries(sources.lorawanStats?.() ?? {}).flatMap(([server, counts]) =>
+        Object.entries(counts)
+          .filter(([outcome]) => outcome !== 'lost' && outcome !== 'counterResets')
+          .map(([outcome, n]): [Record<string, string>, number] => [{ network_server: server, outcome }, n]),
+      ),
+    );
+    totalCounter(r, 'waste_lorawan_lost_uplinks_total', 'Uplinks the sensors\' frame counters say were sent and never reached the bridge, by network server.', ['network_server'], () =>
+      Object.entries(sources.lorawanStats?.() ?? {}).map(([server, counts]) => [{ network_server: server }, counts.lost ?? 0]),
+    );
 
     this.writeSeconds = new Histogram({
       name: 'waste_influx_write_seconds',

@@ -18,6 +18,7 @@ import { UNSTORABLE } from '../contract/payloads.ts';
 import { DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
 import type { TerminalDirectory, TerminalRecord } from '../jt808/terminals.ts';
 import { SENSOR_MODELS } from '../lorawan/decoders/index.ts';
+import { devEuiProblem, normaliseDevEui } from '../lorawan/dev-eui.ts';
 import type { LorawanDirectory, LorawanRecord } from '../lorawan/directory.ts';
 import type { RegistryDb } from './db.ts';
 
@@ -78,24 +79,6 @@ export function terminalModelProblem(model: string): string | null {
 export function authCodeProblem(code: string): string | null {
   if (/^[\x21-\x7e]+$/.test(code) && code.length <= MAX_AUTH_CODE) return null;
   return `the authentication code must be 1-${MAX_AUTH_CODE} printable ASCII characters without spaces (JT/T 808 sends it as a STRING)`;
-}
-
-/**
- * Why `devEui` cannot be a DevEUI, or null if it can: 16 hex digits (LoRaWAN 1.0.3 §6.2.1,
- * EUI-64), written with or without '-' or ':' between the bytes, in either case.
- */
-export function devEuiProblem(devEui: string): string | null {
-  const digits = devEui.replace(/[-:]/g, '');
-  if (!/^[0-9A-Fa-f]{16}$/.test(digits) || !/^[0-9A-Fa-f]{2}([-:]?[0-9A-Fa-f]{2}){7}$/.test(devEui)) {
-    return `DevEUI ${quoted(devEui)} must be 16 hex digits (8 bytes, e.g. 24E124136B502217 or 24-E1-24-13-6B-50-22-17)`;
-  }
-  if (/^0+$/.test(digits)) return `DevEUI ${quoted(devEui)} is zeros only, which no device is given`;
-  return null;
-}
-
-/** The stored form of a DevEUI: 16 upper-case hex digits, as ChirpStack (lower case) and The Things Stack (upper case) both map to. */
-export function normaliseDevEui(devEui: string): string {
-  return devEui.replace(/[-:]/g, '').toUpperCase();
 }
 
 /** Why `model` names no sensor decoder, or null if it does. */

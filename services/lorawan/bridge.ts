@@ -1,0 +1,278 @@
+// The LoRaWAN bridge: a source of the pipeline (contract/source.ts) for bin sensors that speak
+// LoRaWAN. They never reach the service themselves: their uplinks arrive at a network server
+// (ChirpStack v4, The Things Stack v3), which publishes them on its own MQTT broker in its own
+// JSON. The bridge holds a session on each configured network server's broker, takes each event
+// (chirpstack.ts, tts.ts), finds the sensor by its DevEUI in the registry, decodes the payload
+// with the decoder of the sensor's model (decoders/), and hands the pipeline a bin reading as the
+// MQTT contract has it (waste/bins/{deviceId}/telemetry), timed by the network server's receive
+// time: sensors have no clock. docs/lorawan.md says how to set it up.
+//
+// Acknowledged once durable: on ChirpStack's broker the session is persistent at QoS 1, and an
+// event is acknowledged only once its reading is in the spool (ingest/durable-subscription.ts).
+// The Things Stack publishes at QoS 0 only: what it sends while the bridge is away is lost, and
+// the frame counter's gaps count it (stats.lost).
+import type { Logger } from 'pino';
+import type { LorawanConfig, NetworkServerConfig } from '../config/schema.ts';
+import type { RejectReason } from '../contract/rejections.ts';
+import type { Intake, Source } from '../contract/source.ts';
+import { topics } from '../contract/topics.ts';
+import { DurableSubscription, roomInSpool } from '../ingest/durable-subscription.ts';
+import { CHIRPSTACK_TOPICS, parseChirpstackEvent } from './chirpstack.ts';
+import { decoderFor } from './decoders/index.ts';
+import type { BinFields, DecodeResult } from './decoders/decoder.ts';
+import type { LorawanDirectory, LorawanRecord } from './directory.ts';
+import type { NetworkEvent, Uplink } from './events.ts';
+import { TTS_TOPICS, parseTtsEvent } from './tts.ts';
+import { UplinkTracker } from './uplinks.ts';
+
+export type NetworkServerStats = {
+  /** Uplinks made readings, durable in the spool. */
+  readings: number;
+  /** Uplinks delivered again and taken once (a re-delivery, a second gateway path). */
+  duplicates: number;
+  /** Uplinks the frame counters say were sent and never arrived (QoS 0 while away, radio loss). */
+  lost: number;
+  counterResets: number;
+  /** Well-formed uplinks without a measurement (device information, configuration answers). */
+  withoutReading: number;
+  joins: number;
+  statuses: number;
+  /** Events the bridge does not use (acknowledgements, logs, locations). */
+  otherEvents: number;
+  /** Events refused, whatever the reason (also counted by reason in the ingest's rejections). */
+  rejected: number;
+};
+
+/** How long a battery level from a ChirpStack status event is added to readings that carry none. */
+const STATUS_BATTERY_MAX_AGE_MS = 24 * 3600_000;
+/** Waits between attempts to reach a network server that could not be reached or refused the bridge. */
+const RETRY_MS = [5_000, 15_000, 60_000];
+
+const CONTRACT_FIELDS = ['distance_mm', 'fill_pct', 'temp_c', 'tilt_deg', 'tilted', 'battery_v', 'battery_pct'] as const;
+
+interface Server {
+  config: NetworkServerConfig;
+  subscription: DurableSubscription;
+  stats: NetworkServerStats;
+  parse(topic: string, json: unknown): NetworkEvent;
+  retry: NodeJS.Timeout | null;
+  attempts: number;
+}
+
+export class LorawanBridge implements Source {
+  readonly name = 'lorawan';
+  private readonly servers: Server[];
+  private readonly tracker: UplinkTracker;
+  private intake: Intake | null = null;
+  private stopping = false;
+  /** The registry's LoRaWAN sensors by DevEUI; null after a registry change, read again when needed. */
+  private sensors: Map<string, LorawanRecord> | null = null;
+  /** Battery levels from status events, by DevEUI. */
+  private readonly batteries = new Map<string, { pct: number; at: number }>();
+
+  constructor(
+    private readonly deps: { config: LorawanConfig; directory: LorawanDirectory; log: Logger; clock?: () => number },
+  ) {
+    this.tracker = new UplinkTracker(deps.config.duplicateMemory);
+    this.servers = deps.config.networkServers.map((config) => this.server(config));
+  }
+
+  /** Counts per network server, by name. */
+  stats(): Record<string, NetworkServerStats> {
+    return Object.fromEntries(this.servers.map((s) => [s.config.name, { ...s.stats }]));
+  }
+
+  /**
+   * Connects to every network server. One that cannot be reached does not hold up the others or
+   * the service: it is said why, and tried again (5 s, 15 s, then every minute).
+   */
+  async start(intake: Intake): Promise<void> {
+    this.intake = intake;
+    this.deps.directory.onChange(() => {
+      this.sensors = null;
+    });
+    await Promise.all(this.servers.map((server) => this.connect(server)));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const server of this.servers) if (server.retry) clearTimeout(server.retry);
+    await Promise.all(this.servers.map((server) => server.subscription.stop()));
+  }
+
+  private server(config: NetworkServerConfig): Server {
+    const chirpstack = config.kind === 'chirpstack';
+    const subscription = new DurableSubscription(
+      {
+        url: config.url,
+        clientId: config.clientId || `waste-lorawan-${config.name}`,
+        username: config.username,
+        password: config.password,
+        subscriptions: config.topics ?? (chirpstack ? CHIRPSTACK_TOPICS : TTS_TOPICS),
+        // The Things Stack's MQTT server takes QoS 0 subscriptions only (its docs, "MQTT Server").
+        qos: chirpstack ? 1 : 0,
+        label: `network server ${config.name}`,
+        loginHint: `are the url, username and password of lorawan.networkServers "${config.name}" right`,
+        aclHint: chirpstack
+          ? `its ACL must let ${config.username || 'the bridge'} read application/#`
+          : 'the API key must have the right to read application traffic',
+      },
+      (topic, payload) => this.handle(server, topic, payload),
+      this.deps.log.child({ networkServer: config.name }),
+    );
+    const server: Server = {
+      config,
+      subscription,
+      stats: { readings: 0, duplicates: 0, lost: 0, counterResets: 0, withoutReading: 0, joins: 0, statuses: 0, otherEvents: 0, rejected: 0 },
+      parse: chirpstack ? parseChirpstackEvent : parseTtsEvent,
+      retry: null,
+      attempts: 0,
+    };
+    return server;
+  }
+
+  private async connect(server: Server): Promise<void> {
+    try {
+      await server.subscription.start();
+      server.attempts = 0;
+    } catch (error) {
+      if (this.stopping) return;
+      const waitMs = RETRY_MS[Math.min(server.attempts++, RETRY_MS.length - 1)]!;
+      this.deps.log.error({ networkServer: server.config.name, url: server.config.url, retryInS: waitMs / 1000 }, `${(error as Error).message}; trying again in ${waitMs / 1000} s`);
+      server.retry = setTimeout(() => {
+        server.retry = null;
+        if (!this.stopping) void this.connect(server);
+      }, waitMs);
+      server.retry.unref();
+    }
+  }
+
+  /** One event from a network server; resolves once what it carries is durable (or refused). */
+  private async handle(server: Server, topic: string, payload: Buffer): Promise<void> {
+    const intake = this.intake!;
+    const receivedAt = Date.now();
+    const refuse = (reason: RejectReason, message: string, deviceId: string | null = null) => {
+      server.stats.rejected++;
+      intake.reject({ reason, message, deviceId, topic: `lorawan/${server.config.name}/${topic}`, receivedAt });
+    };
+    if (payload.length > this.deps.config.maxEventBytes) {
+      return refuse('payload_too_large', `event of ${payload.length} bytes is larger than lorawan.maxEventBytes (${this.deps.config.maxEventBytes})`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.toString('utf8'));
+    } catch {
+      const hint = server.config.kind === 'chirpstack' ? ' (is the MQTT integration set to JSON? chirpstack.toml [integration.mqtt] json = true)' : '';
+      return refuse('invalid_json', `the event is not JSON${hint}`);
+    }
+    let event: NetworkEvent;
+    try {
+      event = server.parse(topic, json);
+    } catch (error) {
+      // Acknowledged and refused: an event that makes the parser fail would otherwise come back for ever.
+      return refuse('unprocessable', `the event made the bridge fail (${(error as Error).message})`);
+    }
+    switch (event.kind) {
+      case 'invalid':
+        return refuse('invalid_event', event.message);
+      case 'other':
+        server.stats.otherEvents++;
+        return;
+      case 'join': {
+        server.stats.joins++;
+        const sensor = this.sensor(event.devEui);
+        if (sensor) this.tracker.joined(sensor.deviceId);
+        return;
+      }
+      case 'status':
+        server.stats.statuses++;
+        if (event.batteryPct !== null) this.batteries.set(event.devEui, { pct: event.batteryPct, at: this.now() });
+        return;
+      case 'uplink':
+        return this.uplink(server, event, topic, refuse);
+    }
+  }
+
+  private async uplink(server: Server, uplink: Uplink, topic: string, refuse: (reason: RejectReason, message: string, deviceId?: string | null) => void): Promise<void> {
+    const sensor = this.sensor(uplink.devEui);
+    if (!sensor) return refuse('unknown_dev_eui', `DevEUI ${uplink.devEui} belongs to no device; provision it on a bins device (lorawan_dev_eui)`);
+    if (!sensor.enabled) return refuse('device_disabled', `device ${sensor.deviceId} (DevEUI ${uplink.devEui}) is disabled`, sensor.deviceId);
+    if (this.tracker.seen(sensor.deviceId, uplink.uplinkKey)) {
+      server.stats.duplicates++;
+      return;
+    }
+    let decoded: DecodeResult;
+    try {
+      decoded = this.decode(sensor, uplink);
+    } catch (error) {
+      return refuse('unprocessable', `device ${sensor.deviceId}: the payload made the decoder fail (${(error as Error).message})`, sensor.deviceId);
+    }
+    if (decoded.kind === 'invalid') return refuse('undecodable', `device ${sensor.deviceId} (${sensor.sensor ?? 'no sensor model'}), fPort ${uplink.fPort}: ${decoded.reason}`, sensor.deviceId);
+    if (decoded.kind === 'reading') {
+      const intake = this.intake!;
+      await roomInSpool(intake, () => this.stopping, this.deps.log);
+      const reading = this.reading(uplink, decoded.fields);
+      const outcome = await intake.ingest({ topic: topics.data('bins', sensor.deviceId), payload: Buffer.from(JSON.stringify(reading)), receivedAt: Date.now() });
+      // A reading the validator refused (out of range, too old) is counted and reported there.
+      if (outcome.accepted > 0) server.stats.readings++;
+      else server.stats.rejected++;
+    } else {
+      server.stats.withoutReading++;
+      this.deps.log.debug({ deviceId: sensor.deviceId, fPort: uplink.fPort, what: decoded.what, topic }, 'uplink without a measurement');
+    }
+    const gap = this.tracker.taken(sensor.deviceId, uplink.uplinkKey, uplink.fCnt);
+    server.stats.lost += gap.missing;
+    if (gap.reset) server.stats.counterResets++;
+    if (gap.missing > 0) this.deps.log.info({ deviceId: sensor.deviceId, fCnt: uplink.fCnt, missing: gap.missing, networkServer: server.config.name }, 'uplinks missing before this one (frame counter gap)');
+  }
+
+  /**
+   * The codec's object when the network server sent one and the sensor's decoder reads it; the
+   * payload bytes otherwise. Without a sensor model the object must carry the contract's fields.
+   */
+  private decode(sensor: LorawanRecord, uplink: Uplink): DecodeResult {
+    const decoder = sensor.sensor === null ? undefined : decoderFor(sensor.sensor);
+    if (sensor.sensor !== null && !decoder) return { kind: 'invalid', reason: `sensor model ${sensor.sensor} has no decoder in this version` };
+    if (!decoder) {
+      if (!uplink.object) return { kind: 'invalid', reason: 'the device has no sensor model and the network server sent no decoded object' };
+      return contractFields(uplink.object);
+    }
+    if (uplink.object) {
+      const fromObject = decoder.fromCodecObject(uplink.object);
+      if (fromObject.kind !== 'invalid' || uplink.payload.length === 0) return fromObject;
+    }
+    return decoder.decode(uplink.fPort, uplink.payload);
+  }
+
+  /** The bin reading of the MQTT contract (contract/payloads.ts) for an uplink. */
+  private reading(uplink: Uplink, fields: BinFields): Record<string, unknown> {
+    const reading: Record<string, unknown> = { ts: uplink.receivedAt, ...fields };
+    if (uplink.rssi !== null) reading.rssi = uplink.rssi;
+    const battery = this.batteries.get(uplink.devEui);
+    if (fields.battery_v === undefined && fields.battery_pct === undefined && battery && this.now() - battery.at <= STATUS_BATTERY_MAX_AGE_MS) reading.battery_pct = battery.pct;
+    return reading;
+  }
+
+  private sensor(devEui: string): LorawanRecord | undefined {
+    if (!this.sensors) {
+      this.sensors = new Map(this.deps.directory.lorawanDevices().map((record) => [record.devEui, record]));
+      this.tracker.retain(new Set([...this.sensors.values()].map((record) => record.deviceId)));
+    }
+    return this.sensors.get(devEui);
+  }
+
+  private now(): number {
+    return this.deps.clock?.() ?? Date.now();
+  }
+}
+
+/** An object a network-server codec made in the contract's own field names (a device without a sensor model). */
+function contractFields(object: Record<string, unknown>): DecodeResult {
+  const fields: Record<string, unknown> = {};
+  for (const key of CONTRACT_FIELDS) if (object[key] !== undefined) fields[key] = object[key];
+  if (fields.distance_mm === undefined && fields.fill_pct === undefined) {
+    return { kind: 'invalid', reason: `the decoded object has neither distance_mm nor fill_pct (keys: ${Object.keys(object).slice(0, 8).join(', ') || 'none'})` };
+  }
+  // Types and ranges are the validator's to check, as for any MQTT reading.
+  return { kind: 'reading', fields: fields as BinFields };
+}

@@ -1,0 +1,206 @@
+// The LoRaWAN bridge against Debian's Mosquitto standing in for a network server's broker, with a
+// real spool, ingest pipeline and registry: events published as ChirpStack and The Things Stack
+// publish them (network-server-events.ts), readings timed by the network server, one reading per
+// uplink however often it comes, unknown and disabled sensors refused with their reason, frame
+// counter gaps counted, and nothing lost while the bridge is away from ChirpStack's broker.
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ingestSchema, lorawanSchema } from '../../../services/config/schema.ts';
+import type { Reading } from '../../../services/contract/payloads.ts';
+import { IngestPipeline } from '../../../services/ingest/pipeline.ts';
+import { createLogger } from '../../../services/log.ts';
+import { LorawanBridge } from '../../../services/lorawan/bridge.ts';
+import { RegistryDb } from '../../../services/registry/db.ts';
+import { DeviceStore } from '../../../services/registry/devices.ts';
+import { Spool } from '../../../services/spool/spool.ts';
+import { startTestMosquitto, type TestMosquitto } from '../../helpers/mosquitto.ts';
+import { eventually, tempDir } from '../../helpers/service.ts';
+import { CHIRPSTACK_JOIN_DOC, CHIRPSTACK_STATUS_DOC, CHIRPSTACK_UP_DOC, chirpstackEvent, ttsUplink } from './network-server-events.ts';
+
+const log = createLogger('silent');
+/** The documented events are from 2020 and 2022: older than the default 7 days. */
+const ANY_AGE_MS = 20 * 365 * 86_400_000;
+const USERS = { chirpstack: 'ns-secret', 'waste-bridge': 'bridge-secret' };
+// The network server writes its topics; the bridge reads them (docs/lorawan.md "Broker accounts").
+const ACL = 'user chirpstack\ntopic write application/#\ntopic write v3/#\n\nuser waste-bridge\ntopic read application/#\ntopic read v3/#\n';
+
+const EUI = { doc: '0101010101010101', bin: '24E124136B502217', tts: '0004A30B001C0530' };
+const upTopic = (devEui: string) => `application/17c82e96-be03-4f38-aef3-f83d48582d97/device/${devEui.toLowerCase()}/event/up`;
+
+let mosquitto: TestMosquitto;
+let ns: MqttClient;
+
+beforeAll(async () => {
+  mosquitto = await startTestMosquitto(USERS, { acl: ACL, persistence: true });
+  ns = await mqtt.connectAsync(mosquitto.url, { username: 'chirpstack', password: USERS.chirpstack, clientId: 'chirpstack' });
+});
+afterAll(async () => {
+  await ns?.endAsync();
+  await mosquitto?.cleanup();
+});
+
+interface Rig {
+  bridge: LorawanBridge;
+  devices: DeviceStore;
+  readings: Reading[];
+  reports: { device_id: string | null; reason: string; topic: string; message: string }[];
+  restart(): Promise<void>;
+  stopBridge(): Promise<void>;
+}
+const rigs: { bridge: () => LorawanBridge; spool: Spool }[] = [];
+afterEach(async () => {
+  for (const rig of rigs.splice(0)) {
+    await rig.bridge().stop();
+    await rig.spool.close();
+  }
+});
+
+async function rig(servers: Record<string, unknown>[]): Promise<Rig> {
+  const dir = await tempDir('waste-lorawan-');
+  const spool = new Spool({ dir: path.join(dir, 'spool'), quotaBytes: 1 << 30, segmentBytes: 1 << 20, fsync: true });
+  await spool.open();
+  const db = new RegistryDb(path.join(dir, 'registry.db'));
+  db.open();
+  const devices = new DeviceStore(db);
+  const readings: Reading[] = [];
+  const reports: Rig['reports'] = [];
+  const bus = { publish: async (_topic: string, payload: string | Buffer) => void reports.push(JSON.parse(payload.toString())) };
+  const pipeline = new IngestPipeline(spool, ingestSchema.parse({ maxAgeMs: ANY_AGE_MS }), log, { listeners: [(r) => readings.push(...r)], reports: bus });
+  const config = lorawanSchema.parse({ networkServers: servers.map((s) => ({ username: 'waste-bridge', password: USERS['waste-bridge'], url: mosquitto.url, ...s })) });
+  const make = () => new LorawanBridge({ config, directory: devices, log });
+  let bridge = make();
+  rigs.push({ bridge: () => bridge, spool });
+  await bridge.start(pipeline);
+  return {
+    get bridge() {
+      return bridge;
+    },
+    devices,
+    readings,
+    reports,
+    stopBridge: () => bridge.stop(),
+    restart: async () => {
+      bridge = make();
+      await bridge.start(pipeline);
+    },
+  };
+}
+
+const chirpstack = (name: string) => ({ name, kind: 'chirpstack', clientId: `bridge-${name}` });
+const publish = (topic: string, payload: string, qos: 0 | 1 = 1) => ns.publishAsync(topic, payload, { qos });
+const bins = (r: Rig) => r.readings.filter((reading) => reading.kind === 'bin');
+/** The bin readings once the bridge has counted `n` of network server `server` durable. */
+async function readingsOnceDurable(r: Rig, server: string, n: number, timeoutMs?: number): Promise<Reading[]> {
+  await eventually(async () => r.bridge.stats()[server]!.readings, (count) => count === n, timeoutMs);
+  return bins(r);
+}
+
+describe('ChirpStack v4', () => {
+  it('turns the documented up event into a bin reading at ChirpStack\'s receive time, with the best RSSI', async () => {
+    const r = await rig([chirpstack('cs-doc')]);
+    await r.devices.add('BIN-DOC', 'bins', undefined, { devEui: EUI.doc });
+    // The documented payload 0xAA is no bin sensor's; a device without a sensor model takes the
+    // codec's object when it names the contract's fields.
+    await publish(upTopic(EUI.doc), chirpstackEvent(CHIRPSTACK_UP_DOC, { object: { distance_mm: 420, battery_pct: 88 } }));
+    const [reading] = await readingsOnceDurable(r, 'cs-doc', 1);
+    expect(reading).toMatchObject({ kind: 'bin', deviceId: 'BIN-DOC', ts: Date.parse('2022-07-18T09:34:15.775Z'), distance_mm: 420, battery_pct: 88, rssi: -36 });
+    expect(r.bridge.stats()['cs-doc']).toMatchObject({ readings: 1, rejected: 0 });
+  });
+
+  it('refuses the documented event verbatim for a device without a sensor model: no decoded object', async () => {
+    const r = await rig([chirpstack('cs-verbatim')]);
+    await r.devices.add('BIN-DOC', 'bins', undefined, { devEui: EUI.doc });
+    await publish(upTopic(EUI.doc), CHIRPSTACK_UP_DOC);
+    const [report] = await eventually(async () => r.reports, (x) => x.length === 1);
+    expect(report).toMatchObject({ device_id: 'BIN-DOC', reason: 'undecodable', topic: `lorawan/cs-verbatim/${upTopic(EUI.doc)}` });
+    expect(report!.message).toMatch(/no sensor model and the network server sent no decoded object/);
+    expect(bins(r)).toEqual([]);
+  });
+
+  it('rejects an uplink from an unknown DevEUI, and one from a disabled sensor, with their reasons', async () => {
+    const r = await rig([chirpstack('cs-unknown')]);
+    await r.devices.add('BIN-OFF', 'bins', undefined, { devEui: EUI.bin });
+    r.devices.setEnabled('BIN-OFF', false);
+    await publish(upTopic('70b3d57ed0000001'), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: '70b3d57ed0000001', object: { fill_pct: 50 } }));
+    await publish(upTopic(EUI.bin), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), object: { fill_pct: 50 } }));
+    const reports = await eventually(async () => r.reports, (x) => x.length === 2);
+    expect(reports.map((x) => [x.reason, x.device_id])).toEqual([
+      ['unknown_dev_eui', null],
+      ['device_disabled', 'BIN-OFF'],
+    ]);
+    expect(reports[0]!.message).toMatch(/DevEUI 70B3D57ED0000001 belongs to no device/);
+    expect(bins(r)).toEqual([]);
+  });
+
+  it('takes an uplink delivered twice once, and counts the frame counter\'s gaps; a join starts the counter again', async () => {
+    const r = await rig([chirpstack('cs-dup')]);
+    await r.devices.add('BIN-1', 'bins', undefined, { devEui: EUI.bin });
+    const up = (fCnt: number, second: number) =>
+      chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), deduplicationId: `00000000-0000-4000-8000-${String(second).padStart(12, '0')}`, fCnt, time: `2022-07-18T10:00:${String(second).padStart(2, '0')}Z`, object: { fill_pct: 10 + fCnt } });
+    const topic = upTopic(EUI.bin);
+    for (const [fCnt, second] of [[1, 1], [2, 2], [2, 2], [5, 5], [6, 6]] as const) await publish(topic, up(fCnt, second));
+    await publish(topic.replace(/up$/, 'join'), chirpstackEvent(CHIRPSTACK_JOIN_DOC, { devEui: EUI.bin.toLowerCase() }));
+    await publish(topic, up(0, 10));
+    await publish(topic, up(1, 11));
+    await readingsOnceDurable(r, 'cs-dup', 6);
+    expect(bins(r).map((b) => (b as { fill_pct: number }).fill_pct)).toEqual([11, 12, 15, 16, 10, 11]);
+    expect(r.bridge.stats()['cs-dup']).toMatchObject({ readings: 6, duplicates: 1, lost: 2, counterResets: 0, joins: 1 });
+  });
+
+  it('adds the battery level of a status event to readings without one', async () => {
+    const r = await rig([chirpstack('cs-status')]);
+    await r.devices.add('BIN-DOC', 'bins', undefined, { devEui: EUI.doc });
+    await publish(upTopic(EUI.doc).replace(/up$/, 'status'), CHIRPSTACK_STATUS_DOC);
+    await publish(upTopic(EUI.doc), chirpstackEvent(CHIRPSTACK_UP_DOC, { object: { distance_mm: 300 } }));
+    const [reading] = await readingsOnceDurable(r, 'cs-status', 1);
+    expect(reading).toMatchObject({ distance_mm: 300, battery_pct: 75.5 });
+    expect(r.bridge.stats()['cs-status']).toMatchObject({ statuses: 1, readings: 1 });
+  });
+
+  it('refuses what is not a ChirpStack event, each with its reason, and carries on', async () => {
+    const r = await rig([chirpstack('cs-hostile')]);
+    await r.devices.add('BIN-DOC', 'bins', undefined, { devEui: EUI.doc });
+    const topic = upTopic(EUI.doc);
+    await publish(topic, 'not json {');
+    await publish(topic, JSON.stringify({ hello: 'world' }));
+    // A payload naming another device than its topic.
+    await publish(upTopic('0202020202020202'), CHIRPSTACK_UP_DOC);
+    await publish(topic, 'x'.repeat(70_000));
+    await publish(topic, chirpstackEvent(CHIRPSTACK_UP_DOC, { time: 'yesterday', object: { fill_pct: 1 } }));
+    await publish(topic, chirpstackEvent(CHIRPSTACK_UP_DOC, { object: { fill_pct: 101 } }));
+    await publish(topic, chirpstackEvent(CHIRPSTACK_UP_DOC, { deduplicationId: 'last', object: { fill_pct: 55 } }));
+    await readingsOnceDurable(r, 'cs-hostile', 1);
+    expect(r.reports.map((x) => x.reason)).toEqual(['invalid_json', 'invalid_event', 'invalid_event', 'payload_too_large', 'invalid_event', 'out_of_range']);
+    expect(r.reports[0]!.message).toMatch(/json = true/);
+    expect(r.reports[2]!.message).toMatch(/DevEUI 0101010101010101 on the topic of 0202020202020202/);
+    expect(r.bridge.stats()['cs-hostile']).toMatchObject({ readings: 1, rejected: 6 });
+  });
+
+  it('loses nothing published while the bridge is away: its session on ChirpStack\'s broker keeps it', async () => {
+    const r = await rig([chirpstack('cs-away')]);
+    await r.devices.add('BIN-1', 'bins', undefined, { devEui: EUI.bin });
+    await r.stopBridge();
+    for (let i = 1; i <= 40; i++) {
+      await publish(upTopic(EUI.bin), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), deduplicationId: `away-${i}`, fCnt: i, time: new Date(Date.UTC(2022, 6, 18, 11, 0, i)).toISOString(), object: { fill_pct: i } }));
+    }
+    await r.restart();
+    await readingsOnceDurable(r, 'cs-away', 40, 20_000);
+    expect(bins(r).map((b) => (b as { fill_pct: number }).fill_pct)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+  });
+});
+
+describe('The Things Stack v3', () => {
+  it('turns the documented uplink into a reading at the network server\'s receive time, and counts f_cnt gaps of its QoS 0 stream', async () => {
+    const r = await rig([{ name: 'tts-1', kind: 'tts', clientId: 'bridge-tts-1' }]);
+    await r.devices.add('BIN-TTS', 'bins', undefined, { devEui: EUI.tts });
+    const topic = 'v3/app1@ttn/devices/dev1/up';
+    // The documented decoded_payload (temperature, luminosity) is no bin reading; ours names the contract's fields.
+    for (const fCnt of [25, 26, 30]) {
+      await publish(topic, ttsUplink({ fCnt, receivedAt: `2020-02-12T15:${fCnt}:49.628054542Z`, decoded: { distance_mm: 500 + fCnt } }), 0);
+    }
+    const readings = await readingsOnceDurable(r, 'tts-1', 3);
+    expect(readings[0]).toMatchObject({ deviceId: 'BIN-TTS', ts: Date.parse('2020-02-12T15:25:49.628Z'), distance_mm: 525, rssi: -35 });
+    expect(r.bridge.stats()['tts-1']).toMatchObject({ readings: 3, lost: 3 });
+  });
+});
