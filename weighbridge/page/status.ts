@@ -1,0 +1,36 @@
+// What the agent shows of itself: on its page, at GET /api/status, in its periodic log line and,
+// from the queue file alone, with `--status`.
+import type { ForwarderStatus } from '../forward/forwarder.ts';
+import type { FrameStats } from '../formats/frame-reader.ts';
+import type { DetectorState } from '../weighing/detector.ts';
+
+export interface WeighingView {
+  id: number;
+  ts: string;
+  kg: number;
+  plate: string | null;
+  /** When it expires unpaired. */
+  expires_at: string;
+}
+
+export interface QueueView {
+  waiting: number;
+  oldest_at: string | null;
+  tickets: { ticket_id: string; ts: string; plate: string; gross_kg: number; tare_kg: number; net_kg: number }[];
+}
+
+export interface AgentStatus {
+  device_id: string;
+  format: string;
+  input: { line: string; connected: boolean; problem: string | null; last_data_at: string | null; frames: FrameStats };
+  weight: { kg: number; motion: boolean | null; at: string } | null;
+  bridge: DetectorState;
+  /** The plate of the truck on the bridge, and the plate waiting for the next truck. */
+  plate_on_bridge: string | null;
+  plate_waiting: { plate: string; until: string } | null;
+  open_weighings: WeighingView[];
+  expired: WeighingView[];
+  queue: QueueView;
+  broker: ForwarderStatus & { url: string };
+  counts: { weighings: number; unsteady_passes: number; tickets: number };
+}
