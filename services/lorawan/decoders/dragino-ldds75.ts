@@ -66,7 +66,10 @@ function readEarlyFrame(payload: Buffer): Measurement {
 function fromMeasurement(values: Measurement): DecodeResult {
   const problem = sensorProblem(values) ?? distanceProblem(values.distanceMm) ?? batteryProblem(values.batteryV);
   if (problem !== undefined) return invalid(problem);
-  const fields: BinFields = { distance_mm: values.distanceMm };
+  // Waste inside the blind zone (closer than the range starts) is as near as the sensor can tell:
+  // in a bin, nearly full. Reported at the range's edge, a distance the waste is at least as close
+  // as, so that an overflowing bin is seen as one rather than refused.
+  const fields: BinFields = { distance_mm: Math.max(values.distanceMm, MIN_DISTANCE_MM) };
   if (values.batteryV !== undefined) fields.battery_v = values.batteryV;
   // The probe is optional: a value it cannot measure is its absence, not a reason to drop the distance.
   if (values.tempC !== undefined && values.tempC >= MIN_PROBE_C && values.tempC <= MAX_PROBE_C) fields.temp_c = values.tempC;
@@ -81,8 +84,8 @@ function sensorProblem({ sensorFlag }: Measurement): string | undefined {
 
 function distanceProblem(mm: number): string | undefined {
   if (mm === 0) return 'distance 0 mm: the sensor measured nothing (no probe, or no echo)';
-  // Dragino's earlier decoder calls values under 20 "Invalid Reading"; nothing under the range is a measurement.
-  if (mm < MIN_DISTANCE_MM) return `distance ${mm} mm is closer than the ${MIN_DISTANCE_MM} mm the sensor measures: not a measurement`;
+  // Dragino's earlier decoder calls values under 20 "Invalid Reading" (an echo from inside the
+  // blind zone comes as 20); anything from there to the range's start is taken as the blind zone.
   if (mm > MAX_DISTANCE_MM) return `distance ${mm} mm is beyond the ${MAX_DISTANCE_MM} mm the sensor measures`;
   return undefined;
 }

@@ -5,10 +5,12 @@
 import type { BinFields, DecodeResult, SensorDecoder } from './decoder.ts';
 
 /**
- * Milesight sensors uplink on fPort 85: the port of the vendor's examples in The Things Network's
- * device repository (lorawan-devices vendor/milesight-iot/em310-udl-codec.yaml).
+ * Milesight sensors uplink on fPort 85 by default (the port of the vendor's examples in The Things
+ * Network's device repository, lorawan-devices vendor/milesight-iot/em310-udl-codec.yaml), which
+ * the device's configuration may change; the channels describe themselves, so any application
+ * port (1-223, LoRaWAN 1.0.3 §4.3.2) is read. fPort 0 carries MAC commands only.
  */
-export const MILESIGHT_FPORT = 85;
+const APPLICATION_FPORTS = { min: 1, max: 223 };
 
 /** The largest distance the contract takes (contract/payloads.ts binReadingSchema). */
 const MAX_DISTANCE_MM = 10_000;
@@ -105,7 +107,7 @@ export const POSITION_CHANNEL: Channel = { name: 'position', length: 1, read: (d
 
 /** Walks the channels of a Milesight uplink; an unknown channel or a short one makes it invalid. */
 export function decodeChannels(fPort: number, payload: Buffer, table: ChannelTable): DecodeResult {
-  if (fPort !== MILESIGHT_FPORT) return invalid(`fPort ${fPort}: Milesight sensors send on fPort ${MILESIGHT_FPORT}`);
+  if (fPort < APPLICATION_FPORTS.min || fPort > APPLICATION_FPORTS.max) return invalid(`fPort ${fPort} is no application port (Milesight sensors send on 85 unless configured otherwise)`);
   if (payload.length === 0) return invalid('empty payload');
   const fields: BinFields = {};
   const found: string[] = [];

@@ -54,9 +54,10 @@ describe('Milesight EM310-UDL', () => {
     expect(em310.fromCodecObject({ battery: 92, distance: 2116, position: 0 })).toEqual({ kind: 'reading', fields: { ...exampleFields, tilted: false } });
   });
 
-  it('refuses another fPort: Milesight sends on 85', () => {
-    expect(em310.decode(1, example)).toEqual(invalid(/fPort 1.*85/));
-    expect(em310.decode(0, example)).toEqual(invalid(/fPort 0/));
+  it('reads any application port (85 unless the device was configured otherwise), and refuses MAC-only fPort 0 and 224 on', () => {
+    expect(em310.decode(10, example)).toEqual({ kind: 'reading', fields: exampleFields });
+    expect(em310.decode(0, example)).toEqual(invalid(/fPort 0 is no application port/));
+    expect(em310.decode(224, example)).toEqual(invalid(/fPort 224 is no application port/));
   });
 
   it('refuses a truncated uplink, naming the channel cut short', () => {
@@ -174,18 +175,22 @@ describe('Dragino LDDS75', () => {
     expect(ldds75.decode(42, bytes('0E1C0B05'))).toEqual(invalid(/fPort 42: the LDDS75 sends measurements on fPort 2/));
   });
 
+  it('reports waste inside the blind zone (under 280 mm) at the range\'s edge: a nearly full bin, not a refusal', () => {
+    // Constructed from the vendor example: 20 mm (what an echo from inside the blind zone comes as) and 279 mm.
+    expect(ldds75.decode(2, bytes('0D3B 0014 00 0000 01'))).toMatchObject({ kind: 'reading', fields: { distance_mm: 280 } });
+    expect(ldds75.decode(2, bytes('0D3B 0117 00 0000 01'))).toMatchObject({ kind: 'reading', fields: { distance_mm: 280 } });
+    expect(ldds75.fromCodecObject({ Distance: '20 mm' })).toMatchObject({ kind: 'reading', fields: { distance_mm: 280 } });
+  });
+
   it("never reports a distance the sensor did not measure", () => {
-    // Constructed from the vendor example: distances 0, 20 (under 20 is Dragino's earlier decoder's "Invalid
-    // Reading"), 279 and 7501 mm (outside the manual's 280-7500 mm), and sensor flag 0 (no ultrasonic sensor).
+    // Constructed from the vendor example: distances 0 and 7501 mm (beyond the manual's 280-7500 mm), and
+    // sensor flag 0 (no ultrasonic sensor).
     expect(ldds75.decode(2, bytes('0D3B 0000 00 0000 01'))).toEqual(invalid(/distance 0 mm: the sensor measured nothing/));
-    expect(ldds75.decode(2, bytes('0D3B 0014 00 0000 01'))).toEqual(invalid(/distance 20 mm is closer than the 280 mm/));
-    expect(ldds75.decode(2, bytes('0D3B 0117 00 0000 01'))).toEqual(invalid(/distance 279 mm is closer/));
     expect(ldds75.decode(2, bytes('0D3B 1D4D 00 0000 01'))).toEqual(invalid(/distance 7501 mm is beyond the 7500 mm/));
     expect(ldds75.decode(2, bytes('0D3B 0AEF 00 0000 00'))).toEqual(invalid(/no ultrasonic sensor detected \(sensor flag 0\)/));
     expect(ldds75.decode(2, bytes('0D3B 0AEF 00 0000 07'))).toEqual(invalid(/sensor flag 7 is neither/));
     expect(ldds75.fromCodecObject({ Bat: 3.387, Distance: 'Invalid Reading', Interrupt_status: 0 })).toEqual(invalid(/"Invalid Reading"/));
     expect(ldds75.fromCodecObject({ Bat: 3.387, Distance: 'No Sensor', Interrupt_status: 0 })).toEqual(invalid(/"No Sensor"/));
-    expect(ldds75.fromCodecObject({ Distance: '20 mm' })).toEqual(invalid(/closer than the 280 mm/));
   });
 
   it('reads the frame of firmware before v1.1.4, the battery without its flag bits, and a probe below zero', () => {
@@ -270,15 +275,15 @@ describe('every decoder, on any input', () => {
     );
   });
 
-  it('gives the LDDS75 distance as sent only when it is within the sensor range', () => {
+  it('gives the LDDS75 distance as sent within the sensor range, the blind zone at its edge, and nothing else', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 8, maxLength: 8 }), (frame) => {
         const payload = Buffer.from(frame);
         const result = ldds75.decode(2, payload);
         expectContract(result);
         const mm = payload.readUInt16BE(2);
-        if (result.kind === 'reading') expect(result.fields.distance_mm).toBe(mm);
-        if (mm < 280 || mm > 7500 || payload[7] !== 1) expect(result.kind).toBe('invalid');
+        if (result.kind === 'reading') expect(result.fields.distance_mm).toBe(Math.max(mm, 280));
+        if (mm === 0 || mm > 7500 || payload[7] !== 1) expect(result.kind).toBe('invalid');
       }),
       { numRuns: 2000 },
     );
