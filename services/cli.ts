@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.ts';
+import { SENSOR_MODELS } from './lorawan/decoders/index.ts';
 import { DEVICE_CLASSES, isDeviceClass, topics } from './contract/topics.ts';
 import { BundleError, BundleTooLargeError, SPLIT_ADVICE, importBundle } from './registry/bundle.ts';
 import { MigrationError, RegistryDb } from './registry/db.ts';
@@ -19,7 +20,7 @@ Devices (MQTT credentials):
   device enable --id <deviceId>
   device remove --id <deviceId>
   device list                                               devices, classes, states and terminal phone
-                                                            numbers (no secrets)
+                                                            numbers or DevEUIs (no secrets)
   service add --name <waste-name>                           MQTT account for tools (reads waste/#)
 
 JT/T 808 terminals (trucks devices that report to the JT/T 808 gateway over TCP):
@@ -34,6 +35,15 @@ JT/T 808 terminals (trucks devices that report to the JT/T 808 gateway over TCP)
   device jt808-reset --id <deviceId>                        forget the terminal's code, so that it may
                                                             register again (after a factory reset)
   A code on the command line is seen by ps and kept in the shell's history.
+
+LoRaWAN bin sensors (bins devices whose uplinks reach a network server, docs/lorawan.md):
+  device add --class bins --id <deviceId> --lorawan-dev-eui <16 hex digits> [--lorawan-sensor <model>]
+                                                            a sensor by its DevEUI; the model picks the
+                                                            payload decoder (${SENSOR_MODELS.join(', ')});
+                                                            none: the network server's codec sends the
+                                                            contract's fields
+  device lorawan --id <deviceId> [--dev-eui <16 hex digits>] [--sensor <model>]
+  device lorawan --id <deviceId> --clear                    the device is a LoRaWAN sensor no more
 
 Registry:
   import --file <bundle.json> [--dry-run]                   import a registry bundle (docs/registry-bundle.md),
@@ -56,11 +66,16 @@ Options:
 Examples:
   npm run cli -- device add --class trucks --id TRUCK-001
   npm run cli -- device add --class trucks --id TRUCK-002 --jt808-phone 13800138000 --jt808-model ZT-80
+  npm run cli -- device add --class bins --id BIN-0001 --lorawan-dev-eui 24E124136B502217 --lorawan-sensor milesight-em310-udl
   npm run cli -- token create --role admin --name "command centre"
 `;
 
 /** A device's terminal fields as shown: never the code or its hash. */
 const jt808Fields = (device: StoredDevice) => ({ jt808_phone: device.jt808_phone, jt808_model: device.jt808_model, jt808_registered: device.jt808_registered });
+
+/** A device's LoRaWAN fields as shown. */
+const lorawanFields = (device: StoredDevice) => ({ lorawan_dev_eui: device.lorawan_dev_eui, lorawan_sensor: device.lorawan_sensor });
+const lorawanLine = (device: StoredDevice) => `LoRaWAN sensor ${device.lorawan_dev_eui}, ${device.lorawan_sensor ? `model ${device.lorawan_sensor}` : 'no sensor model (the network server decodes)'}`;
 
 const terminalState = (device: StoredDevice) => (device.jt808_registered ? 'has an authentication code' : 'not registered yet (it is given a code when it registers)');
 
@@ -83,6 +98,10 @@ async function main(): Promise<void> {
       'jt808-phone': { type: 'string' },
       'jt808-model': { type: 'string' },
       'jt808-auth-code': { type: 'string' },
+      'lorawan-dev-eui': { type: 'string' },
+      'lorawan-sensor': { type: 'string' },
+      'dev-eui': { type: 'string' },
+      sensor: { type: 'string' },
       phone: { type: 'string' },
       model: { type: 'string' },
       'auth-code': { type: 'string' },
@@ -115,14 +134,19 @@ async function main(): Promise<void> {
       const model = values['jt808-model'];
       const authCode = values['jt808-auth-code'];
       if (phone === undefined && (model !== undefined || authCode !== undefined)) fail('--jt808-model and --jt808-auth-code need --jt808-phone');
-      const secret = await devices.add(id(), deviceClass, phone === undefined ? undefined : { phone, model, ...(authCode === undefined ? {} : { authCode }) });
+      const devEui = values['lorawan-dev-eui'];
+      const sensor = values['lorawan-sensor'];
+      if (devEui === undefined && sensor !== undefined) fail('--lorawan-sensor needs --lorawan-dev-eui');
+      const terminalProvisioning = phone === undefined ? undefined : { phone, model, ...(authCode === undefined ? {} : { authCode }) };
+      const secret = await devices.add(id(), deviceClass, terminalProvisioning, devEui === undefined ? undefined : { devEui, sensor });
       const terminal = devices.device(id())!;
       out(
         `device ${id()} (${deviceClass}) added to ${config.registry.file}\n` +
           `  username: ${id()}\n  secret:   ${secret}   (shown once; it is stored only as a hash)\n` +
           `  publish:  ${topics.data(deviceClass, id())}\n  status:   ${topics.status(deviceClass, id())} (retained, set as the will)` +
-          (terminal.jt808_phone === null ? '' : `\n  JT/T 808: terminal ${terminal.jt808_phone}${terminal.jt808_model ? `, model ${terminal.jt808_model}` : ''}, ${terminalState(terminal)}`),
-        { id: id(), class: deviceClass, secret, topic: topics.data(deviceClass, id()), ...jt808Fields(terminal) },
+          (terminal.jt808_phone === null ? '' : `\n  JT/T 808: terminal ${terminal.jt808_phone}${terminal.jt808_model ? `, model ${terminal.jt808_model}` : ''}, ${terminalState(terminal)}`) +
+          (terminal.lorawan_dev_eui === null ? '' : `\n  LoRaWAN:  ${lorawanLine(terminal)}`),
+        { id: id(), class: deviceClass, secret, topic: topics.data(deviceClass, id()), ...jt808Fields(terminal), ...lorawanFields(terminal) },
       );
     } else if (group === 'device' && action === 'jt808') {
       const { phone, model, 'auth-code': authCode, clear } = values;
@@ -136,6 +160,13 @@ async function main(): Promise<void> {
           : `device ${id()}: JT/T 808 terminal ${changed.jt808_phone}${changed.jt808_model ? `, model ${changed.jt808_model}` : ''}, ${terminalState(changed)}`,
         { id: id(), ...jt808Fields(changed) },
       );
+    } else if (group === 'device' && action === 'lorawan') {
+      const { 'dev-eui': devEui, sensor, clear } = values;
+      if (clear && (devEui !== undefined || sensor !== undefined)) fail('--clear takes no --dev-eui or --sensor');
+      if (!clear && devEui === undefined && sensor === undefined) fail('give --dev-eui or --sensor, or --clear');
+      await devices.update(id(), clear ? { lorawanDevEui: null } : { lorawanDevEui: devEui, lorawanSensor: sensor });
+      const changed = devices.device(id())!;
+      out(changed.lorawan_dev_eui === null ? `device ${id()} is no LoRaWAN sensor` : `device ${id()}: ${lorawanLine(changed)}`, { id: id(), ...lorawanFields(changed) });
     } else if (group === 'device' && action === 'jt808-reset') {
       devices.resetTerminal(id());
       out(`device ${id()}: authentication code removed; the terminal may register again`, { id: id(), ...jt808Fields(devices.device(id())!) });
@@ -149,9 +180,9 @@ async function main(): Promise<void> {
       devices.remove(id());
       out(`device ${id()} removed`, { id: id(), removed: true });
     } else if (group === 'device' && action === 'list') {
-      const list = devices.list({ limit: 1_000_000 }).items.map((d) => ({ id: d.id, class: d.class, enabled: d.enabled, created_at: d.created_at, ...jt808Fields(d) }));
-      // The terminal's phone number last, '-' for none: scripts that read the first four columns read them still.
-      out(list.map((d) => `${d.id}\t${d.class}\t${d.enabled ? 'enabled' : 'disabled'}\t${d.created_at}\t${d.jt808_phone ?? '-'}`).join('\n') || '(no devices)', list);
+      const list = devices.list({ limit: 1_000_000 }).items.map((d) => ({ id: d.id, class: d.class, enabled: d.enabled, created_at: d.created_at, ...jt808Fields(d), ...lorawanFields(d) }));
+      // The terminal's phone number (or the sensor's DevEUI) last, '-' for none: scripts that read the first four columns read them still.
+      out(list.map((d) => `${d.id}\t${d.class}\t${d.enabled ? 'enabled' : 'disabled'}\t${d.created_at}\t${d.jt808_phone ?? d.lorawan_dev_eui ?? '-'}`).join('\n') || '(no devices)', list);
     } else if (group === 'service' && action === 'add') {
       const name = values.name ?? fail('--name is required (it must start with "waste-")');
       const secret = await devices.addService(name);

@@ -16,7 +16,8 @@ import { z } from 'zod';
 import { hashSecret, generateSecret } from '../broker/secrets.ts';
 import { DEVICE_CLASSES, DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
 import type { RegistryDb } from './db.ts';
-import { RegistryError, importedSecretHash, normaliseTerminalPhone, terminalModelProblem, terminalPhoneProblem, type DeviceStore, type TerminalColumns } from './devices.ts';
+import { devEuiProblem, normaliseDevEui } from '../lorawan/dev-eui.ts';
+import { RegistryError, importedSecretHash, normaliseTerminalPhone, sensorModelProblem, terminalModelProblem, terminalPhoneProblem, type DeviceStore, type LorawanColumns, type TerminalColumns } from './devices.ts';
 import { ENTITIES, entityId, type EntityDefinition, type EntityName } from './entities.ts';
 import type { EntityStore, RowLookup } from './entity-store.ts';
 import { GeometryError, SOURCE_CRS } from './geometry.ts';
@@ -48,6 +49,9 @@ const deviceItem = z
     jt808_model: z.string().superRefine(refusedBy(terminalModelProblem)).optional(),
     /** The hash of the terminal's authentication code, made as secret hashes are; none: it registers for one. */
     jt808_auth_code_hash: importedSecretHash.optional(),
+    /** DevEUI of a LoRaWAN bin sensor (lorawan/dev-eui.ts), stored as 16 upper-case hex digits. */
+    lorawan_dev_eui: z.string().superRefine(refusedBy(devEuiProblem)).transform(normaliseDevEui).optional(),
+    lorawan_sensor: z.string().superRefine(refusedBy(sensorModelProblem)).optional(),
   })
   .superRefine((item, ctx) => {
     const terminal = item.jt808_phone !== undefined || item.jt808_model !== undefined || item.jt808_auth_code_hash !== undefined;
@@ -56,11 +60,17 @@ const deviceItem = z
     } else if (item.jt808_phone === undefined && terminal) {
       ctx.addIssue({ code: 'custom', path: ['jt808_phone'], message: 'jt808_model and jt808_auth_code_hash need jt808_phone' });
     }
+    const sensor = item.lorawan_dev_eui !== undefined || item.lorawan_sensor !== undefined;
+    if (sensor && item.class !== 'bins') {
+      ctx.addIssue({ code: 'custom', path: ['class'], message: `device ${item.id} is of class ${item.class}; only bins devices can be LoRaWAN sensors` });
+    } else if (item.lorawan_dev_eui === undefined && sensor) {
+      ctx.addIssue({ code: 'custom', path: ['lorawan_dev_eui'], message: 'lorawan_sensor needs lorawan_dev_eui' });
+    }
   });
 type DeviceItem = z.infer<typeof deviceItem>;
 
-/** A device item's terminal fields, to tell two items of one device apart. */
-const terminalOf = (item: DeviceItem) => JSON.stringify([item.jt808_phone, item.jt808_model, item.jt808_auth_code_hash]);
+/** A device item's terminal and LoRaWAN fields, to tell two items of one device apart. */
+const identifiersOf = (item: DeviceItem) => JSON.stringify([item.jt808_phone, item.jt808_model, item.jt808_auth_code_hash, item.lorawan_dev_eui, item.lorawan_sensor]);
 
 /** How to import a registry too large for one bundle; said whenever a limit refuses one. */
 export const SPLIT_ADVICE =
@@ -138,13 +148,15 @@ interface NewDevice {
   class: DeviceClass;
   hash: string | undefined;
   terminal: TerminalColumns | undefined;
+  lorawan: LorawanColumns | undefined;
 }
 
-/** A stored device whose terminal fields the bundle changes. */
+/** A stored device whose terminal (or LoRaWAN) fields the bundle changes: a device has one or the other, by its class. */
 interface ChangedDevice {
   index: number;
   id: string;
-  terminal: TerminalColumns;
+  terminal?: TerminalColumns;
+  lorawan?: LorawanColumns;
   /** updated_at of the stored device when it was compared; the write requires it unchanged. */
   stamp: string;
 }
@@ -186,17 +198,20 @@ function plan(deps: ImportDeps, bundle: z.infer<typeof bundleSchema> & Record<En
   const phones = new Map<string, { id: string; index: number }>();
   /** Phone numbers of stored devices as the bundle leaves them, for the devices it changes. */
   const phoneAfter = new Map<string, string | null>();
+  /** DevEUIs the bundle's checked devices are given, and DevEUIs of stored devices it changes, as for phone numbers. */
+  const devEuis = new Map<string, { id: string; index: number }>();
+  const devEuiAfter = new Map<string, string | null>();
   for (const [index, item] of bundle.devices.entries()) {
     const parsed = deviceItem.safeParse(item);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) problems.add(['devices', index, ...issuePath(issue)], issue.message);
       continue;
     }
-    const { id, class: deviceClass, secret_hash, jt808_phone, jt808_model, jt808_auth_code_hash } = parsed.data;
+    const { id, class: deviceClass, secret_hash, jt808_phone, jt808_model, jt808_auth_code_hash, lorawan_dev_eui, lorawan_sensor } = parsed.data;
     const earlier = bundleDevices.get(id);
     if (earlier !== undefined) {
       if (earlier.class !== deviceClass) problems.add(['devices', index, 'class'], `device ${id} appears twice in devices, as ${earlier.class} and as ${deviceClass}`);
-      else if (terminalOf(earlier) !== terminalOf(parsed.data)) problems.add(['devices', index, 'jt808_phone'], `device ${id} appears twice in devices, with different JT/T 808 fields`);
+      else if (identifiersOf(earlier) !== identifiersOf(parsed.data)) problems.add(['devices', index, 'jt808_phone'], `device ${id} appears twice in devices, with different JT/T 808 or LoRaWAN fields`);
       continue;
     }
     const existing = devices.device(id);
@@ -224,14 +239,35 @@ function plan(deps: ImportDeps, bundle: z.infer<typeof bundleSchema> & Record<En
         continue;
       }
     }
+    // The same for a LoRaWAN sensor's DevEUI and model.
+    const devEui = lorawan_dev_eui ?? existing?.lorawan_dev_eui ?? null;
+    const sensor = lorawan_sensor ?? existing?.lorawan_sensor ?? null;
+    if (devEui !== null) {
+      const claimed = devEuis.get(devEui);
+      if (claimed !== undefined) {
+        problems.add(['devices', index, 'lorawan_dev_eui'], `DevEUI ${devEui} is given to devices ${claimed.id} (devices.${claimed.index}) and ${id}`);
+        continue;
+      }
+      const holder = devices.devEuiHolder(devEui);
+      if (holder !== undefined && holder !== id && (devEuiAfter.get(holder) ?? devEui) === devEui) {
+        problems.add(['devices', index, 'lorawan_dev_eui'], `DevEUI ${devEui} belongs to device ${holder} already`);
+        continue;
+      }
+    }
     bundleDevices.set(id, parsed.data);
     if (jt808_phone !== undefined) phones.set(jt808_phone, { id, index });
+    if (lorawan_dev_eui !== undefined) devEuis.set(lorawan_dev_eui, { id, index });
     const terminal = phone === null ? undefined : { phone, model, authHash };
+    const lorawan = devEui === null ? undefined : { devEui, sensor };
     if (!existing) {
-      newDevices.push({ id, class: deviceClass, hash: secret_hash, terminal });
+      newDevices.push({ id, class: deviceClass, hash: secret_hash, terminal, lorawan });
     } else if (terminal && (phone !== existing.jt808_phone || model !== existing.jt808_model || (authHash ?? null) !== null)) {
       changedDevices.push({ index, id, terminal, stamp: existing.updated_at });
       phoneAfter.set(id, phone);
+      counts.devices!.updated++;
+    } else if (lorawan && (devEui !== existing.lorawan_dev_eui || sensor !== existing.lorawan_sensor)) {
+      changedDevices.push({ index, id, lorawan, stamp: existing.updated_at });
+      devEuiAfter.set(id, devEui);
       counts.devices!.updated++;
     } else {
       counts.devices!.unchanged++;
@@ -355,21 +391,24 @@ export async function importBundle(deps: ImportDeps, input: unknown, options: Im
       // one, as the checks assumed), then new ones in id order.
       for (const device of changedDevices) {
         try {
-          if (!devices.updateTerminalChecked(device.id, device.terminal, device.stamp)) {
-            problems.add(['devices', device.index], `device ${device.id} was changed or removed while the bundle was checked; send the bundle again`);
-          }
+          const written = device.terminal ? devices.updateTerminalChecked(device.id, device.terminal, device.stamp) : devices.updateLorawanChecked(device.id, device.lorawan!, device.stamp);
+          if (!written) problems.add(['devices', device.index], `device ${device.id} was changed or removed while the bundle was checked; send the bundle again`);
         } catch (error) {
           if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw error;
-          problems.add(['devices', device.index, 'jt808_phone'], `terminal phone number ${device.terminal.phone} was given to another device while the bundle was checked`);
+          const taken = device.terminal ? `terminal phone number ${device.terminal.phone}` : `DevEUI ${device.lorawan!.devEui}`;
+          problems.add(['devices', device.index, device.terminal ? 'jt808_phone' : 'lorawan_dev_eui'], `${taken} was given to another device while the bundle was checked`);
         }
       }
       for (const device of [...newDevices].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
         try {
-          devices.insertHashed(device.id, device.class, device.hash ?? hashes.get(device.id)!, device.terminal);
+          devices.insertHashed(device.id, device.class, device.hash ?? hashes.get(device.id)!, device.terminal, device.lorawan);
         } catch (error) {
           const code = (error as { code?: string }).code;
           if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') problems.add(['devices'], `device ${device.id} was added by someone else while the bundle was checked`);
-          else if (code === 'SQLITE_CONSTRAINT_UNIQUE') problems.add(['devices'], `terminal phone number ${device.terminal!.phone} of device ${device.id} was given to another device while the bundle was checked`);
+          else if (code === 'SQLITE_CONSTRAINT_UNIQUE') {
+            const taken = device.terminal ? `terminal phone number ${device.terminal.phone}` : `DevEUI ${device.lorawan?.devEui}`;
+            problems.add(['devices'], `${taken} of device ${device.id} was given to another device while the bundle was checked`);
+          }
           else throw error;
         }
       }
