@@ -118,6 +118,19 @@ describe('ChirpStack v4', () => {
     expect(bins(r)).toEqual([]);
   });
 
+  it('decodes a Milesight EM310-UDL uplink by the sensor model, from its bytes or from the vendor codec\'s object', async () => {
+    const r = await rig([chirpstack('cs-em310')]);
+    await r.devices.add('BIN-EM310', 'bins', undefined, { devEui: EUI.bin, sensor: 'milesight-em310-udl' });
+    // Milesight-IoT/SensorDecoders em-series/em310-udl/README.md, "Example": battery 92 %, distance
+    // 2116 mm, position tilt; sent on fPort 85 (TTN lorawan-devices vendor/milesight-iot/em310-udl-codec.yaml).
+    const bytes = Buffer.from('01755C03824408040001', 'hex');
+    await publish(upTopic(EUI.bin), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), deduplicationId: 'em310-bytes', fPort: 85, data: bytes }));
+    // The same uplink as ChirpStack delivers it when the device profile runs Milesight's codec.
+    await publish(upTopic(EUI.bin), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), deduplicationId: 'em310-object', time: '2022-07-18T09:44:15Z', fPort: 85, data: bytes, object: { battery: 92, distance: 2116, position: 'tilt' } }));
+    const readings = await readingsOnceDurable(r, 'cs-em310', 2);
+    for (const reading of readings) expect(reading).toMatchObject({ deviceId: 'BIN-EM310', distance_mm: 2116, battery_pct: 92, tilted: true });
+  });
+
   it('rejects an uplink from an unknown DevEUI, and one from a disabled sensor, with their reasons', async () => {
     const r = await rig([chirpstack('cs-unknown')]);
     await r.devices.add('BIN-OFF', 'bins', undefined, { devEui: EUI.bin });
@@ -202,5 +215,17 @@ describe('The Things Stack v3', () => {
     const readings = await readingsOnceDurable(r, 'tts-1', 3);
     expect(readings[0]).toMatchObject({ deviceId: 'BIN-TTS', ts: Date.parse('2020-02-12T15:25:49.628Z'), distance_mm: 525, rssi: -35 });
     expect(r.bridge.stats()['tts-1']).toMatchObject({ readings: 3, lost: 3 });
+  });
+
+  it('decodes a Dragino LDDS75 uplink from its bytes when the application has no payload formatter', async () => {
+    const r = await rig([{ name: 'tts-2', kind: 'tts', clientId: 'bridge-tts-2' }]);
+    await r.devices.add('BIN-LDDS75', 'bins', undefined, { devEui: EUI.tts, sensor: 'dragino-ldds75' });
+    // TTN lorawan-devices vendor/dragino/ldds45-codec.yaml, example "Distance Detection" (the LDDS75's
+    // frame): fPort 2, 0D3B0AEF00000001: 3.387 V, 2799 mm, 0.00 °C, sensor flag 1.
+    const message = JSON.parse(ttsUplink({ fPort: 2, payload: Buffer.from('0D3B0AEF00000001', 'hex') })) as { uplink_message: Record<string, unknown> };
+    delete message.uplink_message.decoded_payload;
+    await publish('v3/app1@ttn/devices/dev1/up', JSON.stringify(message), 0);
+    const [reading] = await readingsOnceDurable(r, 'tts-2', 1);
+    expect(reading).toMatchObject({ deviceId: 'BIN-LDDS75', ts: Date.parse('2020-02-12T15:15:49.628Z'), distance_mm: 2799, battery_v: 3.387, temp_c: 0 });
   });
 });
