@@ -28,7 +28,8 @@ export interface AgentEvents {
   ticket: [ticket: Ticket];
   sent: [ticketId: string];
   expired: [weighing: Weighing];
-  line: [connected: boolean];
+  /** The indicator's line went up (problem null) or down (what is wrong). */
+  line: [connected: boolean, problem: string | null];
 }
 
 /** Expired weighings kept for the page. */
@@ -193,14 +194,14 @@ export class WeighbridgeAgent extends EventEmitter<AgentEvents> {
       up: () => {
         this.lineProblem = null;
         this.log.info({ line: this.running?.line.description }, 'indicator line open');
-        this.emit('line', true);
+        this.emit('line', true, null);
       },
       down: (message, retryInMs) => {
         this.lineProblem = message;
         this.reader.reset();
         this.detector.interrupt();
         this.log.warn({ retry_in_ms: retryInMs }, message);
-        this.emit('line', false);
+        this.emit('line', false, message);
       },
     };
     const { serial, tcp, idleTimeoutS, reconnectMinMs, reconnectMaxMs } = this.config.input;

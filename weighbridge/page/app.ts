@@ -36,6 +36,8 @@ function tokenMatches(expected: string, given: string | undefined): boolean {
 
 export function buildPageApp(deps: PageDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: PLATE_BODY_LIMIT });
+  // fastify parses text/plain too, which a cross-site form can send without a preflight: JSON only.
+  app.removeContentTypeParser('text/plain');
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(PAGE_HTML));
   app.get('/api/status', () => deps.status());
