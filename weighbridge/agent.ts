@@ -197,10 +197,12 @@ export class WeighbridgeAgent extends EventEmitter<AgentEvents> {
         this.emit('line', true, null);
       },
       down: (message, retryInMs) => {
+        // The same failure again on every retry is logged once as a warning, then at debug.
+        if (message === this.lineProblem) this.log.debug({ retry_in_ms: retryInMs }, message);
+        else this.log.warn({ retry_in_ms: retryInMs }, message);
         this.lineProblem = message;
         this.reader.reset();
         this.detector.interrupt();
-        this.log.warn({ retry_in_ms: retryInMs }, message);
         this.emit('line', false, message);
       },
     };

@@ -54,9 +54,9 @@ export interface PtyPair {
   close(): Promise<void>;
 }
 
-/** `socat -d -d pty,raw,echo=0,link=A pty,raw,echo=0,link=B` in a temp directory. */
-export async function startPty(): Promise<PtyPair> {
-  const dir = await tempDir('wb-pty-');
+/** `socat -d -d pty,raw,echo=0,link=A pty,raw,echo=0,link=B` in a temp directory, or again in `dir` (a replugged adapter). */
+export async function startPty(dir?: string): Promise<PtyPair> {
+  dir ??= await tempDir('wb-pty-');
   const agentEnd = path.join(dir, 'indicator-agent');
   const testEnd = path.join(dir, 'indicator-test');
   const child: ChildProcess = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${agentEnd}`, `pty,raw,echo=0,link=${testEnd}`], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -140,10 +140,12 @@ export class Forwarder extends EventEmitter<{ sent: [ticketId: string]; connecte
       const wasConnected = this.state.connected;
       const wait = this.backoff.next();
       const message = problem ?? (wasConnected ? `lost the connection to the broker at ${url}` : `could not connect to the broker at ${url}`);
+      const again = message === this.state.problem;
       Object.assign(this.state, { connected: false, problem: message, connectedSince: null });
       if (this.stopped) return;
       this.timer = setTimeout(() => this.connect(), wait);
-      this.log.warn({ url, retry_in_ms: wait, waiting: this.queue.summary().waiting }, message);
+      // The same failure on every retry: a warning once, then debug (the status line repeats it).
+      this.log[again ? 'debug' : 'warn']({ url, retry_in_ms: wait, waiting: this.queue.summary().waiting }, message);
       this.emit('disconnected', message);
     });
   }
