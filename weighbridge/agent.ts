@@ -208,8 +208,9 @@ export class WeighbridgeAgent extends EventEmitter<AgentEvents> {
     };
     const { serial, tcp, idleTimeoutS, reconnectMinMs, reconnectMaxMs } = this.config.input;
     const reconnect = { minMs: reconnectMinMs, maxMs: reconnectMaxMs };
-    if (serial) return new SerialInput(serial, handlers, reconnect);
-    return new TcpInput({ host: tcp!.host, port: tcp!.port, idleTimeoutMs: idleTimeoutS * 1000 }, handlers, reconnect);
+    const idleTimeoutMs = idleTimeoutS * 1000;
+    if (serial) return new SerialInput({ ...serial, idleTimeoutMs }, handlers, reconnect);
+    return new TcpInput({ host: tcp!.host, port: tcp!.port, idleTimeoutMs }, handlers, reconnect);
   }
 
   private onData(chunk: Buffer): void {

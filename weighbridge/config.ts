@@ -29,7 +29,7 @@ export const configSchema = z.object({
         .object({ host: z.string().min(1), port: port.min(1) })
         .optional()
         .describe('The indicator behind a serial-device server (one of serial, tcp)'),
-      idleTimeoutS: positive.default(10).describe('A TCP line silent this long is dropped and reconnected'),
+      idleTimeoutS: positive.default(10).describe('A line silent this long is reopened (an indicator in continuous mode never stops)'),
       reconnectMinMs: count.default(1_000).describe('First wait before reopening a failed line; doubles'),
       reconnectMaxMs: count.default(30_000).describe('Longest wait before reopening a failed line'),
     })

@@ -1,5 +1,8 @@
 // The indicator on a serial port (an RS-232 port or a USB-serial adapter), reopened with backoff
-// when it fails or is unplugged.
+// when it fails or is unplugged, or when it has carried no byte for `idleTimeoutMs`: an indicator in
+// continuous mode never stops sending, and a port whose other end went away does not always say
+// so (a pseudo-terminal whose master closed can read as empty for ever in @serialport/bindings-cpp,
+// which loops on a read of 0 bytes).
 import { SerialPort } from 'serialport';
 import { Backoff, type BackoffOptions } from '../backoff.ts';
 import type { LineHandlers, LineInput } from './line.ts';
@@ -10,11 +13,13 @@ export interface SerialOptions {
   dataBits: 5 | 6 | 7 | 8;
   parity: 'none' | 'even' | 'odd' | 'mark' | 'space';
   stopBits: 1 | 1.5 | 2;
+  idleTimeoutMs: number;
 }
 
 /** What an error opening or reading the port means for the person at the weighbridge-house PC. */
 export function explainSerialError(error: Error & { disconnected?: boolean }, path: string): string {
   const text = error.message;
+  if (text.startsWith('no data from the indicator')) return text;
   if (error.disconnected) return `serial port ${path} was disconnected (USB-serial adapter unplugged?): plug it back in`;
   if (/ENOENT|No such file/i.test(text)) return `serial port ${path} does not exist: is the USB-serial adapter plugged in? List the ports with "ls /dev/ttyUSB* /dev/ttyS* /dev/serial/by-id/" and give the right one with --serial (${text})`;
   if (/EACCES|Permission denied/i.test(text)) return `no permission to open ${path}: add the agent's user to the dialout group ("sudo usermod -aG dialout USER", then log in again) (${text})`;
@@ -26,6 +31,7 @@ export class SerialInput implements LineInput {
   readonly description: string;
   private port: SerialPort | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private idle: NodeJS.Timeout | null = null;
   private stopped = true;
   private isUp = false;
   private readonly backoff: Backoff;
@@ -52,7 +58,9 @@ export class SerialInput implements LineInput {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.idle) clearTimeout(this.idle);
     this.timer = null;
+    this.idle = null;
     const port = this.port;
     this.port = null;
     this.isUp = false;
@@ -67,6 +75,8 @@ export class SerialInput implements LineInput {
     const fail = (error: Error) => {
       if (failed || this.port !== port) return;
       failed = true;
+      if (this.idle) clearTimeout(this.idle);
+      this.idle = null;
       this.isUp = false;
       this.port = null;
       if (port.isOpen) port.close(() => undefined);
@@ -75,7 +85,15 @@ export class SerialInput implements LineInput {
       this.timer = setTimeout(() => this.open(), wait);
       this.handlers.down(explainSerialError(error, path), wait);
     };
-    port.on('data', (chunk: Buffer) => this.handlers.data(chunk));
+    const silent = new Error(`no data from the indicator on ${path} for ${this.options.idleTimeoutMs / 1000} s: is it on, in continuous mode (XK3190: tF=0), at ${baudRate} baud, and wired TXD to RXD?`);
+    const watch = () => {
+      if (this.idle) clearTimeout(this.idle);
+      this.idle = setTimeout(() => fail(silent), this.options.idleTimeoutMs);
+    };
+    port.on('data', (chunk: Buffer) => {
+      watch();
+      this.handlers.data(chunk);
+    });
     port.on('error', fail);
     port.on('close', (error?: Error) => fail(error ?? new Error('closed')));
     port.open((error) => {
@@ -83,6 +101,7 @@ export class SerialInput implements LineInput {
       if (this.port !== port) return;
       this.isUp = true;
       this.backoff.reset();
+      watch();
       this.handlers.up();
     });
   }
