@@ -211,7 +211,8 @@ function plan(deps: ImportDeps, bundle: z.infer<typeof bundleSchema> & Record<En
     const earlier = bundleDevices.get(id);
     if (earlier !== undefined) {
       if (earlier.class !== deviceClass) problems.add(['devices', index, 'class'], `device ${id} appears twice in devices, as ${earlier.class} and as ${deviceClass}`);
-      else if (identifiersOf(earlier) !== identifiersOf(parsed.data)) problems.add(['devices', index, 'jt808_phone'], `device ${id} appears twice in devices, with different JT/T 808 or LoRaWAN fields`);
+      // The path names the field a device of its class may have: a bins device has no jt808_phone.
+      else if (identifiersOf(earlier) !== identifiersOf(parsed.data)) problems.add(['devices', index, deviceClass === 'bins' ? 'lorawan_dev_eui' : 'jt808_phone'], `device ${id} appears twice in devices, with different JT/T 808 or LoRaWAN fields`);
       continue;
     }
     const existing = devices.device(id);

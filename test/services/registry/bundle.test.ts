@@ -262,7 +262,7 @@ describe('importBundle: JT/T 808 terminals', () => {
       'devices.5.jt808_model: terminal model "M\\u0000" contains control characters or unpaired surrogates',
       'devices.6.jt808_auth_code_hash: scrypt cost N=16384 r=8 p=64 exceeds the issued N=16384 r=8 p=1; import the device without a hash and give it a new secret',
       'devices.7.jt808_phone: jt808_model and jt808_auth_code_hash need jt808_phone',
-      'devices.8.jt808_phone: device T1 appears twice in devices, with different JT/T 808 fields',
+      'devices.8.jt808_phone: device T1 appears twice in devices, with different JT/T 808 or LoRaWAN fields',
     ]);
     expect(deps.devices.list().total).toBe(1);
     expect(deps.devices.terminal('13500135000')?.deviceId).toBe('STORED');
@@ -292,5 +292,152 @@ describe('importOffThread: JT/T 808 terminals', () => {
     const duplicate = { ...bundle, devices: [{ id: 'T3', class: 'trucks', jt808_phone: '013900139000' }] };
     const error = await importOffThread({ file: db.file, body: Buffer.from(JSON.stringify(duplicate)), dryRun: false, limits: DEFAULT_LIMITS }).catch((e: unknown) => e);
     expect((error as BundleError).problems).toEqual([{ path: ['devices', 0, 'jt808_phone'], message: 'terminal phone number 13900139000 belongs to device T2 already' }]);
+  });
+});
+
+describe('importBundle: LoRaWAN sensors', () => {
+  const EUI = '24E124136B502217';
+  const bundleOf = (devices: unknown[]) => ({ format: 'waste-registry-bundle', version: 1, devices });
+  const refusal = (promise: Promise<unknown>) => promise.then(() => null, (error: unknown) => error);
+  const problemsOf = async (bundle: unknown) => {
+    const error = await refusal(importBundle(deps, bundle));
+    expect(error).toBeInstanceOf(BundleError);
+    return (error as BundleError).problems.map((p) => `${p.path.join('.')}: ${p.message}`);
+  };
+
+  it('imports sensors with their DevEUIs in the stored form and their models, and is idempotent', async () => {
+    const bundle = bundleOf([
+      { id: 'B1', class: 'bins', lorawan_dev_eui: '24-e1-24-13-6b-50-22-17', lorawan_sensor: 'milesight-em310-udl' },
+      { id: 'B2', class: 'bins', lorawan_dev_eui: 'a8:40:41:00:01:81:b3:7c' },
+      { id: 'B3', class: 'bins' },
+    ]);
+    const changes: number[] = [];
+    deps.devices.onChange(() => changes.push(1));
+    const report = await importBundle(deps, bundle);
+    expect(report.counts.devices).toEqual({ created: 3, updated: 0, unchanged: 0 });
+    expect(report.deviceSecrets.map((d) => d.id).sort()).toEqual(['B1', 'B2', 'B3']);
+    expect(deps.devices.lorawanDevice(EUI)).toEqual({ deviceId: 'B1', devEui: EUI, sensor: 'milesight-em310-udl', enabled: true });
+    expect(deps.devices.lorawanDevice('A84041000181B37C')).toEqual({ deviceId: 'B2', devEui: 'A84041000181B37C', sensor: null, enabled: true });
+    expect(deps.devices.device('B3')).toMatchObject({ lorawan_dev_eui: null, lorawan_sensor: null });
+    expect(deps.devices.lorawanDevices()).toHaveLength(2);
+    expect(changes).toHaveLength(1);
+    const before = snapshot();
+    const again = await importBundle(deps, bundle);
+    expect(again.counts.devices).toEqual({ created: 0, updated: 0, unchanged: 3 });
+    expect(again.deviceSecrets).toEqual([]);
+    expect(snapshot()).toEqual(before);
+    expect(changes).toHaveLength(1);
+    // The same DevEUI written another way is the same device, unchanged.
+    expect((await importBundle(deps, bundleOf([{ id: 'B1', class: 'bins', lorawan_dev_eui: '24e124136b502217', lorawan_sensor: 'milesight-em310-udl' }]))).counts.devices).toEqual({ created: 0, updated: 0, unchanged: 1 });
+    expect(snapshot()).toEqual(before);
+  });
+
+  it('brings stored devices to the bundle\'s DevEUIs and models, and keeps them when listed without', async () => {
+    await deps.devices.add('B1', 'bins', undefined, { devEui: EUI, sensor: 'milesight-em310-udl' });
+    await deps.devices.add('B2', 'bins');
+    await deps.devices.add('B3', 'bins', undefined, { devEui: '24E124136B502218', sensor: 'dragino-ldds75' });
+    await deps.devices.add('B4', 'bins', undefined, { devEui: '24E124136B502219' });
+    deps.devices.setEnabled('B4', false);
+    const changes: number[] = [];
+    deps.devices.onChange(() => changes.push(1));
+    const report = await importBundle(deps, bundleOf([
+      // B1 gives its DevEUI up to B2, which comes after it; B3 is listed without LoRaWAN fields;
+      // B4 keeps its DevEUI and is given a model.
+      { id: 'B1', class: 'bins', lorawan_dev_eui: '24E124136B50221A' },
+      { id: 'B2', class: 'bins', lorawan_dev_eui: '24:e1:24:13:6b:50:22:17', lorawan_sensor: 'milesight-em400-udl' },
+      { id: 'B3', class: 'bins' },
+      { id: 'B4', class: 'bins', lorawan_dev_eui: '24E124136B502219', lorawan_sensor: 'milesight-em310-udl' },
+    ]));
+    expect(report.counts.devices).toEqual({ created: 0, updated: 3, unchanged: 1 });
+    expect(report.deviceSecrets).toEqual([]);
+    expect(changes).toHaveLength(1);
+    const byId = (a: { deviceId: string }, b: { deviceId: string }) => a.deviceId.localeCompare(b.deviceId);
+    expect(deps.devices.lorawanDevices().sort(byId)).toEqual([
+      // A DevEUI the bundle names without a model keeps the stored model.
+      { deviceId: 'B1', devEui: '24E124136B50221A', sensor: 'milesight-em310-udl', enabled: true },
+      { deviceId: 'B2', devEui: EUI, sensor: 'milesight-em400-udl', enabled: true },
+      { deviceId: 'B3', devEui: '24E124136B502218', sensor: 'dragino-ldds75', enabled: true },
+      { deviceId: 'B4', devEui: '24E124136B502219', sensor: 'milesight-em310-udl', enabled: false },
+    ]);
+  });
+
+  it('refuses DevEUIs given twice in the bundle or held by a stored device, sensors of other classes and unusable fields', async () => {
+    await deps.devices.add('STORED', 'bins', undefined, { devEui: '24E124136B502218' });
+    const problems = await problemsOf(bundleOf([
+      { id: 'B1', class: 'bins', lorawan_dev_eui: EUI },
+      { id: 'B2', class: 'bins', lorawan_dev_eui: '24-e1-24-13-6b-50-22-17' },
+      { id: 'B3', class: 'bins', lorawan_dev_eui: '24:E1:24:13:6B:50:22:18' },
+      { id: 'T1', class: 'trucks', lorawan_dev_eui: '24E124136B502219' },
+      { id: 'S1', class: 'scales', lorawan_sensor: 'dragino-ldds75' },
+      { id: 'B4', class: 'bins', lorawan_dev_eui: '24E124136B5022' },
+      { id: 'B5', class: 'bins', lorawan_dev_eui: '0000000000000000' },
+      { id: 'B6', class: 'bins', lorawan_dev_eui: '24E124136B50221B', lorawan_sensor: 'milesight-em500-udl' },
+      { id: 'B7', class: 'bins', lorawan_sensor: 'dragino-ldds75' },
+      { id: 'B1', class: 'bins', lorawan_dev_eui: '24E124136B50221C' },
+      // STORED gives its DevEUI up only after B3 wants it: written in bundle order, B3 would fail.
+      { id: 'STORED', class: 'bins', lorawan_dev_eui: '24E124136B50221D' },
+    ]));
+    expect(problems).toEqual([
+      `devices.1.lorawan_dev_eui: DevEUI ${EUI} is given to devices B1 (devices.0) and B2`,
+      'devices.2.lorawan_dev_eui: DevEUI 24E124136B502218 belongs to device STORED already',
+      'devices.3.class: device T1 is of class trucks; only bins devices can be LoRaWAN sensors',
+      'devices.4.class: device S1 is of class scales; only bins devices can be LoRaWAN sensors',
+      'devices.5.lorawan_dev_eui: DevEUI "24E124136B5022" must be 16 hex digits (8 bytes, e.g. 24E124136B502217 or 24-E1-24-13-6B-50-22-17)',
+      'devices.6.lorawan_dev_eui: DevEUI "0000000000000000" is zeros only, which no device is given',
+      'devices.7.lorawan_sensor: sensor model "milesight-em500-udl" has no decoder; known models: milesight-em310-udl, milesight-em400-udl, dragino-ldds75 (or none, when the network server\'s codec sends the contract\'s fields)',
+      'devices.8.lorawan_dev_eui: lorawan_sensor needs lorawan_dev_eui',
+      'devices.9.lorawan_dev_eui: device B1 appears twice in devices, with different JT/T 808 or LoRaWAN fields',
+    ]);
+    expect(deps.devices.list().total).toBe(1);
+    expect(deps.devices.lorawanDevice('24E124136B502218')?.deviceId).toBe('STORED');
+  });
+
+  it('takes the same item twice when its fields are the same in any written form', async () => {
+    const report = await importBundle(deps, bundleOf([
+      { id: 'B1', class: 'bins', lorawan_dev_eui: EUI, lorawan_sensor: 'dragino-ldds75' },
+      { id: 'B1', class: 'bins', lorawan_dev_eui: '24-e1-24-13-6b-50-22-17', lorawan_sensor: 'dragino-ldds75' },
+    ]));
+    expect(report.counts.devices).toEqual({ created: 1, updated: 0, unchanged: 0 });
+    expect(deps.devices.lorawanDevice(EUI)).toMatchObject({ deviceId: 'B1', sensor: 'dragino-ldds75' });
+  });
+
+  it('writes nothing when another device takes a DevEUI between the checks and the write', async () => {
+    // Devices without secret hashes: their secrets are hashed one after another after the checks,
+    // before the write; the device added meanwhile needs one hash.
+    const others = Array.from({ length: 5 }, (_, i) => ({ id: `X${i}`, class: 'bins' }));
+    const running = refusal(importBundle(deps, bundleOf([{ id: 'B1', class: 'bins', lorawan_dev_eui: EUI }, ...others])));
+    await deps.devices.add('OTHER', 'bins', undefined, { devEui: EUI });
+    const error = (await running) as BundleError;
+    expect(error).toBeInstanceOf(BundleError);
+    expect(error.problems).toEqual([{ path: ['devices'], message: `DevEUI ${EUI} of device B1 was given to another device while the bundle was checked` }]);
+    expect(deps.devices.list().items.map((d) => d.id)).toEqual(['OTHER']);
+
+    // The same for a stored device the bundle would give the DevEUI to.
+    await deps.devices.add('B2', 'bins');
+    const changing = refusal(importBundle(deps, bundleOf([{ id: 'B2', class: 'bins', lorawan_dev_eui: '24E124136B502218' }, ...others])));
+    await deps.devices.add('THIRD', 'bins', undefined, { devEui: '24E124136B502218' });
+    const changed = (await changing) as BundleError;
+    expect(changed).toBeInstanceOf(BundleError);
+    expect(changed.problems).toEqual([{ path: ['devices', 0, 'lorawan_dev_eui'], message: 'DevEUI 24E124136B502218 was given to another device while the bundle was checked' }]);
+    expect(deps.devices.device('B2')).toMatchObject({ lorawan_dev_eui: null });
+    expect(deps.devices.list().items.map((d) => d.id).sort()).toEqual(['B2', 'OTHER', 'THIRD']);
+  });
+});
+
+describe('importOffThread: LoRaWAN sensors', () => {
+  it('imports sensors on the worker thread and says how many devices it created or changed', async () => {
+    await deps.devices.add('B1', 'bins');
+    const bundle = {
+      format: 'waste-registry-bundle',
+      version: 1,
+      devices: [{ id: 'B1', class: 'bins', lorawan_dev_eui: '24e124136b502217' }, { id: 'B2', class: 'bins', lorawan_dev_eui: '24-E1-24-13-6B-50-22-18', lorawan_sensor: 'dragino-ldds75', secret_hash: await hashSecret('s') }],
+    };
+    const result = await importOffThread({ file: db.file, body: Buffer.from(JSON.stringify(bundle)), dryRun: false, limits: DEFAULT_LIMITS });
+    expect(result).toMatchObject({ devicesCreated: 1, devicesChanged: 2 });
+    expect(deps.devices.lorawanDevice('24E124136B502217')).toMatchObject({ deviceId: 'B1', sensor: null });
+    expect(deps.devices.lorawanDevice('24E124136B502218')).toMatchObject({ deviceId: 'B2', sensor: 'dragino-ldds75' });
+    const duplicate = { ...bundle, devices: [{ id: 'B3', class: 'bins', lorawan_dev_eui: '24:e1:24:13:6b:50:22:18' }] };
+    const error = await importOffThread({ file: db.file, body: Buffer.from(JSON.stringify(duplicate)), dryRun: false, limits: DEFAULT_LIMITS }).catch((e: unknown) => e);
+    expect((error as BundleError).problems).toEqual([{ path: ['devices', 0, 'lorawan_dev_eui'], message: 'DevEUI 24E124136B502218 belongs to device B2 already' }]);
   });
 });
