@@ -228,3 +228,157 @@ describe('DeviceStore as the JT/T 808 gateway\'s terminal directory', () => {
     expect(store.terminal('13800138000')?.deviceId).toBe('T2');
   });
 });
+
+describe('DeviceStore as the LoRaWAN bridge\'s directory', () => {
+  const EUI = '24E124136B502217';
+  /** Counts the change notifications from here on. */
+  const notifications = () => {
+    const counter = { n: 0 };
+    store.onChange(() => counter.n++);
+    return counter;
+  };
+
+  it('stores a DevEUI however it is written in one form, and finds the sensor by any of them', async () => {
+    await store.add('B1', 'bins', undefined, { devEui: '24-e1-24-13-6b-50-22-17', sensor: 'milesight-em310-udl' });
+    expect(store.device('B1')).toMatchObject({ lorawan_dev_eui: EUI, lorawan_sensor: 'milesight-em310-udl', jt808_phone: null });
+    expect(store.lorawanDevice(EUI)).toEqual({ deviceId: 'B1', devEui: EUI, sensor: 'milesight-em310-udl', enabled: true });
+    for (const form of ['24e124136b502217', '24:E1:24:13:6B:50:22:17', '24-E1-24-13-6B-50-22-17', '24:e1:24:13:6b:50:22:17']) {
+      expect(store.lorawanDevice(form)?.deviceId, form).toBe('B1');
+      expect(store.devEuiHolder(form), form).toBe('B1');
+    }
+    await store.add('B2', 'bins', undefined, { devEui: 'a8:40:41:00:01:81:b3:7c' });
+    expect(store.device('B2')).toMatchObject({ lorawan_dev_eui: 'A84041000181B37C', lorawan_sensor: null });
+    expect(store.lorawanDevice('a84041000181b37c')).toEqual({ deviceId: 'B2', devEui: 'A84041000181B37C', sensor: null, enabled: true });
+    // Neither a DevEUI nor one that is provisioned: no sensor, and no error.
+    for (const unknown of ['24E124136B502218', '', '24E124136B5022', '24E124136B50221Z', '0000000000000000', 'not a eui']) {
+      expect(store.lorawanDevice(unknown), unknown).toBeUndefined();
+      expect(store.devEuiHolder(unknown), unknown).toBeUndefined();
+    }
+  });
+
+  it('refuses malformed DevEUIs, unknown sensor models, DevEUIs another device has (naming it), and sensors of other classes', async () => {
+    await store.add('B1', 'bins', undefined, { devEui: EUI });
+    await expect(store.add('B2', 'bins', undefined, { devEui: '24:e1:24:13:6b:50:22:17' })).rejects.toThrow(new RegistryError('conflict', `DevEUI ${EUI} belongs to device B1 already`));
+    expect(store.device('B2')).toBeUndefined();
+    await expect(store.add('B2', 'bins', undefined, { devEui: '24E124136B50221' })).rejects.toThrow(
+      new RegistryError('invalid', 'DevEUI "24E124136B50221" must be 16 hex digits (8 bytes, e.g. 24E124136B502217 or 24-E1-24-13-6B-50-22-17)'),
+    );
+    await expect(store.add('B2', 'bins', undefined, { devEui: '00-00-00-00-00-00-00-00' })).rejects.toThrow(new RegistryError('invalid', 'DevEUI "00-00-00-00-00-00-00-00" is zeros only, which no device is given'));
+    await expect(store.add('B2', 'bins', undefined, { devEui: '24E124136B502218', sensor: 'milesight-em500-udl' })).rejects.toThrow(
+      new RegistryError('invalid', 'sensor model "milesight-em500-udl" has no decoder; known models: milesight-em310-udl, milesight-em400-udl, dragino-ldds75 (or none, when the network server\'s codec sends the contract\'s fields)'),
+    );
+    await expect(store.add('T1', 'trucks', { phone: '13800138000' }, { devEui: '24E124136B502218' })).rejects.toMatchObject({ code: 'invalid', message: 'device T1 is of class trucks; only bins devices can be LoRaWAN sensors' });
+    await expect(store.add('S1', 'scales', undefined, { devEui: '24E124136B502218' })).rejects.toMatchObject({ code: 'invalid', message: 'device S1 is of class scales; only bins devices can be LoRaWAN sensors' });
+    expect(store.list().items.map((d) => d.id)).toEqual(['B1']);
+
+    await store.add('B2', 'bins');
+    await store.add('T1', 'trucks');
+    for (const devEui of ['', '24E124136B5022171', '24E124136B50221G', '24 E1 24 13 6B 50 22 17', '24E1-24136B50221', '0x24E124136B502217', '０４E124136B502217', '0000000000000000']) {
+      await expect(store.update('B2', { lorawanDevEui: devEui }), devEui).rejects.toMatchObject({ code: 'invalid' });
+    }
+    await expect(store.update('B2', { lorawanDevEui: '24E124136B502218', lorawanSensor: 'Milesight-EM310-UDL' })).rejects.toThrow(/sensor model "Milesight-EM310-UDL" has no decoder/);
+    await expect(store.update('B2', { lorawanSensor: 'milesight-em310-udl' })).rejects.toThrow(new RegistryError('invalid', 'device B2 has no DevEUI; give one with the sensor model'));
+    await expect(store.update('T1', { lorawanDevEui: '24E124136B502218' })).rejects.toThrow(new RegistryError('invalid', 'device T1 is of class trucks; only bins devices can be LoRaWAN sensors'));
+    await expect(store.update('B2', { lorawanDevEui: '24e124136b502217' })).rejects.toThrow(new RegistryError('conflict', `DevEUI ${EUI} belongs to device B1 already`));
+    await expect(store.update('NOPE', { lorawanDevEui: '24E124136B502218' })).rejects.toThrow(new RegistryError('not_found', 'no device NOPE'));
+    expect(store.device('B2')).toMatchObject({ lorawan_dev_eui: null, lorawan_sensor: null });
+    expect(store.lorawanDevices().map((s) => s.deviceId)).toEqual(['B1']);
+    // A device keeps its own DevEUI, in whatever form it is given again.
+    await store.update('B1', { lorawanDevEui: '24:e1:24:13:6b:50:22:17', lorawanSensor: 'dragino-ldds75' });
+    expect(store.lorawanDevice(EUI)).toMatchObject({ deviceId: 'B1', sensor: 'dragino-ldds75' });
+  });
+
+  it('holds to the same in the schema, whatever writes to it', async () => {
+    await store.add('B1', 'bins', undefined, { devEui: EUI });
+    await store.add('B2', 'bins');
+    await store.add('T1', 'trucks');
+    const write = (sql: string) => () => db.connection.prepare(sql).run();
+    expect(write("UPDATE devices SET lorawan_dev_eui = '24e124136b502218' WHERE id = 'B2'")).toThrow(/CHECK constraint failed/);
+    expect(write("UPDATE devices SET lorawan_dev_eui = '24-E1-24-13-6B-50-22-18' WHERE id = 'B2'")).toThrow(/CHECK constraint failed/);
+    expect(write("UPDATE devices SET lorawan_dev_eui = '24E124136B5022' WHERE id = 'B2'")).toThrow(/CHECK constraint failed/);
+    expect(write("UPDATE devices SET lorawan_dev_eui = '0000000000000000' WHERE id = 'B2'")).toThrow(/CHECK constraint failed/);
+    expect(write("UPDATE devices SET lorawan_dev_eui = '24E124136B502218' WHERE id = 'T1'")).toThrow(/CHECK constraint failed/);
+    expect(write("UPDATE devices SET lorawan_sensor = 'dragino-ldds75' WHERE id = 'B2'")).toThrow(/CHECK constraint failed/);
+    expect(write(`UPDATE devices SET lorawan_dev_eui = '${EUI}' WHERE id = 'B2'`)).toThrow(/UNIQUE constraint failed/);
+    // Devices without one are many: the index is over DevEUIs alone.
+    await store.add('B3', 'bins');
+    expect(store.list({ deviceClass: 'bins' }).total).toBe(3);
+  });
+
+  it('refuses, naming the holder, a DevEUI two additions race for: the second is stopped by the unique index', async () => {
+    // Both are checked before either is written (the secret is hashed in between); whichever
+    // hash is done first writes first.
+    const ids = ['B1', 'B2'];
+    const results = await Promise.allSettled([store.add('B1', 'bins', undefined, { devEui: EUI }), store.add('B2', 'bins', undefined, { devEui: '24:e1:24:13:6b:50:22:17' })]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const winner = ids[results.findIndex((r) => r.status === 'fulfilled')]!;
+    const loser = ids.find((id) => id !== winner)!;
+    const { reason } = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(reason).toBeInstanceOf(RegistryError);
+    expect(reason).toEqual(new RegistryError('conflict', `DevEUI ${EUI} belongs to device ${winner} already`));
+    expect(store.device(loser)).toBeUndefined();
+    expect(store.lorawanDevices()).toEqual([{ deviceId: winner, devEui: EUI, sensor: null, enabled: true }]);
+  });
+
+  it('sets, changes and clears a sensor with `enabled`, all or nothing, and tells the listeners of every change', async () => {
+    await store.add('B1', 'bins');
+    await store.add('B2', 'bins', undefined, { devEui: '24E124136B502218' });
+    const changes = notifications();
+    await store.update('B1', { lorawanDevEui: '24e124136b502217', lorawanSensor: 'milesight-em310-udl' });
+    expect(store.lorawanDevice(EUI)).toEqual({ deviceId: 'B1', devEui: EUI, sensor: 'milesight-em310-udl', enabled: true });
+    expect(changes.n).toBe(1);
+    // The sensor model alone, with the DevEUI stored.
+    await store.update('B1', { lorawanSensor: 'milesight-em400-udl' });
+    expect(store.lorawanDevice(EUI)!.sensor).toBe('milesight-em400-udl');
+    await store.update('B1', { lorawanSensor: null });
+    expect(store.lorawanDevice(EUI)).toMatchObject({ sensor: null });
+    await store.update('B1', { lorawanSensor: 'dragino-ldds75' });
+    expect(changes.n).toBe(4);
+
+    await store.update('B1', { enabled: false });
+    expect(store.lorawanDevice(EUI)).toMatchObject({ enabled: false, sensor: 'dragino-ldds75' });
+    // A new DevEUI (the sensor replaced): the model is kept unless given, and so is `enabled`.
+    await store.update('B1', { lorawanDevEui: '24-E1-24-13-6B-50-22-19' });
+    expect(store.lorawanDevice(EUI)).toBeUndefined();
+    expect(store.lorawanDevice('24E124136B502219')).toEqual({ deviceId: 'B1', devEui: '24E124136B502219', sensor: 'dragino-ldds75', enabled: false });
+    expect(changes.n).toBe(6);
+
+    // A refused change writes nothing and tells no one: `enabled` stays as it was.
+    await expect(store.update('B1', { enabled: true, lorawanDevEui: '24E124136B502218' })).rejects.toThrow(/DevEUI 24E124136B502218 belongs to device B2 already/);
+    await expect(store.update('B1', { enabled: true, lorawanSensor: 'unknown' })).rejects.toThrow(/has no decoder/);
+    await expect(store.update('B1', { enabled: true, lorawanDevEui: null, lorawanSensor: 'dragino-ldds75' })).rejects.toThrow(/has no DevEUI/);
+    expect(store.device('B1')).toMatchObject({ enabled: false, lorawan_dev_eui: '24E124136B502219', lorawan_sensor: 'dragino-ldds75' });
+    expect(changes.n).toBe(6);
+
+    // null makes it no sensor: DevEUI and model go together; `enabled` changed with it.
+    await store.update('B1', { enabled: true, lorawanDevEui: null });
+    expect(store.device('B1')).toMatchObject({ enabled: true, lorawan_dev_eui: null, lorawan_sensor: null });
+    expect(store.lorawanDevice('24E124136B502219')).toBeUndefined();
+    expect(changes.n).toBe(7);
+    // The freed DevEUI may be given to another device; clearing what is not there is no error.
+    await store.update('B2', { lorawanDevEui: '24E124136B502219' });
+    expect(store.devEuiHolder('24e124136b502219')).toBe('B2');
+    await store.update('B1', { lorawanDevEui: null, lorawanSensor: null });
+    expect(store.device('B1')).toMatchObject({ lorawan_dev_eui: null, lorawan_sensor: null });
+  });
+
+  it('lists every sensor with its model and state, and no other device', async () => {
+    await store.add('B1', 'bins', undefined, { devEui: EUI, sensor: 'milesight-em310-udl' });
+    await store.add('B2', 'bins');
+    await store.add('B3', 'bins', undefined, { devEui: 'a8-40-41-00-01-81-b3-7c', sensor: 'dragino-ldds75' });
+    await store.add('B4', 'bins', undefined, { devEui: '24E124136B502218' });
+    await store.add('T1', 'trucks', { phone: '13800138000' });
+    store.setEnabled('B3', false);
+    const byId = (a: { deviceId: string }, b: { deviceId: string }) => a.deviceId.localeCompare(b.deviceId);
+    expect(store.lorawanDevices().sort(byId)).toEqual([
+      { deviceId: 'B1', devEui: EUI, sensor: 'milesight-em310-udl', enabled: true },
+      { deviceId: 'B3', devEui: 'A84041000181B37C', sensor: 'dragino-ldds75', enabled: false },
+      { deviceId: 'B4', devEui: '24E124136B502218', sensor: null, enabled: true },
+    ]);
+    store.remove('B1');
+    expect(store.lorawanDevices().map((s) => s.deviceId).sort()).toEqual(['B3', 'B4']);
+    // Removing a device frees its DevEUI.
+    await store.add('B5', 'bins', undefined, { devEui: EUI });
+    expect(store.lorawanDevice(EUI)?.deviceId).toBe('B5');
+  });
+});
