@@ -102,3 +102,47 @@ describe('npm run cli', () => {
     expect((await run(process.execPath, ['scripts/bootstrap.mjs', '--help'])).stdout).toMatch(/Usage:/);
   });
 });
+
+describe('npm run cli: LoRaWAN sensors', () => {
+  it('provisions, lists, changes and clears a LoRaWAN sensor', async () => {
+    const dir = await tempDir('waste-cli-');
+    const env = { WASTE_DATA_DIR: dir };
+    const config = await testConfig('http://127.0.0.1:1', {}, dir);
+    const added = (await cli(['device', 'add', '--class', 'bins', '--id', 'B1', '--lorawan-dev-eui', '24-e1-24-13-6b-50-22-17', '--lorawan-sensor', 'milesight-em310-udl'], env)).stdout;
+    expect(added).toContain('\n  LoRaWAN:  LoRaWAN sensor 24E124136B502217, model milesight-em310-udl\n');
+    expect(added).not.toContain('JT/T 808:');
+    const json = JSON.parse((await cli(['device', 'add', '--class', 'bins', '--id', 'B2', '--lorawan-dev-eui', 'a8:40:41:00:01:81:b3:7c', '--json'], env)).stdout) as Record<string, unknown>;
+    expect(json).toMatchObject({ id: 'B2', class: 'bins', secret: expect.stringMatching(/^[\w-]{32}$/), lorawan_dev_eui: 'A84041000181B37C', lorawan_sensor: null, jt808_phone: null });
+    expect(await withRegistry(config, (store) => store.lorawanDevice('24E124136B502217'))).toEqual({ deviceId: 'B1', devEui: '24E124136B502217', sensor: 'milesight-em310-udl', enabled: true });
+    await cli(['device', 'add', '--class', 'bins', '--id', 'B3'], env);
+    await cli(['device', 'add', '--class', 'trucks', '--id', 'T1', '--jt808-phone', '13800138000'], env);
+    const list = (await cli(['device', 'list'], env)).stdout;
+    expect(list).toMatch(/^B1\tbins\tenabled\t\S+\t24E124136B502217$/m);
+    expect(list).toMatch(/^B2\tbins\tenabled\t\S+\tA84041000181B37C$/m);
+    expect(list).toMatch(/^B3\tbins\tenabled\t\S+\t-$/m);
+    expect(list).toMatch(/^T1\ttrucks\tenabled\t\S+\t13800138000$/m);
+    expect(JSON.parse((await cli(['device', 'list', '--json'], env)).stdout)[0]).toMatchObject({ id: 'B1', lorawan_dev_eui: '24E124136B502217', lorawan_sensor: 'milesight-em310-udl' });
+
+    const failure = (args: string[]) => cli(args, env).then(() => '', (error: { stderr: string; code: number }) => `${error.code} ${error.stderr}`);
+    expect(await failure(['device', 'lorawan', '--id', 'B3', '--dev-eui', '24:E1:24:13:6B:50:22:17'])).toBe('2 error: DevEUI 24E124136B502217 belongs to device B1 already\n');
+    expect(await failure(['device', 'add', '--class', 'trucks', '--id', 'T2', '--lorawan-dev-eui', '24E124136B502218'])).toBe('2 error: device T2 is of class trucks; only bins devices can be LoRaWAN sensors\n');
+    expect(await failure(['device', 'add', '--class', 'bins', '--id', 'B4', '--lorawan-sensor', 'dragino-ldds75'])).toBe('2 error: --lorawan-sensor needs --lorawan-dev-eui\n');
+    expect(await failure(['device', 'add', '--class', 'bins', '--id', 'B4', '--lorawan-dev-eui', '24E124136B50221'])).toMatch(/^2 error: DevEUI "24E124136B50221" must be 16 hex digits/);
+    expect(await failure(['device', 'add', '--class', 'bins', '--id', 'B4', '--lorawan-dev-eui', '24E124136B502218', '--lorawan-sensor', 'em310'])).toMatch(/^2 error: sensor model "em310" has no decoder; known models: milesight-em310-udl, milesight-em400-udl, dragino-ldds75/);
+    expect(await failure(['device', 'lorawan', '--id', 'B3', '--sensor', 'dragino-ldds75'])).toBe('2 error: device B3 has no DevEUI; give one with the sensor model\n');
+    expect(await failure(['device', 'lorawan', '--id', 'B3'])).toBe('2 error: give --dev-eui or --sensor, or --clear\n');
+    expect(await failure(['device', 'lorawan', '--id', 'B1', '--clear', '--sensor', 'dragino-ldds75'])).toBe('2 error: --clear takes no --dev-eui or --sensor\n');
+    expect(await withRegistry(config, (store) => store.device('B4'))).toBeUndefined();
+
+    expect((await cli(['device', 'lorawan', '--id', 'B3', '--dev-eui', '24e124136b502218', '--sensor', 'dragino-ldds75'], env)).stdout).toBe('device B3: LoRaWAN sensor 24E124136B502218, model dragino-ldds75\n');
+    expect((await cli(['device', 'lorawan', '--id', 'B1', '--sensor', 'milesight-em400-udl', '--json'], env)).stdout).toBe('{"id":"B1","lorawan_dev_eui":"24E124136B502217","lorawan_sensor":"milesight-em400-udl"}\n');
+    expect((await cli(['device', 'lorawan', '--id', 'B2', '--dev-eui', '24-E1-24-13-6B-50-22-19'], env)).stdout).toBe('device B2: LoRaWAN sensor 24E124136B502219, no sensor model (the network server decodes)\n');
+    expect((await cli(['device', 'lorawan', '--id', 'B1', '--clear'], env)).stdout).toBe('device B1 is no LoRaWAN sensor\n');
+    expect(await withRegistry(config, (store) => [store.lorawanDevice('24E124136B502217'), store.device('B1')])).toEqual([undefined, expect.objectContaining({ lorawan_dev_eui: null, lorawan_sensor: null })]);
+    expect(await withRegistry(config, (store) => store.lorawanDevices().map((s) => [s.deviceId, s.devEui, s.sensor]).sort())).toEqual([
+      ['B2', '24E124136B502219', null],
+      ['B3', '24E124136B502218', 'dragino-ldds75'],
+    ]);
+    expect((await cli(['device', 'list'], env)).stdout).toMatch(/^B1\tbins\tenabled\t\S+\t-$/m);
+  });
+});
