@@ -147,6 +147,7 @@ export class WeighbridgeAgent extends EventEmitter<AgentEvents> {
     }
     const outcome = running.ledger.setPlate(weighingId, plate, source);
     if (!outcome) return { ok: false, status: 404, message: `没有待配对的称重 ${weighingId} / no open weighing ${weighingId}` };
+    this.desk.plated(weighingId, plate, source, now);
     this.settled(outcome);
     return { ok: true, placed: 'weighing', weighing_id: weighingId, ...(outcome.kind === 'ticket' ? { ticket_id: outcome.ticket.ticket_id } : {}) };
   }

@@ -57,6 +57,14 @@ describe('PlateDesk', () => {
     expect(desk.arrived(4_000).plate?.plate).toBe('苏E22222');
   });
 
+  it('does not overwrite a plate the operator set on the weighing of the truck on the bridge', () => {
+    const desk = new PlateDesk(WINDOW);
+    desk.arrived(0);
+    desk.weighed(7);
+    desk.plated(7, '苏E11111', 'operator', 1_000);
+    expect(desk.offer('苏E22222', 'camera', 2_000)).toEqual({ to: 'next', until: 62_000 });
+  });
+
   it('hands the plate back when its truck drives off before it was weighed', () => {
     const desk = new PlateDesk(WINDOW);
     desk.offer('苏E12345', 'camera', 0);

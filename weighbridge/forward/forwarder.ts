@@ -74,7 +74,7 @@ export class Forwarder extends EventEmitter<{ sent: [ticketId: string]; connecte
     const client = this.client;
     if (!client?.connected) return;
     const topic = topics.data('scales', this.options.deviceId);
-    for (const ticket of this.queue.after(this.cursor, this.options.maxInFlight - this.inFlight.size)) {
+    for (const ticket of this.queue.after(this.cursor, Math.max(0, this.options.maxInFlight - this.inFlight.size))) {
       this.cursor = ticket.seq;
       this.inFlight.add(ticket.ticketId);
       client.publish(topic, ticket.payload, { qos: 1 }, (error) => {

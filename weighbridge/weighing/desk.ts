@@ -70,7 +70,12 @@ export class PlateDesk {
     if (pass && !pass.weighed && pass.plate && pass.plate.until >= now && !this.waiting(now)) this.held = pass.plate;
   }
 
-  /** The weighing of this pass was closed elsewhere (a ticket, a plate set on the page). */
+  /** A plate was set on a weighing by its id: if it is this pass's, the pass has its plate now. */
+  plated(weighingId: number, plate: string, source: string, now: number): void {
+    if (this.current?.weighingId === weighingId) this.current.plate = { plate, source, until: now + this.windowMs };
+  }
+
+  /** The weighing of this pass was closed elsewhere (a ticket, an expiry). */
   closed(weighingId: number): void {
     if (this.current?.weighingId === weighingId) this.current.weighingId = null;
   }
