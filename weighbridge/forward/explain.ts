@@ -6,7 +6,7 @@ const REFUSALS: Record<number, string> = {
   2: 'the client id is held by other credentials: another program logged in as this device?',
   3: 'the server is unavailable for now (busy, or its store is full); the agent keeps trying and keeps its tickets',
   4: 'wrong device id or secret: check --device-id and the secret (WEIGHBRIDGE_SECRET or --secret-file), or provision the device (docs/weighbridge.md "Provisioning")',
-  5: 'the device is not allowed: it is disabled in the registry, or not of class "scales"',
+  5: 'not authorised: on the service\'s own broker the device is disabled or not of class "scales"; Mosquitto answers 5 to a wrong device id or secret too, so check those (WEIGHBRIDGE_SECRET or --secret-file)',
 };
 
 export function explainMqttError(error: Error & { code?: string | number }, url: string, deviceId: string): string {
