@@ -21,7 +21,7 @@ const sockets: net.Socket[] = [];
 beforeAll(async () => {
   influx = await startTestInfluxd();
   const config = await testConfig(influx.url, { 'rules.enabled': false });
-  ({ [SCALE]: secret } = await provision(config, [[SCALE, 'scales']]));
+  secret = (await provision(config, [[SCALE, 'scales']]))[SCALE]!;
   service = await startTestService(config);
   server = net.createServer((socket) => sockets.push(socket));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
