@@ -48,7 +48,7 @@ const STATUS_BATTERY_MAX_AGE_MS = 24 * 3600_000;
 /** Waits between attempts to reach a network server that could not be reached or refused the bridge. */
 const RETRY_MS = [5_000, 15_000, 60_000];
 
-const CONTRACT_FIELDS = ['distance_mm', 'fill_pct', 'temp_c', 'tilt_deg', 'tilted', 'battery_v', 'battery_pct'] as const;
+const CONTRACT_FIELDS = ['distance_mm', 'fill_pct', 'temp_c', 'tilt_deg', 'tilted', 'battery_v', 'battery_pct', 'lid_opens'] as const;
 
 interface Server {
   config: NetworkServerConfig;
