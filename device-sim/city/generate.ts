@@ -5,6 +5,7 @@
 // trucks, and permits whose routes follow the roads. Written as a registry bundle
 // (docs/registry-bundle.md) plus the road network the devices drive on.
 import { Random } from './random.ts';
+import { binDevEui, binSensorModel } from './lorawan.ts';
 import { SIM_TERMINAL_MODEL, terminalPhone } from './terminals.ts';
 import { RoadNetwork, round, type RoadNetworkData, type RoadNode } from './roads.ts';
 import { addDays } from '../../services/contract/local-time.ts';
@@ -120,7 +121,10 @@ export function generateCity(options: Partial<CityOptions> = {}): City {
     const centre = blockCentre(community.col as number, community.row as number);
     const location = ruler.offset(centre, random.between(-0.3, 0.3) * SPACING_M, random.between(-0.3, 0.3) * SPACING_M).map(round);
     const deviceId = `BIN-${String(i + 1).padStart(5, '0')}`;
-    devices.push({ id: deviceId, class: 'bins' });
+    // Every bin sensor is also a LoRaWAN end device (docs/simulator.md "Bins over LoRaWAN"), whichever
+    // transport a run uses; DevEUI and model come from their own derivation, not from `random`.
+    const model = binSensorModel(i + 1);
+    devices.push({ id: deviceId, class: 'bins', lorawan_dev_eui: binDevEui(o.seed, i + 1), ...(model === null ? {} : { lorawan_sensor: model }) });
     bins.push({ id: `bin-${String(i + 1).padStart(5, '0')}`, category, community_id: community.id, depth_mm: random.pick([1000, 1100, 1200, 1300]), device_id: deviceId, location: { type: 'Point', coordinates: location } });
   }
 

@@ -22,6 +22,11 @@ export interface SimulationOptions {
   noise: NoiseOptions;
   /** Check every truck trip against the rule catalogue, not only those with a violation (tests). */
   audit?: boolean;
+  /**
+   * Bins (device ids) whose sensors count no lid openings in this run (LoRaWAN sensors sending
+   * their own frames): no out-of-window drop-off is labelled for them, as none can be seen.
+   */
+  withoutLidCounter?: ReadonlySet<string>;
 }
 
 /** Collection trucks per category, in a repeating pattern of ten: 4 kitchen, 4 other, 1 each of the dry ones. */
@@ -52,7 +57,7 @@ export class Simulation {
     const random = (id: string) => new Random(`${options.seed}/${id}`);
     const bins = new Map<string, BinSensor>();
     for (const bin of this.world.bins) {
-      const sensor = new BinSensor(this.world, bin, random(bin.deviceId), options.rates);
+      const sensor = new BinSensor(this.world, bin, random(bin.deviceId), options.rates, { countsLidOpens: !options.withoutLidCounter?.has(bin.deviceId) });
       bins.set(bin.id, sensor);
       this.actors.push(sensor);
     }

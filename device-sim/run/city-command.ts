@@ -16,6 +16,9 @@ the city's secret (derived from the seed, or --secret), so the simulator can log
 Every truck's GPS unit is also a JT/T 808 terminal (for \`run --truck-protocol jt808\`): its
 phone number (147 and eight digits, from the seed) and model WASTE-SIM are in the bundle, with the
 hash of one authentication code for the city's terminals, derived from the secret.
+Every bin sensor is also a LoRaWAN end device (for \`run --bin-transport chirpstack\`): its
+DevEUI (025753 and five bytes, from the seed) is in the bundle, and every other one (even
+ordinals) is a Milesight EM400-UDL; the rest have no sensor model.
 
 Options:
   --seed S                 (default ${DEFAULT_CITY.seed})

@@ -10,9 +10,10 @@ import { DEFAULT_VIOLATION_RATE, VIOLATIONS, parseRates, uniformRates, type Viol
 import type { NoiseOptions } from '../engine/noise.ts';
 import { noiseSummary, parseDuration, parseNoise, parseTime, UsageError, wholeNumber } from './options.ts';
 import { cityAuthCode } from '../city/terminals.ts';
+import { ChirpstackTransport, lorawanSensorsOf, networkOf, withoutLidCounter, type LorawanSensor } from './chirpstack-transport.ts';
 import { Jt808Transport, terminalsOf, type EditionChoice } from './jt808-transport.ts';
 import { Progress } from './progress.ts';
-import { ByClassTransport, MqttTransport, type Transport } from './transport.ts';
+import { ByClassTransport, MqttTransport, type ClassRoutes, type Transport } from './transport.ts';
 
 /** How far (simulated time) any device may run ahead of the oldest message still undelivered. */
 const MAX_SKEW_MS = 5 * 60_000;
@@ -32,6 +33,18 @@ Options:
                        an outage); bins and weighbridges stay on MQTT
   --jt808-url URL      the JT/T 808 gateway (default tcp://127.0.0.1:6808)
   --jt808-edition E    2013, 2019 or mixed (default mixed: every other terminal 2019)
+  --bin-transport T    mqtt (default) or chirpstack: the bins report as LoRaWAN sensors through a
+                       network server, the simulator playing ChirpStack v4's MQTT integration on
+                       the network server's broker: each reading a ChirpStack "up" event (JSON) on
+                       application/{id}/device/{devEui}/event/up at QoS 1, for the service's
+                       LoRaWAN bridge (WASTE_LORAWAN_NETWORK_SERVERS). Milesight EM400-UDL bins
+                       send its frames (no lid counter: no out_of_window_dropoff is labelled for
+                       them), the others a frame the device profile's codec makes the contract's
+                       fields of; trucks and weighbridges as before
+  --chirpstack-url URL the network server's broker (default mqtt://127.0.0.1:1884)
+  --chirpstack-username U, --chirpstack-password P
+                       its account, which may write application/# (the password also from the
+                       environment: WASTE_SIM_CHIRPSTACK_PASSWORD)
   --speed N|max        1 = real time (default), 60 = a minute per second, max = as fast as the
                        broker takes it. The simulated clock never runs ahead of the real one: an
                        accelerated run catches up with now and goes on in real time.
@@ -62,6 +75,8 @@ Examples:
   npm run sim -- run --speed 60 --start=-6h --violations all=0.05
   npm run sim -- run --speed max --start 2026-11-20T20:00:00+08:00 --duration 12h --noise off
   npm run sim -- run --speed 60 --start=-2h --truck-protocol jt808
+  WASTE_SIM_CHIRPSTACK_PASSWORD=... npm run sim -- run --speed 60 --start=-2h \
+    --bin-transport chirpstack --chirpstack-url mqtt://127.0.0.1:1884 --chirpstack-username chirpstack
 `;
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -73,6 +88,10 @@ export async function runCommand(argv: string[]): Promise<number> {
       'truck-protocol': { type: 'string', default: 'mqtt' },
       'jt808-url': { type: 'string', default: 'tcp://127.0.0.1:6808' },
       'jt808-edition': { type: 'string', default: 'mixed' },
+      'bin-transport': { type: 'string', default: 'mqtt' },
+      'chirpstack-url': { type: 'string', default: 'mqtt://127.0.0.1:1884' },
+      'chirpstack-username': { type: 'string' },
+      'chirpstack-password': { type: 'string' },
       speed: { type: 'string', default: '1' },
       start: { type: 'string' },
       duration: { type: 'string' },
@@ -105,6 +124,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   const edition = values['jt808-edition'];
   if (edition !== '2013' && edition !== '2019' && edition !== 'mixed') throw new UsageError('--jt808-edition must be 2013, 2019 or mixed');
   if (!/^tcp:\/\/[^/]+:\d+\/?$/.test(values['jt808-url'])) throw new UsageError('--jt808-url must be tcp://host:port');
+  const binTransport = values['bin-transport'];
+  if (binTransport !== 'mqtt' && binTransport !== 'chirpstack') throw new UsageError('--bin-transport must be mqtt or chirpstack');
+  if (!/^mqtts?:\/\/[^/\s]+:\d+\/?$/.test(values['chirpstack-url'])) throw new UsageError('--chirpstack-url must be mqtt://host:port (or mqtts://)');
 
   const city = loadCity(values.city);
   const summary = await simulate({
@@ -122,6 +144,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     truckProtocol,
     jt808Url: values['jt808-url'],
     jt808Edition: edition === 'mixed' ? edition : (Number(edition) as 2013 | 2019),
+    binTransport,
+    chirpstackUrl: values['chirpstack-url'],
+    chirpstackUsername: values['chirpstack-username'],
+    chirpstackPassword: values['chirpstack-password'] ?? process.env.WASTE_SIM_CHIRPSTACK_PASSWORD,
     maxInFlight: wholeNumber(values['max-in-flight'], 2000, 'max-in-flight'),
     progressEveryMs: wholeNumber(values['progress-every'], 5, 'progress-every') * 1000,
   });
@@ -145,6 +171,12 @@ export interface SimulateOptions {
   /** tcp://host:port of the JT/T 808 gateway. */
   jt808Url?: string;
   jt808Edition?: EditionChoice;
+  /** How bins report: MQTT like every other device (default), or as LoRaWAN sensors through ChirpStack's MQTT integration. */
+  binTransport?: 'mqtt' | 'chirpstack';
+  /** mqtt://host:port of the network server's broker. */
+  chirpstackUrl?: string;
+  chirpstackUsername?: string;
+  chirpstackPassword?: string;
   maxInFlight: number;
   progressEveryMs: number;
 }
@@ -152,7 +184,18 @@ export interface SimulateOptions {
 /** Runs a simulation to its end or to Ctrl-C; writes labels and run.json; reports what it did. */
 export async function simulate(o: SimulateOptions): Promise<{ undelivered: number; labels: Record<string, number> }> {
   const { city, seed, start, end, speed, dryRun, rates, noise } = o;
-  const simulation = new Simulation(city, { seed, start, rates, noise });
+  const lorawan = o.binTransport === 'chirpstack';
+  const chirpstackUrl = o.chirpstackUrl ?? 'mqtt://127.0.0.1:1884';
+  let sensors: Map<string, LorawanSensor> | null = null;
+  if (lorawan) {
+    try {
+      sensors = lorawanSensorsOf(city.bundle);
+    } catch (error) {
+      throw new UsageError((error as Error).message.replace('(npm run sim -- city)', `(npm run sim -- city --out ${o.cityDir})`));
+    }
+  }
+  // Labels of what the sensors can see: no out-of-window drop-off on a bin without a lid counter.
+  const simulation = new Simulation(city, { seed, start, rates, noise, withoutLidCounter: sensors ? withoutLidCounter(sensors) : undefined });
   const labelsPath = o.labelsPath;
   const labelsFile = fs.openSync(labelsPath, 'w');
   const labelCounts: Record<string, number> = {};
@@ -162,7 +205,7 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
   };
   const jt808 = o.truckProtocol === 'jt808';
   const jt808Url = o.jt808Url ?? 'tcp://127.0.0.1:6808';
-  const { transport, terminals } = dryRun ? { transport: null, terminals: null } : createTransport(o, jt808Url);
+  const { transport, terminals, chirpstack } = dryRun ? { transport: null, terminals: null, chirpstack: null } : createTransport(o, jt808Url, sensors);
   let generated = 0;
   const send = (message: Parameters<Transport['send']>[0]) => {
     if (message.kind === 'publish') generated++;
@@ -176,7 +219,7 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
     o.progressEveryMs,
   );
   process.stderr.write(
-    `simulating ${simulation.actors.length} devices from ${new Date(start).toISOString()}${Number.isFinite(end) ? ` to ${new Date(end).toISOString()}` : ''} at ${speedLabel}${dryRun ? ' (dry run)' : ` against ${o.url}${jt808 ? ` (trucks: JT/T 808 to ${jt808Url})` : ''}`}; labels to ${labelsPath}\n`,
+    `simulating ${simulation.actors.length} devices from ${new Date(start).toISOString()}${Number.isFinite(end) ? ` to ${new Date(end).toISOString()}` : ''} at ${speedLabel}${dryRun ? ' (dry run)' : ` against ${o.url}${jt808 ? ` (trucks: JT/T 808 to ${jt808Url})` : ''}${lorawan ? ` (bins: LoRaWAN, ChirpStack events to ${chirpstackUrl})` : ''}`}; labels to ${labelsPath}\n`,
   );
 
   let stopping = false;
@@ -223,6 +266,8 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
     broker: dryRun ? null : o.url,
     truck_protocol: jt808 ? 'jt808' : 'mqtt',
     jt808_gateway: jt808 && !dryRun ? jt808Url : null,
+    bin_transport: lorawan ? 'chirpstack' : 'mqtt',
+    chirpstack_broker: lorawan && !dryRun ? chirpstackUrl : null,
     violations: rates,
     noise,
     labels_file: labelsPath,
@@ -231,6 +276,9 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
     acknowledged: transport?.stats.acknowledged ?? 0,
     // JT/T 808 messages the trucks' terminals wrote: 0x0100, 0x0102, 0x0200, 0x0704, 0x0002, retransmissions, 0x0003.
     jt808_messages: terminals?.frames ?? null,
+    // ChirpStack events the simulated network server published: joins, uplinks, uplinks the noise
+    // delivered again (the same event), events published again after a failed delivery.
+    chirpstack_events: chirpstack?.events ?? null,
   };
   fs.writeFileSync(path.join(path.dirname(labelsPath), 'run.json'), JSON.stringify(summary, null, 2));
   const undelivered = transport ? transport.stats.queued + transport.stats.inFlight : 0;
@@ -238,25 +286,47 @@ export async function simulate(o: SimulateOptions): Promise<{ undelivered: numbe
     `simulated ${summary.start} to ${summary.end}: ${generated.toLocaleString('en')} messages${transport ? `, ${summary.acknowledged.toLocaleString('en')} acknowledged` : ''}; labels: ${Object.entries(labelCounts).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}\n`,
   );
   if (undelivered > 0) {
-    process.stderr.write(`error: ${undelivered} messages were not acknowledged by ${o.url}${jt808 ? ` and ${jt808Url}` : ''}${transport?.stats.lastError ? ` (last error: ${transport.stats.lastError})` : ''}\n`);
+    process.stderr.write(`error: ${undelivered} messages were not acknowledged by ${o.url}${jt808 ? ` and ${jt808Url}` : ''}${lorawan ? ` and ${chirpstackUrl}` : ''}${transport?.stats.lastError ? ` (last error: ${transport.stats.lastError})` : ''}\n`);
   }
   return { undelivered, labels: labelCounts };
 }
 
 /**
- * MQTT for every device, or trucks over JT/T 808 and the rest over MQTT. The terminals are the
- * city's trucks with a phone number; they authenticate with the city's code (city/terminals.ts).
+ * MQTT for every device, or trucks over JT/T 808 and/or bins over ChirpStack, the rest over MQTT.
+ * The terminals are the city's trucks with a phone number; they authenticate with the city's code
+ * (city/terminals.ts). The LoRaWAN sensors are the city's bins with a DevEUI (city/lorawan.ts).
  */
-function createTransport(o: SimulateOptions, jt808Url: string): { transport: Transport; terminals: Jt808Transport | null } {
+function createTransport(
+  o: SimulateOptions,
+  jt808Url: string,
+  sensors: ReadonlyMap<string, LorawanSensor> | null,
+): { transport: Transport; terminals: Jt808Transport | null; chirpstack: ChirpstackTransport | null } {
   const mqtt = new MqttTransport({ url: o.url, secret: o.city.secret, maxInFlight: o.maxInFlight, maxConnecting: 50 });
-  if (o.truckProtocol !== 'jt808') return { transport: mqtt, terminals: null };
-  const terminals = terminalsOf(o.city.bundle, o.jt808Edition ?? 'mixed');
-  const trucks = (o.city.bundle.devices as { class: string }[]).filter((d) => d.class === 'trucks').length;
-  if (terminals.size < trucks) {
-    throw new UsageError(`${trucks - terminals.size} of the city's ${trucks} trucks have no terminal phone number (jt808_phone); generate the city again (npm run sim -- city --out ${o.cityDir}) and import it`);
+  const routes: ClassRoutes = {};
+  let terminals: Jt808Transport | null = null;
+  if (o.truckProtocol === 'jt808') {
+    const identities = terminalsOf(o.city.bundle, o.jt808Edition ?? 'mixed');
+    const trucks = (o.city.bundle.devices as { class: string }[]).filter((d) => d.class === 'trucks').length;
+    if (identities.size < trucks) {
+      throw new UsageError(`${trucks - identities.size} of the city's ${trucks} trucks have no terminal phone number (jt808_phone); generate the city again (npm run sim -- city --out ${o.cityDir}) and import it`);
+    }
+    terminals = new Jt808Transport({ url: jt808Url, terminals: identities, authCode: cityAuthCode(o.city.secret), maxInFlight: o.maxInFlight, maxConnecting: 50 });
+    routes.trucks = terminals;
   }
-  const jt808 = new Jt808Transport({ url: jt808Url, terminals, authCode: cityAuthCode(o.city.secret), maxInFlight: o.maxInFlight, maxConnecting: 50 });
-  return { transport: new ByClassTransport(jt808, mqtt), terminals: jt808 };
+  let chirpstack: ChirpstackTransport | null = null;
+  if (sensors) {
+    chirpstack = new ChirpstackTransport({
+      url: o.chirpstackUrl ?? 'mqtt://127.0.0.1:1884',
+      username: o.chirpstackUsername,
+      password: o.chirpstackPassword,
+      sensors,
+      network: networkOf(o.city.seed),
+      maxInFlight: o.maxInFlight,
+    });
+    routes.bins = chirpstack;
+  }
+  const transport = Object.keys(routes).length === 0 ? mqtt : new ByClassTransport(routes, mqtt);
+  return { transport, terminals, chirpstack };
 }
 
 export interface LoadedCity extends Pick<City, 'bundle' | 'roads'> {

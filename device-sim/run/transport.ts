@@ -29,7 +29,7 @@ export interface TransportStats {
   lastError: string | null;
 }
 
-/** What the run loop needs of a transport: MqttTransport, Jt808Transport (jt808-transport.ts), or both (ByClassTransport). */
+/** What the run loop needs of a transport: MqttTransport, Jt808Transport (jt808-transport.ts), ChirpstackTransport (chirpstack-transport.ts), or several (ByClassTransport). */
 export interface Transport {
   readonly stats: TransportStats;
   send(message: Outgoing): void;
@@ -197,45 +197,55 @@ export class MqttTransport extends DeliveryQueue<Device> {
   }
 }
 
+/** A transport per device class; the classes not named go to the default one. */
+export type ClassRoutes = Partial<Record<DeviceClass, Transport>>;
+
 /**
- * Trucks over one transport, bins and weighbridges over another (trucks over JT/T 808, the rest
- * over MQTT), seen by the run loop as one: stats added up, the oldest pending message of both.
+ * Devices of some classes over their own transports, the rest over a default one (trucks over
+ * JT/T 808, bins over ChirpStack, weighbridges over MQTT), seen by the run loop as one: stats
+ * added up, the oldest pending message of all. `new ByClassTransport(trucks, others)` sends the
+ * trucks one way and the rest the other.
  */
 export class ByClassTransport implements Transport {
   private closing = false;
+  private readonly routes: ClassRoutes;
+  /** Every transport once, the default last. */
+  private readonly all: Transport[];
 
   constructor(
-    private readonly trucks: Transport,
+    routes: Transport | ClassRoutes,
     private readonly others: Transport,
-  ) {}
+  ) {
+    this.routes = 'send' in routes ? { trucks: routes as Transport } : (routes as ClassRoutes);
+    this.all = [...new Set([...Object.values(this.routes), others])];
+  }
 
   get stats(): TransportStats {
-    const a = this.trucks.stats;
-    const b = this.others.stats;
+    const sum = (key: Exclude<keyof TransportStats, 'lastError'>) => this.all.reduce((n, t) => n + t.stats[key], 0);
     return {
-      connected: a.connected + b.connected,
-      acknowledged: a.acknowledged + b.acknowledged,
-      failed: a.failed + b.failed,
-      queued: a.queued + b.queued,
-      inFlight: a.inFlight + b.inFlight,
-      connects: a.connects + b.connects,
-      connectFailures: a.connectFailures + b.connectFailures,
-      lastError: a.lastError ?? b.lastError,
+      connected: sum('connected'),
+      acknowledged: sum('acknowledged'),
+      failed: sum('failed'),
+      queued: sum('queued'),
+      inFlight: sum('inFlight'),
+      connects: sum('connects'),
+      connectFailures: sum('connectFailures'),
+      lastError: this.all.map((t) => t.stats.lastError).find((e) => e !== null) ?? null,
     };
   }
 
   send(message: Outgoing): void {
-    (message.deviceClass === 'trucks' ? this.trucks : this.others).send(message);
+    (this.routes[message.deviceClass] ?? this.others).send(message);
   }
 
   oldestPendingAt(): number | null {
-    const times = [this.trucks.oldestPendingAt(), this.others.oldestPendingAt()].filter((t) => t !== null);
+    const times = this.all.map((t) => t.oldestPendingAt()).filter((t) => t !== null);
     return times.length > 0 ? Math.min(...times) : null;
   }
 
   async progress(): Promise<void> {
     // Only a transport with something pending will make progress; one with nothing would resolve at once.
-    const busy = [this.trucks, this.others].filter((t) => t.stats.queued + t.stats.inFlight > 0);
+    const busy = this.all.filter((t) => t.stats.queued + t.stats.inFlight > 0);
     if (busy.length > 0 && !this.closing) await Promise.race(busy.map((t) => t.progress()));
   }
 
@@ -249,6 +259,6 @@ export class ByClassTransport implements Transport {
 
   async close(stallMs: number): Promise<void> {
     this.closing = true;
-    await Promise.all([this.trucks.close(stallMs), this.others.close(stallMs)]);
+    await Promise.all(this.all.map((t) => t.close(stallMs)));
   }
 }

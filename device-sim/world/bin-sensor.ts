@@ -2,7 +2,9 @@
 // The bin fills only while residents drop waste off, which in timed drop-off communities (定时投放)
 // is inside the community's windows; kitchen bins fill fastest. Collection trucks empty it.
 // Labels come from the bin's true state at each report, so an overflow that happens on its own is
-// labelled as well as an injected one.
+// labelled as well as an injected one, and from what the sensor can observe: one without a lid
+// counter (a LoRaWAN ultrasonic sensor, docs/simulator.md "Bins over LoRaWAN") sees no drop-off
+// outside the windows, so none is labelled for it, though the residents still make it.
 import type { Actor, Output } from '../engine/actor.ts';
 import { DAY, HOUR, MINUTE, insideWindows, localMidnight, overlapWithWindows, windowIntervals } from '../../services/contract/local-time.ts';
 import type { Random } from '../city/random.ts';
@@ -26,6 +28,12 @@ const PER_OPENING = 0.02;
 interface Injection {
   at: number;
   kind: BinViolation;
+}
+
+/** What the bin's sensor can measure besides level, temperature, tilt and battery. */
+export interface SensorAbilities {
+  /** Counts lid openings (lid_opens), which out-of-window drop-offs are seen by. */
+  countsLidOpens: boolean;
 }
 
 export class BinSensor implements Actor {
@@ -61,6 +69,7 @@ export class BinSensor implements Actor {
     readonly bin: SimBin,
     private readonly random: Random,
     private readonly rates: ViolationRates,
+    private readonly abilities: SensorAbilities = { countsLidOpens: true },
   ) {
     this.deviceId = bin.deviceId;
     this.subject = { kind: 'bin', id: bin.id, device_id: bin.deviceId };
@@ -222,7 +231,9 @@ export class BinSensor implements Actor {
     this.track('fire_risk', 'fire_risk', temp > TRUTH.fireC, now, out);
     this.track('tilt', 'tilt', tilt > TRUTH.tiltDeg, now, out);
     this.track('low_battery', 'low_battery', battery < TRUTH.lowBatteryV, now, out);
-    if (this.outOfWindowAt !== null && !insideWindows(this.community.windows, now)) {
+    // The drop-off happened either way (its waste is in the bin); a sensor without a lid counter
+    // cannot see it, and no rule could raise it from what that sensor sends.
+    if (this.outOfWindowAt !== null && this.abilities.countsLidOpens && !insideWindows(this.community.windows, now)) {
       const at = this.outOfWindowAt;
       this.openLabel('out_of_window_dropoff', 'out_of_window_dropoff', at, now);
       this.closeLabel('out_of_window_dropoff', at, out);
