@@ -35,7 +35,8 @@ export function parseTimestamp(value: unknown): TimestampResult {
     const [, date, time, fraction = '', zone] = match as unknown as [string, string, string, string | undefined, string];
     const offset = zone.toUpperCase() === 'Z' ? 'Z' : zone.length === 5 ? `${zone.slice(0, 3)}:${zone.slice(3)}` : zone;
     const ms = Date.parse(`${date}T${time}${fraction ? '.' + fraction.slice(0, 3).padEnd(3, '0') : ''}${offset}`);
-    if (Number.isNaN(ms)) return { ok: false, message: `ts "${value.slice(0, 40)}" is not a valid date` };
+    // Date.parse rolls 30 February over into March instead of refusing it.
+    if (Number.isNaN(ms) || !onCalendar(date)) return { ok: false, message: `ts "${value.slice(0, 40)}" is not a valid date` };
     return storable(ms, `"${value.slice(0, 40)}"`);
   }
   return { ok: false, message: 'ts is required (epoch ms or ISO-8601 with offset)' };
@@ -44,4 +45,11 @@ export function parseTimestamp(value: unknown): TimestampResult {
 function storable(ms: number, shown: string): TimestampResult {
   if (Math.abs(ms) >= LARGEST_STORABLE_MS) return { ok: false, message: `ts ${shown} is outside the years 1678-2262 that can be stored` };
   return { ok: true, ms };
+}
+
+/** Whether YYYY-MM-DD is a day of the calendar (no 30 February, no 31 April). */
+function onCalendar(date: string): boolean {
+  const [year, month, day] = date.split('-').map(Number) as [number, number, number];
+  const parsed = new Date(Date.UTC(year, month - 1, day));
+  return parsed.getUTCFullYear() === year && parsed.getUTCMonth() === month - 1 && parsed.getUTCDate() === day;
 }

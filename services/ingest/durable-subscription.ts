@@ -4,6 +4,15 @@
 // and delivered when it returns. mqtt.js sends the PUBACK only once handleMessage calls back
 // (mqtt.js README, "handleMessage"), and this calls back only once the handler resolves, that is
 // once the message is durable: the broker keeps every message the spool does not yet hold.
+//
+// mqtt.js reads nothing more of the connection until the handler calls back, and a broker resends
+// an unacknowledged message only on the next connection ([MQTT-4.4.0-1]). So a handler that fails
+// (a disk error) is tried again here, with a growing wait, rather than left unacknowledged: that
+// would hold one of the broker's in-flight slots for as long as the connection lasts. While the
+// handler waits, the connection's keepalive goes unanswered and mqtt.js reconnects; the broker then
+// delivers the message again on the new connection, and the handler still running for the old one
+// gives up (its acknowledgement could no longer be sent). A handler may therefore be called for a
+// message that an earlier call is still handling: the LoRaWAN bridge takes such a message once.
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Intake } from '../contract/source.ts';
@@ -29,10 +38,18 @@ export type MessageHandler = (topic: string, payload: Buffer) => Promise<void>;
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const SPOOL_FULL_RETRY_MS = 1000;
+/** Waits before a failed handler is tried again: 1 s, doubling to 30 s. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 30_000;
+/** How long stop() lets handlers in progress finish, so that their acknowledgements go out. */
+const STOP_GRACE_MS = 5000;
 
 export class DurableSubscription {
   private client: MqttClient | null = null;
   private stopping = false;
+  /** Counts connections: a handler started on an earlier one can no longer acknowledge. */
+  private connection = 0;
+  private readonly running = new Set<Promise<void>>();
 
   constructor(
     private readonly options: DurableSubscriptionOptions,
@@ -57,11 +74,11 @@ export class DurableSubscription {
     this.client = client;
     client.handleMessage = (packet: IPublishPacket, callback: (error?: Error) => void) => {
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-      this.handle(packet.topic, payload).then(() => callback(), (error: Error) => {
-        this.log.error({ topic: packet.topic, error: error.message }, 'could not make a message durable; not acknowledged, the broker will resend it');
-        callback(error);
-      });
+      const handled = this.handleUntilDone(packet.topic, payload, this.connection);
+      this.running.add(handled);
+      handled.then(() => callback(), (error: Error) => callback(error)).finally(() => this.running.delete(handled));
     };
+    client.on('connect', () => this.connection++);
     client.on('error', (error) => this.log.warn({ broker: url, error: error.message }, `MQTT error on the connection of ${label}`));
     client.on('offline', () => {
       if (!this.stopping) this.log.warn({ broker: url }, `broker ${url} is unreachable for ${label}; retrying every second (${loginHint})`);
@@ -77,11 +94,18 @@ export class DurableSubscription {
         resolve();
       });
     });
-    // mqtt.js rejects when any filter gets SUBACK 0x80 ([MQTT-3.9.3]).
-    await client.subscribeAsync(this.options.subscriptions, { qos: this.options.qos }).catch((error: Error) => {
-      client.end(true);
-      throw new Error(`${label}: the broker at ${url} refused the subscriptions ${this.options.subscriptions.join(', ')} (${error.message}); ${this.options.aclHint}`);
+    // mqtt.js rejects when any filter gets SUBACK 0x80 ([MQTT-3.9.3]); a broker that never answers
+    // would hold the start (and the service's) for ever.
+    let timer: NodeJS.Timeout | undefined;
+    const unanswered = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no SUBACK within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
     });
+    await Promise.race([client.subscribeAsync(this.options.subscriptions, { qos: this.options.qos }), unanswered])
+      .catch((error: Error) => {
+        client.end(true);
+        throw new Error(`${label}: the broker at ${url} refused the subscriptions ${this.options.subscriptions.join(', ')} (${error.message}); ${this.options.aclHint}`);
+      })
+      .finally(() => clearTimeout(timer));
   }
 
   /** Resolves once the broker has the message. */
@@ -94,7 +118,29 @@ export class DurableSubscription {
     this.stopping = true;
     const client = this.client;
     this.client = null;
+    // Handlers about to finish send their acknowledgements; the rest give up and their messages
+    // come again at the next start.
+    if (this.running.size > 0) await Promise.race([Promise.allSettled([...this.running]), new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS))]);
     if (client) await client.endAsync(false);
+  }
+
+  /** Runs the handler until it succeeds, or until its acknowledgement could no longer be sent. */
+  private async handleUntilDone(topic: string, payload: Buffer, connection: number): Promise<void> {
+    for (let waitMs = RETRY_FIRST_MS; ; waitMs = Math.min(waitMs * 2, RETRY_MAX_MS)) {
+      try {
+        return await this.handle(topic, payload);
+      } catch (error) {
+        const gone = this.stopping || connection !== this.connection;
+        this.log.error(
+          { topic, error: (error as Error).message },
+          gone
+            ? 'could not make a message durable; not acknowledged, the broker sends it again on the next connection'
+            : `could not make a message durable; trying again in ${waitMs / 1000} s (the broker holds what follows)`,
+        );
+        if (gone) throw error;
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+      }
+    }
   }
 }
 

@@ -10,7 +10,7 @@
 // Acknowledged once durable: on ChirpStack's broker the session is persistent at QoS 1, and an
 // event is acknowledged only once its reading is in the spool (ingest/durable-subscription.ts).
 // The Things Stack publishes at QoS 0 only: what it sends while the bridge is away is lost, and
-// the frame counter's gaps count it (stats.lost).
+// the frame counter's gaps count it (stats.missing).
 import type { Logger } from 'pino';
 import type { LorawanConfig, NetworkServerConfig } from '../config/schema.ts';
 import type { RejectReason } from '../contract/rejections.ts';
@@ -30,8 +30,8 @@ export type NetworkServerStats = {
   readings: number;
   /** Uplinks delivered again and taken once (a re-delivery, a second gateway path). */
   duplicates: number;
-  /** Uplinks the frame counters say were sent and never arrived (QoS 0 while away, radio loss). */
-  lost: number;
+  /** Uplinks the frame counters say were sent and have not arrived (QoS 0 while away, radio loss); falls when a late one comes. */
+  missing: number;
   counterResets: number;
   /** Well-formed uplinks without a measurement (device information, configuration answers). */
   withoutReading: number;
@@ -50,6 +50,8 @@ const RETRY_MS = [5_000, 15_000, 60_000];
 
 const CONTRACT_FIELDS = ['distance_mm', 'fill_pct', 'temp_c', 'tilt_deg', 'tilted', 'battery_v', 'battery_pct', 'lid_opens'] as const;
 
+type Refuse = (reason: RejectReason, message: string, deviceId?: string | null) => void;
+
 interface Server {
   config: NetworkServerConfig;
   subscription: DurableSubscription;
@@ -67,11 +69,13 @@ export class LorawanBridge implements Source {
   private stopping = false;
   /** The registry's LoRaWAN sensors by DevEUI; null after a registry change, read again when needed. */
   private sensors: Map<string, LorawanRecord> | null = null;
-  /** Battery levels from status events, by DevEUI. */
+  /** Battery levels from status events, by device, with the network server's time of the status. */
   private readonly batteries = new Map<string, { pct: number; at: number }>();
+  /** Uplinks being made durable, by device and uplink key. */
+  private readonly inProgress = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly deps: { config: LorawanConfig; directory: LorawanDirectory; log: Logger; clock?: () => number },
+    private readonly deps: { config: LorawanConfig; directory: LorawanDirectory; log: Logger },
   ) {
     this.tracker = new UplinkTracker(deps.config.duplicateMemory);
     this.servers = deps.config.networkServers.map((config) => this.server(config));
@@ -123,7 +127,7 @@ export class LorawanBridge implements Source {
     const server: Server = {
       config,
       subscription,
-      stats: { readings: 0, duplicates: 0, lost: 0, counterResets: 0, withoutReading: 0, joins: 0, statuses: 0, otherEvents: 0, rejected: 0 },
+      stats: { readings: 0, duplicates: 0, missing: 0, counterResets: 0, withoutReading: 0, joins: 0, statuses: 0, otherEvents: 0, rejected: 0 },
       parse: chirpstack ? parseChirpstackEvent : parseTtsEvent,
       retry: null,
       attempts: 0,
@@ -147,81 +151,134 @@ export class LorawanBridge implements Source {
     }
   }
 
-  /** One event from a network server; resolves once what it carries is durable (or refused). */
+  /**
+   * One event from a network server; resolves once what it carries is durable (or refused).
+   * Rejects only when the pipeline could not make a reading durable: then the event is not
+   * acknowledged (durable-subscription.ts tries again). Anything else that fails is refused and
+   * acknowledged: an event the bridge cannot take would otherwise come back for ever and hold the
+   * network server's stream behind it.
+   */
   private async handle(server: Server, topic: string, payload: Buffer): Promise<void> {
     const intake = this.intake!;
     const receivedAt = Date.now();
-    const refuse = (reason: RejectReason, message: string, deviceId: string | null = null) => {
+    const refuse: Refuse = (reason, message, deviceId = null) => {
       server.stats.rejected++;
       intake.reject({ reason, message, deviceId, topic: `lorawan/${server.config.name}/${topic}`, receivedAt });
     };
+    let work: (() => Promise<void>) | null;
+    try {
+      work = this.take(server, topic, payload, refuse);
+    } catch (error) {
+      return refuse('unprocessable', `the event made the bridge fail (${(error as Error).message})`);
+    }
+    if (work) await work();
+  }
+
+  /** Parses, checks and decodes an event; returns what is left to do once it is a reading (making it durable), or null. */
+  private take(server: Server, topic: string, payload: Buffer, refuse: Refuse): (() => Promise<void>) | null {
     if (payload.length > this.deps.config.maxEventBytes) {
-      return refuse('payload_too_large', `event of ${payload.length} bytes is larger than lorawan.maxEventBytes (${this.deps.config.maxEventBytes})`);
+      refuse('payload_too_large', `event of ${payload.length} bytes is larger than lorawan.maxEventBytes (${this.deps.config.maxEventBytes})`);
+      return null;
     }
     let json: unknown;
     try {
       json = JSON.parse(payload.toString('utf8'));
     } catch {
       const hint = server.config.kind === 'chirpstack' ? ' (is the MQTT integration set to JSON? chirpstack.toml [integration.mqtt] json = true)' : '';
-      return refuse('invalid_json', `the event is not JSON${hint}`);
+      refuse('invalid_json', `the event is not JSON${hint}`);
+      return null;
     }
-    let event: NetworkEvent;
-    try {
-      event = server.parse(topic, json);
-    } catch (error) {
-      // Acknowledged and refused: an event that makes the parser fail would otherwise come back for ever.
-      return refuse('unprocessable', `the event made the bridge fail (${(error as Error).message})`);
+    const event = server.parse(topic, json);
+    if (event.kind === 'invalid') {
+      refuse('invalid_event', event.message);
+      return null;
     }
-    switch (event.kind) {
-      case 'invalid':
-        return refuse('invalid_event', event.message);
-      case 'other':
-        server.stats.otherEvents++;
-        return;
-      case 'join': {
-        server.stats.joins++;
-        const sensor = this.sensor(event.devEui);
-        if (sensor) this.tracker.joined(sensor.deviceId);
-        return;
-      }
-      case 'status':
-        server.stats.statuses++;
-        if (event.batteryPct !== null) this.batteries.set(event.devEui, { pct: event.batteryPct, at: this.now() });
-        return;
-      case 'uplink':
-        return this.uplink(server, event, topic, refuse);
+    if (event.kind === 'other') {
+      server.stats.otherEvents++;
+      return null;
     }
+    const sensor = this.sensor(event.devEui);
+    if (!sensor) {
+      refuse('unknown_dev_eui', `DevEUI ${event.devEui} belongs to no device; provision it on a bins device (lorawan_dev_eui)`);
+      return null;
+    }
+    if (!sensor.enabled) {
+      refuse('device_disabled', `device ${sensor.deviceId} (DevEUI ${event.devEui}) is disabled`, sensor.deviceId);
+      return null;
+    }
+    if (event.kind === 'join') {
+      server.stats.joins++;
+      this.tracker.joined(sensor.deviceId);
+      return null;
+    }
+    if (event.kind === 'status') {
+      server.stats.statuses++;
+      // Mains-powered, or unable to measure: an earlier level says nothing any more.
+      if (event.batteryPct === null) this.batteries.delete(sensor.deviceId);
+      else this.batteries.set(sensor.deviceId, { pct: event.batteryPct, at: event.at });
+      return null;
+    }
+    return this.uplink(server, sensor, event, topic, refuse);
   }
 
-  private async uplink(server: Server, uplink: Uplink, topic: string, refuse: (reason: RejectReason, message: string, deviceId?: string | null) => void): Promise<void> {
-    const sensor = this.sensor(uplink.devEui);
-    if (!sensor) return refuse('unknown_dev_eui', `DevEUI ${uplink.devEui} belongs to no device; provision it on a bins device (lorawan_dev_eui)`);
-    if (!sensor.enabled) return refuse('device_disabled', `device ${sensor.deviceId} (DevEUI ${uplink.devEui}) is disabled`, sensor.deviceId);
+  private uplink(server: Server, sensor: LorawanRecord, uplink: Uplink, topic: string, refuse: Refuse): (() => Promise<void>) | null {
+    const key = `${sensor.deviceId}\n${uplink.uplinkKey}`;
+    const pending = this.inProgress.get(key);
+    // The same uplink, still being made durable: delivered again after a reconnect while the
+    // first delivery waits for room in the spool, or read through a second network-server
+    // connection. Acknowledged once the first is durable; taken again only if that failed.
+    if (pending) {
+      return async () => {
+        await pending.catch(() => undefined);
+        if (this.tracker.seen(sensor.deviceId, uplink.uplinkKey)) server.stats.duplicates++;
+        else await this.durable(server, sensor, uplink, topic, refuse)?.();
+      };
+    }
     if (this.tracker.seen(sensor.deviceId, uplink.uplinkKey)) {
       server.stats.duplicates++;
-      return;
+      return null;
     }
-    let decoded: DecodeResult;
-    try {
-      decoded = this.decode(sensor, uplink);
-    } catch (error) {
-      return refuse('unprocessable', `device ${sensor.deviceId}: the payload made the decoder fail (${(error as Error).message})`, sensor.deviceId);
+    return this.durable(server, sensor, uplink, topic, refuse);
+  }
+
+  /** Decodes an uplink; returns the work of making its reading durable, or null when it makes none. */
+  private durable(server: Server, sensor: LorawanRecord, uplink: Uplink, topic: string, refuse: Refuse): (() => Promise<void>) | null {
+    const decoded = uplink.fPort === 0 ? ({ kind: 'no_reading', what: 'MAC commands only (fPort 0)' } as const) : this.decode(sensor, uplink);
+    if (decoded.kind === 'invalid') {
+      refuse('undecodable', `device ${sensor.deviceId} (${sensor.sensor ?? 'no sensor model'}), fPort ${uplink.fPort}: ${decoded.reason}`, sensor.deviceId);
+      return null;
     }
-    if (decoded.kind === 'invalid') return refuse('undecodable', `device ${sensor.deviceId} (${sensor.sensor ?? 'no sensor model'}), fPort ${uplink.fPort}: ${decoded.reason}`, sensor.deviceId);
-    if (decoded.kind === 'reading') {
-      const intake = this.intake!;
-      await roomInSpool(intake, () => this.stopping, this.deps.log);
-      const reading = this.reading(uplink, decoded.fields);
-      const outcome = await intake.ingest({ topic: topics.data('bins', sensor.deviceId), payload: Buffer.from(JSON.stringify(reading)), receivedAt: Date.now() });
-      // A reading the validator refused (out of range, too old) is counted and reported there.
-      if (outcome.accepted > 0) server.stats.readings++;
-      else server.stats.rejected++;
-    } else {
+    if (decoded.kind === 'no_reading') {
       server.stats.withoutReading++;
       this.deps.log.debug({ deviceId: sensor.deviceId, fPort: uplink.fPort, what: decoded.what, topic }, 'uplink without a measurement');
+      this.counted(server, sensor, uplink);
+      return null;
     }
+    const message = { topic: topics.data('bins', sensor.deviceId), payload: Buffer.from(JSON.stringify(this.reading(sensor, uplink, decoded.fields))), receivedAt: Date.now() };
+    const key = `${sensor.deviceId}\n${uplink.uplinkKey}`;
+    return async () => {
+      const intake = this.intake!;
+      const done = (async () => {
+        await roomInSpool(intake, () => this.stopping, this.deps.log);
+        const outcome = await intake.ingest(message);
+        // A reading the validator refused (out of range, too old) is counted and reported there.
+        if (outcome.accepted > 0) server.stats.readings++;
+        else server.stats.rejected++;
+        this.counted(server, sensor, uplink);
+      })();
+      this.inProgress.set(key, done);
+      try {
+        await done;
+      } finally {
+        if (this.inProgress.get(key) === done) this.inProgress.delete(key);
+      }
+    };
+  }
+
+  /** Records an uplink taken, and what its frame counter says of the uplinks before it. */
+  private counted(server: Server, sensor: LorawanRecord, uplink: Uplink): void {
     const gap = this.tracker.taken(sensor.deviceId, uplink.uplinkKey, uplink.fCnt);
-    server.stats.lost += gap.missing;
+    server.stats.missing += gap.missing;
     if (gap.reset) server.stats.counterResets++;
     if (gap.missing > 0) this.deps.log.info({ deviceId: sensor.deviceId, fCnt: uplink.fCnt, missing: gap.missing, networkServer: server.config.name }, 'uplinks missing before this one (frame counter gap)');
   }
@@ -238,41 +295,48 @@ export class LorawanBridge implements Source {
       return contractFields(uplink.object);
     }
     if (uplink.object) {
+      // The object of another codec than the vendor's says nothing to this decoder; the bytes may.
       const fromObject = decoder.fromCodecObject(uplink.object);
-      if (fromObject.kind !== 'invalid' || uplink.payload.length === 0) return fromObject;
+      if (fromObject.kind === 'reading' || uplink.payload.length === 0) return fromObject;
     }
     return decoder.decode(uplink.fPort, uplink.payload);
   }
 
   /** The bin reading of the MQTT contract (contract/payloads.ts) for an uplink. */
-  private reading(uplink: Uplink, fields: BinFields): Record<string, unknown> {
+  private reading(sensor: LorawanRecord, uplink: Uplink, fields: BinFields): Record<string, unknown> {
     const reading: Record<string, unknown> = { ts: uplink.receivedAt, ...fields };
     if (uplink.rssi !== null) reading.rssi = uplink.rssi;
-    const battery = this.batteries.get(uplink.devEui);
-    if (fields.battery_v === undefined && fields.battery_pct === undefined && battery && this.now() - battery.at <= STATUS_BATTERY_MAX_AGE_MS) reading.battery_pct = battery.pct;
+    const battery = this.batteries.get(sensor.deviceId);
+    // Both times are the network server's.
+    if (fields.battery_v === undefined && fields.battery_pct === undefined && battery && Math.abs(uplink.receivedAt - battery.at) <= STATUS_BATTERY_MAX_AGE_MS) reading.battery_pct = battery.pct;
     return reading;
   }
 
   private sensor(devEui: string): LorawanRecord | undefined {
     if (!this.sensors) {
       this.sensors = new Map(this.deps.directory.lorawanDevices().map((record) => [record.devEui, record]));
-      this.tracker.retain(new Set([...this.sensors.values()].map((record) => record.deviceId)));
+      const provisioned = new Set([...this.sensors.values()].map((record) => record.deviceId));
+      this.tracker.retain(provisioned);
+      for (const id of this.batteries.keys()) if (!provisioned.has(id)) this.batteries.delete(id);
     }
     return this.sensors.get(devEui);
   }
 
-  private now(): number {
-    return this.deps.clock?.() ?? Date.now();
-  }
 }
 
 /** An object a network-server codec made in the contract's own field names (a device without a sensor model). */
 function contractFields(object: Record<string, unknown>): DecodeResult {
   const fields: Record<string, unknown> = {};
-  for (const key of CONTRACT_FIELDS) if (object[key] !== undefined) fields[key] = object[key];
+  for (const key of CONTRACT_FIELDS) {
+    const value = object[key];
+    if (value === undefined) continue;
+    // Anything else (a string, an array, an object nested without end) is no value of the contract.
+    if (typeof value !== 'number' && typeof value !== 'boolean') return { kind: 'invalid', reason: `the decoded object's ${key} is ${Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`}, not a number or true/false` };
+    fields[key] = value;
+  }
   if (fields.distance_mm === undefined && fields.fill_pct === undefined) {
     return { kind: 'invalid', reason: `the decoded object has neither distance_mm nor fill_pct (keys: ${Object.keys(object).slice(0, 8).join(', ') || 'none'})` };
   }
-  // Types and ranges are the validator's to check, as for any MQTT reading.
+  // Ranges are the validator's to check, as for any MQTT reading.
   return { kind: 'reading', fields: fields as BinFields };
 }

@@ -6,7 +6,7 @@
 // `data`) are left out of that JSON. `time` is when ChirpStack received the uplink; the
 // deduplicationId is one UUID per uplink, however many gateways heard it.
 import { z } from 'zod';
-import { asObject, base64, bestRssi, counter, describe, devEuiField, invalid, receiveTime, type NetworkEvent } from './events.ts';
+import { asObject, base64, bestRssi, counter, describe, devEuiField, fPortField, invalid, receiveTime, type NetworkEvent } from './events.ts';
 
 export const CHIRPSTACK_TOPICS = ['application/+/device/+/event/up', 'application/+/device/+/event/join', 'application/+/device/+/event/status'];
 
@@ -16,7 +16,7 @@ const deviceInfo = z.object({ devEui: devEuiField });
 const common = z.object({ deduplicationId: z.string().min(1).max(100), time: z.unknown().optional(), deviceInfo });
 const upEvent = common.extend({
   fCnt: counter,
-  fPort: counter.pipe(z.number().max(255)),
+  fPort: fPortField,
   data: base64,
   object: z.unknown().optional(),
   rxInfo: z.array(z.unknown()).max(1000).default([]),
@@ -39,14 +39,14 @@ export function parseChirpstackEvent(topic: string, json: unknown): NetworkEvent
   // naming another device is not taken on trust.
   if (topicEui.toUpperCase() !== devEui) return invalid(`ChirpStack ${type} event for DevEUI ${devEui} on the topic of ${topicEui}`);
   if (type === 'join') return { kind: 'join', devEui };
+  const time = receiveTime(parsed.data.time);
+  if (!time.ok) return invalid(`ChirpStack ${type} event: ${time.message}`);
   if (type === 'status') {
     const status = parsed.data as z.infer<typeof statusEvent>;
     const known = !status.externalPowerSource && !status.batteryLevelUnavailable;
-    return { kind: 'status', devEui, batteryPct: known ? status.batteryLevel : null };
+    return { kind: 'status', devEui, batteryPct: known ? status.batteryLevel : null, at: time.ms };
   }
   const up = parsed.data as z.infer<typeof upEvent>;
-  const time = receiveTime(up.time);
-  if (!time.ok) return invalid(`ChirpStack up event: ${time.message}`);
   return {
     kind: 'uplink',
     devEui,

@@ -28,18 +28,25 @@ export type NetworkEvent =
   | Uplink
   | { kind: 'join'; devEui: string }
   /** ChirpStack's answer to DevStatusReq (LoRaWAN 1.0.3 §5.5): battery in percent, null when the device cannot measure it or is mains-powered. */
-  | { kind: 'status'; devEui: string; batteryPct: number | null }
+  | { kind: 'status'; devEui: string; batteryPct: number | null; at: number }
   | { kind: 'other'; what: string }
   | { kind: 'invalid'; message: string };
 
 export const invalid = (message: string): NetworkEvent => ({ kind: 'invalid', message });
 
 export const devEuiField = z.string().refine((value) => devEuiProblem(value) === null, { error: 'must be 16 hex digits' }).transform(normaliseDevEui);
-/** An unsigned 32-bit counter or port; proto3 JSON leaves out a field that is 0 (protobuf.dev, "ProtoJSON Format"). */
+/** An unsigned 32-bit counter; proto3 JSON leaves out a field that is 0 (protobuf.dev, "ProtoJSON Format"). */
 export const counter = z.number().int().min(0).max(0xffff_ffff).default(0);
+/**
+ * The frame port: 0 for MAC commands only, 1-223 application data, 224 the MAC layer test
+ * protocol and 225-255 reserved (LoRaWAN 1.0.3 §4.3.2); neither of the last carries a sensor's data.
+ */
+export const fPortField = z.number().int().min(0).max(223, { error: 'must be 0-223 (224 and over are no application data)' }).default(0);
+/** Standard or URL-safe, padded or not, as the Protobuf JSON mapping accepts bytes; no length base64 cannot have. */
 export const base64 = z
   .string()
-  .regex(/^[A-Za-z0-9+/]*={0,2}$/, { error: 'must be base64' })
+  .regex(/^[A-Za-z0-9+/_-]*={0,2}$/, { error: 'must be base64' })
+  .refine((text) => text.replace(/=+$/, '').length % 4 !== 1, { error: 'must be base64 (its length is none base64 has)' })
   .default('')
   .transform((text) => Buffer.from(text, 'base64'));
 const rssiField = z.number().finite().min(-200).max(0);

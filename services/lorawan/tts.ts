@@ -6,18 +6,18 @@
 // network server received it), session_key_id}. The MQTT server publishes at QoS 0 only: what is
 // sent while the bridge is disconnected is lost, and the gaps show in f_cnt (bridge.ts counts them).
 import { z } from 'zod';
-import { asObject, base64, bestRssi, counter, describe, devEuiField, invalid, receiveTime, type NetworkEvent } from './events.ts';
+import { asObject, base64, bestRssi, counter, describe, devEuiField, fPortField, invalid, receiveTime, type NetworkEvent } from './events.ts';
 
 export const TTS_TOPICS = ['v3/+/devices/+/up', 'v3/+/devices/+/join'];
 
-const TOPIC = /^v3\/[^/]+\/devices\/[^/]+\/([^/]+)$/;
+const TOPIC = /^v3\/[^/]+\/devices\/([^/]+)\/([^/]+)$/;
 
 const ids = z.object({ end_device_ids: z.object({ device_id: z.string().min(1).max(36), dev_eui: devEuiField }) });
 const upMessage = ids.extend({
   received_at: z.unknown().optional(),
   uplink_message: z.object({
     session_key_id: z.string().max(100).optional(),
-    f_port: counter.pipe(z.number().max(255)),
+    f_port: fPortField,
     f_cnt: counter,
     frm_payload: base64,
     decoded_payload: z.unknown().optional(),
@@ -29,11 +29,13 @@ const upMessage = ids.extend({
 export function parseTtsEvent(topic: string, json: unknown): NetworkEvent {
   const match = TOPIC.exec(topic);
   if (!match) return invalid(`topic ${topic} is not v3/{application id}@{tenant id}/devices/{device id}/{type}`);
-  const type = match[1]!;
+  const [, topicDevice, type] = match as unknown as [string, string, string];
   if (type !== 'up' && type !== 'join') return { kind: 'other', what: type };
   const parsed = (type === 'up' ? upMessage : ids).safeParse(json);
   if (!parsed.success) return invalid(`The Things Stack ${type} message: ${describe(parsed.error)}`);
-  const devEui = parsed.data.end_device_ids.dev_eui;
+  const { dev_eui: devEui, device_id: deviceId } = parsed.data.end_device_ids;
+  // As for ChirpStack (chirpstack.ts): a message naming another device than its topic is not taken on trust.
+  if (deviceId !== topicDevice) return invalid(`The Things Stack ${type} message for device ${deviceId} on the topic of ${topicDevice}`);
   if (type === 'join') return { kind: 'join', devEui };
   const { received_at, uplink_message: up } = parsed.data as z.infer<typeof upMessage>;
   // The network server's time when there is one; the application server's, a little later, if not.

@@ -93,12 +93,13 @@ export class ServiceMetrics {
     totalCounter(r, 'waste_lorawan_events_total', 'LoRaWAN network-server events, by network server and outcome (readings, duplicates, withoutReading, joins, statuses, otherEvents, rejected).', ['network_server', 'outcome'], () =>
       Object.entries(sources.lorawanStats?.() ?? {}).flatMap(([server, counts]) =>
         Object.entries(counts)
-          .filter(([outcome]) => outcome !== 'lost' && outcome !== 'counterResets')
+          .filter(([outcome]) => outcome !== 'missing' && outcome !== 'counterResets')
           .map(([outcome, n]): [Record<string, string>, number] => [{ network_server: server, outcome }, n]),
       ),
     );
-    totalCounter(r, 'waste_lorawan_lost_uplinks_total', 'Uplinks the sensors\' frame counters say were sent and never reached the bridge, by network server.', ['network_server'], () =>
-      Object.entries(sources.lorawanStats?.() ?? {}).map(([server, counts]) => [{ network_server: server }, counts.lost ?? 0]),
+    // A gauge: an uplink counted missing that arrives late (a re-delivery out of order) is taken off again.
+    gauge('waste_lorawan_missing_uplinks', 'Uplinks the sensors\' frame counters say were sent and have not reached the bridge since start, by network server.', ['network_server'], () =>
+      Object.entries(sources.lorawanStats?.() ?? {}).map(([server, counts]) => [{ network_server: server }, counts.missing ?? 0]),
     );
 
     this.writeSeconds = new Histogram({

@@ -14,6 +14,8 @@ const STATUS_LENGTH = 7;
 /** User manual §1.2 Features: "Flat object range 280mm - 7500mm". */
 const MIN_DISTANCE_MM = 280;
 const MAX_DISTANCE_MM = 7500;
+/** Dragino's LDDS75 decoder before v1.1.4 ("LDDS75 decoder--TTN.txt") calls a distance under 20 mm "Invalid Reading". */
+const INVALID_BELOW_MM = 20;
 /** The contract's battery range (contract/payloads.ts binReadingSchema). */
 const MAX_BATTERY_V = 60;
 /** The DS18B20 probe measures -55..125 °C; the contract takes -50 °C and up. */
@@ -83,9 +85,12 @@ function sensorProblem({ sensorFlag }: Measurement): string | undefined {
 }
 
 function distanceProblem(mm: number): string | undefined {
+  // The frame carries whole millimetres; a codec's fraction or negative number is none of them.
+  if (!Number.isInteger(mm) || mm < 0) return `distance ${mm} mm is not a whole number of millimetres the sensor sends`;
   if (mm === 0) return 'distance 0 mm: the sensor measured nothing (no probe, or no echo)';
-  // Dragino's earlier decoder calls values under 20 "Invalid Reading" (an echo from inside the
-  // blind zone comes as 20); anything from there to the range's start is taken as the blind zone.
+  // Dragino's earlier decoder calls values under 20 "Invalid Reading"; from 20 to the range's
+  // start is an echo from inside the blind zone.
+  if (mm < INVALID_BELOW_MM) return `distance ${mm} mm is under ${INVALID_BELOW_MM}: Dragino's "Invalid Reading"`;
   if (mm > MAX_DISTANCE_MM) return `distance ${mm} mm is beyond the ${MAX_DISTANCE_MM} mm the sensor measures`;
   return undefined;
 }

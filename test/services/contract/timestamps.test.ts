@@ -32,4 +32,9 @@ describe('parseTimestamp', () => {
     expect(parseTimestamp(true).ok).toBe(false);
     expect(parseTimestamp(Number.NaN).ok).toBe(false);
   });
+
+  it('refuses days the calendar does not have, which Date.parse would roll into the next month', () => {
+    for (const day of ['2022-02-30T00:00:00Z', '2021-02-29T12:00:00+08:00', '2022-04-31T23:59:59+08:00']) expect(parseTimestamp(day)).toMatchObject({ ok: false, message: expect.stringMatching(/not a valid date/) });
+    expect(parseTimestamp('2024-02-29T12:00:00+08:00')).toEqual({ ok: true, ms: Date.UTC(2024, 1, 29, 4) });
+  });
 });

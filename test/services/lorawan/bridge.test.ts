@@ -8,6 +8,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ingestSchema, lorawanSchema } from '../../../services/config/schema.ts';
 import type { Reading } from '../../../services/contract/payloads.ts';
+import type { Intake } from '../../../services/contract/source.ts';
 import { IngestPipeline } from '../../../services/ingest/pipeline.ts';
 import { createLogger } from '../../../services/log.ts';
 import { LorawanBridge } from '../../../services/lorawan/bridge.ts';
@@ -56,7 +57,10 @@ afterEach(async () => {
   }
 });
 
-async function rig(servers: Record<string, unknown>[]): Promise<Rig> {
+/** What the rig hands the bridge instead of the pipeline itself, to inject faults. */
+type IntakeWrapper = (pipeline: IngestPipeline) => Intake;
+
+async function rig(servers: Record<string, unknown>[], wrap: IntakeWrapper = (pipeline) => pipeline): Promise<Rig> {
   const dir = await tempDir('waste-lorawan-');
   const spool = new Spool({ dir: path.join(dir, 'spool'), quotaBytes: 1 << 30, segmentBytes: 1 << 20, fsync: true });
   await spool.open();
@@ -71,7 +75,8 @@ async function rig(servers: Record<string, unknown>[]): Promise<Rig> {
   const make = () => new LorawanBridge({ config, directory: devices, log });
   let bridge = make();
   rigs.push({ bridge: () => bridge, spool });
-  await bridge.start(pipeline);
+  const intake = wrap(pipeline);
+  await bridge.start(intake);
   return {
     get bridge() {
       return bridge;
@@ -82,7 +87,7 @@ async function rig(servers: Record<string, unknown>[]): Promise<Rig> {
     stopBridge: () => bridge.stop(),
     restart: async () => {
       bridge = make();
-      await bridge.start(pipeline);
+      await bridge.start(intake);
     },
   };
 }
@@ -158,7 +163,7 @@ describe('ChirpStack v4', () => {
     await publish(topic, up(1, 11));
     await readingsOnceDurable(r, 'cs-dup', 6);
     expect(bins(r).map((b) => (b as { fill_pct: number }).fill_pct)).toEqual([11, 12, 15, 16, 10, 11]);
-    expect(r.bridge.stats()['cs-dup']).toMatchObject({ readings: 6, duplicates: 1, lost: 2, counterResets: 0, joins: 1 });
+    expect(r.bridge.stats()['cs-dup']).toMatchObject({ readings: 6, duplicates: 1, missing: 2, counterResets: 0, joins: 1 });
   });
 
   it('adds the battery level of a status event to readings without one', async () => {
@@ -203,6 +208,71 @@ describe('ChirpStack v4', () => {
   });
 });
 
+describe('what must not hold the stream up', () => {
+  it('refuses an event that would make the bridge fail (a value nested without end) and takes the next ones', async () => {
+    const r = await rig([chirpstack('cs-poison')]);
+    await r.devices.add('BIN-DOC', 'bins', undefined, { devEui: EUI.doc });
+    await r.devices.add('BIN-1', 'bins', undefined, { devEui: EUI.bin });
+    // 25 of them: more than Mosquitto's 20 messages in flight, which unacknowledged events would fill.
+    const nested = '['.repeat(10_000) + ']'.repeat(10_000);
+    for (let i = 0; i < 25; i++) {
+      const event = chirpstackEvent(CHIRPSTACK_UP_DOC, { deduplicationId: `poison-${i}`, object: { fill_pct: 1 } }).replace('{"fill_pct":1}', `{"distance_mm":${nested}}`);
+      await publish(upTopic(EUI.doc), event);
+    }
+    for (let i = 1; i <= 5; i++) await publish(upTopic(EUI.bin), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), deduplicationId: `fine-${i}`, fCnt: i, object: { fill_pct: i } }));
+    const readings = await readingsOnceDurable(r, 'cs-poison', 5);
+    expect(readings.map((b) => b.deviceId)).toEqual(Array(5).fill('BIN-1'));
+    expect(r.reports.filter((x) => x.device_id === 'BIN-DOC').map((x) => x.reason)).toEqual(Array(25).fill('undecodable'));
+  });
+
+  it('tries a reading the pipeline could not make durable again on the same connection, in order, and loses none', async () => {
+    let failures = 3;
+    const r = await rig([chirpstack('cs-flaky')], (pipeline) => ({
+      accepting: () => pipeline.accepting(),
+      ingest: (message) => (failures-- > 0 ? Promise.reject(new Error('disk I/O error (injected)')) : pipeline.ingest(message)),
+      reject: (rejection, counted) => pipeline.reject(rejection, counted),
+      countRefused: (reason, count) => pipeline.countRefused(reason, count),
+      deviceStatus: (deviceClass, id, online) => pipeline.deviceStatus(deviceClass, id, online),
+    }));
+    await r.devices.add('BIN-1', 'bins', undefined, { devEui: EUI.bin });
+    for (let i = 1; i <= 6; i++) await publish(upTopic(EUI.bin), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), deduplicationId: `flaky-${i}`, fCnt: i, object: { fill_pct: i } }));
+    const readings = await readingsOnceDurable(r, 'cs-flaky', 6, 30_000);
+    expect(readings.map((b) => (b as { fill_pct: number }).fill_pct)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('takes an uplink read through two connections to the same network server once', async () => {
+    const r = await rig([chirpstack('cs-twice-a'), chirpstack('cs-twice-b')]);
+    await r.devices.add('BIN-1', 'bins', undefined, { devEui: EUI.bin });
+    for (let i = 1; i <= 20; i++) await publish(upTopic(EUI.bin), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), deduplicationId: `twice-${i}`, fCnt: i, object: { fill_pct: i } }));
+    await eventually(async () => r.bridge.stats(), (stats) => stats['cs-twice-a']!.readings + stats['cs-twice-a']!.duplicates === 20 && stats['cs-twice-b']!.readings + stats['cs-twice-b']!.duplicates === 20);
+    const stats = r.bridge.stats();
+    expect(stats['cs-twice-a']!.readings + stats['cs-twice-b']!.readings).toBe(20);
+    expect(bins(r).map((b) => (b as { fill_pct: number }).fill_pct).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it('takes a missing frame counter that comes late off the uplinks missing', async () => {
+    const r = await rig([chirpstack('cs-late')]);
+    await r.devices.add('BIN-1', 'bins', undefined, { devEui: EUI.bin });
+    // As a broker re-delivers after a reconnect: 3 and 4 after 5.
+    for (const fCnt of [1, 2, 5, 3, 4, 6]) await publish(upTopic(EUI.bin), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), deduplicationId: `late-${fCnt}`, fCnt, object: { fill_pct: fCnt } }));
+    await readingsOnceDurable(r, 'cs-late', 6);
+    expect(r.bridge.stats()['cs-late']).toMatchObject({ missing: 0, counterResets: 0 });
+  });
+
+  it('refuses a status or a join of an unknown DevEUI, and reads the bytes when the codec object is another codec\'s', async () => {
+    const r = await rig([chirpstack('cs-misc')]);
+    await r.devices.add('BIN-EM310', 'bins', undefined, { devEui: EUI.bin, sensor: 'milesight-em310-udl' });
+    await publish(upTopic('70b3d57ed0000001').replace(/up$/, 'status'), CHIRPSTACK_STATUS_DOC.replace('0101010101010101', '70b3d57ed0000001'));
+    await publish(upTopic('70b3d57ed0000001').replace(/up$/, 'join'), CHIRPSTACK_JOIN_DOC.replace('0101010101010101', '70b3d57ed0000001'));
+    // Milesight's example bytes with an object made by some other codec (no battery/distance/position).
+    await publish(upTopic(EUI.bin), chirpstackEvent(CHIRPSTACK_UP_DOC, { devEui: EUI.bin.toLowerCase(), fPort: 85, data: Buffer.from('01755C03824408040001', 'hex'), object: { data: { level: 3 } } }));
+    const [reading] = await readingsOnceDurable(r, 'cs-misc', 1);
+    expect(reading).toMatchObject({ distance_mm: 2116, battery_pct: 92, tilted: true });
+    expect(r.reports.map((x) => x.reason)).toEqual(['unknown_dev_eui', 'unknown_dev_eui']);
+    expect(r.bridge.stats()['cs-misc']).toMatchObject({ statuses: 0, joins: 0, rejected: 2 });
+  });
+});
+
 describe('The Things Stack v3', () => {
   it('turns the documented uplink into a reading at the network server\'s receive time, and counts f_cnt gaps of its QoS 0 stream', async () => {
     const r = await rig([{ name: 'tts-1', kind: 'tts', clientId: 'bridge-tts-1' }]);
@@ -214,7 +284,15 @@ describe('The Things Stack v3', () => {
     }
     const readings = await readingsOnceDurable(r, 'tts-1', 3);
     expect(readings[0]).toMatchObject({ deviceId: 'BIN-TTS', ts: Date.parse('2020-02-12T15:25:49.628Z'), distance_mm: 525, rssi: -35 });
-    expect(r.bridge.stats()['tts-1']).toMatchObject({ readings: 3, lost: 3 });
+    expect(r.bridge.stats()['tts-1']).toMatchObject({ readings: 3, missing: 3 });
+  });
+
+  it('refuses a message naming another device than its topic', async () => {
+    const r = await rig([{ name: 'tts-3', kind: 'tts', clientId: 'bridge-tts-3' }]);
+    await r.devices.add('BIN-TTS', 'bins', undefined, { devEui: EUI.tts });
+    await publish('v3/other-app@ttn/devices/another-device/up', ttsUplink({ decoded: { distance_mm: 500 } }), 0);
+    const [report] = await eventually(async () => r.reports, (x) => x.length === 1);
+    expect(report).toMatchObject({ reason: 'invalid_event', message: expect.stringMatching(/for device dev1 on the topic of another-device/) });
   });
 
   it('decodes a Dragino LDDS75 uplink from its bytes when the application has no payload formatter', async () => {

@@ -176,10 +176,15 @@ describe('Dragino LDDS75', () => {
   });
 
   it('reports waste inside the blind zone (under 280 mm) at the range\'s edge: a nearly full bin, not a refusal', () => {
-    // Constructed from the vendor example: 20 mm (what an echo from inside the blind zone comes as) and 279 mm.
+    // Constructed from the vendor example: 20 mm (the least that is no "Invalid Reading") and 279 mm.
     expect(ldds75.decode(2, bytes('0D3B 0014 00 0000 01'))).toMatchObject({ kind: 'reading', fields: { distance_mm: 280 } });
     expect(ldds75.decode(2, bytes('0D3B 0117 00 0000 01'))).toMatchObject({ kind: 'reading', fields: { distance_mm: 280 } });
     expect(ldds75.fromCodecObject({ Distance: '20 mm' })).toMatchObject({ kind: 'reading', fields: { distance_mm: 280 } });
+  });
+
+  it('refuses what no LDDS75 frame can carry rather than lift it to the blind zone: under 20 mm, negative, fractions', () => {
+    expect(ldds75.decode(2, bytes('0D3B 0013 00 0000 01'))).toEqual(invalid(/distance 19 mm is under 20/));
+    for (const distance of [-5, '-5 mm', 0.4, 1e-300, 19]) expect(ldds75.fromCodecObject({ Distance: distance }).kind).toBe('invalid');
   });
 
   it("never reports a distance the sensor did not measure", () => {
@@ -283,7 +288,7 @@ describe('every decoder, on any input', () => {
         expectContract(result);
         const mm = payload.readUInt16BE(2);
         if (result.kind === 'reading') expect(result.fields.distance_mm).toBe(Math.max(mm, 280));
-        if (mm === 0 || mm > 7500 || payload[7] !== 1) expect(result.kind).toBe('invalid');
+        if (mm < 20 || mm > 7500 || payload[7] !== 1) expect(result.kind).toBe('invalid');
       }),
       { numRuns: 2000 },
     );
