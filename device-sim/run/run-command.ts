@@ -30,7 +30,7 @@ Options:
   --truck-protocol P   mqtt (default) or jt808: the trucks report as JT/T 808 terminals to the
                        service's JT/T 808 gateway, one TCP connection each (registration,
                        authentication, heartbeats, 0x0200 per fix, 0x0704 blind-area batches after
-                       an outage); bins and weighbridges stay on MQTT
+                       an outage); weighbridges stay on MQTT, and bins unless --bin-transport
   --jt808-url URL      the JT/T 808 gateway (default tcp://127.0.0.1:6808)
   --jt808-edition E    2013, 2019 or mixed (default mixed: every other terminal 2019)
   --bin-transport T    mqtt (default) or chirpstack: the bins report as LoRaWAN sensors through a
@@ -64,7 +64,8 @@ Options:
   --labels FILE        where the labels go (default <city>/labels.jsonl)
   --dry-run            publish nothing: simulate as fast as possible and write the labels only
   --max-in-flight N    publishes awaiting acknowledgement at once (default 2000; with jt808, as
-                       many truck fixes awaiting their 0x8001 besides)
+                       many truck fixes awaiting their 0x8001 besides; with chirpstack, as many
+                       events awaiting their PUBACK from the network server's broker)
   --progress-every S   seconds between progress lines (default 5)
   -h, --help
 

@@ -46,8 +46,8 @@ async function lorawanEvents(api: string, token: string): Promise<Record<string,
   const text = await (await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
   const counts: Record<string, number> = {};
   for (const [, outcome, value] of text.matchAll(/^waste_lorawan_events_total\{network_server="sim",outcome="(\w+)"\} (\d+)$/gm)) counts[outcome!] = Number(value);
-  const lost = /^waste_lorawan_lost_uplinks_total\{network_server="sim"\} (\d+)$/m.exec(text);
-  counts.lost = lost ? Number(lost[1]) : NaN;
+  const missing = /^waste_lorawan_missing_uplinks\{network_server="sim"\} (\d+)$/m.exec(text);
+  counts.missing = missing ? Number(missing[1]) : NaN;
   return counts;
 }
 
@@ -99,9 +99,9 @@ describe('npm run sim -- run --bin-transport chirpstack', () => {
     expect(sent.up).toBeGreaterThan(300);
     expect(sent.redelivered).toBeGreaterThan(0);
 
-    // Every uplink a reading, every redelivery a duplicate, nothing refused or lost.
+    // Every uplink a reading, every redelivery a duplicate, nothing refused or missing.
     const events = await eventually(() => lorawanEvents(api, token), (c) => c.readings === sent.up);
-    expect(events).toMatchObject({ readings: sent.up, duplicates: sent.redelivered + sent.republished, joins: 30, rejected: 0, withoutReading: 0, lost: 0 });
+    expect(events).toMatchObject({ readings: sent.up, duplicates: sent.redelivered + sent.republished, joins: 30, rejected: 0, withoutReading: 0, missing: 0 });
     await sleep(1000);
     await watcher.endAsync();
     expect(rejected).toEqual([]);

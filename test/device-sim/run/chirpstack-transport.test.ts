@@ -22,6 +22,7 @@ import {
   withoutLidCounter,
   type LorawanSensor,
 } from '../../../device-sim/run/chirpstack-transport.ts';
+import { ByClassTransport, type Transport, type TransportStats } from '../../../device-sim/run/transport.ts';
 import type { Label } from '../../../device-sim/world/labels.ts';
 import { uniformRates } from '../../../device-sim/world/violations.ts';
 import { parseChirpstackEvent } from '../../../services/lorawan/chirpstack.ts';
@@ -219,5 +220,43 @@ describe('labels of what the sensors can observe', () => {
     expect(lorawanRun.messages).toEqual(mqttRun.messages);
     const rest = (labels: Label[]) => labels.filter((l) => l.type !== 'out_of_window_dropoff' || !lidless.has(l.subject.device_id!));
     expect(lorawanRun.labels).toEqual(rest(mqttRun.labels));
+  });
+});
+
+describe('ByClassTransport with a transport per class', () => {
+  /** A transport that records what it is sent and acknowledges on demand. */
+  class Recording implements Transport {
+    readonly stats: TransportStats = { connected: 1, acknowledged: 0, failed: 0, queued: 0, inFlight: 0, connects: 1, connectFailures: 0, lastError: null };
+    readonly sent: Outgoing[] = [];
+    send(message: Outgoing): void {
+      this.sent.push(message);
+      this.stats.queued++;
+    }
+    ack(): void {
+      this.stats.queued--;
+      this.stats.acknowledged++;
+    }
+    oldestPendingAt(): number | null {
+      return this.sent.length > this.stats.acknowledged ? this.sent[this.stats.acknowledged]!.at : null;
+    }
+    async progress(): Promise<void> {}
+    async backlogBelow(): Promise<void> {}
+    async close(): Promise<void> {}
+  }
+
+  it('sends trucks, bins and weighbridges each their way and adds up the three', () => {
+    const [trucks, bins, others] = [new Recording(), new Recording(), new Recording()];
+    const all = new ByClassTransport({ trucks, bins }, others);
+    all.send({ kind: 'publish', at: T0 + 3000, deviceId: 'GPS-truck-0001', deviceClass: 'trucks', payload: { ts: T0 } });
+    all.send(publish('BIN-00001', T0 + 1000, reading(T0)));
+    all.send({ kind: 'publish', at: T0 + 2000, deviceId: 'WB-dump-north', deviceClass: 'scales', payload: { ts: T0 } });
+    expect([trucks, bins, others].map((t) => t.sent.map((m) => m.deviceId))).toEqual([['GPS-truck-0001'], ['BIN-00001'], ['WB-dump-north']]);
+    expect(all.stats).toMatchObject({ connected: 3, queued: 3, connects: 3 });
+    expect(all.oldestPendingAt()).toBe(T0 + 1000);
+    bins.ack();
+    expect(all.oldestPendingAt()).toBe(T0 + 2000);
+    // One transport for two classes is counted once.
+    const shared = new Recording();
+    expect(new ByClassTransport({ bins: shared }, shared).stats.connected).toBe(1);
   });
 });
