@@ -164,10 +164,14 @@ export class MqttTransport extends DeliveryQueue<Device> {
       settle();
       if (device.client !== client) return;
       if (device.state === 'up') this.stats.connected--;
+      const wasDown = device.state === 'down';
+      // Off this client before its callbacks run: a publish they set off on it would be kept by
+      // mqtt.js for a reconnect that never comes, its callback never called.
+      device.client = null;
+      device.state = 'down';
       // Flushes unacknowledged publishes back into the queue through their callbacks.
       client.end(true);
-      device.client = null;
-      if (device.state === 'down') return;
+      if (wasDown) return;
       device.state = 'idle';
       if (device.queue.length > 0 && !this.closing) {
         // Lost the connection (or could not connect): try again shortly.

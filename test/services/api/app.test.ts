@@ -111,7 +111,7 @@ describe('devices API', () => {
   it('creates a device and returns its secret once', async () => {
     const created = await call('POST', '/api/v1/devices', 'integrator', { id: 'TRUCK-9', class: 'trucks' });
     expect(created.statusCode).toBe(201);
-    expect(created.json()).toEqual({ device: { id: 'TRUCK-9', class: 'trucks', enabled: true, asset: null, created_at: expect.any(String), jt808_phone: null, jt808_model: null, jt808_registered: false }, secret: expect.stringMatching(/^[\w-]{32}$/) });
+    expect(created.json()).toEqual({ device: { id: 'TRUCK-9', class: 'trucks', enabled: true, asset: null, created_at: expect.any(String), jt808_phone: null, jt808_model: null, jt808_registered: false, lorawan_dev_eui: null, lorawan_sensor: null }, secret: expect.stringMatching(/^[\w-]{32}$/) });
     const read = await call('GET', '/api/v1/devices/TRUCK-9', 'operator');
     expect(read.json()).not.toHaveProperty('secret');
     expect(read.body).not.toContain('scrypt');
