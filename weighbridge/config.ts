@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { WASTE_CATEGORIES } from '../services/contract/payloads.ts';
 import { DEVICE_ID_PATTERN } from '../services/contract/topics.ts';
 import { FORMAT_NAMES } from './formats/index.ts';
+import { PAIRING_DEFAULTS } from './weighing/ledger.ts';
 
 const positive = z.number().positive();
 const count = z.number().int().positive();
@@ -64,15 +65,23 @@ export const configSchema = z.object({
   }),
   stability: z
     .object({
-      count: count.min(2).default(8).describe('Readings in a row that must agree for a weighing'),
+      // At most 1000: the window is kept in memory and scanned on every reading.
+      count: count.min(2).max(1_000).default(8).describe('Readings in a row that must agree for a weighing (2-1000)'),
       toleranceKg: z.number().min(0).default(20).describe('Largest spread among them, kg'),
       minKg: positive.default(500).describe('Below this the bridge is empty, kg'),
+      emptyCount: count.max(1_000).default(3).describe('Readings in a row below minKg before the truck counts as gone (one stray reading does not split a weighing)'),
+      // At most the contract's largest weight (services/contract/payloads.ts): more is in no ticket.
+      capacityKg: positive.max(100_000).default(PAIRING_DEFAULTS.capacityKg).describe("Readings above this are refused and counted, never weighed, kg (at most and by default the contract's 100 t)"),
+      newTruckKg: positive.default(2_000).describe('A new steady weight this far (or 10 × toleranceKg, if more) from the weighed one is the next truck, kg'),
     })
+    .refine((s) => s.capacityKg > s.minKg, { error: 'must be above stability.minKg', path: ['capacityKg'] })
     .prefault({}),
   pairing: z
     .object({
       expireAfterH: positive.default(12).describe('An unpaired weighing is dropped after this many hours'),
       plateWindowS: positive.default(120).describe('A plate given before a truck drives on applies to a truck arriving within this many seconds'),
+      minPairIntervalS: z.number().min(0).default(PAIRING_DEFAULTS.minPairIntervalS).describe('Two weighings of a plate closer than this are the same truck weighed again, never a ticket'),
+      minNetKg: z.number().min(0).default(PAIRING_DEFAULTS.minNetKg).describe('Two weighings of a plate closer in weight than this are the same truck weighed again, never a ticket, kg'),
     })
     .prefault({}),
   queueFile: z.string().min(1).default('data/weighbridge.db').describe('SQLite file of open weighings and unsent tickets'),
@@ -114,8 +123,13 @@ const FLAGS: Record<string, string> = {
   'stability.count': '--stable-count',
   'stability.toleranceKg': '--tolerance-kg',
   'stability.minKg': '--min-kg',
+  'stability.emptyCount': '--empty-count',
+  'stability.capacityKg': '--capacity-kg',
+  'stability.newTruckKg': '--new-truck-kg',
   'pairing.expireAfterH': '--expire-after-h',
   'pairing.plateWindowS': '--plate-window-s',
+  'pairing.minPairIntervalS': '--min-pair-interval-s',
+  'pairing.minNetKg': '--min-net-kg',
   'page.host': '--page-host',
   'page.port': '--page-port',
   'log.level': '--log-level',

@@ -32,11 +32,19 @@ a local queue until the broker has acknowledged it.
   --ticket-prefix TEXT   磅单号前缀 ticket number prefix (the device id)
 
 称重 Weighing:
-  --stable-count N       连续稳定读数 readings in a row that must agree (8)
+  --stable-count N       连续稳定读数 readings in a row that must agree, 2-1000 (8)
   --tolerance-kg N       稳定允许波动 largest spread among them, kg (20)
   --min-kg N             最小称重 below this the bridge is empty, kg (500)
+  --empty-count N        下磅读数 readings in a row below --min-kg before the truck is gone (3)
+  --capacity-kg N        最大称量 readings above this are refused, kg, at most 100000 (100000)
+  --new-truck-kg N       换车重量差 a new steady weight this far from the weighed one is the next
+                         truck, kg (2000, or 10 x --tolerance-kg if more)
   --expire-after-h H     未配对称重过期 an unpaired weighing is dropped after H hours (12)
   --plate-window-s S     车牌等待时间 a plate given before the truck applies for S seconds (120)
+  --min-pair-interval-s S  最短配对间隔 two weighings of a plate closer than S seconds are the
+                         same truck weighed again, no ticket (120)
+  --min-net-kg N         最小净重 two weighings of a plate closer than N kg are the same truck
+                         weighed again, no ticket (100)
 
 本机 Local:
   --queue-file FILE      队列文件 SQLite file of open weighings and unsent tickets (data/weighbridge.db)

@@ -27,8 +27,13 @@ const OPTIONS = {
   'stable-count': { type: 'string' },
   'tolerance-kg': { type: 'string' },
   'min-kg': { type: 'string' },
+  'empty-count': { type: 'string' },
+  'capacity-kg': { type: 'string' },
+  'new-truck-kg': { type: 'string' },
   'expire-after-h': { type: 'string' },
   'plate-window-s': { type: 'string' },
+  'min-pair-interval-s': { type: 'string' },
+  'min-net-kg': { type: 'string' },
   'queue-file': { type: 'string' },
   'page-host': { type: 'string' },
   'page-port': { type: 'string' },
@@ -147,10 +152,15 @@ export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
   set(stability, 'count', number('stable-count', values['stable-count']));
   set(stability, 'toleranceKg', number('tolerance-kg', values['tolerance-kg']));
   set(stability, 'minKg', number('min-kg', values['min-kg']));
+  set(stability, 'emptyCount', number('empty-count', values['empty-count']));
+  set(stability, 'capacityKg', number('capacity-kg', values['capacity-kg']));
+  set(stability, 'newTruckKg', number('new-truck-kg', values['new-truck-kg']));
 
   const pairing = section(raw, 'pairing');
   set(pairing, 'expireAfterH', number('expire-after-h', values['expire-after-h']));
   set(pairing, 'plateWindowS', number('plate-window-s', values['plate-window-s']));
+  set(pairing, 'minPairIntervalS', number('min-pair-interval-s', values['min-pair-interval-s']));
+  set(pairing, 'minNetKg', number('min-net-kg', values['min-net-kg']));
 
   set(raw, 'queueFile', values['queue-file']);
   if (values.status) return { kind: 'status', queueFile: typeof raw.queueFile === 'string' ? raw.queueFile : (configSchema.shape.queueFile.parse(undefined) as string) };

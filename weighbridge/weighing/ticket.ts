@@ -1,6 +1,8 @@
 // A weighing ticket as the contract has it (services/contract/payloads.ts weighTicketSchema,
 // docs/mqtt.md "Weighing ticket"): made from two weighings of one plate, the larger the gross,
-// the smaller the tare, timed at the second weighing, numbered `{prefix}-{local date}-{counter}`.
+// the smaller the tare, timed at the second weighing, numbered
+// `{prefix}-{local date}-{queue file id}-{counter}`: the counter alone repeats when a queue file is
+// deleted or two agents share a prefix; the queue file's random id (ledger.ts) tells them apart.
 import { weighTicketSchema, type WeighTicketInput } from '../../services/contract/payloads.ts';
 import type { WASTE_CATEGORIES } from '../../services/contract/payloads.ts';
 
@@ -30,9 +32,15 @@ export function localIso(ms: number, offsetMinutes: number): string {
   return `${local}${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
 }
 
-export function ticketId(site: SiteOptions, ms: number, counter: number): string {
+/** Which ticket of which queue file: `fileId` six characters, so that a 40-character prefix still fits the contract's 64. */
+export interface TicketSerial {
+  fileId: string;
+  counter: number;
+}
+
+export function ticketId(site: SiteOptions, ms: number, serial: TicketSerial): string {
   const day = localIso(ms, site.utcOffsetMinutes).slice(0, 10).replaceAll('-', '');
-  return `${site.ticketPrefix}-${day}-${String(counter).padStart(6, '0')}`;
+  return `${site.ticketPrefix}-${day}-${serial.fileId}-${String(serial.counter).padStart(6, '0')}`;
 }
 
 export interface WeighingPair {
@@ -42,11 +50,11 @@ export interface WeighingPair {
 }
 
 /** The ticket of a pair; throws with the contract's reason if the weights are out of its range. */
-export function makeTicket(site: SiteOptions, pair: WeighingPair, counter: number): Ticket {
+export function makeTicket(site: SiteOptions, pair: WeighingPair, serial: TicketSerial): Ticket {
   const gross = kg(Math.max(pair.first.kg, pair.second.kg));
   const tare = kg(Math.min(pair.first.kg, pair.second.kg));
   const ticket: Ticket = {
-    ticket_id: ticketId(site, pair.second.ts, counter),
+    ticket_id: ticketId(site, pair.second.ts, serial),
     ts: localIso(pair.second.ts, site.utcOffsetMinutes),
     plate: pair.plate,
     gross_kg: gross,
