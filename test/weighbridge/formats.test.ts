@@ -127,6 +127,23 @@ describe('Toledo continuous output', () => {
     expect(new FrameReader(toledo).push(frame)).toEqual([{ weight: 1_500, motion: false }]);
   });
 
+  it('reads a 7E1 stream taken as 8N1: the even-parity bit set on any byte, STX and CR included', () => {
+    const evenParity = (frame: Buffer) => Buffer.from(frame.map((b) => (b.toString(2).split('1').length % 2 === 0 ? b | 0x80 : b)));
+    const frames = [toledoFrame(25_680), toledoFrame(25_700, { motion: true })].map(evenParity);
+    // STX (one bit set) and CR (three) go out as 82h and 8Dh.
+    expect([frames[0]![0], frames[0]![16]]).toEqual([0x82, 0x8d]);
+    const reader = new FrameReader(toledo);
+    const stream = Buffer.concat([Buffer.from([0x8d, 0x41]), frames[0]!, frames[1]!]);
+    // Split at every byte: the start and end bytes are found under the mask wherever a read ends.
+    const readings = [...stream].flatMap((b) => reader.push(Buffer.from([b])));
+    expect(readings).toEqual([
+      { weight: 25_680, motion: false },
+      { weight: 25_700, motion: true },
+    ]);
+    const plain = new FrameReader(toledoNoChecksum);
+    expect(plain.push(evenParity(toledoFrame(3_000, {}, 0, false)))).toEqual([{ weight: 3_000, motion: false }]);
+  });
+
   it('reads the frame without checksum when the terminal sends none', () => {
     const reader = new FrameReader(toledoNoChecksum);
     const frames = Buffer.concat([toledoFrame(3_000, {}, 0, false), Buffer.from('noise'), toledoFrame(3_020, {}, 0, false)]);

@@ -40,6 +40,11 @@ export interface FrameFormat {
   /** Where the closing byte stands (from the start byte, 0-based) and what it is. */
   readonly endOffset: number;
   readonly endByte: number;
+  /**
+   * The bits of each byte that carry data, start and end bytes included: 0x7f where bit 7 may be a
+   * parity bit (a 7E1 line read as 8N1 sets it on half the bytes), 0xff otherwise.
+   */
+  readonly byteMask: number;
   /** Decodes one frame of `length` bytes that starts with `startByte` and has `endByte` at `endOffset`. */
   decode(frame: Uint8Array): Decoded;
 }

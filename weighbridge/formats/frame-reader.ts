@@ -24,12 +24,12 @@ export class FrameReader {
 
   /** Takes the next bytes off the line; returns the readings of the frames they complete. */
   push(chunk: Buffer): Reading[] {
-    const { length, startByte, endOffset, endByte } = this.format;
+    const { length, endOffset, endByte, byteMask } = this.format;
     const data = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     const readings: Reading[] = [];
     let at = 0;
     for (;;) {
-      const start = data.indexOf(startByte, at);
+      const start = this.findStart(data, at);
       if (start < 0) {
         this.stats.garbageBytes += data.length - at;
         at = data.length;
@@ -40,7 +40,7 @@ export class FrameReader {
         at = start;
         break;
       }
-      if (data[start + endOffset] !== endByte) {
+      if ((data[start + endOffset]! & byteMask) !== endByte) {
         // Not a whole frame: look for the next start byte inside it, where the real frame may begin.
         this.stats.rejected.bad_length++;
         at = start + 1;
@@ -54,13 +54,21 @@ export class FrameReader {
       } else {
         this.stats.rejected[decoded.reason]++;
         // A frame one byte short whose check fails has taken the next frame's start byte: go back to it.
-        const inner = data.indexOf(startByte, start + 1);
+        const inner = this.findStart(data, start + 1);
         at = inner > 0 && inner < start + length ? inner : start + length;
       }
     }
     // A copy, so that the chunk it came from is not kept alive; shorter than one frame.
     this.pending = Buffer.from(data.subarray(at));
     return readings;
+  }
+
+  /** Where the next start byte is, from `from`, under the format's byte mask; -1 if none. */
+  private findStart(data: Buffer, from: number): number {
+    const { startByte, byteMask } = this.format;
+    if (byteMask === 0xff) return data.indexOf(startByte, from);
+    for (let i = from; i < data.length; i++) if ((data[i]! & byteMask) === startByte) return i;
+    return -1;
   }
 
   /** Forgets a partial frame, e.g. when the line was reconnected and its tail will not come. */

@@ -19,7 +19,9 @@
 //   SWB bit 0 net, bit 1 negative, bit 2 out of range, bit 3 motion, bit 4 kg (0: lb),
 //       bit 6 power-up not zeroed
 //   SWC bit 4 weight display expanded ×10
-//   Bit 7 of each byte is the parity bit, so it is masked off here. The bits the manuals call
+//   Bit 7 of each byte is the parity bit (a 7E1 line read as 8N1), so it is masked off everywhere:
+//   in STX and CR as the reader looks for frames (byteMask), in the fields, and in the checksum,
+//   where it cancels (128 is 0 in the seven low bits). The bits the manuals call
 //   constant are not checked: they differ between vendors (bit 5 of SWB is 1 at Toledo, 0 in
 //   Fairbanks' "Toledo data format"), and the checksum guards the frame.
 import { STX, CR, digit, type Decoded, type FrameFormat } from './format.ts';
@@ -74,6 +76,7 @@ export const toledo: FrameFormat = {
   startByte: STX,
   endOffset: 16,
   endByte: CR,
+  byteMask: 0x7f,
   decode: (frame) => decode(frame, true),
 };
 
@@ -84,5 +87,6 @@ export const toledoNoChecksum: FrameFormat = {
   startByte: STX,
   endOffset: 16,
   endByte: CR,
+  byteMask: 0x7f,
   decode: (frame) => decode(frame, false),
 };

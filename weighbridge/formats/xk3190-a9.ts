@@ -47,6 +47,8 @@ export const xk3190A9: FrameFormat = {
   startByte: STX,
   endOffset: 11,
   endByte: ETX,
+  // The manual's frame is 8N1 with all eight bits checked by the XOR: no parity bit to mask.
+  byteMask: 0xff,
   decode(frame: Uint8Array): Decoded {
     const check = xk3190Check(frame);
     if (!nibbleMatches(frame[9], check >> 4) || !nibbleMatches(frame[10], check & 0x0f)) return { ok: false, reason: 'bad_check' };
