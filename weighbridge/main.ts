@@ -20,7 +20,11 @@ async function main(): Promise<void> {
 
   const { config } = command;
   const log = agentLogger(config.log.level);
-  const agent = new WeighbridgeAgent(config, log);
+  // From the environment, not the config, for now (docs/weighbridge.md "Plates", "Store-and-forward").
+  const agent = new WeighbridgeAgent(config, log, {
+    operatorToken: process.env.WEIGHBRIDGE_OPERATOR_TOKEN || null,
+    sendOldTickets: process.env.WEIGHBRIDGE_SEND_OLD_TICKETS === '1',
+  });
   let pagePort: number | null;
   try {
     ({ pagePort } = await agent.start());

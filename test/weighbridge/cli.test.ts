@@ -119,7 +119,7 @@ describe('npm run weighbridge', () => {
     db.close();
     const { stdout } = await run('node', [...entry, '--status', '--queue-file', file]);
     expect(stdout).toMatch(/tickets waiting: 1, oldest queued/);
-    expect(stdout).toMatch(/WB-SZ-01-20261122-000001 {2}2026-11-22T08:20:00\.000\+08:00 {2}苏E12345 {2}net 12000 kg/);
+    expect(stdout).toMatch(/WB-SZ-01-20261122-[0-9A-Z]{6}-000001 {2}2026-11-22T08:20:00\.000\+08:00 {2}苏E12345 {2}net 12000 kg/);
     expect(stdout).toMatch(/open weighings: 1\n {2}#3 .* 9000 kg {2}需车牌 needs a plate/);
   });
 });

@@ -21,7 +21,8 @@ afterEach(async () => {
 async function setUp(overrides: Record<string, unknown> = {}, input: Record<string, unknown> = {}): Promise<{ agent: WeighbridgeAgent; pty: PtyPair; config: AgentConfig }> {
   const pty = await startPty();
   cleanups.push(() => pty.close());
-  const config = await agentConfig({ serial: { path: pty.agentEnd }, ...input }, overrides);
+  // Trucks here come back within seconds; the pairing rules' minimum interval is ledger.test.ts's to test.
+  const config = await agentConfig({ serial: { path: pty.agentEnd }, ...input }, { pairing: { minPairIntervalS: 0 }, ...overrides });
   config.mqtt.url = `mqtt://127.0.0.1:${await freePort()}`;
   const agent = new WeighbridgeAgent(config, agentLogger(config.log.level));
   await agent.start();
@@ -62,7 +63,7 @@ describe('weighbridge agent on a serial line', () => {
   });
 
   it('expires a weighing that finds no pair, and shows it', async () => {
-    const { agent, pty } = await setUp({ pairing: { expireAfterH: 0.0003, plateWindowS: 120 } });
+    const { agent, pty } = await setUp({ pairing: { expireAfterH: 0.0003, plateWindowS: 120, minPairIntervalS: 0 } });
     agent.offerPlate('苏E77777', 'test', null);
     const expired = next<[Weighing]>(agent, 'expired');
     pty.write(frames(20_000));

@@ -60,7 +60,8 @@ async function started(config: AgentConfig): Promise<{ agent: WeighbridgeAgent; 
 
 describe('weighbridge agent on a serial line and a real Mosquitto', () => {
   it('delivers every ticket once through a broker outage and an agent restart', async () => {
-    const config = await agentConfig({ serial: { path: pty.agentEnd } }, {});
+    // Trucks here come back within seconds; the pairing rules' minimum interval is ledger.test.ts's to test.
+    const config = await agentConfig({ serial: { path: pty.agentEnd } }, { pairing: { minPairIntervalS: 0 } });
     config.mqtt.url = broker.url;
     const made: Ticket[] = [];
     let { agent, port } = await started(config);
@@ -69,7 +70,7 @@ describe('weighbridge agent on a serial line and a real Mosquitto', () => {
     await until(() => agent.status().broker.connected, 'the broker connection');
 
     // A truck that rolls on and off without holding still is no weighing.
-    writeSplit(pty.write, Buffer.concat([2_000, 9_000, 16_000, 16_400, 15_700, 16_300, 6_000, 0, 0].map((w) => xk3190Frame(w))));
+    writeSplit(pty.write, Buffer.concat([2_000, 9_000, 16_000, 16_400, 15_700, 16_300, 6_000, 0, 0, 0].map((w) => xk3190Frame(w))));
     await until(() => agent.status().counts.unsteady_passes === 1, 'the unsteady pass');
 
     // Truck A: the camera reads its plate as it drives up.
@@ -118,7 +119,10 @@ describe('weighbridge agent on a serial line and a real Mosquitto', () => {
     await broker.stop();
     await broker.start();
     await until(() => agent.status().queue.waiting === 0 && observer.ticketIds().size === made.length, 'every ticket at the observer', 20_000);
-    expect(made.map((t) => t.ticket_id)).toEqual([1, 2, 3, 4].map((n) => `${DEVICE_ID}-${made[0]!.ticket_id.split('-')[3]}-00000${n}`));
+    // Numbered on from one queue file, the restart in between: {device}-{date}-{file id}-000001…000004.
+    const serial = made[0]!.ticket_id.slice(0, -6);
+    expect(serial).toMatch(new RegExp(`^${DEVICE_ID}-\\d{8}-[0-9A-Z]{6}-$`));
+    expect(made.map((t) => t.ticket_id)).toEqual([1, 2, 3, 4].map((n) => `${serial}00000${n}`));
     expect(observer.ticketIds()).toEqual(new Set(made.map((t) => t.ticket_id)));
     for (const payload of observer.payloads) {
       const ticket = made.find((t) => t.ticket_id === (JSON.parse(payload) as Ticket).ticket_id)!;
@@ -138,6 +142,8 @@ describe('weighbridge agent on a serial line and a real Mosquitto', () => {
       await reader.close();
       return text;
     };
+    // Connected again after the last restart (its reconnection waits longer, the connection before held so briefly).
+    await until(() => agent.status().broker.connected, 'the connection after the restart');
     expect(await retained()).toBe('{"online":true}');
     await agent.stop();
     expect(await retained()).toBe('{"online":false}');

@@ -36,7 +36,8 @@ afterAll(async () => {
 
 async function agentWith(secretText: string): Promise<WeighbridgeAgent> {
   const { port } = server.address() as net.AddressInfo;
-  const config = await agentConfig({ tcp: { host: '127.0.0.1', port } });
+  // Trucks here come back within seconds; the pairing rules' minimum interval is ledger.test.ts's to test.
+  const config = await agentConfig({ tcp: { host: '127.0.0.1', port } }, { pairing: { minPairIntervalS: 0 } });
   Object.assign(config.mqtt, { url: service.url, deviceId: SCALE, secret: secretText });
   const agent = new WeighbridgeAgent(config, agentLogger(config.log.level));
   await agent.start();
@@ -55,14 +56,16 @@ describe('weighbridge agent against the service', () => {
         line.write(Buffer.concat(truckPass(kg, { jitterKg: 10 }).map((w) => xk3190Frame(w))));
         await weighed;
         await until(() => agent.status().bridge === 'empty', 'the truck to leave');
+        // The same plate again within the millisecond its truck left is a repeat, even with minPairIntervalS 0.
+        await new Promise((r) => setTimeout(r, 5));
       }
       await until(() => agent.status().queue.waiting === 0, 'both tickets acknowledged');
       const deadline = Date.now() + 15_000;
       while ((await influx.count('weigh_ticket', 'net_kg', SCALE)) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       const rows = await influx.store().query('SELECT ticket_id, plate, gross_kg, tare_kg, net_kg FROM weigh_ticket WHERE device_id = $id ORDER BY time', { id: SCALE });
       expect(rows[0]?.values.map((v) => v.slice(1))).toEqual([
-        [expect.stringMatching(new RegExp(`^${SCALE}-\\d{8}-000001$`)), '苏E12345', 31_200, 12_700, 18_500],
-        [expect.stringMatching(new RegExp(`^${SCALE}-\\d{8}-000002$`)), '苏E54321', 29_000, 13_000, 16_000],
+        [expect.stringMatching(new RegExp(`^${SCALE}-\\d{8}-[0-9A-Z]{6}-000001$`)), '苏E12345', 31_200, 12_700, 18_500],
+        [expect.stringMatching(new RegExp(`^${SCALE}-\\d{8}-[0-9A-Z]{6}-000002$`)), '苏E54321', 29_000, 13_000, 16_000],
       ]);
     } finally {
       await agent.stop();

@@ -42,7 +42,7 @@ function pass(kg: number): Buffer {
 describe('weighbridge agent on a TCP serial-device server, Toledo format', () => {
   it('reconnects after a drop mid-frame and after a silent connection, and pairs across them', async () => {
     const { port } = server.address() as net.AddressInfo;
-    const config = await agentConfig({ tcp: { host: '127.0.0.1', port }, idleTimeoutS: 0.5 }, { indicator: { format: 'toledo', unit: 'kg' } });
+    const config = await agentConfig({ tcp: { host: '127.0.0.1', port }, idleTimeoutS: 0.5 }, { indicator: { format: 'toledo', unit: 'kg' }, pairing: { minPairIntervalS: 0 } });
     config.mqtt.url = broker.url;
     const agent = new WeighbridgeAgent(config, agentLogger(config.log.level));
     const problems: string[] = [];

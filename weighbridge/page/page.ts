@@ -1,6 +1,7 @@
 // The operator's page (GET /): Chinese first, English under it. It polls /api/status every second
 // and posts plates to /api/plate. No external scripts or fonts: the weighbridge-house PC may have no
-// internet. Everything shown is set as text, never as HTML.
+// internet. Everything shown is set as text, never as HTML. Opened from another machine as
+// /?token=… (the operator token, app.ts), it sends the token with each request.
 export const PAGE_HTML = `<!doctype html>
 <html lang="zh-CN">
 <head>
@@ -20,10 +21,15 @@ export const PAGE_HTML = `<!doctype html>
   input[type=text] { font-size: 1.1rem; width: 9em; }
   button { font-size: 1rem; }
   #message { min-height: 1.2em; }
+  #warnings { background: #fdecea; color: #b00020; font-weight: bold; }
+  #warnings:empty { display: none; }
+  #warnings div { margin: .2rem 0; }
 </style>
 </head>
 <body>
 <h1>地磅称重 <span class="en">Weighbridge agent</span> — <span id="device"></span></h1>
+
+<section id="warnings"></section>
 
 <section>
   <h2>当前重量 <span class="en">Current weight</span></h2>
@@ -66,15 +72,29 @@ const BRIDGE = { empty: '空磅 empty', settling: '车辆上磅，等待稳定 s
 const time = (iso) => iso ? new Date(iso).toLocaleString('zh-CN', { hour12: false }) : '—';
 function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; return td; }
 function say(text, cls) { $('message').textContent = text; $('message').className = cls; }
+const token = new URLSearchParams(location.search).get('token');
+const auth = token ? { authorization: 'Bearer ' + token } : {};
+const UNSAVED = ' (队列文件暂不可写，已暂存 kept in memory until the queue file can be written)';
+
+async function post(path, body) {
+  const response = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) });
+  return response.json();
+}
 
 async function postPlate(plate, weighingId) {
   const body = { plate };
   if (weighingId !== undefined) body.weighing_id = weighingId;
-  const response = await fetch('/api/plate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const answer = await response.json();
+  const answer = await post('/api/plate', body);
   if (!answer.ok) return say(answer.message, 'bad');
   const where = { weighing: '已记到称重 set on weighing ' + (answer.weighing_id ?? ''), pass: '给磅上车辆 for the truck on the bridge', next: '给下一辆车 for the next truck, until ' + time(answer.until) }[answer.placed];
-  say(answer.plate + ': ' + where + (answer.ticket_id ? ' → 磅单 ticket ' + answer.ticket_id : ''), 'ok');
+  say(answer.plate + ': ' + where + (answer.ticket_id ? ' → 磅单 ticket ' + answer.ticket_id : '') + (answer.saved === false ? UNSAVED : ''), answer.saved === false ? 'warn' : 'ok');
+  refresh();
+}
+
+async function voidWeighing(w) {
+  if (!confirm('作废称重 void weighing ' + w.id + ' (' + w.kg + ' kg, ' + (w.plate ?? '无车牌 no plate') + ')?')) return;
+  const answer = await post('/api/void', { weighing_id: w.id });
+  say(answer.ok ? '已作废称重 voided weighing ' + w.id + (answer.saved === false ? UNSAVED : '') : answer.message, answer.ok ? 'ok' : 'bad');
   refresh();
 }
 
@@ -86,6 +106,7 @@ $('plate-form').addEventListener('submit', (event) => {
 
 function render(s) {
   $('device').textContent = s.device_id;
+  $('warnings').replaceChildren(...s.warnings.map((w) => Object.assign(document.createElement('div'), { textContent: '⚠ ' + w })));
   $('weight').textContent = s.weight ? s.weight.kg.toLocaleString('zh-CN') : '—';
   $('bridge').textContent = BRIDGE[s.bridge] + (s.weight && s.weight.motion ? ' · 动态 motion' : '');
   $('line').textContent = (s.input.connected ? '仪表已连接 indicator connected: ' : '仪表未连接 indicator not connected: ') + s.input.line + (s.input.problem ? ' — ' + s.input.problem : '');
@@ -105,19 +126,24 @@ function render(s) {
     const input = Object.assign(document.createElement('input'), { type: 'text', placeholder: w.plate ? '改 correct' : '苏E12345' });
     form.append(input, Object.assign(document.createElement('button'), { type: 'submit', textContent: '确定 OK' }));
     form.addEventListener('submit', (event) => { event.preventDefault(); postPlate(input.value, w.id); });
-    plateCell.append(form);
+    const voidButton = Object.assign(document.createElement('button'), { type: 'button', textContent: '作废 void' });
+    voidButton.addEventListener('click', () => voidWeighing(w));
+    plateCell.append(form, voidButton);
     cell(row, time(w.expires_at));
   }
   $('expired').textContent = s.expired.length ? '已过期未配对 expired unpaired: ' + s.expired.map((w) => time(w.ts) + ' ' + w.kg + ' kg ' + (w.plate ?? '无车牌 no plate')).join('; ') : '';
 
   $('broker').textContent = s.broker.connected ? '服务器已连接 connected to ' + s.broker.url : '服务器未连接 not connected to ' + s.broker.url + (s.broker.problem ? ' — ' + s.broker.problem : '');
   $('broker').className = s.broker.connected ? 'ok' : 'bad';
-  $('queue').textContent = '待发送 waiting: ' + s.queue.waiting + (s.queue.oldest_at ? ' · 最早 oldest: ' + time(s.queue.oldest_at) : '') + ' · 已发送 sent since start: ' + s.broker.sent;
+  $('queue').textContent = '待发送 waiting: ' + s.queue.waiting + (s.queue.oldest_at ? ' · 最早 oldest: ' + time(s.queue.oldest_at) : '') + (s.queue.held_count ? ' · 暂不发送 held: ' + s.queue.held_count : '') + ' · 已发送 sent since start: ' + s.broker.sent;
   const tickets = $('tickets');
   tickets.replaceChildren();
+  const held = new Map(s.queue.held.map((h) => [h.ticket_id, h.reason]));
   for (const t of s.queue.tickets) {
     const row = tickets.insertRow();
+    if (t.problem) { cell(row, t.ticket_id, 'bad'); cell(row, t.problem, 'bad').colSpan = 5; continue; }
     for (const v of [t.ticket_id, time(t.ts), t.plate, t.gross_kg, t.tare_kg, t.net_kg]) cell(row, String(v));
+    if (held.has(t.ticket_id)) cell(tickets.insertRow(), '暂不发送 held: ' + held.get(t.ticket_id), 'warn').colSpan = 6;
   }
   const skipped = Object.entries(s.input.frames.rejected).filter(([, n]) => n > 0).map(([k, n]) => k + ' ' + n).join(', ');
   $('frames').textContent = s.format + ': 有效帧 frames ' + s.input.frames.frames + ' · 跳过 skipped: ' + (skipped || '0') + ' · 杂散字节 stray bytes ' + s.input.frames.garbageBytes + ' · 最后数据 last data ' + time(s.input.last_data_at) + ' · 未稳定即下磅 left before steady ' + s.counts.unsteady_passes;
@@ -125,7 +151,7 @@ function render(s) {
 
 async function refresh() {
   try {
-    render(await (await fetch('/api/status')).json());
+    render(await (await fetch('/api/status', { headers: auth })).json());
   } catch {
     $('line').textContent = '代理程序无响应 the agent does not answer';
     $('line').className = 'bad';

@@ -29,6 +29,11 @@ export class TicketQueue {
     this.countStmt = db.prepare<[], { n: number; oldest: number | null }>('SELECT count(*) AS n, min(created_at) AS oldest FROM queue');
   }
 
+  /** The queue file's path, for messages. */
+  get file(): string {
+    return this.db.name;
+  }
+
   /** Up to `limit` tickets queued after `seq`, in order. */
   after(seq: number, limit: number): QueuedTicket[] {
     return this.afterStmt.all(seq, limit).map(toTicket);
