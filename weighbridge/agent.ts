@@ -225,7 +225,9 @@ export class WeighbridgeAgent extends EventEmitter<AgentEvents> {
       this.log.info({ plate, source, placed: placement.to }, 'plate received');
       if (placement.to === 'pass') return { ok: true, placed: 'pass' };
       if (placement.to === 'next') return { ok: true, placed: 'next', until: localIso(placement.until, this.site.utcOffsetMinutes) };
-      // A repeat (changes nothing) or too many plates waiting: said to whoever gave it.
+      // A repeat changes nothing and is no error (a camera answered with one pushes again); too
+      // many plates waiting is refused, said to whoever gave it.
+      if (placement.to === 'ignored') return { ok: true, placed: 'ignored', message: placement.reason };
       if (placement.to !== 'weighing') return { ok: false, status: 409, message: placement.reason };
       weighingId = placement.weighingId;
     }
@@ -333,7 +335,7 @@ export class WeighbridgeAgent extends EventEmitter<AgentEvents> {
       storage: { file: this.config.queueFile, problem: storageProblem, unsaved: this.unsaved.map((w) => ({ what: w.what, since: iso(w.since) })) },
       clock: { problem: this.clockProblem },
       broker: { ...broker, url: this.config.mqtt.url },
-      counts: { ...this.counts },
+      counts: { ...this.counts, over_capacity: this.detector.overCapacity },
     };
   }
 
@@ -448,7 +450,8 @@ export class WeighbridgeAgent extends EventEmitter<AgentEvents> {
     if (!running) return;
     if (event.type === 'arrived') {
       const pass = this.desk.arrived(now);
-      this.log.debug({ plate: pass.plate?.plate ?? null }, 'truck on the bridge');
+      if (event.noseToTail) this.log.warn({ plate: pass.plate?.plate ?? null }, 'a new steady weight without the bridge emptying: taken as the next truck nose to tail (or a truck that stopped with an axle off the bridge, weighed twice)');
+      else this.log.debug({ plate: pass.plate?.plate ?? null }, 'truck on the bridge');
       return;
     }
     if (event.type === 'left') {

@@ -66,6 +66,13 @@ describe('the local page', () => {
     expect((await post(`${base}/api/plate`, { plate: '苏E12345', weighing_id: 'x' })).status).toBe(400);
   });
 
+  it('answers a camera pushing the same plate again 200, changing nothing (an error would make it push once more)', async () => {
+    expect((await post(`${base}/api/camera`, { plate: '苏E54321' })).status).toBe(200);
+    const again = await post(`${base}/api/camera`, { plate: '苏E54321' });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ ok: true, placed: 'ignored', message: expect.stringContaining('is waiting for the next truck already') });
+  });
+
   it('parses JSON only, and bounds bodies', async () => {
     const text = await fetch(`${base}/api/plate`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"plate":"苏E12345"}' });
     expect(text.status).toBe(415);

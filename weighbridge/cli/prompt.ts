@@ -23,6 +23,8 @@ export function startPrompt(agent: WeighbridgeAgent, input: NodeJS.ReadableStrea
       else {
         const answer = agent.offerPlate(plate.plate, 'terminal', match ? Number(match[1]) : null);
         if (!answer.ok) say(answer.message);
+        else if (answer.placed === 'ignored') say(`${plate.plate}: ${answer.message}`);
+        else if (answer.saved === false) say(`${plate.plate}: 队列文件暂不可写，稍后写入 / the queue file is busy: kept, written once it is free`);
         else if (answer.placed === 'next') say(`${plate.plate}: 给下一辆车 for the next truck, until ${answer.until}`);
         else if (answer.placed === 'pass') say(`${plate.plate}: 给磅上车辆 for the truck on the bridge`);
         else say(`${plate.plate}: 已记到称重 set on weighing ${answer.weighing_id}${answer.ticket_id ? ` → 磅单 ticket ${answer.ticket_id}` : ''}`);

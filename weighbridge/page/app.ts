@@ -43,6 +43,8 @@ export const REQUESTS_PER_MINUTE = 300;
 /** `saved: false`: kept in memory, since the queue file could not be written; saved once it can. */
 export type PlateAnswer =
   | { ok: true; placed: 'weighing' | 'pass' | 'next'; weighing_id?: number; ticket_id?: string; until?: string; saved?: false }
+  /** A plate the desk has already (a camera repeating its push): nothing changes; 200, so that the camera does not push it again. */
+  | { ok: true; placed: 'ignored'; message: string }
   | { ok: false; status: 404 | 409; message: string };
 
 export type VoidAnswer = { ok: true; voided: number; saved?: false } | { ok: false; status: 404 | 409; message: string };

@@ -55,5 +55,6 @@ export interface AgentStatus {
   storage: { file: string; problem: string | null; unsaved: UnsavedView[] };
   clock: { problem: string | null };
   broker: Omit<ForwarderStatus, 'held' | 'heldCount' | 'storageProblem'> & { url: string };
-  counts: { weighings: number; unsteady_passes: number; tickets: number };
+  /** over_capacity: indicator readings above stability.capacityKg, refused (a misread frame, the wrong --unit). */
+  counts: { weighings: number; unsteady_passes: number; tickets: number; over_capacity: number };
 }

@@ -115,7 +115,7 @@ export class PlateDesk {
     const pass = this.current;
     this.current = null;
     if (!pass?.plate) return null;
-    this.gone = this.gone.filter((g) => g.until >= now);
+    this.gone = this.gone.filter((g) => g.until > now);
     this.gone.push({ ...pass.plate, until: now + this.sameTruckMs });
     return pass.weighed ? null : pass.plate;
   }
@@ -134,7 +134,7 @@ export class PlateDesk {
   private repeated(plate: string, now: number): string | null {
     if (this.current?.plate?.plate === plate) return `${plate} 已是磅上车辆的车牌 / is the plate of the truck on the bridge already`;
     if (this.queued(now).some((h) => h.plate === plate)) return `${plate} 已在等下一辆车 / is waiting for the next truck already`;
-    this.gone = this.gone.filter((g) => g.until >= now);
+    this.gone = this.gone.filter((g) => g.until > now);
     if (this.gone.some((g) => g.plate === plate)) return `${plate} 是刚下磅的车辆 / is the truck that just left the bridge: a repeated read`;
     return null;
   }
