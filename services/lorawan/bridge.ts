@@ -19,7 +19,7 @@ import { topics } from '../contract/topics.ts';
 import { DurableSubscription, roomInSpool } from '../ingest/durable-subscription.ts';
 import { CHIRPSTACK_TOPICS, parseChirpstackEvent } from './chirpstack.ts';
 import { decoderFor } from './decoders/index.ts';
-import type { BinFields, DecodeResult } from './decoders/decoder.ts';
+import { describeValue, type BinFields, type DecodeResult } from './decoders/decoder.ts';
 import type { LorawanDirectory, LorawanRecord } from './directory.ts';
 import type { NetworkEvent, Uplink } from './events.ts';
 import { TTS_TOPICS, parseTtsEvent } from './tts.ts';
@@ -331,7 +331,7 @@ function contractFields(object: Record<string, unknown>): DecodeResult {
     const value = object[key];
     if (value === undefined) continue;
     // Anything else (a string, an array, an object nested without end) is no value of the contract.
-    if (typeof value !== 'number' && typeof value !== 'boolean') return { kind: 'invalid', reason: `the decoded object's ${key} is ${Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`}, not a number or true/false` };
+    if (typeof value !== 'number' && typeof value !== 'boolean') return { kind: 'invalid', reason: `the decoded object's ${key} is ${describeValue(value)}, not a number or true/false` };
     fields[key] = value;
   }
   if (fields.distance_mm === undefined && fields.fill_pct === undefined) {

@@ -3,6 +3,7 @@
 // a network server publishes (acknowledgements, logs, locations) is counted and left.
 import { z } from 'zod';
 import { parseTimestamp } from '../contract/timestamps.ts';
+import { isRecord } from './decoders/decoder.ts';
 import { devEuiProblem, normaliseDevEui } from './dev-eui.ts';
 
 export interface Uplink {
@@ -77,5 +78,5 @@ export function describe(error: z.ZodError): string {
 
 /** A JSON object's fields, or null for anything that is no object (arrays included). */
 export function asObject(value: unknown): Record<string, unknown> | null {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  return isRecord(value) ? value : null;
 }

@@ -36,3 +36,15 @@ export interface SensorDecoder {
   /** Maps the object the vendor's codec script produced in the network server. Never throws. */
   fromCodecObject(object: Record<string, unknown>): DecodeResult;
 }
+
+/** A value as a reason quotes it: a string cut short, a number as written, anything else by its type. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
+  if (typeof value === 'number') return String(value);
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
+}
+
+/** A JSON object (no array, no null): what a codec object must be. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

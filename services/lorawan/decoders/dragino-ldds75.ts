@@ -3,7 +3,7 @@
 // LDDS75_Decoder_V1.1.4.js and its ChirpStack versions for firmware v1.1.4 on, "LDDS75
 // decoder--TTN.txt" for earlier firmware), the fPort of The Things Network's device repository
 // (lorawan-devices vendor/dragino/ldds75.js), and the range of the LDDS75 user manual (§1.2 Features).
-import type { BinFields, DecodeResult, SensorDecoder } from './decoder.ts';
+import { describeValue, isRecord, type BinFields, type DecodeResult, type SensorDecoder } from './decoder.ts';
 
 /** Measurements come on fPort 2; the TTN device repository's codec answers "unknown FPort" to any other. */
 const MEASUREMENT_FPORT = 2;
@@ -121,17 +121,6 @@ function quantity(value: unknown, unit: string): number | undefined {
   if (typeof value !== 'string') return undefined;
   const match = new RegExp(`^\\s*(-?\\d+(?:\\.\\d+)?)\\s*(?:${unit})?\\s*$`).exec(value);
   return match === null ? undefined : Number(match[1]);
-}
-
-/** A value as a reason quotes it: a string cut short, a number as written, anything else by its type. */
-function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
-  if (typeof value === 'number') return String(value);
-  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The codec's words for "no distance" (the earlier decoder and TTN's device repository codec). */

@@ -2,7 +2,7 @@
 // follow Milesight's decoder repository (github.com/Milesight-IoT/SensorDecoders,
 // em-series/em310-udl: README.md "Payload" and em310-udl-decoder.js). Milesight's EM series shares
 // the channel format, so the channel parser here also serves the EM400-UDL (milesight-em400-udl.ts).
-import type { BinFields, DecodeResult, SensorDecoder } from './decoder.ts';
+import { describeValue, isRecord, type BinFields, type DecodeResult, type SensorDecoder } from './decoder.ts';
 
 /**
  * Milesight sensors uplink on fPort 85 by default (the port of the vendor's examples in The Things
@@ -70,13 +70,6 @@ function numberWithin(value: unknown, min: number, max: number, unit: string): n
   return value;
 }
 
-/** A value as a reason quotes it: a string cut short, a number as written, anything else by its type. */
-export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
-  if (typeof value === 'number') return String(value);
-  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
-}
-
 /** Battery, README "Telemetry": percent. */
 export function batteryPct(value: unknown): Mapped {
   const pct = numberWithin(value, 0, 100, '%');
@@ -142,10 +135,6 @@ function result(fields: BinFields, found: readonly string[]): DecodeResult {
 }
 
 export type CodecKeys = Readonly<Record<string, (value: unknown) => Mapped>>;
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /**
  * Maps the object of Milesight's codec (the keys of its decoder script) with `keys`; other keys

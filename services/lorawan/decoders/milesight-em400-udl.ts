@@ -2,7 +2,7 @@
 // follow Milesight's decoder repository (github.com/Milesight-IoT/SensorDecoders,
 // em-series/em400-udl: README.md "Payload" and em400-udl-decoder.js): the EM310-UDL's channel
 // format (milesight-em310-udl.ts) with a temperature and alarm channels, on other channel ids.
-import type { SensorDecoder } from './decoder.ts';
+import { describeValue, type SensorDecoder } from './decoder.ts';
 import {
   ATTRIBUTE_CHANNELS,
   BATTERY_CHANNEL,
@@ -10,7 +10,6 @@ import {
   batteryPct,
   channelTable,
   decodeChannels,
-  describeValue,
   distanceChannel,
   distanceMm,
   downlinkAnswers,
