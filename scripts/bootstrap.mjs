@@ -2,9 +2,9 @@
 // Runs before `npm start` and `npm test` so that each works on a fresh clone:
 //  - installs the npm dependencies (npm ci) when node_modules is missing or older than the lock file;
 //  - makes sure the Debian packages are installed: for the service, influxdb (unless an InfluxDB is
-//    configured); with --test, influxdb, mosquitto and socat, the real servers and tools the tests use, and
-//    docker-compose, which validates the compose file. As root it
-//    installs them with apt-get; otherwise it prints the command.
+//    configured); with --test, influxdb, mosquitto, postgresql and socat, the real servers and tools the
+//    tests use, and docker-compose, which validates the compose file. As root it installs them with
+//    apt-get; otherwise it prints the command.
 // Plain JavaScript on purpose: it must run before any dependency is installed.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const forTests = process.argv.includes('--test');
 
 if (process.argv.includes('--help')) {
-  process.stdout.write('Usage: node scripts/bootstrap.mjs [--test]\nInstalls npm dependencies if needed, and influxdb from Debian for the service (with --test: influxdb, mosquitto and socat).\n');
+  process.stdout.write('Usage: node scripts/bootstrap.mjs [--test]\nInstalls npm dependencies if needed, and influxdb from Debian for the service (with --test: influxdb, mosquitto, postgresql, socat and docker-compose).\n');
   process.exit(0);
 }
 
@@ -36,8 +36,7 @@ if (mtime(installed) < mtime(path.join(root, 'package-lock.json'))) {
   execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
 }
 
-function onPath(command) {
-  const dirs = (process.env.PATH ?? '').split(path.delimiter).concat(['/usr/sbin', '/usr/bin']);
+function onPath(command, dirs = (process.env.PATH ?? '').split(path.delimiter).concat(['/usr/sbin', '/usr/bin'])) {
   return dirs.some((dir) => {
     try {
       fs.accessSync(path.join(dir, command), fs.constants.X_OK);
@@ -48,14 +47,31 @@ function onPath(command) {
   });
 }
 
+// Debian keeps initdb in /usr/lib/postgresql/VERSION/bin, off PATH.
+function postgresInstalled() {
+  if (onPath('initdb')) return true;
+  try {
+    return fs.readdirSync('/usr/lib/postgresql').some((version) => onPath('initdb', [path.join('/usr/lib/postgresql', version, 'bin')]));
+  } catch {
+    return false;
+  }
+}
+
 // What each command needs from Debian: the tests run against real servers; the service needs an
 // InfluxDB, and starts a private influxd when none is configured.
 const wanted = forTests
-  ? [['influxd', 'influxdb'], ['mosquitto', 'mosquitto'], ['mosquitto_pub', 'mosquitto-clients'], ['docker-compose', 'docker-compose'], ['socat', 'socat']]
+  ? [
+      ['influxd', 'influxdb'],
+      ['mosquitto', 'mosquitto'],
+      ['mosquitto_pub', 'mosquitto-clients'],
+      ['initdb', 'postgresql', postgresInstalled],
+      ['docker-compose', 'docker-compose'],
+      ['socat', 'socat'],
+    ]
   : process.env.WASTE_INFLUX_URL || process.env.WASTE_CONFIG
     ? []
     : [['influxd', 'influxdb']];
-const missing = wanted.filter(([command]) => !onPath(command));
+const missing = wanted.filter(([command, , installed]) => !(installed ? installed() : onPath(command)));
 if (missing.length > 0) {
   const packages = [...new Set(missing.map(([, pkg]) => pkg))];
   const command = `apt-get update && apt-get install -y ${packages.join(' ')}`;
