@@ -10,8 +10,8 @@ import { RegistryError } from './devices.ts';
 import type { RegistryLimits } from './limits.ts';
 
 export interface ImportJob {
-  /** The registry database file (not ':memory:', which one connection alone can see). */
-  file: string;
+  /** The registry database: a file (not ':memory:', which one connection alone can see) or a PostgreSQL URL. */
+  location: string;
   /** The bundle as sent (JSON, UTF-8); transferred to the worker, not copied. */
   body: Uint8Array;
   dryRun: boolean;

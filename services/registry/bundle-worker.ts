@@ -28,7 +28,7 @@ async function run(job: ImportJob): Promise<ImportOutcome> {
   } catch (error) {
     return { kind: 'invalid_json', message: `the body is not JSON: ${(error as Error).message.slice(0, 200)}` };
   }
-  const db = new RegistryDb(job.file);
+  const db = new RegistryDb(job.location);
   db.open();
   try {
     const report = await importBundle({ db, devices: new DeviceStore(db), entities: new EntityStore(db, undefined, job.limits) }, input, { dryRun: job.dryRun });

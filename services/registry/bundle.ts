@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import { hashSecret, generateSecret } from '../broker/secrets.ts';
 import { DEVICE_CLASSES, DEVICE_ID_PATTERN, type DeviceClass } from '../contract/topics.ts';
-import type { RegistryDb } from './db.ts';
+import { isViolation, type RegistryDb } from './db.ts';
 import { devEuiProblem, normaliseDevEui } from '../lorawan/dev-eui.ts';
 import { RegistryError, importedSecretHash, normaliseTerminalPhone, sensorModelProblem, terminalModelProblem, terminalPhoneProblem, type DeviceStore, type LorawanColumns, type TerminalColumns } from './devices.ts';
 import { ENTITIES, entityId, type EntityDefinition, type EntityName } from './entities.ts';
@@ -172,16 +172,6 @@ interface Planned {
   stamp: string | null;
 }
 
-/** Columns with a UNIQUE constraint of their own (trucks.plate, bins.device_id, ...), from the schema. */
-function uniqueColumns(db: RegistryDb, table: string): string[] {
-  const indexes = db.connection.pragma(`index_list(${table})`) as { name: string; unique: number; origin: string }[];
-  return indexes
-    .filter((index) => index.unique === 1 && index.origin !== 'pk')
-    .map((index) => db.connection.pragma(`index_info(${index.name})`) as { name: string }[])
-    .filter((columns) => columns.length === 1)
-    .map((columns) => columns[0]!.name);
-}
-
 const issuePath = (issue: z.core.$ZodIssue): (string | number)[] => issue.path.filter((key): key is string | number => typeof key !== 'symbol');
 
 /**
@@ -290,7 +280,7 @@ function plan(deps: ImportDeps, bundle: z.infer<typeof bundleSchema> & Record<En
     const schema = def.fields.extend({ id: entityId });
     const rows = planned.get(def.table)!;
     const seen = new Set<string>();
-    const unique = uniqueColumns(db, def.table).map((column) => ({ column, claimed: new Map<unknown, string>() }));
+    const unique = db.uniqueColumns(def.table).map((column) => ({ column, claimed: new Map<unknown, string>() }));
     for (const [index, item] of bundle[name].entries()) {
       const parsed = schema.safeParse(item);
       if (!parsed.success) {
@@ -387,7 +377,12 @@ export async function importBundle(deps: ImportDeps, input: unknown, options: Im
     db.transaction(() => {
       // Rows may name rows of their own collection that come later (mutual neighbours): foreign
       // keys are checked at commit.
-      db.connection.pragma('defer_foreign_keys = ON');
+      db.deferForeignKeys();
+      // A statement PostgreSQL refuses ends the transaction for every later one (SQLite goes on):
+      // there, the import stops at the first problem found while writing, and reports that one.
+      const stopOnPostgres = () => {
+        if (db.dialect === 'postgres' && problems.count > 0) throw problems.error();
+      };
       // Changed devices first, in bundle order (one moved off a phone number frees it for a later
       // one, as the checks assumed), then new ones in id order.
       for (const device of changedDevices) {
@@ -395,22 +390,23 @@ export async function importBundle(deps: ImportDeps, input: unknown, options: Im
           const written = device.terminal ? devices.updateTerminalChecked(device.id, device.terminal, device.stamp) : devices.updateLorawanChecked(device.id, device.lorawan!, device.stamp);
           if (!written) problems.add(['devices', device.index], `device ${device.id} was changed or removed while the bundle was checked; send the bundle again`);
         } catch (error) {
-          if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw error;
+          if (!isViolation(error, 'unique')) throw error;
           const taken = device.terminal ? `terminal phone number ${device.terminal.phone}` : `DevEUI ${device.lorawan!.devEui}`;
           problems.add(['devices', device.index, device.terminal ? 'jt808_phone' : 'lorawan_dev_eui'], `${taken} was given to another device while the bundle was checked`);
+          stopOnPostgres();
         }
       }
       for (const device of [...newDevices].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
         try {
           devices.insertHashed(device.id, device.class, device.hash ?? hashes.get(device.id)!, device.terminal, device.lorawan);
         } catch (error) {
-          const code = (error as { code?: string }).code;
-          if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') problems.add(['devices'], `device ${device.id} was added by someone else while the bundle was checked`);
-          else if (code === 'SQLITE_CONSTRAINT_UNIQUE') {
+          if (isViolation(error, 'primary_key')) problems.add(['devices'], `device ${device.id} was added by someone else while the bundle was checked`);
+          else if (isViolation(error, 'unique')) {
             const taken = device.terminal ? `terminal phone number ${device.terminal.phone}` : `DevEUI ${device.lorawan?.devEui}`;
             problems.add(['devices'], `${taken} of device ${device.id} was given to another device while the bundle was checked`);
           }
           else throw error;
+          stopOnPostgres();
         }
       }
       for (const name of BUNDLE_ORDER) {
@@ -438,6 +434,7 @@ export async function importBundle(deps: ImportDeps, input: unknown, options: Im
           } catch (error) {
             if (!(error instanceof RegistryError)) throw error;
             problems.add([name, row.index], error.message);
+            stopOnPostgres();
           }
         }
       }
@@ -445,7 +442,7 @@ export async function importBundle(deps: ImportDeps, input: unknown, options: Im
       if (problems.count > 0) throw problems.error();
     });
   } catch (error) {
-    if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+    if (isViolation(error, 'foreign_key')) {
       throw new RegistryError('conflict', 'a row the bundle refers to was removed while the bundle was checked; nothing was written; send the bundle again');
     }
     throw error;

@@ -1,99 +1,242 @@
-// The registry's embedded database: one SQLite file under the data directory (better-sqlite3).
-// Opened in WAL mode (readers never wait for the writer), with foreign keys enforced, and brought
-// to the latest schema at open: each pending migration runs in its own transaction, so a failed
-// one leaves the file at the previous version.
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
+// The registry's database: everything that is not time series (devices, fleet, permits and
+// routes, jurisdictions, tokens, alerts and their webhook outbox, sorting tonnage). Two backends
+// behind one synchronous interface:
+//  - SQLite (better-sqlite3), one file under the data directory: the default, for one process;
+//  - PostgreSQL (`postgres://…`), shared by any number of processes (docs/deployment.md).
+// The interface stays synchronous, as better-sqlite3 is, so that a transaction is one block of
+// code no other work of the process interleaves with. On PostgreSQL each statement is one round
+// trip made by a worker thread while the caller waits (postgres-backend.ts).
+// SQL is written once, in the subset both understand (`INSERT … ON CONFLICT`, CASE instead of
+// two-argument MIN/MAX), with `?` or `@name` placeholders: values are always bound, never pasted.
+// The database is brought to the latest schema at open (migrations.ts), under a lock on PostgreSQL.
 import { MIGRATIONS, type Migration } from './migrations.ts';
+import { PostgresBackend, type PostgresOptions } from './postgres-backend.ts';
+import { SqliteBackend } from './sqlite-backend.ts';
 
-export type Sqlite = Database.Database;
+export type Dialect = 'sqlite' | 'postgres';
+
+/** What a statement's run() reports, as better-sqlite3 does. */
+export interface RunResult {
+  changes: number;
+}
+
+/** A statement bound to the database; parameters are positional (`?`) or one object (`@name`). */
+export interface Statement {
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+  run(...params: unknown[]): RunResult;
+}
+
+export type ConstraintKind = 'primary_key' | 'unique' | 'foreign_key' | 'check' | 'not_null';
+
+/** A constraint of the schema refused a write; the same on both backends. */
+export class ConstraintViolation extends Error {
+  constructor(
+    readonly kind: ConstraintKind,
+    /** The columns named by the database, table-qualified on SQLite (trucks.plate), bare on PostgreSQL. */
+    readonly columns: string[],
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** Whether `column` (bare) is among the columns the database named. */
+  names(column: string): boolean {
+    return this.columns.some((c) => c === column || c.endsWith(`.${column}`));
+  }
+}
+
+export const isViolation = (error: unknown, kind: ConstraintKind): error is ConstraintViolation => error instanceof ConstraintViolation && error.kind === kind;
 
 export class MigrationError extends Error {}
 
-/**
- * Prepared statements kept per connection. better-sqlite3 compiles the SQL on every prepare(),
- * which cost more than running the statement on the alerts' hot path; statements built from a
- * filter (IN lists of varying length) come in a few shapes only, and the oldest is dropped past this.
- */
-const STATEMENT_CACHE_SIZE = 500;
+/** The database could not be reached or refused the connection: what, where, and how to fix it. */
+export class DatabaseUnreachableError extends Error {}
+
+/** One backend: runs single statements and scripts, and transactions around them. */
+export interface SqlBackend {
+  readonly dialect: Dialect;
+  /** Where the data is, for logs and messages (no password). */
+  readonly where: string;
+  open(): void;
+  query(sql: string, params: unknown[]): { rows: Record<string, unknown>[]; changes: number };
+  /** Several statements, no parameters (migrations). */
+  exec(sql: string): void;
+  begin(): void;
+  commit(): void;
+  rollback(): void;
+  /**
+   * Calls `listener` soon after another process commits a change to the devices or service
+   * accounts (SQLite: its data_version, polled; PostgreSQL: LISTEN/NOTIFY); returns the unsubscribe.
+   */
+  watchDevices(listener: () => void, pollMs: number): () => void;
+  close(): void;
+}
+
+export interface RegistryDbOptions extends Partial<PostgresOptions> {
+  migrations?: readonly Migration[];
+}
+
+/** A location names PostgreSQL by its URL; anything else is a SQLite file (`sqlite:` prefix optional). */
+export function isPostgresLocation(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
 
 export class RegistryDb {
-  private db: Sqlite | null = null;
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly backend: SqlBackend;
+  private readonly migrations: readonly Migration[];
+  private opened = false;
+  private depth = 0;
 
   constructor(
-    readonly file: string,
-    private readonly migrations: readonly Migration[] = MIGRATIONS,
-  ) {}
+    /** A SQLite file (optionally `sqlite:FILE`) or a `postgres://` URL. */
+    readonly location: string,
+    options: RegistryDbOptions = {},
+  ) {
+    this.migrations = options.migrations ?? MIGRATIONS;
+    this.backend = isPostgresLocation(location) ? new PostgresBackend(location, options) : new SqliteBackend(location.replace(/^sqlite:/, ''));
+  }
 
-  /** Opens the file (creating it and its directory), and applies pending migrations. */
-  open(): Sqlite {
-    if (this.db) return this.db;
-    if (this.file !== ':memory:') fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    const db = new Database(this.file);
-    db.pragma('journal_mode = WAL');
-    // In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the process loses
-    // nothing, a power cut may lose the last commits (SQLite docs, "PRAGMA synchronous"). Alerts
-    // are written on the rules' hot path, and what a power cut takes back the rules raise again
-    // from the history they replay at start.
-    db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
-    // Another process (the CLI) may hold the write lock briefly; wait instead of failing.
-    db.pragma('busy_timeout = 5000');
-    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
-    const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
-    const newest = Math.max(0, ...applied);
-    const latest = Math.max(0, ...this.migrations.map((m) => m.version));
-    if (newest > latest) {
-      db.close();
-      throw new MigrationError(`${this.file} has schema version ${newest}, newer than this program knows (${latest}); upgrade the program`);
+  get dialect(): Dialect {
+    return this.backend.dialect;
+  }
+
+  /** Where the data is, for logs: a file, or host:port/database. */
+  get where(): string {
+    return this.backend.where;
+  }
+
+  /** Connects (creating the SQLite file and its directory), and applies pending migrations. */
+  open(): this {
+    if (this.opened) return this;
+    this.backend.open();
+    try {
+      this.migrate();
+    } catch (error) {
+      this.backend.close();
+      throw error;
     }
-    for (const migration of [...this.migrations].sort((a, b) => a.version - b.version)) {
-      if (applied.has(migration.version)) continue;
-      try {
-        db.transaction(() => {
-          db.exec(migration.sql);
-          db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(migration.version, migration.name, new Date().toISOString());
-        })();
-      } catch (error) {
-        db.close();
-        throw new MigrationError(`migration ${migration.version} (${migration.name}) failed: ${(error as Error).message}`);
+    this.opened = true;
+    return this;
+  }
+
+  private migrate(): void {
+    const postgres = this.dialect === 'postgres';
+    // Several processes starting together: one applies the migrations, the others wait for it
+    // and then find them applied. Each migration is its own transaction, so a failed one leaves
+    // the database at the version before it.
+    if (postgres) this.query("SELECT pg_advisory_lock(hashtext('waste-registry-migrations'))", []);
+    try {
+      this.backend.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+      const applied = new Set(this.query('SELECT version FROM schema_migrations', []).rows.map((r) => Number(r.version)));
+      const newest = Math.max(0, ...applied);
+      const latest = Math.max(0, ...this.migrations.map((m) => m.version));
+      if (newest > latest) throw new MigrationError(`${this.where} has schema version ${newest}, newer than this program knows (${latest}); upgrade the program`);
+      for (const migration of [...this.migrations].sort((a, b) => a.version - b.version)) {
+        if (applied.has(migration.version)) continue;
+        try {
+          this.transaction(() => {
+            this.backend.exec(postgres ? migration.postgres : migration.sqlite);
+            this.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [migration.version, migration.name, new Date().toISOString()]);
+          });
+        } catch (error) {
+          throw new MigrationError(`migration ${migration.version} (${migration.name}) failed on ${this.where}: ${(error as Error).message}`);
+        }
       }
+    } finally {
+      if (postgres) this.query("SELECT pg_advisory_unlock(hashtext('waste-registry-migrations'))", []);
     }
-    this.db = db;
-    return db;
   }
 
-  get connection(): Sqlite {
-    if (!this.db) throw new Error('registry database is not open');
-    return this.db;
+  get isOpen(): boolean {
+    return this.opened;
   }
 
-  /** The prepared statement for `sql`, compiled once per connection. */
-  statement(sql: string): Database.Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.connection.prepare(sql);
-      if (this.statements.size >= STATEMENT_CACHE_SIZE) this.statements.delete(this.statements.keys().next().value!);
-      this.statements.set(sql, statement);
-    }
-    return statement;
+  private query(sql: string, params: unknown[]): { rows: Record<string, unknown>[]; changes: number } {
+    return this.backend.query(sql, params);
+  }
+
+  /** A statement; cheap to ask for again (each backend keeps what it prepared per SQL text). */
+  statement(sql: string): Statement {
+    return {
+      get: (...params) => this.query(sql, params).rows[0],
+      all: (...params) => this.query(sql, params).rows,
+      run: (...params) => ({ changes: this.query(sql, params).changes }),
+    };
   }
 
   schemaVersion(): number {
     const row = this.statement('SELECT MAX(version) AS version FROM schema_migrations').get() as { version: number | null };
-    return row.version ?? 0;
+    return Number(row.version ?? 0);
   }
 
-  /** Runs `work` in one transaction: all of it is written, or none of it. */
+  /**
+   * Runs `work` in one transaction: all of it is written, or none of it. Nested calls are
+   * savepoints, as better-sqlite3's are. `work` must be synchronous.
+   */
   transaction<T>(work: () => T): T {
-    return this.connection.transaction(work)();
+    const savepoint = this.depth > 0 ? `sp${this.depth}` : null;
+    if (savepoint) this.backend.exec(`SAVEPOINT ${savepoint}`);
+    else this.backend.begin();
+    this.depth++;
+    try {
+      const result = work();
+      if (result instanceof Promise) throw new Error('a registry transaction must be synchronous');
+      this.depth--;
+      if (savepoint) this.backend.exec(`RELEASE SAVEPOINT ${savepoint}`);
+      else this.backend.commit();
+      return result;
+    } catch (error) {
+      this.depth--;
+      try {
+        if (savepoint) this.backend.exec(`ROLLBACK TO SAVEPOINT ${savepoint}; RELEASE SAVEPOINT ${savepoint}`);
+        else this.backend.rollback();
+      } catch {
+        // The connection is gone; the transaction went with it.
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Inside a transaction: waits until no other process holds `key`, and holds it until the
+   * transaction ends. For check-then-write sequences (one open alert per subject and type) that
+   * PostgreSQL's READ COMMITTED would otherwise let two processes interleave; on SQLite writers
+   * are serialised already.
+   */
+  serialize(key: string): void {
+    if (this.depth === 0) throw new Error('serialize() outside a transaction');
+    if (this.dialect === 'postgres') this.query('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [key]);
+  }
+
+  /** Runs statements without parameters (a script, a schema change). */
+  exec(sql: string): void {
+    this.backend.exec(sql);
+  }
+
+  /** See SqlBackend.watchDevices. */
+  watchDevices(listener: () => void, pollMs: number): () => void {
+    return this.backend.watchDevices(listener, pollMs);
+  }
+
+  /** The unique columns of `table` (single-column unique constraints, the primary key left out). */
+  uniqueColumns(table: string): string[] {
+    const sql =
+      this.dialect === 'postgres'
+        ? `SELECT a.attname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+           WHERE c.relname = ? AND c.relnamespace = to_regnamespace(current_schema())::oid AND i.indisunique AND NOT i.indisprimary AND i.indnatts = 1 AND i.indpred IS NULL`
+        : `SELECT ii.name AS name FROM pragma_index_list(?) il JOIN pragma_index_info(il.name) ii WHERE il."unique" = 1 AND il.origin = 'u'`;
+    return [...new Set(this.statement(sql).all(table).map((r) => (r as { name: string }).name))].sort();
+  }
+
+  /** Inside a transaction: foreign keys are checked at COMMIT instead of at each statement. */
+  deferForeignKeys(): void {
+    this.backend.exec(this.dialect === 'postgres' ? 'SET CONSTRAINTS ALL DEFERRED' : 'PRAGMA defer_foreign_keys = ON');
   }
 
   close(): void {
-    this.statements.clear();
-    this.db?.close();
-    this.db = null;
+    this.backend.close();
+    this.opened = false;
+    this.depth = 0;
   }
 }

@@ -1,7 +1,8 @@
 // Devices and MQTT service accounts in the registry database. Implements the broker's
 // CredentialDirectory, so the broker authenticates against the registry live; changes made by any
 // process (the API, the CLI) are noticed within `pollMs` through SQLite's data_version, which
-// changes whenever another connection commits (SQLite docs, "PRAGMA data_version").
+// changes whenever another connection commits (SQLite docs, "PRAGMA data_version"); on PostgreSQL
+// they are told at once (LISTEN/NOTIFY, registry/postgres-backend.ts).
 //
 // A device of class trucks may also be a JT/T 808 terminal, reporting to the JT/T 808 gateway
 // over TCP instead of MQTT: it then has a terminal phone number (the SIM number in every message
@@ -20,7 +21,7 @@ import type { TerminalDirectory, TerminalRecord } from '../jt808/terminals.ts';
 import { SENSOR_MODELS } from '../lorawan/decoders/index.ts';
 import { devEuiProblem, normaliseDevEui } from '../lorawan/dev-eui.ts';
 import type { LorawanDirectory, LorawanRecord } from '../lorawan/directory.ts';
-import type { RegistryDb } from './db.ts';
+import { isViolation, type RegistryDb } from './db.ts';
 
 /**
  * A secret hash made elsewhere (a registry bundle, a provisioning file): refused with its reason
@@ -197,8 +198,6 @@ const toRecord = (row: DeviceRow): StoredDevice => ({
   lorawan_sensor: row.lorawan_sensor,
 });
 
-const isConstraint = (error: unknown, code: string) => (error as { code?: string }).code === code;
-
 /** The phone number, checked and normalised, or a RegistryError saying why it is none. */
 function checkedPhone(phone: string): string {
   const problem = terminalPhoneProblem(phone);
@@ -250,8 +249,7 @@ const toLorawan = (row: LorawanRow): LorawanRecord => ({ deviceId: row.id, devEu
 const toTerminal = (row: TerminalRow): TerminalRecord => ({ deviceId: row.id, phone: row.jt808_phone, enabled: row.enabled === 1, authCodeHash: row.jt808_auth_hash, model: row.jt808_model, plate: row.plate });
 
 export class DeviceStore implements CredentialDirectory, TerminalDirectory, LorawanDirectory {
-  private timer: NodeJS.Timeout | null = null;
-  private dataVersion = 0;
+  private unwatchDb: (() => void) | null = null;
   private readonly listeners: (() => void)[] = [];
 
   constructor(
@@ -376,9 +374,9 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory, Lora
         .statement('INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at, jt808_phone, jt808_model, jt808_auth_hash, lorawan_dev_eui, lorawan_sensor) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)')
         .run(id, deviceClass, hash, now, now, phone, terminal?.model ?? null, authHash, devEui, lorawan?.sensor ?? null);
     } catch (error) {
-      if (isConstraint(error, 'SQLITE_CONSTRAINT_PRIMARYKEY')) throw new RegistryError('conflict', `device ${id} exists already`);
-      if (phone !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requirePhoneFree(phone, id);
-      if (devEui !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requireDevEuiFree(devEui, id);
+      if (isViolation(error, 'primary_key')) throw new RegistryError('conflict', `device ${id} exists already`);
+      if (phone !== null && isViolation(error, 'unique')) this.requirePhoneFree(phone, id);
+      if (devEui !== null && isViolation(error, 'unique')) this.requireDevEuiFree(devEui, id);
       throw error;
     }
     this.notify();
@@ -504,7 +502,7 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory, Lora
     try {
       this.db.statement('INSERT INTO service_accounts (name, secret_hash, created_at, updated_at) VALUES (?, ?, ?, ?)').run(name, hash, now, now);
     } catch (error) {
-      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new RegistryError('conflict', `service account ${name} exists already`);
+      if (isViolation(error, 'primary_key')) throw new RegistryError('conflict', `service account ${name} exists already`);
       throw error;
     }
     this.notify();
@@ -538,23 +536,14 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory, Lora
     this.listeners.push(listener);
   }
 
-  /** Starts noticing commits by other processes. */
+  /** Starts noticing commits by other processes (db.ts watchDevices: polled on SQLite, told on PostgreSQL). */
   watch(pollMs = 500): void {
-    if (this.timer) return;
-    this.dataVersion = this.readDataVersion();
-    this.timer = setInterval(() => {
-      const version = this.readDataVersion();
-      if (version !== this.dataVersion) {
-        this.dataVersion = version;
-        this.notify();
-      }
-    }, pollMs);
-    this.timer.unref();
+    this.unwatchDb ??= this.db.watchDevices(() => this.notify(), pollMs);
   }
 
   unwatch(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.unwatchDb?.();
+    this.unwatchDb = null;
   }
 
   private require(id: string): void {
@@ -622,25 +611,25 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory, Lora
       if (devEui !== null && devEui !== row.lorawan_dev_eui) this.requireDevEuiFree(devEui, id);
       if (options.dryRun) return;
       try {
-        this.db
-          .statement('UPDATE devices SET jt808_phone = ?, jt808_model = ?, jt808_auth_hash = ?, lorawan_dev_eui = ?, lorawan_sensor = ?, enabled = ?, updated_at = ? WHERE id = ?')
-          .run(phone, model, authHash, devEui, sensor, enabled, this.clock().toISOString(), id);
+        // A savepoint: after a refused statement PostgreSQL runs no other in its transaction, and
+        // the checks below need to.
+        this.db.transaction(() =>
+          this.db
+            .statement('UPDATE devices SET jt808_phone = ?, jt808_model = ?, jt808_auth_hash = ?, lorawan_dev_eui = ?, lorawan_sensor = ?, enabled = ?, updated_at = ? WHERE id = ?')
+            .run(phone, model, authHash, devEui, sensor, enabled, this.clock().toISOString(), id),
+        );
       } catch (error) {
         // Another connection took the number (or the DevEUI) between the check and the write.
-        if (phone !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requirePhoneFree(phone, id);
-        if (devEui !== null && isConstraint(error, 'SQLITE_CONSTRAINT_UNIQUE')) this.requireDevEuiFree(devEui, id);
+        if (phone !== null && isViolation(error, 'unique')) this.requirePhoneFree(phone, id);
+        if (devEui !== null && isViolation(error, 'unique')) this.requireDevEuiFree(devEui, id);
         throw error;
       }
     });
     if (!options.dryRun) this.notify();
   }
 
-  /** data_version does not change for this connection's own commits, so those notify directly. */
+  /** SQLite's data_version does not change for this connection's own commits, so those notify directly. */
   private notify(): void {
     for (const listener of this.listeners) listener();
-  }
-
-  private readDataVersion(): number {
-    return this.db.connection.pragma('data_version', { simple: true }) as number;
   }
 }

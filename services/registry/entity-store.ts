@@ -2,7 +2,7 @@
 // come from the definitions, never from a request; every value is a bound parameter. The bulk
 // import (bundle.ts) checks rows here without writing them and writes them here once all are
 // checked.
-import type { RegistryDb } from './db.ts';
+import { isViolation, type RegistryDb } from './db.ts';
 import { RegistryError } from './devices.ts';
 import type { EntityDefinition } from './entities.ts';
 import { GeometryError, importGeometry, type SourceCrs } from './geometry.ts';
@@ -28,11 +28,6 @@ export interface RowLookup {
 /** "communities" -> "community", "sites" -> "site", for messages. */
 function singularOf(table: string): string {
   return table.endsWith('ies') ? `${table.slice(0, -3)}y` : table.replace(/s$/, '');
-}
-
-interface SqliteError {
-  code?: string;
-  message: string;
 }
 
 /** Page size of all(). */
@@ -101,7 +96,7 @@ export class EntityStore {
         this.db.statement(`INSERT INTO ${def.table} (id, ${columns.join(', ')}, created_at, updated_at) VALUES (@id, ${columns.map((c) => `@${c}`).join(', ')}, @now, @now)`)
           .run({ ...values, id, now });
       } catch (error) {
-        throw this.translate(def, id, error as SqliteError);
+        throw this.translate(def, id, error);
       }
       this.writeRelations(def, id, input);
     });
@@ -120,7 +115,7 @@ export class EntityStore {
         this.db.statement(`UPDATE ${def.table} SET ${[...changed.map((c) => `${c} = @${c}`), 'updated_at = @now'].join(', ')} WHERE id = @id`)
           .run({ ...Object.fromEntries(changed.map((c) => [c, values[c]])), id, now: this.clock().toISOString() });
       } catch (error) {
-        throw this.translate(def, id, error as SqliteError);
+        throw this.translate(def, id, error);
       }
       this.writeRelations(def, id, patch);
     });
@@ -154,7 +149,7 @@ export class EntityStore {
       const result = this.db.statement(`DELETE FROM ${def.table} WHERE id = ?`).run(id);
       if (result.changes === 0) throw new RegistryError('not_found', `no ${def.singular} ${id}`);
     } catch (error) {
-      if ((error as SqliteError).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+      if (isViolation(error, 'foreign_key')) {
         throw new RegistryError('conflict', `${def.singular} ${id} is still referenced (by trucks, bins, communities, sites or permits); remove those first`);
       }
       throw error;
@@ -191,7 +186,7 @@ export class EntityStore {
     try {
       this.db.statement(insert).run(id, ...columns.map((c) => values[c]), now, now);
     } catch (error) {
-      throw this.translate(def, id, error as SqliteError);
+      throw this.translate(def, id, error);
     }
     this.insertRelations(def, id, relations);
   }
@@ -206,7 +201,7 @@ export class EntityStore {
     try {
       changes = this.db.statement(update).run(...columns.map((c) => values[c]), now, id, stamp).changes;
     } catch (error) {
-      throw this.translate(def, id, error as SqliteError);
+      throw this.translate(def, id, error);
     }
     if (changes === 0) return false;
     for (const link of Object.values(def.relations)) this.db.statement(`DELETE FROM ${link.table} WHERE ${link.owner} = ?`).run(id);
@@ -303,10 +298,10 @@ export class EntityStore {
     def.check?.(row, (table, id) => lookup.get(table, id));
   }
 
-  private translate(def: EntityDefinition, id: string, error: SqliteError): Error {
-    if (error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new RegistryError('conflict', `${def.singular} ${id} exists already`);
-    if (error.code === 'SQLITE_CONSTRAINT_UNIQUE') {
-      const column = /\.(\w+)$/.exec(error.message)?.[1] ?? 'a unique field';
+  private translate(def: EntityDefinition, id: string, error: unknown): Error {
+    if (isViolation(error, 'primary_key')) return new RegistryError('conflict', `${def.singular} ${id} exists already`);
+    if (isViolation(error, 'unique')) {
+      const column = error.columns.at(-1)?.replace(/^\w+\./, '') ?? 'a unique field';
       return new RegistryError('conflict', `${column} is already used by another ${def.singular}`);
     }
     return error as Error;

@@ -6,7 +6,7 @@
 //   enforcement  reads only trucks, alerts and evidence inside its jurisdictions
 //   integrator   writes the registry and provisions devices
 import crypto from 'node:crypto';
-import type { RegistryDb } from './db.ts';
+import { isViolation, type RegistryDb } from './db.ts';
 import { RegistryError } from './devices.ts';
 
 export const ROLES = ['admin', 'operator', 'enforcement', 'integrator'] as const;
@@ -58,7 +58,7 @@ export class TokenStore {
         try {
           scope.run(id, jurisdiction);
         } catch (error) {
-          if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw new RegistryError('invalid', `no jurisdiction ${jurisdiction}`);
+          if (isViolation(error, 'foreign_key')) throw new RegistryError('invalid', `no jurisdiction ${jurisdiction}`);
           throw error;
         }
       }

@@ -45,15 +45,8 @@ export interface OwedDay {
   first_at: number;
 }
 
-// Kept in the registry database so that a day owed a count stays owed across a restart (a ticket
-// acknowledged, then the service stopped before the recount ran). The table belongs to this store
-// alone and is created on first use (IF NOT EXISTS), whatever version the registry file is at.
-const OWED_TABLE = 'CREATE TABLE IF NOT EXISTS sorting_owed (day TEXT PRIMARY KEY, marks INTEGER NOT NULL, first_at INTEGER NOT NULL)';
-
 export class SortingStore {
   private readonly target: ReturnType<typeof targetOf>;
-  /** The connection the owed-days table was made sure of (a reopened registry is another). */
-  private owedTableOn: unknown = null;
 
   constructor(
     private readonly db: RegistryDb,
@@ -70,40 +63,29 @@ export class SortingStore {
         'INSERT INTO sorting_tonnage (day, scope, scope_id, district_id, kitchen_kg, recyclable_kg, hazardous_kg, other_kg) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       );
       for (const t of tonnage) insert.run(day, t.scope, t.scopeId, t.districtId, t.kg.kitchen, t.kg.recyclable, t.kg.hazardous, t.kg.other);
-      this.db.statement('INSERT OR REPLACE INTO sorting_days (day, computed_at, tickets) VALUES (?, ?, ?)').run(day, now, tickets);
+      this.db.statement('INSERT INTO sorting_days (day, computed_at, tickets) VALUES (?, ?, ?) ON CONFLICT (day) DO UPDATE SET computed_at = excluded.computed_at, tickets = excluded.tickets').run(day, now, tickets);
     });
   }
 
   /** Notes that `day` is owed a count (again): a ticket for it arrived. */
   oweCount(day: string, now: number): void {
-    this.owedTable();
     this.db.statement('INSERT INTO sorting_owed (day, marks, first_at) VALUES (?, 1, ?) ON CONFLICT (day) DO UPDATE SET marks = marks + 1').run(day, now);
   }
 
   /** The marks of a day owed a count; null when it is not owed one. */
   owedMarks(day: string): number | null {
-    this.owedTable();
     const row = this.db.statement('SELECT marks FROM sorting_owed WHERE day = ?').get(day) as { marks: number } | undefined;
     return row?.marks ?? null;
   }
 
   /** Days owed a count, oldest first. */
   owedDays(): OwedDay[] {
-    this.owedTable();
     return this.db.statement('SELECT day, marks, first_at FROM sorting_owed ORDER BY day').all() as OwedDay[];
   }
 
   /** A count of `day` that began when it had `marks` succeeded: it is no longer owed, unless tickets came since. */
   settleOwed(day: string, marks: number): void {
-    this.owedTable();
     this.db.statement('DELETE FROM sorting_owed WHERE day = ? AND marks = ?').run(day, marks);
-  }
-
-  private owedTable(): void {
-    const connection = this.db.connection;
-    if (this.owedTableOn === connection) return;
-    connection.exec(OWED_TABLE);
-    this.owedTableOn = connection;
   }
 
   isCounted(day: string): boolean {

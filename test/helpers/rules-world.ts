@@ -92,7 +92,7 @@ export async function worldRegistry(options: WorldOptions = {}, file?: string): 
   db.open();
   const entities = new EntityStore(db);
   writeWorld(entities, options);
-  const insert = db.connection.prepare("INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (?, ?, 'x', 1, '2026-01-01', '2026-01-01')");
+  const insert = db.statement("INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (?, ?, 'x', 1, '2026-01-01', '2026-01-01')");
   insert.run(DEVICES.gps1, 'trucks');
   insert.run(DEVICES.gps2, 'trucks');
   insert.run(DEVICES.scaleA, 'scales');

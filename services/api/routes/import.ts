@@ -99,7 +99,7 @@ export const importRoutes: FastifyPluginAsyncZod<{ db: RegistryDb; devices: Devi
       }
       const dryRun = request.query.dry_run === 'true';
       try {
-        if (deps.db.file === ':memory:') {
+        if (deps.db.location === ':memory:') {
           // An in-memory registry exists on this connection only; no worker can open it.
           let input: unknown;
           try {
@@ -110,7 +110,7 @@ export const importRoutes: FastifyPluginAsyncZod<{ db: RegistryDb; devices: Devi
           const report: ImportReport = await importBundle(deps, input, { dryRun });
           return report;
         }
-        const { json, devicesCreated } = await importOffThread({ file: deps.db.file, body, dryRun, limits });
+        const { json, devicesCreated } = await importOffThread({ location: deps.db.location, body, dryRun, limits });
         if (devicesCreated > 0 && !dryRun) deps.devices.announceChange();
         // Serialised by the worker; fastify sends a string with a JSON content type as it is,
         // which the typed reply cannot express.

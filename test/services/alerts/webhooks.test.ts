@@ -136,7 +136,7 @@ describe('webhooks', () => {
   it('delivers every alert exactly once to a receiver that was down across a service restart', async () => {
     receiver = new Receiver(await freePort());
     ({ db } = await worldRegistry());
-    const file = db.file;
+    const file = db.location;
     let alerts = startAlerts(db);
     await alerts.webhooks.create({ jurisdiction_id: 'WEST', url: receiver.url }, alerts.deliverer.targets);
     const ids = [0, 1, 2].map((i) => {

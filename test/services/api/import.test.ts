@@ -53,7 +53,7 @@ const post = async (url: string, payload: string | Readable | object, headers: R
 /** Rows of the registry's entity and device tables. */
 const rowCount = () =>
   ['devices', 'companies', 'districts', 'jurisdictions', 'communities', 'sites', 'weighbridges', 'trucks', 'bins', 'permits']
-    .map((table) => (db.connection.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n)
+    .map((table) => (db.statement(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n)
     .reduce((a, b) => a + b, 0);
 
 /** A closed ring of n + 1 positions (n corners) on a circle. */

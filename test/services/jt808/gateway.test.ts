@@ -90,7 +90,7 @@ async function authenticated(r: Rig, phone = '13800138000', deviceId = 'TRUCK-1'
 /** TRUCK-1, a terminal without a code, fitted to a muck truck with this plate. */
 async function fittedTerminal(r: Rig, phone: string, plate: string): Promise<void> {
   await r.devices.add('TRUCK-1', 'trucks', { phone });
-  r.devices['db'].connection.exec(`INSERT INTO companies (id, name, created_at, updated_at) VALUES ('c1', 'C', 'x', 'x');
+  r.devices['db'].exec(`INSERT INTO companies (id, name, created_at, updated_at) VALUES ('c1', 'C', 'x', 'x');
     INSERT INTO trucks (id, plate, company_id, fleet, rated_gross_kg, device_id, created_at, updated_at) VALUES ('t1', '${plate}', 'c1', 'muck', 31000, 'TRUCK-1', 'x', 'x')`);
 }
 

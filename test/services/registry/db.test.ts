@@ -1,84 +1,143 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MigrationError, RegistryDb } from '../../../services/registry/db.ts';
-import { MIGRATIONS } from '../../../services/registry/migrations.ts';
+import { ConstraintViolation, DatabaseUnreachableError, MigrationError, RegistryDb, isViolation } from '../../../services/registry/db.ts';
+import { MIGRATIONS, type Migration } from '../../../services/registry/migrations.ts';
+import { toPostgresPlaceholders } from '../../../services/registry/postgres-backend.ts';
+import { freePort } from '../../helpers/ports.ts';
+import { BACKENDS, registryLocations } from '../../helpers/registry-backends.ts';
 import { tempDir } from '../../helpers/service.ts';
 
-describe('RegistryDb', () => {
-  it('creates the file, applies every migration once, and enforces foreign keys', async () => {
-    const file = path.join(await tempDir('waste-registry-'), 'sub', 'registry.db');
-    const db = new RegistryDb(file);
-    db.open();
-    expect(db.schemaVersion()).toBe(Math.max(...MIGRATIONS.map((m) => m.version)));
-    expect(db.connection.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(() =>
-      db.connection.prepare("INSERT INTO communities (id, name, district_id, geometry, created_at, updated_at) VALUES ('c', 'C', 'no-such-district', '{}', 'x', 'x')").run(),
-    ).toThrow(/FOREIGN KEY/);
+const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
+const extra = (version: number, name: string, sql: string): Migration => ({ version, name, sqlite: sql, postgres: sql });
+
+describe.each(BACKENDS)('RegistryDb on %s', (backend) => {
+  const location = registryLocations(backend);
+
+  it('applies every migration once, and enforces foreign keys', async () => {
+    const where = await location();
+    const db = new RegistryDb(where).open();
+    expect(db.dialect).toBe(backend);
+    expect(db.schemaVersion()).toBe(LATEST);
+    const orphan = () => db.statement("INSERT INTO communities (id, name, district_id, geometry, created_at, updated_at) VALUES ('c', 'C', 'no-such-district', '{}', 'x', 'x')").run();
+    expect(orphan).toThrow(ConstraintViolation);
+    try {
+      orphan();
+    } catch (error) {
+      expect(isViolation(error, 'foreign_key')).toBe(true);
+    }
     db.close();
-    const again = new RegistryDb(file);
-    again.open();
-    expect((again.connection.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n).toBe(MIGRATIONS.length);
+    const again = new RegistryDb(where).open();
+    expect((again.statement('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n).toBe(MIGRATIONS.length);
     again.close();
   });
 
-  it('brings devices of an older registry to the JT/T 808 columns, none of them a terminal', async () => {
-    const file = path.join(await tempDir('waste-registry-'), 'registry.db');
-    const old = new RegistryDb(file, MIGRATIONS.filter((m) => m.version <= 5));
-    old.open();
-    old.connection.prepare("INSERT INTO devices (id, class, secret_hash, created_at, updated_at) VALUES ('B1', 'bins', 'h', 'x', 'x'), ('T1', 'trucks', 'h', 'x', 'x')").run();
+  it('brings devices of an older registry to the JT/T 808 and LoRaWAN columns, none of them a terminal or sensor', async () => {
+    const where = await location();
+    const old = new RegistryDb(where, { migrations: MIGRATIONS.filter((m) => m.version <= 5) }).open();
+    old.statement("INSERT INTO devices (id, class, secret_hash, created_at, updated_at) VALUES ('B1', 'bins', 'h', 'x', 'x'), ('T1', 'trucks', 'h', 'x', 'x')").run();
     old.close();
-    const db = new RegistryDb(file);
-    db.open();
-    expect(db.connection.prepare('SELECT id, jt808_phone, jt808_auth_hash, jt808_model FROM devices ORDER BY id').all()).toEqual([
-      { id: 'B1', jt808_phone: null, jt808_auth_hash: null, jt808_model: null },
-      { id: 'T1', jt808_phone: null, jt808_auth_hash: null, jt808_model: null },
+    const db = new RegistryDb(where).open();
+    expect(db.statement('SELECT id, jt808_phone, jt808_auth_hash, jt808_model, lorawan_dev_eui FROM devices ORDER BY id').all()).toEqual([
+      { id: 'B1', jt808_phone: null, jt808_auth_hash: null, jt808_model: null, lorawan_dev_eui: null },
+      { id: 'T1', jt808_phone: null, jt808_auth_hash: null, jt808_model: null, lorawan_dev_eui: null },
     ]);
     db.close();
   });
 
-  it('compiles a statement once per connection and compiles it again after a reopen', async () => {
-    const db = new RegistryDb(path.join(await tempDir('waste-registry-'), 'registry.db'));
-    db.open();
-    const sql = 'SELECT COUNT(*) AS n FROM schema_migrations';
-    const first = db.statement(sql);
-    expect(db.statement(sql)).toBe(first);
-    expect((first.get() as { n: number }).n).toBe(MIGRATIONS.length);
-    db.close();
-    db.open();
-    const reopened = db.statement(sql);
-    expect(reopened).not.toBe(first);
-    expect((reopened.get() as { n: number }).n).toBe(MIGRATIONS.length);
-    db.close();
-  });
-
   it('rolls a failing migration back whole and says which one failed', async () => {
-    const file = path.join(await tempDir('waste-registry-'), 'registry.db');
-    const broken = [...MIGRATIONS, { version: 999, name: 'broken', sql: 'CREATE TABLE half_done (x); INSERT INTO nowhere VALUES (1);' }];
-    expect(() => new RegistryDb(file, broken).open()).toThrow(/migration 999 \(broken\) failed: no such table: nowhere/);
-    const db = new RegistryDb(file);
-    db.open();
-    expect(db.schemaVersion()).toBe(Math.max(...MIGRATIONS.map((m) => m.version)));
-    expect(db.connection.prepare("SELECT name FROM sqlite_master WHERE name = 'half_done'").get()).toBeUndefined();
+    const where = await location();
+    const broken = [...MIGRATIONS, extra(999, 'broken', 'CREATE TABLE half_done (x INTEGER); INSERT INTO nowhere VALUES (1);')];
+    expect(() => new RegistryDb(where, { migrations: broken }).open()).toThrow(/migration 999 \(broken\) failed on .*nowhere/);
+    const db = new RegistryDb(where).open();
+    expect(db.schemaVersion()).toBe(LATEST);
+    expect(() => db.statement('SELECT * FROM half_done').all()).toThrow(/half_done/);
     db.close();
   });
 
-  it('refuses a file written by a newer version', async () => {
-    const file = path.join(await tempDir('waste-registry-'), 'registry.db');
-    new RegistryDb(file, [...MIGRATIONS, { version: 999, name: 'future', sql: 'SELECT 1' }]).open();
-    expect(() => new RegistryDb(file).open()).toThrow(MigrationError);
+  it('refuses a database written by a newer version', async () => {
+    const where = await location();
+    new RegistryDb(where, { migrations: [...MIGRATIONS, extra(999, 'future', 'SELECT 1')] }).open().close();
+    expect(() => new RegistryDb(where).open()).toThrow(MigrationError);
   });
 
-  it('writes all of a transaction or none of it', async () => {
-    const db = new RegistryDb(path.join(await tempDir('waste-registry-'), 'registry.db'));
-    db.open();
-    const insert = db.connection.prepare("INSERT INTO companies (id, name, created_at, updated_at) VALUES (?, ?, 'x', 'x')");
+  it('writes all of a transaction or none of it, and a savepoint inside it keeps the rest', async () => {
+    const db = new RegistryDb(await location()).open();
+    const insert = db.statement("INSERT INTO companies (id, name, created_at, updated_at) VALUES (?, ?, 'x', 'x')");
     expect(() =>
       db.transaction(() => {
         insert.run('a', 'A');
         insert.run('a', 'duplicate');
       }),
-    ).toThrow(/UNIQUE/);
-    expect(db.connection.prepare('SELECT COUNT(*) AS n FROM companies').get()).toEqual({ n: 0 });
+    ).toThrow(/a/);
+    expect(db.statement('SELECT COUNT(*) AS n FROM companies').get()).toEqual({ n: 0 });
+    db.transaction(() => {
+      insert.run('b', 'B');
+      expect(() => db.transaction(() => insert.run('b', 'again'))).toThrow(ConstraintViolation);
+      insert.run('c', 'C');
+    });
+    expect(db.statement('SELECT id FROM companies ORDER BY id').all()).toEqual([{ id: 'b' }, { id: 'c' }]);
     db.close();
+  });
+
+  it('binds named and positional values alike, quotes and question marks in text left alone', async () => {
+    const db = new RegistryDb(await location()).open();
+    db.statement("INSERT INTO companies (id, name, contact, created_at, updated_at) VALUES (@id, @name, 'who? @nobody', @now, @now)").run({ id: 'q', name: "O'Brien 苏州", now: 'x' });
+    expect(db.statement('SELECT id, name, contact FROM companies WHERE id = ? AND name = ?').get('q', "O'Brien 苏州")).toEqual({ id: 'q', name: "O'Brien 苏州", contact: 'who? @nobody' });
+    // Values are bound: text that looks like SQL stays text.
+    db.statement('INSERT INTO companies (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)').run("x'); DROP TABLE companies; --", 'n', 'x', 'x');
+    expect((db.statement('SELECT COUNT(*) AS n FROM companies').get() as { n: number }).n).toBe(2);
+    db.close();
+  });
+
+  it('keeps epoch milliseconds and counts as numbers', async () => {
+    const db = new RegistryDb(await location()).open();
+    db.statement("INSERT INTO sorting_days (day, computed_at, tickets) VALUES ('2026-12-01', ?, 3)").run(1_796_000_000_123);
+    expect(db.statement('SELECT computed_at, tickets, (SELECT COUNT(*) FROM sorting_days) AS n FROM sorting_days').get()).toEqual({ computed_at: 1_796_000_000_123, tickets: 3, n: 1 });
+    db.close();
+  });
+
+  it('knows the single-column unique constraints of a table', async () => {
+    const db = new RegistryDb(await location()).open();
+    expect(db.uniqueColumns('trucks')).toEqual(['device_id', 'plate']);
+    expect(db.uniqueColumns('bins')).toEqual(['device_id']);
+    db.close();
+  });
+
+  it('lets processes starting together apply the migrations once', async () => {
+    const where = await location();
+    // Opened one after another here (open() blocks its thread), each as a process would: the
+    // second finds the schema current.
+    const first = new RegistryDb(where).open();
+    const second = new RegistryDb(where).open();
+    expect(second.schemaVersion()).toBe(LATEST);
+    expect((second.statement('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n).toBe(MIGRATIONS.length);
+    first.close();
+    second.close();
+  });
+});
+
+describe('RegistryDb on SQLite', () => {
+  it('creates the file and its directory, in WAL mode', async () => {
+    const file = path.join(await tempDir('waste-registry-'), 'sub', 'registry.db');
+    const db = new RegistryDb(`sqlite:${file}`).open();
+    expect(db.where).toBe(file);
+    expect(db.statement('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
+    db.close();
+  });
+});
+
+describe('RegistryDb on PostgreSQL', () => {
+  it('says where and how to fix it when no server answers', async () => {
+    const port = await freePort();
+    const db = new RegistryDb(`postgres://waste:secret@127.0.0.1:${port}/registry`, { connectTimeoutMs: 2000 });
+    expect(() => db.open()).toThrow(DatabaseUnreachableError);
+    expect(() => db.open()).toThrow(new RegExp(`PostgreSQL at postgres://127\\.0\\.0\\.1:${port}/registry is unreachable.*WASTE_DATABASE_URL`));
+    expect(() => db.open()).not.toThrow(/secret/);
+  });
+
+  it('numbers placeholders outside quoted text and comments', () => {
+    expect(toPostgresPlaceholders("SELECT ? , '?' , \"a?\" , ? -- ?\n")).toEqual({ text: "SELECT $1 , '?' , \"a?\" , $2 -- ?\n", names: null });
+    expect(toPostgresPlaceholders("UPDATE t SET a = @x, b = @y WHERE c = @x AND d = '@z'")).toEqual({ text: "UPDATE t SET a = $1, b = $2 WHERE c = $1 AND d = '@z'", names: ['x', 'y'] });
+    expect(() => toPostgresPlaceholders('SELECT ?, @x')).toThrow(/mixes/);
   });
 });

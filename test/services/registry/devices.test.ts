@@ -79,7 +79,7 @@ describe('DeviceStore', () => {
       const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: 'REG-T1', password: secret, reconnectPeriod: 0 });
       const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
       // Another process (the CLI or a second API instance) writes through its own connection.
-      const other = new RegistryDb(db.file);
+      const other = new RegistryDb(db.location);
       other.open();
       new DeviceStore(other).setEnabled('REG-T1', false);
       other.close();
@@ -133,10 +133,10 @@ describe('DeviceStore as the JT/T 808 gateway\'s terminal directory', () => {
     }
     expect(() => store.setTerminal('NOPE', '13900139000')).toThrow(new RegistryError('not_found', 'no device NOPE'));
     // The schema holds to the same, whatever writes to it.
-    expect(() => db.connection.prepare("UPDATE devices SET jt808_phone = '13900139000' WHERE id = 'S1'").run()).toThrow(/CHECK constraint failed/);
-    expect(() => db.connection.prepare("UPDATE devices SET jt808_phone = '013900139000' WHERE id = 'T2'").run()).toThrow(/CHECK constraint failed/);
-    expect(() => db.connection.prepare("UPDATE devices SET jt808_phone = '13800138000' WHERE id = 'T2'").run()).toThrow(/UNIQUE constraint failed/);
-    expect(() => db.connection.prepare("UPDATE devices SET jt808_model = 'M' WHERE id = 'T2'").run()).toThrow(/CHECK constraint failed/);
+    expect(() => db.statement("UPDATE devices SET jt808_phone = '13900139000' WHERE id = 'S1'").run()).toThrow(/CHECK constraint failed/);
+    expect(() => db.statement("UPDATE devices SET jt808_phone = '013900139000' WHERE id = 'T2'").run()).toThrow(/CHECK constraint failed/);
+    expect(() => db.statement("UPDATE devices SET jt808_phone = '13800138000' WHERE id = 'T2'").run()).toThrow(/UNIQUE constraint failed/);
+    expect(() => db.statement("UPDATE devices SET jt808_model = 'M' WHERE id = 'T2'").run()).toThrow(/CHECK constraint failed/);
   });
 
   it('keeps models and authentication codes only when they can be stored and sent', async () => {
@@ -292,7 +292,7 @@ describe('DeviceStore as the LoRaWAN bridge\'s directory', () => {
     await store.add('B1', 'bins', undefined, { devEui: EUI });
     await store.add('B2', 'bins');
     await store.add('T1', 'trucks');
-    const write = (sql: string) => () => db.connection.prepare(sql).run();
+    const write = (sql: string) => () => db.statement(sql).run();
     expect(write("UPDATE devices SET lorawan_dev_eui = '24e124136b502218' WHERE id = 'B2'")).toThrow(/CHECK constraint failed/);
     expect(write("UPDATE devices SET lorawan_dev_eui = '24-E1-24-13-6B-50-22-18' WHERE id = 'B2'")).toThrow(/CHECK constraint failed/);
     expect(write("UPDATE devices SET lorawan_dev_eui = '24E124136B5022' WHERE id = 'B2'")).toThrow(/CHECK constraint failed/);

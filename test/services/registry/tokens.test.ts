@@ -10,7 +10,7 @@ let tokens: TokenStore;
 beforeEach(async () => {
   db = new RegistryDb(path.join(await tempDir('waste-tokens-'), 'registry.db'));
   db.open();
-  const insert = db.connection.prepare("INSERT INTO jurisdictions (id, name, enforcement_unit, geometry, created_at, updated_at) VALUES (?, ?, '执法中队', '{}', 'x', 'x')");
+  const insert = db.statement("INSERT INTO jurisdictions (id, name, enforcement_unit, geometry, created_at, updated_at) VALUES (?, ?, '执法中队', '{}', 'x', 'x')");
   insert.run('jingang', '金港');
   insert.run('yangshe', '杨舍');
   tokens = new TokenStore(db);
@@ -21,7 +21,7 @@ describe('TokenStore', () => {
   it('keeps only a hash and finds the identity behind a token', () => {
     const { id, token } = tokens.create({ name: 'officer app', role: 'enforcement', jurisdictions: ['jingang', 'yangshe', 'jingang'] });
     expect(token).toMatch(/^wt_[\w-]{43}$/);
-    const stored = db.connection.prepare('SELECT token_hash FROM tokens WHERE id = ?').get(id) as { token_hash: string };
+    const stored = db.statement('SELECT token_hash FROM tokens WHERE id = ?').get(id) as { token_hash: string };
     expect(stored.token_hash).not.toContain(token.slice(3));
     expect(tokens.authenticate(token)).toEqual({ id, name: 'officer app', role: 'enforcement', jurisdictions: ['jingang', 'yangshe'] });
     expect(tokens.authenticate(token + 'x')).toBeNull();

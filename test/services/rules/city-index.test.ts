@@ -36,7 +36,7 @@ describe('city index', () => {
       while (index.current.jurisdictionsAt([120.55, 31.25]).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(index.current.jurisdictionsAt([120.55, 31.25])).toEqual(['GUSU']);
       const after = reloads;
-      cli.connection.prepare("INSERT INTO webhooks (id, jurisdiction_id, url, secret, enabled, created_at, updated_at) VALUES ('w1', 'GUSU', 'http://127.0.0.1:9/', 's', 1, 0, 0)").run();
+      cli.statement("INSERT INTO webhooks (id, jurisdiction_id, url, secret, enabled, created_at, updated_at) VALUES ('w1', 'GUSU', 'http://127.0.0.1:9/', 's', 1, 0, 0)").run();
       await new Promise((r) => setTimeout(r, 4500));
       expect(reloads).toBe(after);
     } finally {

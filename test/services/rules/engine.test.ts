@@ -190,7 +190,7 @@ describe('permits and hours', () => {
 
   it('treats a suspended permit as none', async () => {
     h = await rulesHarness();
-    h.db.connection.prepare("UPDATE permits SET status = 'suspended', updated_at = 'later' WHERE id = 'P1'").run();
+    h.db.statement("UPDATE permits SET status = 'suspended', updated_at = 'later' WHERE id = 'P1'").run();
     h.feed(cleanTrip());
     expect(h.list().map((a) => [a.type, a.subject.id])).toEqual([['no_permit', 'T1']]);
   });

@@ -1,0 +1,251 @@
+// The shared backend of the registry (db.ts): PostgreSQL 13+, for a service that runs as several
+// processes (docs/deployment.md). The registry's interface is synchronous, so each statement is
+// sent to a worker thread (postgres-worker.mjs) that holds the connection, while this thread
+// waits on a shared flag for the answer (Atomics.wait, then receiveMessageOnPort: the way Node's
+// own synchronous hooks talk to a worker). A statement that takes longer than
+// database.statementTimeoutMs is cancelled by the server; a server that does not answer at all
+// is given up on a little after that, so the process never hangs on it.
+// One connection per process for statements, and one more, asynchronous, that LISTENs for the
+// changes other processes make to devices (migration 8's triggers NOTIFY waste_devices).
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import pg from 'pg';
+import { ConstraintViolation, DatabaseUnreachableError, type ConstraintKind, type SqlBackend } from './db.ts';
+
+export interface PostgresOptions {
+  /** A statement running longer is cancelled by the server (statement_timeout). */
+  statementTimeoutMs: number;
+  /** Longest wait for a connection to be made. */
+  connectTimeoutMs: number;
+  /** Shown in pg_stat_activity, so an operator can tell the processes apart. */
+  applicationName: string;
+}
+
+const DEFAULTS: PostgresOptions = { statementTimeoutMs: 10_000, connectTimeoutMs: 5_000, applicationName: 'waste-telemetry' };
+
+/** The channel migration 8's triggers notify on every change to devices and service accounts. */
+export const DEVICES_CHANNEL = 'waste_devices';
+
+interface WorkerError {
+  message: string;
+  code: string | null;
+  constraint: string | null;
+  detail: string | null;
+  column: string | null;
+}
+
+type Reply = { id: number; ok: true; rows?: Record<string, unknown>[]; changes?: number } | { id: number; ok: false; error: WorkerError };
+
+/** SQLSTATE classes that mean the server cannot be used as configured (PostgreSQL docs, Appendix A). */
+const CONNECTION_CODES: Record<string, string> = {
+  '28P01': 'the password was refused',
+  '28000': 'the user may not connect',
+  '3D000': 'the database does not exist (create it: createdb -O USER NAME)',
+  '57P03': 'the server is starting up or shutting down',
+  '53300': 'the server has no connection slots left (max_connections)',
+};
+
+const CONSTRAINT_CODES: Record<string, ConstraintKind> = { '23505': 'unique', '23503': 'foreign_key', '23514': 'check', '23502': 'not_null' };
+
+/**
+ * `?` and `@name` placeholders as PostgreSQL's `$n`, outside quoted text and comments; `names` is
+ * the order of named parameters, or null for positional ones.
+ */
+export function toPostgresPlaceholders(sql: string): { text: string; names: string[] | null } {
+  let text = '';
+  let positional = 0;
+  const names: string[] = [];
+  for (let i = 0; i < sql.length; ) {
+    const c = sql[i]!;
+    if (c === "'" || c === '"') {
+      const end = sql.indexOf(c, i + 1);
+      const stop = end === -1 ? sql.length : end + 1;
+      text += sql.slice(i, stop);
+      i = stop;
+    } else if (c === '-' && sql[i + 1] === '-') {
+      const end = sql.indexOf('\n', i);
+      const stop = end === -1 ? sql.length : end;
+      text += sql.slice(i, stop);
+      i = stop;
+    } else if (c === '?') {
+      text += `$${++positional}`;
+      i++;
+    } else if (c === '@' && /[A-Za-z_]/.test(sql[i + 1] ?? '')) {
+      const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(sql.slice(i + 1))![0];
+      let index = names.indexOf(name);
+      if (index === -1) index = names.push(name) - 1;
+      text += `$${index + 1}`;
+      i += 1 + name.length;
+    } else {
+      text += c;
+      i++;
+    }
+  }
+  if (positional > 0 && names.length > 0) throw new Error('a statement mixes ? and @name placeholders');
+  return { text, names: names.length > 0 ? names : null };
+}
+
+/** Host, port and database of a URL, without user or password. */
+export function describePostgresUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `postgres://${u.hostname}:${u.port || 5432}${u.pathname || '/'}`;
+  } catch {
+    return 'postgres://(an invalid URL)';
+  }
+}
+
+export class PostgresBackend implements SqlBackend {
+  readonly dialect = 'postgres' as const;
+  readonly where: string;
+  private readonly options: PostgresOptions;
+  private worker: Worker | null = null;
+  private port: MessagePort | null = null;
+  private signal: Int32Array | null = null;
+  private sequence = 0;
+  private readonly translated = new Map<string, { text: string; names: string[] | null }>();
+
+  constructor(
+    private readonly url: string,
+    options: Partial<PostgresOptions> = {},
+  ) {
+    this.options = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.where = describePostgresUrl(url);
+  }
+
+  open(): void {
+    if (this.worker) return;
+    const signal = new Int32Array(new SharedArrayBuffer(4));
+    const { port1, port2 } = new MessageChannel();
+    const { statementTimeoutMs, connectTimeoutMs, applicationName } = this.options;
+    this.worker = new Worker(new URL('./postgres-worker.mjs', import.meta.url), {
+      workerData: { url: this.url, statementTimeoutMs, connectTimeoutMs, applicationName, signal, port: port2 },
+      transferList: [port2],
+    });
+    // The worker holds no work of its own: it must not keep the process alive.
+    this.worker.unref();
+    port1.unref();
+    this.port = port1;
+    this.signal = signal;
+    try {
+      this.call({ op: 'connect' });
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /** Sends one request and waits for its answer. */
+  private call(request: Record<string, unknown>): { rows: Record<string, unknown>[]; changes: number } {
+    if (!this.port || !this.signal) throw new Error('registry database is not open');
+    const id = ++this.sequence;
+    const deadline = Date.now() + this.options.statementTimeoutMs + this.options.connectTimeoutMs + 2_000;
+    this.port.postMessage({ ...request, id });
+    for (;;) {
+      Atomics.store(this.signal, 0, 0);
+      // Answers to requests given up on earlier are read and dropped.
+      for (let message = receiveMessageOnPort(this.port); message; message = receiveMessageOnPort(this.port)) {
+        const reply = message.message as Reply;
+        if (reply.id !== id) continue;
+        if (!reply.ok) throw this.failure(reply.error, request);
+        return { rows: reply.rows ?? [], changes: reply.changes ?? 0 };
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new DatabaseUnreachableError(`PostgreSQL at ${this.where} did not answer within ${Math.round((this.options.statementTimeoutMs + this.options.connectTimeoutMs) / 1000) + 2} s; check the server and the network to it`);
+      Atomics.wait(this.signal, 0, 0, left);
+    }
+  }
+
+  private failure(error: WorkerError, request: Record<string, unknown>): Error {
+    const kind = error.code ? CONSTRAINT_CODES[error.code] : undefined;
+    if (kind) {
+      const primary = kind === 'unique' && (error.constraint ?? '').endsWith('_pkey');
+      // "Key (plate)=(苏E12345) already exists." / "Key (company_id)=(C9) is not present in table …"
+      const columns = /^Key \(([^)]*)\)/.exec(error.detail ?? '')?.[1]?.split(', ') ?? (error.column ? [error.column] : []);
+      return new ConstraintViolation(primary ? 'primary_key' : kind, columns, error.message);
+    }
+    const refused = error.code ? CONNECTION_CODES[error.code] : undefined;
+    if (refused) return new DatabaseUnreachableError(`PostgreSQL at ${this.where}: ${refused} (${error.message}); check database.url (WASTE_DATABASE_URL)`);
+    if (request.op === 'connect' || ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET'].includes(error.code ?? '') || /timeout expired|Connection terminated/i.test(error.message)) {
+      return new DatabaseUnreachableError(`PostgreSQL at ${this.where} is unreachable (${error.message}); start it, or point database.url (WASTE_DATABASE_URL) at a running PostgreSQL 13+`);
+    }
+    return Object.assign(new Error(error.message), { code: error.code });
+  }
+
+  query(sql: string, params: unknown[]): { rows: Record<string, unknown>[]; changes: number } {
+    let statement = this.translated.get(sql);
+    if (!statement) {
+      statement = toPostgresPlaceholders(sql);
+      this.translated.set(sql, statement);
+    }
+    const { names } = statement;
+    const values = names ? names.map((name) => (params[0] as Record<string, unknown>)[name] ?? null) : params.length === 1 && Array.isArray(params[0]) ? params[0] : params;
+    return this.call({ op: 'query', text: statement.text, values: values.map((v) => (v === undefined ? null : v)) });
+  }
+
+  exec(sql: string): void {
+    this.call({ op: 'exec', sql });
+  }
+
+  begin(): void {
+    this.call({ op: 'begin' });
+  }
+
+  commit(): void {
+    this.call({ op: 'commit' });
+  }
+
+  rollback(): void {
+    this.call({ op: 'rollback' });
+  }
+
+  watchDevices(listener: () => void, _pollMs: number): () => void {
+    let client: pg.Client | null = null;
+    let stopped = false;
+    let retry: NodeJS.Timeout | null = null;
+    const connect = async (): Promise<void> => {
+      if (stopped) return;
+      const next = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: this.options.connectTimeoutMs, application_name: `${this.options.applicationName} (listen)`, keepAlive: true });
+      const again = () => {
+        if (client !== next || stopped) return;
+        client = null;
+        next.end().catch(() => {});
+        retry = setTimeout(() => void connect(), 1000);
+        retry.unref();
+      };
+      client = next;
+      next.on('error', again);
+      next.on('end', again);
+      next.on('notification', () => listener());
+      try {
+        await next.connect();
+        await next.query(`LISTEN ${DEVICES_CHANNEL}`);
+        // Changes made while no connection listened are not told: look again now.
+        listener();
+      } catch {
+        again();
+      }
+    };
+    void connect();
+    return () => {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      client?.end().catch(() => {});
+      client = null;
+    };
+  }
+
+  close(): void {
+    if (!this.worker) return;
+    try {
+      this.call({ op: 'close' });
+    } catch {
+      // Closing a connection that is gone already.
+    }
+    void this.worker.terminate();
+    this.port?.close();
+    this.worker = null;
+    this.port = null;
+    this.signal = null;
+    this.translated.clear();
+  }
+}

@@ -1,0 +1,111 @@
+// The worker thread of the PostgreSQL backend (postgres-backend.ts): holds the registry's
+// connection and runs each statement the main thread asks for, while that thread waits on a
+// shared flag (Atomics.wait) and then takes the answer with receiveMessageOnPort. Plain JavaScript
+// on purpose: it needs only the driver, and so starts without a TypeScript loader in any thread.
+// One request at a time: the main thread sends the next only after it has the answer.
+import { workerData } from 'node:worker_threads';
+import pg from 'pg';
+
+const { url, statementTimeoutMs, connectTimeoutMs, applicationName, signal, port } = workerData;
+
+// int8 (COUNT(*), epoch milliseconds in BIGINT columns) and numeric (SUM over them) come back as
+// strings by default, so that no precision is lost past 2^53; the registry's values stay far below.
+pg.types.setTypeParser(20, (value) => Number(value));
+pg.types.setTypeParser(1700, (value) => Number(value));
+
+/** @type {pg.Client | null} */
+let client = null;
+/** The connection a transaction began on: every statement until its end must go there. */
+let transaction = null;
+
+async function connection() {
+  if (client) return client;
+  const next = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: connectTimeoutMs,
+    statement_timeout: statementTimeoutMs,
+    application_name: applicationName,
+    keepAlive: true,
+  });
+  // A connection that breaks (server restarted, network cut) is replaced at the next request; a
+  // transaction it held is lost with it, and its caller is told.
+  next.on('error', () => {
+    if (client === next) client = null;
+  });
+  next.on('end', () => {
+    if (client === next) client = null;
+  });
+  await next.connect();
+  client = next;
+  return next;
+}
+
+function describe(error) {
+  return {
+    message: error.message || String(error),
+    code: error.code ?? null,
+    constraint: error.constraint ?? null,
+    detail: error.detail ?? null,
+    column: error.column ?? null,
+  };
+}
+
+/** The connection for the next statement: within a transaction, the one it began on, or none. */
+async function statementConnection() {
+  if (transaction === null) return connection();
+  if (transaction !== client) throw new Error('the connection to PostgreSQL broke inside a transaction; nothing of the transaction was written');
+  return transaction;
+}
+
+async function handle(request) {
+  switch (request.op) {
+    case 'begin':
+      if (transaction !== null) throw new Error('a transaction is open already');
+      transaction = await connection();
+      await transaction.query('BEGIN');
+      return {};
+    case 'commit': {
+      const open = await statementConnection();
+      transaction = null;
+      await open.query('COMMIT');
+      return {};
+    }
+    case 'rollback': {
+      const open = transaction;
+      transaction = null;
+      if (open !== null && open === client) await open.query('ROLLBACK');
+      return {};
+    }
+    case 'connect':
+      await connection();
+      return {};
+    case 'query': {
+      const result = await (await statementConnection()).query({ text: request.text, values: request.values });
+      return { rows: result.rows, changes: result.rowCount ?? 0 };
+    }
+    case 'exec':
+      await (await statementConnection()).query(request.sql);
+      return {};
+    case 'close': {
+      const open = client;
+      client = null;
+      transaction = null;
+      await open?.end().catch(() => {});
+      return {};
+    }
+    default:
+      throw new Error(`unknown request ${request.op}`);
+  }
+}
+
+port.on('message', async (request) => {
+  let reply;
+  try {
+    reply = { id: request.id, ok: true, ...(await handle(request)) };
+  } catch (error) {
+    reply = { id: request.id, ok: false, error: describe(error) };
+  }
+  port.postMessage(reply);
+  Atomics.store(signal, 0, 1);
+  Atomics.notify(signal, 0);
+});
