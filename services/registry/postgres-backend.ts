@@ -178,7 +178,10 @@ export class PostgresBackend implements SqlBackend {
       this.translated.set(sql, statement);
     }
     const { names } = statement;
-    const values = names ? names.map((name) => (params[0] as Record<string, unknown>)[name] ?? null) : params.length === 1 && Array.isArray(params[0]) ? params[0] : params;
+    // One plain object is named values, as better-sqlite3 takes them, also for a statement that
+    // happens to name none (a list without filters): then nothing is bound.
+    const named = params.length === 1 && typeof params[0] === 'object' && params[0] !== null && [Object.prototype, null].includes(Object.getPrototypeOf(params[0]));
+    const values = names ? names.map((name) => (params[0] as Record<string, unknown>)[name] ?? null) : named ? [] : params.length === 1 && Array.isArray(params[0]) ? params[0] : params;
     return this.call({ op: 'query', text: statement.text, values: values.map((v) => (v === undefined ? null : v)) });
   }
 
