@@ -88,9 +88,17 @@ export class AlertStore {
     private readonly options: { mergeGapMs: (type: string) => number; evidenceMax: number },
   ) {}
 
-  /** Records a finding; returns the alert and what changed, or null when nothing did that anyone is told of. */
+  /**
+   * Records a finding; returns the alert and what changed, or null when nothing did that anyone is
+   * told of. Looking for the alert and raising one if there is none hold together across
+   * processes: the subject's type is locked first (db.ts serialize(), an advisory lock on
+   * PostgreSQL until the transaction ends), so that two processes recording the same violation at
+   * once raise one alert, the second merging into it, instead of one each (READ COMMITTED lets
+   * neither see the other's uncommitted alert).
+   */
   record(finding: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
     return this.db.transaction(() => {
+      this.db.serialize(`alert:${finding.type}:${finding.subject.id}`);
       const existing = this.matching(finding);
       if (!existing) return { alert: this.insert(finding, now), change: 'raised' as const };
       return this.merge(existing, finding, now);
@@ -103,7 +111,8 @@ export class AlertStore {
   }
 
   history(id: string): { version: number; at: string; change: string; status: string; by: string | null; note: string | null }[] {
-    const rows = this.db.statement('SELECT version, at, change, status, by, note FROM alert_history WHERE alert_id = ? ORDER BY version').all(id) as {
+    // "by" is a reserved word of PostgreSQL (and of SQL): the column is quoted wherever it is named.
+    const rows = this.db.statement('SELECT version, at, change, status, "by", note FROM alert_history WHERE alert_id = ? ORDER BY version').all(id) as {
       version: number;
       at: number;
       change: string;
@@ -255,7 +264,7 @@ export class AlertStore {
     const version = material ? row.version + 1 : row.version;
     this.db.statement(
         `UPDATE alerts SET started_at = @startedAt, ended_at = @endedAt, last_evidence_at = @last, evidence = @evidence, detail = @detail, version = @version,
-           updated_at = CASE WHEN @material THEN @now ELSE updated_at END, permit_id = COALESCE(permit_id, @permit_id), permit_number = COALESCE(permit_number, @permit_number) WHERE id = @id`,
+           updated_at = CASE WHEN @material = 1 THEN @now ELSE updated_at END, permit_id = COALESCE(permit_id, @permit_id), permit_number = COALESCE(permit_number, @permit_number) WHERE id = @id`,
       )
       .run({
         id: row.id,
@@ -282,7 +291,7 @@ export class AlertStore {
   }
 
   private setJurisdictions(id: string, jurisdictions: string[]): void {
-    const insert = this.db.statement('INSERT OR IGNORE INTO alert_jurisdictions (alert_id, jurisdiction_id) VALUES (?, ?)');
+    const insert = this.db.statement('INSERT INTO alert_jurisdictions (alert_id, jurisdiction_id) VALUES (?, ?) ON CONFLICT DO NOTHING');
     for (const j of jurisdictions) insert.run(id, j);
   }
 
@@ -291,7 +300,12 @@ export class AlertStore {
   }
 
   private addHistory(id: string, version: number, at: number, change: string, status: string, by: string | null, note: string | null): void {
-    this.db.statement('INSERT OR REPLACE INTO alert_history (alert_id, version, at, change, status, by, note) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, version, at, change, status, by, note);
+    this.db
+      .statement(
+        `INSERT INTO alert_history (alert_id, version, at, change, status, "by", note) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (alert_id, version) DO UPDATE SET at = excluded.at, change = excluded.change, status = excluded.status, "by" = excluded."by", note = excluded.note`,
+      )
+      .run(id, version, at, change, status, by, note);
   }
 
   private view(row: Row): AlertView {

@@ -8,6 +8,7 @@
 //   });
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { ConstraintViolation, type ConstraintKind } from '../../services/registry/db.ts';
 import { startTestPostgres, type TestPostgres } from './postgres.ts';
 import { tempDir } from './service.ts';
 
@@ -30,4 +31,18 @@ export function registryLocations(backend: Backend): () => Promise<string> {
     if (!cluster) throw new Error('the PostgreSQL cluster is not started (call registryLocations() in the describe block)');
     return cluster.createDatabase();
   };
+}
+
+/**
+ * The kind of constraint `write` violated: each backend words its refusal its own way (SQLite's
+ * "UNIQUE constraint failed: …", PostgreSQL's "duplicate key value violates …"), the kind is the same.
+ */
+export function violationOf(write: () => unknown): ConstraintKind {
+  try {
+    write();
+  } catch (error) {
+    if (error instanceof ConstraintViolation) return error.kind;
+    throw error;
+  }
+  throw new Error('the write was not refused');
 }

@@ -86,9 +86,13 @@ export function linkDevices(entities: EntityStore): void {
   entities.update(ENTITIES.bins, 'BIN-3', { device_id: DEVICES.bin3 });
 }
 
-/** A registry (in a temp directory unless `file` is given) holding the world and its devices. */
-export async function worldRegistry(options: WorldOptions = {}, file?: string): Promise<{ db: RegistryDb; entities: EntityStore }> {
-  const db = new RegistryDb(file ?? path.join(await tempDir('waste-rules-'), 'registry.db'));
+/**
+ * A registry holding the world and its devices: at `location` (a SQLite file or an empty
+ * PostgreSQL database, test/helpers/registry-backends.ts) when given, else in a SQLite file in a
+ * temp directory.
+ */
+export async function worldRegistry(options: WorldOptions = {}, location?: string): Promise<{ db: RegistryDb; entities: EntityStore }> {
+  const db = new RegistryDb(location ?? path.join(await tempDir('waste-rules-'), 'registry.db'));
   db.open();
   const entities = new EntityStore(db);
   writeWorld(entities, options);

@@ -1,13 +1,19 @@
 // The alert lifecycle and deduplication: one alert per subject and type while a violation lasts,
-// merging within the gap, a new case after an officer resolved one, transitions with who and when.
+// merging within the gap, a new case after an officer resolved one, transitions with who and when;
+// on SQLite and on PostgreSQL, where several processes record findings into one database.
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlertStore } from '../../../services/alerts/alert-store.ts';
 import type { Finding } from '../../../services/contract/findings.ts';
-import type { RegistryDb } from '../../../services/registry/db.ts';
+import { RegistryDb } from '../../../services/registry/db.ts';
+import { BACKENDS, registryLocations } from '../../helpers/registry-backends.ts';
 import { NIGHT, worldRegistry } from '../../helpers/rules-world.ts';
 
 let db: RegistryDb;
-afterEach(() => db?.close());
+const others: RegistryDb[] = [];
+afterEach(() => {
+  db?.close();
+  for (const other of others.splice(0)) other.close();
+});
 
 const subject = { kind: 'truck' as const, id: 'T1', plate: '苏E·00001', deviceId: 'GPS-1' };
 const fix = (ts: number) => ({ kind: 'fix' as const, ts, device_id: 'GPS-1', lon: 120.58, lat: 31.3, speed_kmh: 36 });
@@ -15,12 +21,16 @@ function finding(startedAt: number, endedAt: number | null, lastFix: number, jur
   return { type: 'route_deviation', severity: 'warning', subject, startedAt, endedAt, location: [120.58, 31.3], jurisdictions, evidence: [fix(startedAt), fix(lastFix)], permit: { id: 'P1', number: 'PZ-2026-001' }, detail: {} };
 }
 
-async function store(): Promise<AlertStore> {
-  ({ db } = await worldRegistry());
-  return new AlertStore(db, { mergeGapMs: () => 300_000, evidenceMax: 40 });
-}
+const OPTIONS = { mergeGapMs: () => 300_000, evidenceMax: 40 };
 
-describe('alert store', () => {
+describe.each(BACKENDS)('alert store on %s', (backend) => {
+  const location = registryLocations(backend);
+
+  async function store(): Promise<AlertStore> {
+    ({ db } = await worldRegistry({}, await location()));
+    return new AlertStore(db, OPTIONS);
+  }
+
   it('keeps one alert while a violation lasts, updates it when it grows or ends, and ignores repeats', async () => {
     const alerts = await store();
     const raised = alerts.record(finding(NIGHT, null, NIGHT + 60_000), 1000);
@@ -86,5 +96,47 @@ describe('alert store', () => {
     expect(alerts.list({ ...base, subject: '苏E·00001' }).total).toBe(1);
     expect(alerts.list({ ...base, from: NIGHT + 120_000 }).total).toBe(0);
     expect(alerts.list({ ...base, to: NIGHT - 1 }).total).toBe(0);
+  });
+
+  it('raises one alert for a violation two processes record, the second merging into the first\'s', async () => {
+    ({ db } = await worldRegistry({}, await location()));
+    const other = new RegistryDb(db.location).open();
+    others.push(other);
+    const first = new AlertStore(db, OPTIONS);
+    const second = new AlertStore(other, OPTIONS);
+    const raised = first.record(finding(NIGHT, null, NIGHT + 60_000), 1000)!;
+    expect(raised.change).toBe('raised');
+    // The same finding from the other process: its alert exists already, and nothing is new.
+    expect(second.record(finding(NIGHT, null, NIGHT + 60_000), 1500)).toBeNull();
+    // The violation as the other process saw it, starting a little later and reaching further.
+    const merged = second.record(finding(NIGHT + 30_000, null, NIGHT + 120_000, ['EAST', 'WEST']), 2000);
+    expect(merged).toMatchObject({ change: 'updated', alert: { id: raised.alert.id, started_at: new Date(NIGHT).toISOString(), jurisdictions: ['EAST', 'WEST'], version: 2 } });
+    for (const store of [first, second]) expect(store.list({ limit: 10, offset: 0 }).items.map((a) => a.id)).toEqual([raised.alert.id]);
+    expect(first.history(raised.alert.id).map((h) => h.change)).toEqual(['raised', 'updated']);
+  });
+});
+
+describe('alert store on PostgreSQL, shared by several processes', () => {
+  const location = registryLocations('postgres');
+
+  it('makes another process recording the same violation wait for the first to commit, then merge into its alert', async () => {
+    ({ db } = await worldRegistry({}, await location()));
+    // The other process gives up waiting after 0.5 s: both connections are driven from this one
+    // thread, which cannot commit the first transaction while the second statement blocks it.
+    const other = new RegistryDb(db.location, { statementTimeoutMs: 500 }).open();
+    others.push(other);
+    const first = new AlertStore(db, OPTIONS);
+    const second = new AlertStore(other, OPTIONS);
+    let raisedId = '';
+    db.transaction(() => {
+      raisedId = first.record(finding(NIGHT, null, NIGHT + 60_000), 1000)!.alert.id;
+      // Without the lock the other process would not see this uncommitted alert (READ COMMITTED)
+      // and would raise a second one, with an id of its own (it starts 30 s later).
+      expect(() => second.record(finding(NIGHT + 30_000, null, NIGHT + 120_000), 2000)).toThrow(/statement timeout/);
+    });
+    expect(second.list({ limit: 10, offset: 0 }).items.map((a) => a.id)).toEqual([raisedId]);
+    const merged = second.record(finding(NIGHT + 30_000, null, NIGHT + 120_000, ['EAST', 'WEST']), 3000);
+    expect(merged).toMatchObject({ change: 'updated', alert: { id: raisedId, jurisdictions: ['EAST', 'WEST'] } });
+    expect(first.list({ limit: 10, offset: 0 }).total).toBe(1);
   });
 });
