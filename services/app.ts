@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { AlertService } from './alerts/alert-service.ts';
 import type { WebhookTargets } from './alerts/webhooks.ts';
 import { buildApp } from './api/app.ts';
-import type { Config } from './config/schema.ts';
+import { ROLES, type Config, type Role } from './config/schema.ts';
 import { InfluxUnreachableError, type InfluxStore } from './influx/client.ts';
 import { PRIVATE_INFLUXD_NICENESS, findOnPath, superviseInfluxd, type InfluxdProcess } from './influx/influxd.ts';
 import type { TelemetryReader } from './influx/reader.ts';
@@ -64,6 +64,7 @@ export class TelemetryService {
   private api: Awaited<ReturnType<typeof buildApp>> | null = null;
   private privateInfluxd: InfluxdProcess | null = null;
   private sourcesStarted = 0;
+  private watchingDevices = false;
 
   constructor(
     private readonly config: Config,
@@ -86,22 +87,27 @@ export class TelemetryService {
   }
 
   private async startAll(): Promise<StartedService> {
+    const { roles } = this.parts;
     this.registry.open();
-    this.takeOverProvisioningFile();
+    this.log.info({ roles: [...roles], database: this.registry.dialect, where: this.registry.where }, describeRoles(roles));
+    if (roles.has('ingest')) this.takeOverProvisioningFile();
+    // Every role spools what it writes to InfluxDB (readings, alert points, snapshots, the
+    // separation rate), each process in its own data directory.
     await this.spool.open();
     const backlog = this.spool.backlogBytes();
     if (backlog > 0) this.log.info({ backlogBytes: backlog, dir: this.config.spool.dir }, 'spool holds undelivered data from before; delivering it first');
     await this.connectInflux();
     this.shipper.start();
     this.city.start();
-    if (this.config.rules.enabled) await this.startRules();
-    this.alerts.start();
-    this.sorting.start();
+    if (roles.has('ingest') && this.config.rules.enabled) await this.startRules();
+    // The scheduled work (webhook delivery, the separation-rate job, the open-alert counts) starts
+    // when this process holds the scheduler's lease: at once on SQLite, or when no other holds it.
+    if (roles.has('scheduler')) this.parts.lease.start();
 
-    const ports = await this.startSources();
-    const apiPort = await this.startApi();
+    const ports = roles.has('ingest') ? await this.startSources() : { mqttPort: null, wsPort: null, jt808Port: null };
+    const apiPort = roles.has('api') ? await this.startApi() : null;
     this.parts.stats.start();
-    this.parts.snapshots.start();
+    if (roles.has('ingest')) this.parts.snapshots.start();
     return { ...ports, apiPort, influxUrl: this.influx.url };
   }
 
@@ -120,6 +126,7 @@ export class TelemetryService {
     // Devices disabled, rotated or removed (here or by another process) lose their connections.
     if (broker) devices.onChange(() => broker.revokeStale());
     devices.watch();
+    this.watchingDevices = true;
     for (const source of this.parts.sources) {
       await source.start(this.pipeline);
       this.sourcesStarted++;
@@ -137,7 +144,8 @@ export class TelemetryService {
   private async startApi(): Promise<number | null> {
     const { host, port, rateLimitPerMinute } = this.config.api;
     if (port === 0) return null;
-    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => this.rules.binForecast(deviceId), downlink: this.gateway, metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
+    const ingest = this.parts.roles.has('ingest');
+    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => (ingest ? this.rules.binForecast(deviceId) : null), downlink: ingest ? this.gateway : null, metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);
@@ -161,11 +169,11 @@ export class TelemetryService {
     // Sources in reverse: the broker, whose bus the others report on, last.
     for (const source of this.parts.sources.slice(0, this.sourcesStarted).reverse()) await source.stop();
     this.sourcesStarted = 0;
-    await this.alerts.stop();
-    await this.sorting.stop();
+    await this.parts.lease.stop();
     this.rules.stop();
     this.city.stop();
-    this.devices.unwatch();
+    if (this.watchingDevices) this.devices.unwatch();
+    this.watchingDevices = false;
     this.parts.stats.stop();
     this.parts.snapshots.stop();
     await this.shipper.stop(STOP_DRAIN_MS);
@@ -208,6 +216,18 @@ export class TelemetryService {
     }
     await this.influx.ensureDatabase();
   }
+}
+
+/** What a process of these roles runs, and what it expects other processes to run. */
+export function describeRoles(roles: ReadonlySet<Role>): string {
+  if (roles.size === ROLES.length) return 'running every role: the device sources, ingest, rules and alerts; the HTTP API; the scheduled work';
+  const runs: Record<Role, string> = {
+    api: 'the HTTP API (stateless: run any number behind a load balancer)',
+    ingest: 'the device sources (MQTT broker or worker, JT/T 808, LoRaWAN), validation, the spool, the rules and alerts',
+    scheduler: 'the scheduled work (separation-rate job, webhook delivery, open-alert counts), active in one process at a time, standing by in the others',
+  };
+  const elsewhere = ROLES.filter((role) => !roles.has(role)).map((role) => `${role} (${runs[role].split(' (')[0]})`);
+  return `running ${[...roles].map((role) => runs[role]).join('; ')}; expecting elsewhere, on the same database: ${elsewhere.join(', ')}`;
 }
 
 /**

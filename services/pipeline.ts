@@ -20,7 +20,7 @@ import { AlertService, type AlertOutput } from './alerts/alert-service.ts';
 import { DriverTextOutput } from './alerts/driver-text-output.ts';
 import { MqttAlertOutput } from './alerts/mqtt-output.ts';
 import { EmbeddedBroker } from './broker/broker.ts';
-import type { Config } from './config/schema.ts';
+import { parseRoles, type Config, type Role } from './config/schema.ts';
 import type { ReadingsListener } from './ingest/pipeline.ts';
 import type { MessageBus, Source } from './contract/source.ts';
 import { InfluxStore } from './influx/client.ts';
@@ -41,6 +41,8 @@ import { SortingService } from './sorting/sorting-service.ts';
 import { SortingStore } from './sorting/sorting-store.ts';
 import { Shipper } from './spool/shipper.ts';
 import { Spool } from './spool/spool.ts';
+import { JobRuns } from './scheduler/job-runs.ts';
+import { SchedulerLease } from './scheduler/lease.ts';
 import { StateSnapshots } from './state/snapshots.ts';
 
 export interface Pipeline {
@@ -67,7 +69,12 @@ export interface Pipeline {
   ingest: IngestPipeline;
   /** Every source of device data, in the order they start. */
   sources: Source[];
+  /** The trucks' and bins' state, from this process's rules. */
   snapshots: StateSnapshots;
+  /** What this process runs (config.role). */
+  roles: Set<Role>;
+  /** The scheduled work, where this lease is held. */
+  lease: SchedulerLease;
   stats: StatsReporter;
   metrics: ServiceMetrics;
 }
@@ -82,9 +89,10 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   const shipper = new Shipper(spool, influx, { ...config.spool, deadLetterDir: path.join(config.dataDir, 'dead-letter') }, log.child({ service: 'shipper' }), (ms) => metrics.observeWrite(ms));
   const reader = new TelemetryReader(influx);
 
-  // 2. The registry (SQLite): devices and their credentials, the city's entities, API tokens; and
-  //    the city index, the registry in memory that the rules, sorting and snapshots read.
-  const registry = new RegistryDb(config.registry.file);
+  // 2. The registry (SQLite, or PostgreSQL shared by every process): devices and their
+  //    credentials, the city's entities, API tokens; and the city index, the registry in memory
+  //    that the rules, sorting and snapshots read.
+  const registry = new RegistryDb(config.database.url || config.registry.file, { ...config.database, applicationName: `waste-telemetry ${config.role}` });
   const devices = new DeviceStore(registry);
   const entities = new EntityStore(registry, undefined, config.registry);
   const tokens = new TokenStore(registry);
@@ -120,6 +128,7 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
     log: log.child({ service: 'rules' }),
     onEvaluated: (ms) => metrics.observeRules(ms),
   });
+  const jobRuns = new JobRuns(registry);
   const sorting = new SortingService({
     config: config.sorting,
     store: new SortingStore(registry, config.sorting),
@@ -129,6 +138,7 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
     city,
     writeLines,
     onFinding: (finding) => alerts.onFinding(finding),
+    claimRun: (slot) => jobRuns.claim('separation-rate', slot),
     log: log.child({ service: 'sorting' }),
   });
   const listeners: ReadingsListener[] = [];
@@ -147,20 +157,19 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   if (lorawan) sources.push(lorawan);
 
   // 8. What is reported about it all: state snapshots and ingest statistics (to the spool), and
-  //    the Prometheus metrics the API serves.
-  const snapshots = new StateSnapshots({
-    city,
-    source: {
+  //    the Prometheus metrics the API serves. The devices' state is what this process's rules
+  //    know; the open-alert counts, read from the registry, are the active scheduler's to write.
+  const roles = parseRoles(config.role);
+  const snapshotSource = {
       latestFixes: () => rules.latestFixes(),
-      latestBinSample: (deviceId) => rules.latestBinSample(deviceId),
-      binForecast: (deviceId) => rules.binForecast(deviceId),
+      latestBinSample: (deviceId: string) => rules.latestBinSample(deviceId),
+      binForecast: (deviceId: string) => rules.binForecast(deviceId),
       openAlertCounts: () => alerts.store.openCounts(),
-      ongoing: (types) => alerts.store.ongoing(types),
-    },
-    options: { ...config.snapshots, movingKmh: config.rules.movingKmh, loadedKg: config.rules.loadedKg },
-    writeLines,
-    log: log.child({ service: 'snapshots' }),
-  });
+      ongoing: (types: readonly string[]) => alerts.store.ongoing(types),
+  };
+  const snapshotOptions = { ...config.snapshots, movingKmh: config.rules.movingKmh, loadedKg: config.rules.loadedKg, everyBin: registry.dialect === 'sqlite' };
+  const snapshots = new StateSnapshots({ city, source: snapshotSource, options: { ...snapshotOptions, parts: { devices: true, openAlerts: false } }, writeLines, log: log.child({ service: 'snapshots' }) });
+  const alertSnapshots = new StateSnapshots({ city, source: snapshotSource, options: { ...snapshotOptions, parts: { devices: false, openAlerts: true } }, writeLines, log: log.child({ service: 'snapshots' }) });
   const stats = new StatsReporter(ingest, spool, shipper, config.ingest.statsIntervalMs, log.child({ service: 'stats' }));
   const metrics = new ServiceMetrics({
     ingest,
@@ -174,5 +183,20 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
     lorawanStats: () => lorawan?.stats() ?? {},
   });
 
-  return { spool, influx, shipper, registry, devices, entities, tokens, city, reader, broker, worker, bus, gateway, lorawan, alerts, rules, sorting, ingest, sources, snapshots, stats, metrics };
+  // 9. The scheduled work runs where the scheduler's lease is held (scheduler/lease.ts): one
+  //    process of all, the others standing by. Started by app.ts in the scheduler role.
+  const lease = new SchedulerLease(registry.location, { leaseCheckMs: config.scheduler.leaseCheckMs, connectTimeoutMs: config.database.connectTimeoutMs }, {
+    onAcquired: () => {
+      alerts.start();
+      sorting.start();
+      alertSnapshots.start();
+    },
+    onLost: async () => {
+      alertSnapshots.stop();
+      await sorting.stop();
+      await alerts.stop();
+    },
+  }, log.child({ service: 'scheduler' }));
+
+  return { roles, spool, influx, shipper, registry, devices, entities, tokens, city, reader, broker, worker, bus, gateway, lorawan, alerts, rules, sorting, ingest, sources, snapshots, lease, stats, metrics };
 }

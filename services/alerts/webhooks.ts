@@ -367,7 +367,7 @@ export class WebhookStore {
     const body = JSON.stringify({ event: `alert.${change}`, alert });
     const now = this.clock();
     const insert = this.db.statement(
-      'INSERT OR IGNORE INTO webhook_outbox (webhook_id, idempotency_key, alert_id, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT INTO webhook_outbox (webhook_id, idempotency_key, alert_id, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id, idempotency_key) DO NOTHING',
     );
     for (const hook of hooks) insert.run(hook.id, key, alert.id, body, now, now);
   }
@@ -380,6 +380,7 @@ export class WebhookStore {
 
 interface Due {
   seq: number;
+  next_attempt_at: number;
   webhook_id: string;
   idempotency_key: string;
   alert_id: string;
@@ -392,8 +393,17 @@ interface Due {
 
 const POLL_MS = 200;
 const BATCH = 32;
+/** How much longer than a delivery may take (alerts.webhookTimeoutMs) a claim holds a message. */
+const CLAIM_MARGIN_MS = 30_000;
 
-/** Works through the outbox: due deliveries in order of queueing, a few at a time. */
+/**
+ * Works through the outbox: due deliveries in order of queueing, a few at a time. Several
+ * processes may deliver from one outbox (on PostgreSQL; or a standby scheduler taking over): each
+ * message is claimed before it is sent, by moving its next attempt past the time its delivery
+ * may take, on the condition that it is still as it was read (compare-and-set, one statement,
+ * on either backend). A process that lost the race to another sends nothing; one that dies while
+ * sending leaves the message to be sent again once its claim runs out.
+ */
 export class WebhookDeliverer {
   private timer: NodeJS.Timeout | null = null;
   private readonly inFlight = new Set<number>();
@@ -428,14 +438,19 @@ export class WebhookDeliverer {
     if (this.running || !this.timer) return;
     this.running = true;
     try {
+      const now = this.clock();
       const due = this.db.statement(
-          `SELECT o.seq, o.webhook_id, o.idempotency_key, o.alert_id, o.body, o.created_at, o.attempts, w.url, w.secret
+          `SELECT o.seq, o.next_attempt_at, o.webhook_id, o.idempotency_key, o.alert_id, o.body, o.created_at, o.attempts, w.url, w.secret
            FROM webhook_outbox o JOIN webhooks w ON w.id = o.webhook_id
            WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= ? AND w.enabled = 1
            ORDER BY o.next_attempt_at, o.seq LIMIT ?`,
         )
-        .all(this.clock(), BATCH) as Due[];
-      await Promise.all(due.filter((d) => !this.inFlight.has(d.seq)).map((d) => this.deliver(d)));
+        .all(now, BATCH) as Due[];
+      // Only what this process claims is sent: another may have read the same messages.
+      const claim = this.db.statement('UPDATE webhook_outbox SET next_attempt_at = ? WHERE seq = ? AND next_attempt_at = ? AND delivered_at IS NULL AND failed_at IS NULL');
+      const until = now + this.config.webhookTimeoutMs + CLAIM_MARGIN_MS;
+      const claimed = due.filter((d) => !this.inFlight.has(d.seq) && claim.run(until, d.seq, d.next_attempt_at).changes === 1);
+      await Promise.all(claimed.map((d) => this.deliver(d)));
     } catch (error) {
       this.log.error({ error: (error as Error).message }, 'webhook outbox could not be read');
     } finally {
@@ -474,14 +489,15 @@ export class WebhookDeliverer {
     this.failedAttempts++;
     const attempts = d.attempts + 1;
     if (now - d.created_at > this.config.webhookGiveUpH * 3_600_000) {
-      this.db.statement('UPDATE webhook_outbox SET failed_at = ?, attempts = ?, last_error = ? WHERE seq = ?').run(now, attempts, problem, d.seq);
+      this.db.statement('UPDATE webhook_outbox SET failed_at = ?, attempts = ?, last_error = ? WHERE seq = ? AND delivered_at IS NULL').run(now, attempts, problem, d.seq);
       this.log.error({ webhook: d.webhook_id, url: d.url, alert: d.alert_id, attempts, error: problem }, `webhook delivery given up after ${this.config.webhookGiveUpH} h`);
       return;
     }
     // A refused target stays queued like any failure: once the operator allows it (or its DNS
     // points somewhere public again) and restarts, what waited is delivered.
     const delay = Math.min(this.config.webhookRetryMaxMs, this.config.webhookRetryMinMs * 2 ** Math.min(attempts - 1, 30));
-    this.db.statement('UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?').run(attempts, now + delay, problem, d.seq);
+    // Not over a delivery another process made after this one's claim ran out.
+    this.db.statement('UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ? AND delivered_at IS NULL').run(attempts, now + delay, problem, d.seq);
     if (attempts === 1 || attempts % 10 === 0) this.log.warn({ webhook: d.webhook_id, url: d.url, alert: d.alert_id, attempts, retryInMs: delay, error: problem }, `webhook ${d.url} did not take an alert; retrying`);
   }
 }

@@ -442,8 +442,52 @@ export function parseTargets(text: string): Map<string, number> | null {
   return targets;
 }
 
+export const databaseSchema = z
+  .object({
+    url: z
+      .string()
+      .default('')
+      .refine((url) => url === '' || /^postgres(ql)?:\/\/[^\s]+$/i.test(url), { error: 'must be empty (SQLite at registry.file) or a postgres:// URL' })
+      .describe(
+        'PostgreSQL 13+ for the registry, tokens, alerts and sorting tonnage, shared by every process of the service (postgres://USER:PASSWORD@HOST:PORT/DATABASE). Empty: SQLite at registry.file, for one process.',
+      ),
+    statementTimeoutMs: z.number().int().min(100).default(10_000).describe('A statement running longer is cancelled by PostgreSQL (statement_timeout); the call fails instead of holding the process.'),
+    connectTimeoutMs: z.number().int().min(100).default(5_000).describe('Longest wait for a connection to PostgreSQL.'),
+  })
+  .prefault({});
+
+/** What one process may run (docs/deployment.md). */
+export const ROLES = ['api', 'ingest', 'scheduler'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** `all`, or a comma-separated list of roles, as the set of roles. */
+export function parseRoles(value: string): Set<Role> {
+  const parts = value.split(',').map((part) => part.trim().toLowerCase());
+  if (parts.includes('all')) return new Set(ROLES);
+  return new Set(parts as Role[]);
+}
+
+export const schedulerSchema = z
+  .object({
+    leaseCheckMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(60_000)
+      .default(1000)
+      .describe('How often a standby scheduler tries to take over (and the active one checks it still holds the lease): a scheduler that dies is replaced within about this long.'),
+  })
+  .prefault({});
+
 export const configSchema = z.object({
-  dataDir: z.string().default('./data').describe('Directory for the spool, device file and private InfluxDB.'),
+  dataDir: z.string().default('./data').describe('Directory for the spool, device file and private InfluxDB. Each process of the service has its own.'),
+  role: z
+    .string()
+    .default('all')
+    .refine((value) => value.split(',').every((part) => ['all', ...ROLES].includes(part.trim().toLowerCase())), { error: 'must be all, or a comma-separated list of api, ingest, scheduler' })
+    .describe(
+      'What this process runs: all (everything, the default), or a comma-separated list of api (the HTTP API), ingest (the device sources, validation, spool, rules and alerts), scheduler (the separation-rate job, webhook delivery, open-alert counts; one active across all processes, the others standing by). Roles apart need database.url.',
+    ),
   logLevel: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
     .default('info')
@@ -461,6 +505,11 @@ export const configSchema = z.object({
   sorting: sortingSchema,
   snapshots: snapshotsSchema,
   metrics: metricsSchema,
+  database: databaseSchema,
+  scheduler: schedulerSchema,
+}).refine((config) => config.database.url !== '' || parseRoles(config.role).size === ROLES.length, {
+  error: 'roles apart (role other than all) share their state through PostgreSQL: set database.url (WASTE_DATABASE_URL)',
+  path: ['role'],
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -477,3 +526,4 @@ export type RulesConfig = Config['rules'];
 export type AlertsConfig = Config['alerts'];
 export type SortingConfig = Config['sorting'];
 export type SnapshotsConfig = Config['snapshots'];
+export type DatabaseConfig = Config['database'];

@@ -87,6 +87,7 @@ export class RegistryDb {
   private readonly migrations: readonly Migration[];
   private opened = false;
   private depth = 0;
+  private applied: { version: number; name: string }[] = [];
 
   constructor(
     /** A SQLite file (optionally `sqlite:FILE`) or a `postgres://` URL. */
@@ -142,10 +143,16 @@ export class RegistryDb {
         } catch (error) {
           throw new MigrationError(`migration ${migration.version} (${migration.name}) failed on ${this.where}: ${(error as Error).message}`);
         }
+        this.applied.push({ version: migration.version, name: migration.name });
       }
     } finally {
       if (postgres) this.query("SELECT pg_advisory_unlock(hashtext('waste-registry-migrations'))", []);
     }
+  }
+
+  /** The migrations open() applied, oldest first; none when the database was up to date (`db migrate` reports them). */
+  get appliedAtOpen(): readonly { version: number; name: string }[] {
+    return this.applied;
   }
 
   get isOpen(): boolean {

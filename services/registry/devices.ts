@@ -516,10 +516,10 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory, Lora
   importCredentials(devices: DeviceRecord[], services: ServiceRecord[]): number {
     const now = this.clock().toISOString();
     const insertDevice = this.db.statement(
-      'INSERT OR IGNORE INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (@id, @class, @secret_hash, @enabled, @created_at, @updated_at)',
+      'INSERT INTO devices (id, class, secret_hash, enabled, created_at, updated_at) VALUES (@id, @class, @secret_hash, @enabled, @created_at, @updated_at) ON CONFLICT DO NOTHING',
     );
     const insertService = this.db.statement(
-      'INSERT OR IGNORE INTO service_accounts (name, secret_hash, created_at, updated_at) VALUES (@name, @secret_hash, @created_at, @updated_at)',
+      'INSERT INTO service_accounts (name, secret_hash, created_at, updated_at) VALUES (@name, @secret_hash, @created_at, @updated_at) ON CONFLICT DO NOTHING',
     );
     const added = this.db.transaction(() => {
       let count = 0;

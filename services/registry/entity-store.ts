@@ -216,7 +216,7 @@ export class EntityStore {
 
   private insertRelations(def: EntityDefinition, id: string, relations: Record<string, string[]>): void {
     for (const [field, link] of Object.entries(def.relations)) {
-      const insert = this.db.statement(`INSERT OR IGNORE INTO ${link.table} (${link.owner}, ${link.other}) VALUES (?, ?)`);
+      const insert = this.db.statement(`INSERT INTO ${link.table} (${link.owner}, ${link.other}) VALUES (?, ?) ON CONFLICT DO NOTHING`);
       for (const other of relations[field] ?? []) insert.run(id, other);
     }
   }
@@ -273,7 +273,7 @@ export class EntityStore {
       const others = input[field];
       if (!Array.isArray(others)) continue;
       this.db.statement(`DELETE FROM ${link.table} WHERE ${link.owner} = ?`).run(id);
-      const insert = this.db.statement(`INSERT OR IGNORE INTO ${link.table} (${link.owner}, ${link.other}) VALUES (?, ?)`);
+      const insert = this.db.statement(`INSERT INTO ${link.table} (${link.owner}, ${link.other}) VALUES (?, ?) ON CONFLICT DO NOTHING`);
       for (const other of others) insert.run(id, other);
     }
   }

@@ -86,9 +86,14 @@ export function trend(store: SortingStore, scope: Scope, scopeId: string, month:
 
 /** Overflow hours (clipped to [from, to)) and missed collections per community and district, from the bins' alerts. */
 function binTotals(db: RegistryDb, from: number, to: number, now: number): Map<string, { overflowMs: number; missed: number }> {
+  // A field of the alert's detail (JSON text): json_extract is SQLite's, ->> PostgreSQL's. The
+  // clipping is written with CASE: two-argument MIN and MAX are SQLite's only (PostgreSQL has
+  // LEAST and GREATEST, which SQLite has not).
+  const field = (key: string) => (db.dialect === 'postgres' ? `(detail::jsonb ->> '${key}')` : `json_extract(detail, '$.${key}')`);
   const rows = db.statement(
-      `SELECT json_extract(detail, '$.community_id') AS community, json_extract(detail, '$.district_id') AS district, type,
-              SUM(MIN(COALESCE(ended_at, @now), @to) - MAX(started_at, @from)) AS ms, COUNT(*) AS n
+      `SELECT ${field('community_id')} AS community, ${field('district_id')} AS district, type,
+              SUM(CASE WHEN COALESCE(ended_at, @now) < @to THEN COALESCE(ended_at, @now) ELSE @to END - CASE WHEN started_at > @from THEN started_at ELSE @from END) AS ms,
+              COUNT(*) AS n
        FROM alerts WHERE type IN ('overflow', 'missed_collection') AND started_at < @to AND COALESCE(ended_at, @now) >= @from
        GROUP BY community, district, type`,
     )

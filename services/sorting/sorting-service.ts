@@ -10,7 +10,7 @@ import { MEASUREMENTS, int, line, type FieldValue } from '../contract/timeseries
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { SortingConfig } from '../config/schema.ts';
-import { DAY, addDays, localDate, localDayStart } from '../contract/local-time.ts';
+import { CST_OFFSET_MS, DAY, addDays, localDate, localDayStart } from '../contract/local-time.ts';
 import type { Finding, LonLat } from '../contract/findings.ts';
 import type { Reading } from '../contract/payloads.ts';
 import type { TelemetryReader } from '../influx/reader.ts';
@@ -38,6 +38,11 @@ export interface SortingDeps {
   onFinding: (finding: Finding) => void;
   log: Logger;
   clock?: () => number;
+  /**
+   * Claims the scheduled run for `slot` (the local hour it is made in); false when another
+   * process made it already (scheduler/job-runs.ts). Absent: every run is made.
+   */
+  claimRun?: (slot: string) => boolean;
 }
 
 /** How often days with late tickets are looked at. */
@@ -176,7 +181,13 @@ export class SortingService {
   }
 
   private runScheduled(): void {
-    const today = localDate(this.clock());
+    const now = this.clock();
+    const slot = `${localDate(now)}T${String(new Date(now + CST_OFFSET_MS).getUTCHours()).padStart(2, '0')}`;
+    if (this.deps.claimRun && !this.deps.claimRun(slot)) {
+      this.deps.log.info({ slot }, 'separation-rate run of this hour made already (by this or another process); skipped');
+      return;
+    }
+    const today = localDate(now);
     this.computeDays([addDays(today, -1), today]).catch((error: Error) => this.deps.log.error({ error: error.message }, 'separation-rate job failed; it runs again at the next scheduled time'));
   }
 
@@ -184,6 +195,8 @@ export class SortingService {
   private recountLateDays(): void {
     const settle = this.deps.config.lateTicketSettleS * 1000;
     const now = this.clock();
+    // Days owed by tickets another process took (the ingest role apart from the scheduler).
+    for (const { day } of this.deps.store.owedDays()) if (!this.late.has(day)) this.late.set(day, { first: now, last: now });
     const due = [...this.late].filter(([, at]) => now - at.last >= settle || now - at.first >= settle * LATE_MAX_SETTLES).map(([day]) => day);
     if (due.length === 0) return;
     this.deps.log.info({ days: due }, 'tickets arrived for past days; counting those days');

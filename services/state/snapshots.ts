@@ -24,6 +24,17 @@ export interface SnapshotSource {
 }
 
 export interface SnapshotOptions extends SnapshotsConfig {
+  /**
+   * What this process writes: the trucks and bins its rules know (the ingest role), the open-alert
+   * counts read from the registry (the active scheduler), or both (one process).
+   */
+  parts: { devices: boolean; openAlerts: boolean };
+  /**
+   * Every registered bin, those no reading came for as not reported; false: only bins this
+   * process has a reading of, when several ingest processes share the bins and each would
+   * otherwise write the others' as not reported.
+   */
+  everyBin: boolean;
   /** A truck moves above this speed (rules.movingKmh). */
   movingKmh: number;
   /** A truck is loaded above this (rules.loadedKg). */
@@ -72,8 +83,9 @@ export class StateSnapshots {
 
   start(): void {
     this.stopped = false;
-    this.every(this.options.intervalS, (at) => this.roadLines(at));
-    this.every(this.options.binIntervalS, (at) => this.binLines(at));
+    const { devices, openAlerts } = this.options.parts;
+    if (devices || openAlerts) this.every(this.options.intervalS, (at) => this.roadLines(at));
+    if (devices) this.every(this.options.binIntervalS, (at) => this.binLines(at));
   }
 
   stop(): void {
@@ -124,8 +136,8 @@ export class StateSnapshots {
 
   /** What is written every intervalS: truck_state, then open_alerts. */
   private *roadLines(at: number): Generator<string> {
-    yield* this.truckLines(at);
-    yield this.alertLines(at);
+    if (this.options.parts.devices) yield* this.truckLines(at);
+    if (this.options.parts.openAlerts) yield this.alertLines(at);
   }
 
   /** truck_state: one point per truck whose latest fix is recent, tagged with its company and jurisdiction. */
@@ -160,6 +172,7 @@ export class StateSnapshots {
     const ongoing = this.source.ongoing(['overflow', 'device_offline']);
     for (const bin of this.city.current.allBins()) {
       const sample = this.source.latestBinSample(bin.deviceId);
+      if (!sample && !this.options.everyBin) continue;
       const violations = ongoing.get(bin.id);
       const overflowSince = violations?.get('overflow');
       const fields: Record<string, FieldValue | undefined> = { lat: bin.location[1], lon: bin.location[0], reported: sample !== null, overflowing: overflowSince !== undefined };

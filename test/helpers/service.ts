@@ -83,7 +83,7 @@ export async function provisionService(config: Config, name: string): Promise<st
 }
 
 export async function withRegistry<T>(config: Config, work: (store: DeviceStore) => Promise<T> | T): Promise<T> {
-  const db = new RegistryDb(config.registry.file);
+  const db = new RegistryDb(config.database.url || config.registry.file);
   db.open();
   try {
     return await work(new DeviceStore(db));
