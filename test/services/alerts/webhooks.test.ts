@@ -2,10 +2,9 @@
 // the receiver is down, and every alert delivered once after the service restarts. Targets: no
 // loopback, private, link-local or own address is called (checked when created and again at each
 // delivery) unless alerts.webhookAllowTargets allows it; no redirect is followed, no answer read
-// past its bound.
+// past its bound. The outbox on SQLite and on PostgreSQL, where several processes deliver from it.
 import crypto from 'node:crypto';
 import http from 'node:http';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AlertService } from '../../../services/alerts/alert-service.ts';
 import { WebhookTargetError, WebhookTargets } from '../../../services/alerts/webhooks.ts';
@@ -15,6 +14,7 @@ import { createLogger } from '../../../services/log.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
 import { freePort } from '../../helpers/ports.ts';
+import { BACKENDS, registryLocations } from '../../helpers/registry-backends.ts';
 import { NIGHT, worldRegistry, writeWorld } from '../../helpers/rules-world.ts';
 import { eventually, sleep, startTestService, tempDir, testConfig, type TestService } from '../../helpers/service.ts';
 
@@ -33,6 +33,8 @@ class Receiver {
   requests = 0;
   private server: http.Server | null = null;
   failNext = 0;
+  /** How long each answer is held back. */
+  delayMs = 0;
   constructor(
     readonly port: number,
     readonly host = '127.0.0.1',
@@ -49,7 +51,7 @@ class Receiver {
         const status = this.failNext > 0 ? 500 : 200;
         if (this.failNext > 0) this.failNext--;
         this.deliveries.push({ key: String(req.headers['idempotency-key']), event: String(req.headers['waste-event']), signature: String(req.headers['waste-signature']), body, status });
-        res.writeHead(status).end();
+        setTimeout(() => res.writeHead(status).end(), this.delayMs);
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(this.port, this.host, resolve));
@@ -83,23 +85,36 @@ const finding = (startedAt: number, jurisdictions: string[]): Finding => ({
 let receiver: Receiver;
 let service: AlertService | null = null;
 let db: RegistryDb | null = null;
+/** Services and connections of other processes, stopped and closed after each test. */
+const others: { service: AlertService; db: RegistryDb }[] = [];
 afterEach(async () => {
   await service?.stop();
   db?.close();
+  for (const other of others.splice(0)) {
+    await other.service.stop();
+    other.db.close();
+  }
   await receiver?.down();
 });
 
+function alertService(registry: RegistryDb, alertsConfig: AlertsConfig = config): AlertService {
+  const started = new AlertService({ db: registry, config: alertsConfig, evidenceMax: 40, outputs: [], writeLines: async () => {}, log: createLogger('silent') });
+  started.start();
+  return started;
+}
+
 function startAlerts(registry: RegistryDb, alertsConfig: AlertsConfig = config): AlertService {
-  service = new AlertService({ db: registry, config: alertsConfig, evidenceMax: 40, outputs: [], writeLines: async () => {}, log: createLogger('silent') });
-  service.start();
+  service = alertService(registry, alertsConfig);
   return service;
 }
 
-describe('webhooks', () => {
+describe.each(BACKENDS)('webhooks on %s', (backend) => {
+  const location = registryLocations(backend);
+
   it('posts each raised alert of its jurisdiction, signed, with the alert id as idempotency key', async () => {
     receiver = new Receiver(await freePort());
     await receiver.up();
-    ({ db } = await worldRegistry());
+    ({ db } = await worldRegistry({}, await location()));
     const alerts = startAlerts(db);
     const secret = 'a-shared-secret-of-the-bureau';
     await alerts.webhooks.create({ jurisdiction_id: 'WEST', url: receiver.url, secret }, alerts.deliverer.targets);
@@ -122,7 +137,7 @@ describe('webhooks', () => {
     receiver = new Receiver(await freePort());
     await receiver.up();
     receiver.failNext = 2;
-    ({ db } = await worldRegistry());
+    ({ db } = await worldRegistry({}, await location()));
     const alerts = startAlerts(db);
     await alerts.webhooks.create({ jurisdiction_id: 'WEST', url: receiver.url }, alerts.deliverer.targets);
     alerts.onFinding(finding(NIGHT, ['WEST']));
@@ -135,8 +150,8 @@ describe('webhooks', () => {
 
   it('delivers every alert exactly once to a receiver that was down across a service restart', async () => {
     receiver = new Receiver(await freePort());
-    ({ db } = await worldRegistry());
-    const file = db.location;
+    ({ db } = await worldRegistry({}, await location()));
+    const where = db.location;
     let alerts = startAlerts(db);
     await alerts.webhooks.create({ jurisdiction_id: 'WEST', url: receiver.url }, alerts.deliverer.targets);
     const ids = [0, 1, 2].map((i) => {
@@ -149,7 +164,7 @@ describe('webhooks', () => {
     await alerts.stop();
     db.close();
 
-    db = new RegistryDb(path.resolve(file));
+    db = new RegistryDb(where);
     db.open();
     alerts = startAlerts(db);
     await receiver.up();
@@ -158,6 +173,29 @@ describe('webhooks', () => {
     expect(receiver.accepted().sort()).toEqual([...ids, `${ids[0]}:2`].sort());
     expect(receiver.deliveries.every((d) => d.status === 200)).toBe(true);
     expect(alerts.webhooks.depth()).toBe(0);
+  });
+
+  it('delivers each message once when two processes work through one outbox', async () => {
+    receiver = new Receiver(await freePort());
+    // Answers held back, so that each process reads the outbox while the other's deliveries are
+    // under way: without claims, both would send what both read.
+    receiver.delayMs = 300;
+    await receiver.up();
+    ({ db } = await worldRegistry({}, await location()));
+    const alerts = startAlerts(db);
+    const second = new RegistryDb(db.location).open();
+    others.push({ service: alertService(second), db: second });
+    await alerts.webhooks.create({ jurisdiction_id: 'WEST', url: receiver.url }, alerts.deliverer.targets);
+    const ids = Array.from({ length: 6 }, (_, i) => {
+      alerts.onFinding(finding(NIGHT + i * 3_600_000, ['WEST']));
+      return alerts.store.list({ limit: 1, offset: 0 }).items[0]!.id;
+    });
+    await eventually(async () => alerts.webhooks.depth(), (n) => n === 0, 10_000);
+    await sleep(600);
+    expect(receiver.deliveries.map((d) => d.key).sort()).toEqual([...ids].sort());
+    expect(receiver.requests).toBe(ids.length);
+    // Between them, the two processes delivered each message once.
+    expect(alerts.deliverer.delivered + others[0]!.service.deliverer.delivered).toBe(ids.length);
   });
 });
 
@@ -173,6 +211,9 @@ async function listen(handler: http.RequestListener, host = '127.0.0.1'): Promis
   return { server, port, requests: () => requests };
 }
 
+// On SQLite only: these are about which targets may be called and how a delivery is made, through
+// the real service (its database is the service tests' to vary) or a registry of their own; the
+// outbox itself is tested on both backends above.
 describe('webhook targets', () => {
   let influxd: TestInfluxd;
   let running: TestService | null = null;
