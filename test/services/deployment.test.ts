@@ -1,0 +1,124 @@
+// Several processes of the service on one PostgreSQL (docs/deployment.md), each a real child
+// process started as `npm start -- --role …` starts it, with its own data directory and ports.
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryDb } from '../../services/registry/db.ts';
+import { TokenStore } from '../../services/registry/tokens.ts';
+import { JobRuns } from '../../services/scheduler/job-runs.ts';
+import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
+import { freePort } from '../helpers/ports.ts';
+import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { spawnService, type ServiceProcess } from '../helpers/process.ts';
+import { connectDevice, eventually, sleep, tempDir } from '../helpers/service.ts';
+
+let influxd: TestInfluxd;
+let postgres: TestPostgres;
+const running: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  [influxd, postgres] = await Promise.all([startTestInfluxd(), startTestPostgres()]);
+});
+
+afterAll(async () => {
+  for (const service of running) if (service.child.exitCode === null) service.child.kill('SIGKILL');
+  await Promise.all(running.map((s) => s.exited));
+  await Promise.all([influxd?.cleanup(), postgres?.cleanup()]);
+});
+
+interface Started {
+  process: ServiceProcess;
+  mqttPort: number;
+  apiPort: number;
+}
+
+async function start(databaseUrl: string, role: string, extra: Record<string, string> = {}): Promise<Started> {
+  const mqttPort = await freePort();
+  const apiPort = await freePort();
+  const process = await spawnService({
+    WASTE_DATA_DIR: await tempDir('waste-deployment-'),
+    WASTE_DATABASE_URL: databaseUrl,
+    WASTE_ROLE: role,
+    WASTE_BROKER_HOST: '127.0.0.1',
+    WASTE_BROKER_PORT: String(mqttPort),
+    WASTE_BROKER_WS_PORT: '0',
+    WASTE_API_HOST: '127.0.0.1',
+    WASTE_API_PORT: String(apiPort),
+    WASTE_JT808_PORT: '0',
+    WASTE_INFLUX_URL: influxd.url,
+    WASTE_INFLUX_START_PRIVATE: 'false',
+    WASTE_LOG_LEVEL: 'info',
+    ...extra,
+  });
+  running.push(process);
+  return { process, mqttPort, apiPort };
+}
+
+function adminToken(databaseUrl: string): string {
+  const db = new RegistryDb(databaseUrl).open();
+  try {
+    return new TokenStore(db).create({ name: 'ops', role: 'admin' }).token;
+  } finally {
+    db.close();
+  }
+}
+
+const closed = (client: MqttClient) => new Promise<void>((resolve) => client.once('close', () => resolve()));
+
+describe('the service as several processes on one PostgreSQL', () => {
+  it('lets a device created through one process connect to the broker of another at once, and cuts it off within a second of being disabled there', async () => {
+    const url = await postgres.createDatabase();
+    const token = adminToken(url);
+    const [a, b] = await Promise.all([start(url, 'api,ingest'), start(url, 'ingest,scheduler')]);
+    expect(a.process.output()).toContain('running the HTTP API');
+    expect(b.process.output()).toContain('expecting elsewhere, on the same database: api');
+
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(`http://127.0.0.1:${a.apiPort}/api/v1${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const created = await api('POST', '/devices', { id: 'BIN-PG-1', class: 'bins' });
+    expect(created.status).toBe(201);
+    const { secret } = (await created.json()) as { secret: string };
+
+    const device = await connectDevice(`mqtt://127.0.0.1:${b.mqttPort}`, 'BIN-PG-1', secret, { reconnectPeriod: 0 });
+    expect(device.connected).toBe(true);
+    const cutOff = closed(device);
+    const disabledAt = Date.now();
+    expect((await api('PATCH', '/devices/BIN-PG-1', { enabled: false })).status).toBe(200);
+    await cutOff;
+    expect(Date.now() - disabledAt).toBeLessThan(1000);
+    // And it cannot come back.
+    await expect(connectDevice(`mqtt://127.0.0.1:${b.mqttPort}`, 'BIN-PG-1', secret, { reconnectPeriod: 0 })).rejects.toThrow();
+    for (const s of [a, b]) s.process.child.kill('SIGTERM');
+    expect(await Promise.all([a.process.exited, b.process.exited])).toEqual([0, 0]);
+  });
+
+  it('hands the scheduled work to the standby within seconds of the active scheduler being killed, and the hourly job is still run once', async () => {
+    const url = await postgres.createDatabase();
+    const env = { WASTE_SCHEDULER_LEASE_CHECK_MS: '200' };
+    const first = await start(url, 'scheduler', env);
+    await eventually(async () => first.process.output(), (out) => out.includes('this process is the active scheduler'), 10_000);
+    const second = await start(url, 'scheduler', env);
+    await sleep(600);
+    expect(second.process.output()).not.toContain('this process is the active scheduler');
+
+    const killedAt = Date.now();
+    first.process.child.kill('SIGKILL');
+    await first.process.exited;
+    await eventually(async () => second.process.output(), (out) => out.includes('this process is the active scheduler'), 10_000);
+    expect(Date.now() - killedAt).toBeLessThan(3000);
+    // The new scheduler's start-up run finds this hour's run made already.
+    await eventually(async () => second.process.output(), (out) => out.includes('separation-rate run of this hour made already'), 10_000);
+
+    const db = new RegistryDb(url).open();
+    const runs = new JobRuns(db).runs('separation-rate');
+    db.close();
+    expect(runs.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(runs.map((r) => r.slot)).size).toBe(runs.length);
+    expect(runs[0]!.runner).toBe(`${first.process.child.pid}@${(await import('node:os')).hostname()}`);
+    second.process.child.kill('SIGTERM');
+    expect(await second.process.exited).toBe(0);
+  });
+
+  it('refuses a role apart without PostgreSQL, saying what to set', async () => {
+    await expect(start('', 'api')).rejects.toThrow(/roles apart .* set database\.url \(WASTE_DATABASE_URL\)/);
+  });
+});
