@@ -1,19 +1,18 @@
 // The city index (the registry in memory) follows changes made through another connection (the
 // CLI, say), noticed through the registry revision, and is not rebuilt for writes it does not read
-// (alerts).
-import path from 'node:path';
+// (alerts). On SQLite and on PostgreSQL (where the revision's triggers fire once a statement).
 import { afterEach, describe, expect, it } from 'vitest';
 import { CityIndex } from '../../../services/registry/city-index.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
 import { ENTITIES } from '../../../services/registry/entities.ts';
 import { EntityStore } from '../../../services/registry/entity-store.ts';
-import { tempDir } from '../../helpers/service.ts';
+import { BACKENDS, registryLocations } from '../../helpers/registry-backends.ts';
 
 const open: RegistryDb[] = [];
 afterEach(() => open.splice(0).forEach((db) => db.close()));
 
-function connect(file: string): RegistryDb {
-  const db = new RegistryDb(file);
+function connect(location: string): RegistryDb {
+  const db = new RegistryDb(location);
   db.open();
   open.push(db);
   return db;
@@ -21,16 +20,18 @@ function connect(file: string): RegistryDb {
 
 const square = { type: 'Polygon', coordinates: [[[120.5, 31.2], [120.6, 31.2], [120.6, 31.3], [120.5, 31.3], [120.5, 31.2]]] };
 
-describe('city index', () => {
+describe.each(BACKENDS)('city index on %s', (backend) => {
+  const location = registryLocations(backend);
+
   it('reloads after another connection adds a jurisdiction, and not after unrelated writes', async () => {
-    const file = path.join(await tempDir('waste-index-'), 'registry.db');
-    const service = connect(file);
+    const where = await location();
+    const service = connect(where);
     let reloads = 0;
     const index = new CityIndex(service, new EntityStore(service), () => reloads++);
     index.start();
     try {
       expect(index.current.jurisdictionsAt([120.55, 31.25])).toEqual([]);
-      const cli = connect(file);
+      const cli = connect(where);
       new EntityStore(cli).create(ENTITIES.jurisdictions, 'GUSU', { name: '姑苏区', enforcement_unit: '姑苏中队', geometry: square, neighbour_ids: [] });
       const deadline = Date.now() + 10_000;
       while (index.current.jurisdictionsAt([120.55, 31.25]).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -45,11 +46,11 @@ describe('city index', () => {
   });
 
   it('throws away a reload in slices during which the registry changed, instead of publishing half of each', async () => {
-    const file = path.join(await tempDir('waste-index-'), 'registry.db');
-    const service = connect(file);
+    const where = await location();
+    const service = connect(where);
     let reloads = 0;
     const index = new CityIndex(service, new EntityStore(service), () => reloads++);
-    const cli = new EntityStore(connect(file));
+    const cli = new EntityStore(connect(where));
     // Between two of the reload's slices, another connection commits.
     const reading = index.reloadInSlices();
     setImmediate(() => cli.create(ENTITIES.jurisdictions, 'GUSU', { name: '姑苏区', enforcement_unit: '姑苏中队', geometry: square, neighbour_ids: [] }));
