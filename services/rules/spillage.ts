@@ -1,7 +1,8 @@
 // Spillage routes: road driven uncovered while loaded, and the routes of trips that lost load,
 // aggregated per grid cell (rules.spillageCellM) so street-cleaning and enforcement crews see
 // where to go. Each piece is stored once (keyed by truck, kind, time and cell, so a replay adds
-// nothing), ranked from SQLite for the API, and written to the `spillage` measurement for a map.
+// nothing), ranked from the registry database (SQLite or PostgreSQL) for the API, and written to
+// the `spillage` measurement for a map.
 import { MEASUREMENTS, line } from '../contract/timeseries.ts';
 import { distanceM, type LonLat } from '../geo.ts';
 import type { CityView, TruckInfo } from '../registry/city-index.ts';
@@ -82,9 +83,11 @@ export class SpillageStore {
       where += ` AND jurisdiction_id IN (${query.jurisdictions.map((_, i) => `@j${i}`).join(', ')})`;
       query.jurisdictions.forEach((j, i) => (params[`j${i}`] = j));
     }
+    // ROUND of a NUMERIC: PostgreSQL's round() of a double precision takes halves to the even
+    // neighbour (2.5 to 2), SQLite's and PostgreSQL's of a numeric away from zero (to 3).
     const rows = this.db.statement(
         `SELECT cell, MIN(lon) AS lon, MIN(lat) AS lat, MIN(jurisdiction_id) AS jurisdiction,
-           ROUND(SUM(CASE WHEN kind = 'uncovered' THEN metres ELSE 0 END)) AS uncovered_m,
+           ROUND(CAST(SUM(CASE WHEN kind = 'uncovered' THEN metres ELSE 0 END) AS NUMERIC)) AS uncovered_m,
            COUNT(DISTINCT truck_id) AS trucks,
            COUNT(DISTINCT CASE WHEN kind = 'load_loss' THEN truck_id || ':' || ts END) AS load_loss_trips,
            MAX(ts) AS last_at
