@@ -307,14 +307,11 @@ prints the version before and after and the migrations it applied.
 Without --database: database.url if set, else registry.file.
 `;
 
-/**
- * The database the configuration names, and its PostgreSQL settings. database.* is being added to the
- * configuration (services/config/schema.ts); read through this shape until every branch has it.
- */
+/** The database the configuration names (database.url, else registry.file), and its PostgreSQL settings. */
 function configuredDatabase(file: string | undefined): { location: string; options: RegistryDbOptions } {
   const config = loadConfig({ file });
-  const database = (config as { database?: { url?: string; statementTimeoutMs?: number; connectTimeoutMs?: number } }).database;
-  return { location: database?.url || config.registry.file, options: { statementTimeoutMs: database?.statementTimeoutMs, connectTimeoutMs: database?.connectTimeoutMs } };
+  const { url, statementTimeoutMs, connectTimeoutMs } = config.database;
+  return { location: url || config.registry.file, options: { statementTimeoutMs, connectTimeoutMs } };
 }
 
 /** A copy's statements on PostgreSQL: the commit checks every foreign key of a city's registry at once. */
