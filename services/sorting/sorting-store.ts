@@ -69,7 +69,9 @@ export class SortingStore {
 
   /** Notes that `day` is owed a count (again): a ticket for it arrived. */
   oweCount(day: string, now: number): void {
-    this.db.statement('INSERT INTO sorting_owed (day, marks, first_at) VALUES (?, 1, ?) ON CONFLICT (day) DO UPDATE SET marks = marks + 1').run(day, now);
+    // The stored row's marks named with the table: bare, PostgreSQL finds `marks` ambiguous (the
+    // stored row's or the one proposed, excluded.marks).
+    this.db.statement('INSERT INTO sorting_owed (day, marks, first_at) VALUES (?, 1, ?) ON CONFLICT (day) DO UPDATE SET marks = sorting_owed.marks + 1').run(day, now);
   }
 
   /** The marks of a day owed a count; null when it is not owed one. */
