@@ -223,12 +223,17 @@ export class EntityStore {
 
   /** The ids in each relation of a stored row, sorted. */
   storedRelations(def: EntityDefinition, id: string): Record<string, string[]> {
-    return Object.fromEntries(
-      Object.entries(def.relations).map(([field, link]) => [
-        field,
-        (this.db.statement(`SELECT ${link.other} AS other FROM ${link.table} WHERE ${link.owner} = ? ORDER BY ${link.other}`).all(id) as { other: string }[]).map((r) => r.other),
-      ]),
-    );
+    return Object.fromEntries(Object.entries(def.relations).map(([field, link]) => [field, this.related(link, id)]));
+  }
+
+  /**
+   * The ids a row links to, in JavaScript's order (UTF-16 code units), which is what the imports
+   * and upsert() compare with: the database's ORDER BY follows its collation, binary on SQLite but
+   * often a language's on PostgreSQL (en-US puts "a" before "B", and "JS_01" before "JS-02"), and
+   * a list merely ordered otherwise would count as changed.
+   */
+  private related(link: EntityDefinition['relations'][string], id: unknown): string[] {
+    return (this.db.statement(`SELECT ${link.other} AS other FROM ${link.table} WHERE ${link.owner} = ?`).all(id) as { other: string }[]).map((r) => r.other).sort();
   }
 
   /** Column values for the given fields: geometry checked and converted, JSON serialised. */
@@ -256,10 +261,7 @@ export class EntityStore {
     for (const field of [...Object.keys(def.geometry), ...def.json]) {
       if (typeof record[field] === 'string') record[field] = JSON.parse(record[field] as string);
     }
-    for (const [field, link] of Object.entries(def.relations)) {
-      const rows = this.db.statement(`SELECT ${link.other} AS other FROM ${link.table} WHERE ${link.owner} = ? ORDER BY ${link.other}`).all(row.id) as { other: string }[];
-      record[field] = rows.map((r) => r.other);
-    }
+    for (const [field, link] of Object.entries(def.relations)) record[field] = this.related(link, row.id);
     return record as EntityRecord;
   }
 

@@ -6,7 +6,9 @@
 //     const location = registryLocations(backend);
 //     it('…', async () => { const db = new RegistryDb(await location()).open(); … });
 //   });
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import { ConstraintViolation, type ConstraintKind } from '../../services/registry/db.ts';
 import { startTestPostgres, type TestPostgres } from './postgres.ts';
@@ -15,8 +17,17 @@ import { tempDir } from './service.ts';
 export const BACKENDS = ['sqlite', 'postgres'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
+export interface LocationOptions {
+  /**
+   * PostgreSQL: an ICU collation for the database's text (its ORDER BY and comparisons), as a
+   * production server initialised in a language's locale has, instead of the test cluster's C.
+   * SQLite compares text as bytes whatever this says.
+   */
+  icuLocale?: string;
+}
+
 /** Registers the cluster's start and removal for a PostgreSQL suite; returns a maker of fresh, empty locations. */
-export function registryLocations(backend: Backend): () => Promise<string> {
+export function registryLocations(backend: Backend): (options?: LocationOptions) => Promise<string> {
   let cluster: TestPostgres | null = null;
   if (backend === 'postgres') {
     beforeAll(async () => {
@@ -26,10 +37,20 @@ export function registryLocations(backend: Backend): () => Promise<string> {
       await cluster?.cleanup();
     });
   }
-  return async () => {
+  return async (options = {}) => {
     if (backend === 'sqlite') return path.join(await tempDir('waste-registry-'), 'registry.db');
     if (!cluster) throw new Error('the PostgreSQL cluster is not started (call registryLocations() in the describe block)');
-    return cluster.createDatabase();
+    if (options.icuLocale === undefined) return cluster.createDatabase();
+    // ICU collations of a database need PostgreSQL 15 (CREATE DATABASE … LOCALE_PROVIDER).
+    const name = `t_${randomBytes(6).toString('hex')}`;
+    const client = new pg.Client({ connectionString: cluster.url });
+    await client.connect();
+    try {
+      await client.query(`CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '${options.icuLocale.replace(/'/g, "''")}' LOCALE 'C'`);
+    } finally {
+      await client.end();
+    }
+    return cluster.url.replace(/\/postgres$/, `/${name}`);
   };
 }
 

@@ -17,7 +17,7 @@ const example = JSON.parse(fs.readFileSync('docs/examples/registry-bundle.json',
 const copy = () => structuredClone(example);
 
 describe.each(BACKENDS)('registry bundles on %s', (backend) => {
-const location = registryLocations(backend);
+  const location = registryLocations(backend);
   let db: RegistryDb;
   let deps: { db: RegistryDb; devices: DeviceStore; entities: EntityStore };
   beforeEach(async () => {
@@ -445,5 +445,32 @@ const location = registryLocations(backend);
       const error = await importOffThread({ location: db.location, body: Buffer.from(JSON.stringify(duplicate)), dryRun: false, limits: DEFAULT_LIMITS }).catch((e: unknown) => e);
       expect((error as BundleError).problems).toEqual([{ path: ['devices', 0, 'lorawan_dev_eui'], message: 'DevEUI 24E124136B502218 belongs to device B2 already' }]);
     });
+  });
+});
+
+// PostgreSQL only: SQLite compares text as bytes, whatever the locale; a PostgreSQL server
+// initialised in a language's locale orders ids by that language's rules.
+describe('registry bundles on PostgreSQL under a language\'s collation', () => {
+  const location = registryLocations('postgres');
+
+  it('finds a bundle imported again unchanged, whatever order the database sorts ids in', async () => {
+    const registry = new RegistryDb(await location({ icuLocale: 'en-US' })).open();
+    try {
+      // en-US puts "a" before "B" and "JS_01" before "JS-02"; JavaScript's order is the other way round.
+      expect(registry.statement("SELECT x FROM (VALUES ('B'), ('a'), ('JS-02'), ('JS_01')) v(x) ORDER BY x").all()).toEqual([{ x: 'a' }, { x: 'B' }, { x: 'JS_01' }, { x: 'JS-02' }]);
+      const entities = new EntityStore(registry);
+      const imports = { db: registry, devices: new DeviceStore(registry), entities };
+      const geometry = { type: 'Polygon', coordinates: [[[120.62, 31.3], [120.66, 31.3], [120.66, 31.35], [120.62, 31.35], [120.62, 31.3]]] };
+      const jurisdiction = (id: string, neighbour_ids: string[]) => ({ id, name: id, enforcement_unit: `${id} 中队`, geometry, neighbour_ids });
+      const ids = ['a-west', 'B-east', 'JS_01', 'JS-02'];
+      const bundle = { format: 'waste-registry-bundle', version: 1, jurisdictions: ids.map((id) => jurisdiction(id, ids.filter((other) => other !== id))) };
+      expect((await importBundle(imports, bundle)).counts.jurisdictions).toEqual({ created: 4, updated: 0, unchanged: 0 });
+      expect((await importBundle(imports, bundle)).counts.jurisdictions).toEqual({ created: 0, updated: 0, unchanged: 4 });
+      expect(entities.get(ENTITIES.jurisdictions, 'a-west')!.neighbour_ids).toEqual(['B-east', 'JS-02', 'JS_01']);
+      const { id, ...fields } = bundle.jurisdictions[0]!;
+      expect(entities.upsert(ENTITIES.jurisdictions, id, fields)).toBe('unchanged');
+    } finally {
+      registry.close();
+    }
   });
 });
