@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.ts';
+import type { Config } from './config/schema.ts';
 import { SENSOR_MODELS } from './lorawan/decoders/index.ts';
 import { DEVICE_CLASSES, isDeviceClass, topics } from './contract/topics.ts';
 import { BundleError, BundleTooLargeError, SPLIT_ADVICE, importBundle } from './registry/bundle.ts';
@@ -67,7 +68,8 @@ API tokens:
   token revoke --id <tokenId>
 
 Options:
-  --config FILE   configuration file (also WASTE_CONFIG); the database is registry.file
+  --config FILE   configuration file (also WASTE_CONFIG); the database is database.url
+                  (WASTE_DATABASE_URL) if set, else the SQLite file registry.file
   --json          machine-readable output
   -h, --help      show this help
 
@@ -130,7 +132,8 @@ async function main(): Promise<void> {
     return;
   }
   const config = loadConfig({ file: values.config });
-  const db = new RegistryDb(config.registry.file);
+  const { location, options } = configuredDatabase(config);
+  const db = new RegistryDb(location, { applicationName: `waste-telemetry cli ${group}`, ...options });
   db.open();
   const devices = new DeviceStore(db);
   const tokens = new TokenStore(db);
@@ -154,7 +157,7 @@ async function main(): Promise<void> {
       const secret = await devices.add(id(), deviceClass, terminalProvisioning, devEui === undefined ? undefined : { devEui, sensor });
       const terminal = devices.device(id())!;
       out(
-        `device ${id()} (${deviceClass}) added to ${config.registry.file}\n` +
+        `device ${id()} (${deviceClass}) added to ${db.where}\n` +
           `  username: ${id()}\n  secret:   ${secret}   (shown once; it is stored only as a hash)\n` +
           `  publish:  ${topics.data(deviceClass, id())}\n  status:   ${topics.status(deviceClass, id())} (retained, set as the will)` +
           (terminal.jt808_phone === null ? '' : `\n  JT/T 808: terminal ${terminal.jt808_phone}${terminal.jt808_model ? `, model ${terminal.jt808_model}` : ''}, ${terminalState(terminal)}`) +
@@ -308,8 +311,7 @@ Without --database: database.url if set, else registry.file.
 `;
 
 /** The database the configuration names (database.url, else registry.file), and its PostgreSQL settings. */
-function configuredDatabase(file: string | undefined): { location: string; options: RegistryDbOptions } {
-  const config = loadConfig({ file });
+function configuredDatabase(config: Config): { location: string; options: RegistryDbOptions } {
   const { url, statementTimeoutMs, connectTimeoutMs } = config.database;
   return { location: url || config.registry.file, options: { statementTimeoutMs, connectTimeoutMs } };
 }
@@ -339,7 +341,7 @@ async function dbCommand(action: string | undefined, values: DbValues): Promise<
   const latest = Math.max(...MIGRATIONS.map((m) => m.version));
   try {
     if (action === 'status' || action === 'migrate') {
-      const configured = values.database ? { location: values.database, options: {} } : configuredDatabase(values.config);
+      const configured = values.database ? { location: values.database, options: {} } : configuredDatabase(loadConfig({ file: values.config }));
       const db = open(configured.location, configured.options);
       const version = db.schemaVersion();
       const applied = db.appliedAtOpen;

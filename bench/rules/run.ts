@@ -14,17 +14,19 @@ import { Route } from '../../services/geo.ts';
 import { PRIVATE_INFLUXD_NICENESS, startInfluxd } from '../../services/influx/influxd.ts';
 import { createLogger } from '../../services/log.ts';
 import { CityIndex } from '../../services/registry/city-index.ts';
-import { RegistryDb } from '../../services/registry/db.ts';
+import { AlertStore } from '../../services/alerts/alert-store.ts';
+import { RegistryDb, isPostgresLocation } from '../../services/registry/db.ts';
 import { DeviceStore } from '../../services/registry/devices.ts';
 import { EntityStore } from '../../services/registry/entity-store.ts';
 import { RulesEngine } from '../../services/rules/engine.ts';
 import { freePort } from '../../test/helpers/ports.ts';
+import { startTestPostgres } from '../../test/helpers/postgres.ts';
 import { cpuMs, peakRssMb } from '../proc.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
 import { root, say, sleep } from '../child.ts';
 import { ROUTE_VERTICES, SECRET, writeBenchCity, type BenchCity } from './city.ts';
 
-const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F[,F...]] [--active A] [--seconds S] [--warmup W] [--skip-latency] [--profile DIR]
+const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F[,F...]] [--active A] [--seconds S] [--warmup W] [--database sqlite|postgres|sqlite,postgres] [--skip-latency] [--profile DIR]
 
 1. Engine: N trucks with one permit each (${ROUTE_VERTICES}-vertex routes) drive R rounds of fixes through the
    rules in process; prints the cost per fix and of one route check.
@@ -36,8 +38,13 @@ const HELP = `Usage: npm run bench:rules -- [--trucks N] [--rounds R] [--rate F[
    service's JIT compiler and the trucks' first fixes; the worst latency in that warm-up is shown
    apart. Several rates (comma-separated) run one after the other against the same service, to show
    where it saturates.
+3. Alert writes: 2,000 findings of distinct subjects recorded one after the other in the alert
+   store (each a transaction: lock, look-up, insert, jurisdictions, history), per second.
+--database runs all of it on each registry backend named, one after the other: SQLite (a file) or
+   PostgreSQL (a throwaway cluster from Debian's postgresql, initdb in a temp directory); with both,
+   the last line compares PostgreSQL's p99 with SQLite's.
 --profile DIR writes a V8 CPU profile of the service (.cpuprofile).
-Defaults: N=10000, R=20, F=2500,5000,10000, A=2000, S=20, W=5.
+Defaults: N=10000, R=20, F=2500,5000,10000, A=2000, S=20, W=5, database sqlite.
 `;
 
 const { values } = parseArgs({
@@ -49,6 +56,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '5' },
     'skip-latency': { type: 'boolean', default: false },
+    database: { type: 'string', default: 'sqlite' },
     profile: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -58,6 +66,11 @@ if (values.help) {
   process.exit(0);
 }
 const TRUCKS = Number(values.trucks);
+const BACKENDS = values.database!.split(',').map((b) => b.trim());
+if (BACKENDS.length === 0 || BACKENDS.some((b) => b !== 'sqlite' && b !== 'postgres') || new Set(BACKENDS).size !== BACKENDS.length) {
+  process.stderr.write(`--database must be sqlite, postgres or sqlite,postgres; got ${values.database}\n`);
+  process.exit(2);
+}
 const ROUNDS = Number(values.rounds);
 const RATES = values.rate.split(',').map(Number);
 if (RATES.some((r) => !(r > 0))) {
@@ -80,8 +93,8 @@ const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** di
 
 
 
-function engineBench(registryFile: string, city: BenchCity) {
-  const db = new RegistryDb(registryFile);
+function engineBench(location: string, city: BenchCity) {
+  const db = new RegistryDb(location);
   db.open();
   let started = performance.now();
   const index = new CityIndex(db, new EntityStore(db));
@@ -125,9 +138,9 @@ function engineBench(registryFile: string, city: BenchCity) {
   return { registryLoadMs, usPerFix, routeCheckUs, fixes: fixes.length, findings };
 }
 
-async function latencyBench(dir: string, city: BenchCity) {
+async function latencyBench(dir: string, location: string, city: BenchCity) {
   const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: await freePort(), niceness: PRIVATE_INFLUXD_NICENESS });
-  const db = new RegistryDb(path.join(dir, 'data', 'registry.db'));
+  const db = new RegistryDb(location);
   db.open();
   const watcherSecret = await new DeviceStore(db).addService('waste-bench');
   db.close();
@@ -135,7 +148,7 @@ async function latencyBench(dir: string, city: BenchCity) {
   const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
   const service = spawn(process.execPath, [...SERVICE_NODE_OPTIONS, ...profile, '--import', 'tsx', 'services/main.ts'], {
     cwd: root,
-    env: { ...process.env, ...benchServiceEnv(path.join(dir, 'data'), mqttPort, influxd.url), WASTE_ALERTS_MERGE_GAP_S: '1' },
+    env: { ...process.env, ...benchServiceEnv(path.join(dir, 'data'), mqttPort, influxd.url), WASTE_ALERTS_MERGE_GAP_S: '1', ...(isPostgresLocation(location) ? { WASTE_DATABASE_URL: location } : {}) },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const stopAll = async () => {
@@ -147,7 +160,7 @@ async function latencyBench(dir: string, city: BenchCity) {
   };
   process.once('exit', () => service.kill('SIGKILL'));
   try {
-    return await measure(service, `mqtt://127.0.0.1:${mqttPort}`, watcherSecret, dir, city);
+    return await measure(service, `mqtt://127.0.0.1:${mqttPort}`, watcherSecret, dir, location, city);
   } finally {
     await stopAll();
   }
@@ -177,7 +190,7 @@ interface RateResult {
   serviceCpuPct: number;
 }
 
-async function measure(service: ChildProcess, url: string, watcherSecret: string, dir: string, city: BenchCity) {
+async function measure(service: ChildProcess, url: string, watcherSecret: string, dir: string, location: string, city: BenchCity) {
   let watcher: MqttClient | null = null;
   for (let i = 0; i < 600 && !watcher; i++) {
     watcher = await mqtt.connectAsync(url, { username: 'waste-bench', password: watcherSecret, clientId: 'bench-watcher', reconnectPeriod: 0 }).catch(() => null);
@@ -199,7 +212,7 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
 
   // Each rate drives trucks of its own, so no truck's state carries over from one rate to the next.
   // Each truck stands on its route, at a vertex outside every disposal site (where tipping is allowed).
-  const db = new RegistryDb(path.join(dir, 'data', 'registry.db'));
+  const db = new RegistryDb(location);
   db.open();
   const registry = new CityIndex(db, new EntityStore(db)).current;
   const trucksOfRun = (run: number) =>
@@ -255,42 +268,91 @@ async function measure(service: ChildProcess, url: string, watcherSecret: string
   return { results, serviceRssMb };
 }
 
-const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-rules-'));
-try {
-  say(`${TRUCKS} trucks and permits, ${os.cpus().length} cores, Node ${process.version}`);
-  const registryFile = path.join(dir, 'data', 'registry.db');
-  const city = await writeBenchCity(registryFile, TRUCKS, say);
-  const engine = engineBench(registryFile, city);
-  const latency = values['skip-latency'] ? null : await latencyBench(dir, city);
-  const summary = {
-    trucks: TRUCKS,
-    permits: TRUCKS,
-    route_vertices: ROUTE_VERTICES,
-    registry_snapshot_ms: Math.round(engine.registryLoadMs),
-    engine_fixes: engine.fixes,
-    engine_us_per_fix: round(engine.usPerFix),
-    route_check_us: round(engine.routeCheckUs, 3),
-    engine_false_findings: engine.findings,
-    active_trucks: ACTIVE,
-    latency: latency?.results.map((r) => ({
-      target_fixes_per_s: r.rate,
-      achieved_fixes_per_s: Math.round(r.achieved),
-      published: r.published,
-      acknowledged: r.acknowledged,
-      dumps: r.dumps,
-      alerts: r.latencies.length,
-      p50_ms: round(percentile(r.latencies, 0.5) ?? NaN, 1),
-      p99_ms: round(percentile(r.latencies, 0.99) ?? NaN, 1),
-      max_ms: round(r.latencies.at(-1) ?? NaN, 1),
-      warmup_max_ms: round(r.warmupMaxMs, 1),
-      puback_p50_ms: round(r.ackP50Ms ?? NaN, 1),
-      puback_p99_ms: round(r.ackP99Ms ?? NaN, 1),
-      service_cpu_pct: Math.round(r.serviceCpuPct),
-    })) ?? null,
-    service_peak_rss_mb: latency ? Math.round(latency.serviceRssMb) : null,
-    bench_peak_rss_mb: Math.round(peakRssMb(process.pid)),
-  };
-  process.stdout.write(JSON.stringify(summary) + '\n');
-} finally {
-  await fsp.rm(dir, { recursive: true, force: true });
+/** 2,000 findings of distinct subjects, one transaction each, as the rules raise them. */
+function alertWriteBench(location: string) {
+  const db = new RegistryDb(location).open();
+  const store = new AlertStore(db, { mergeGapMs: () => 60_000, evidenceMax: 50 });
+  const count = 2000;
+  const base = Date.now() - 3_600_000;
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    const ts = base + i;
+    store.record(
+      {
+        type: 'illegal_dump',
+        severity: 'critical',
+        subject: { kind: 'truck', id: `BENCH-T${i}`, deviceId: `BENCH-G${i}`, plate: `苏E${String(i).padStart(5, '0')}` },
+        startedAt: ts,
+        endedAt: ts,
+        location: [120.6, 31.3],
+        jurisdictions: ['J0'],
+        evidence: [{ kind: 'fix', device_id: `BENCH-G${i}`, ts, lon: 120.6, lat: 31.3, speed_kmh: 0 }],
+        permit: null,
+        detail: {},
+      },
+      Date.now(),
+    );
+  }
+  const perSecond = count / ((performance.now() - started) / 1000);
+  db.close();
+  say(`alert writes: ${Math.round(perSecond)} per second (${count} findings, one transaction each)`);
+  return perSecond;
+}
+
+async function runOn(backend: 'sqlite' | 'postgres') {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-rules-'));
+  const postgres = backend === 'postgres' ? await startTestPostgres() : null;
+  try {
+    say(`${backend}: ${TRUCKS} trucks and permits, ${os.cpus().length} cores, Node ${process.version}`);
+    const location = postgres ? await postgres.createDatabase('bench') : path.join(dir, 'data', 'registry.db');
+    const city = await writeBenchCity(location, TRUCKS, say);
+    const engine = engineBench(location, city);
+    const alertWritesPerS = alertWriteBench(location);
+    const latency = values['skip-latency'] ? null : await latencyBench(dir, location, city);
+    return {
+      database: backend,
+      trucks: TRUCKS,
+      permits: TRUCKS,
+      route_vertices: ROUTE_VERTICES,
+      registry_snapshot_ms: Math.round(engine.registryLoadMs),
+      engine_fixes: engine.fixes,
+      engine_us_per_fix: round(engine.usPerFix),
+      route_check_us: round(engine.routeCheckUs, 3),
+      engine_false_findings: engine.findings,
+      alert_writes_per_s: Math.round(alertWritesPerS),
+      active_trucks: ACTIVE,
+      latency: latency?.results.map((r) => ({
+        target_fixes_per_s: r.rate,
+        achieved_fixes_per_s: Math.round(r.achieved),
+        published: r.published,
+        acknowledged: r.acknowledged,
+        dumps: r.dumps,
+        alerts: r.latencies.length,
+        p50_ms: round(percentile(r.latencies, 0.5) ?? NaN, 1),
+        p99_ms: round(percentile(r.latencies, 0.99) ?? NaN, 1),
+        max_ms: round(r.latencies.at(-1) ?? NaN, 1),
+        warmup_max_ms: round(r.warmupMaxMs, 1),
+        puback_p50_ms: round(r.ackP50Ms ?? NaN, 1),
+        puback_p99_ms: round(r.ackP99Ms ?? NaN, 1),
+        service_cpu_pct: Math.round(r.serviceCpuPct),
+      })) ?? null,
+      service_peak_rss_mb: latency ? Math.round(latency.serviceRssMb) : null,
+    };
+  } finally {
+    await postgres?.cleanup();
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+const runs = [];
+for (const backend of BACKENDS as ('sqlite' | 'postgres')[]) runs.push(await runOn(backend));
+const bench_peak_rss_mb = Math.round(peakRssMb(process.pid));
+if (runs.length === 1) {
+  process.stdout.write(JSON.stringify({ ...runs[0], bench_peak_rss_mb }) + '\n');
+} else {
+  // PostgreSQL's p99 publish-to-alert over SQLite's, rate by rate.
+  const [sqlite, postgres] = runs as [Awaited<ReturnType<typeof runOn>>, Awaited<ReturnType<typeof runOn>>];
+  const p99_ratio = sqlite.latency?.map((r, k) => ({ target_fixes_per_s: r.target_fixes_per_s, postgres_over_sqlite: round((postgres.latency?.[k]?.p99_ms ?? NaN) / r.p99_ms, 2) })) ?? null;
+  for (const r of p99_ratio ?? []) say(`p99 publish-to-alert at ${r.target_fixes_per_s} fixes/s: PostgreSQL ${r.postgres_over_sqlite}× SQLite's`);
+  process.stdout.write(JSON.stringify({ sqlite, postgres, p99_ratio, alert_writes_ratio: round(postgres.alert_writes_per_s / sqlite.alert_writes_per_s, 2), bench_peak_rss_mb }) + '\n');
 }
