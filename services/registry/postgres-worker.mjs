@@ -57,6 +57,23 @@ async function statementConnection() {
   return transaction;
 }
 
+/**
+ * Statements are prepared once per connection under a name (PostgreSQL docs, "PREPARE"): parsing
+ * and planning are not repeated on every call. Statements built from a filter (IN lists of
+ * varying length) come in a few shapes only; past this many the rest run unnamed.
+ */
+const PREPARED_MAX = 1000;
+const prepared = new Map();
+
+function statementName(text) {
+  let name = prepared.get(text);
+  if (name === undefined && prepared.size < PREPARED_MAX) {
+    name = `waste_${prepared.size}`;
+    prepared.set(text, name);
+  }
+  return name;
+}
+
 async function handle(request) {
   switch (request.op) {
     case 'begin':
@@ -67,7 +84,13 @@ async function handle(request) {
     case 'commit': {
       const open = await statementConnection();
       transaction = null;
-      await open.query('COMMIT');
+      const result = await open.query('COMMIT');
+      // A transaction in which a statement failed is rolled back by COMMIT, answered with the
+      // tag ROLLBACK and no error: the caller, who caught that statement's error and went on
+      // (SQLite would have kept the rest), must not take it as written.
+      if (result.command === 'ROLLBACK') {
+        throw Object.assign(new Error('the transaction was rolled back, not committed: a statement in it failed (and its error was caught); nothing of it was written. Run such a statement in a nested transaction (a savepoint).'), { code: '25P02' });
+      }
       return {};
     }
     case 'rollback': {
@@ -80,7 +103,7 @@ async function handle(request) {
       await connection();
       return {};
     case 'query': {
-      const result = await (await statementConnection()).query({ text: request.text, values: request.values });
+      const result = await (await statementConnection()).query({ name: statementName(request.text), text: request.text, values: request.values });
       return { rows: result.rows, changes: result.rowCount ?? 0 };
     }
     case 'exec':

@@ -127,6 +127,24 @@ describe('RegistryDb on SQLite', () => {
 });
 
 describe('RegistryDb on PostgreSQL', () => {
+  const location = registryLocations('postgres');
+
+  it('does not take a transaction whose failed statement was caught as committed', async () => {
+    const db = new RegistryDb(await location()).open();
+    const insert = db.statement("INSERT INTO companies (id, name, created_at, updated_at) VALUES (?, 'n', 'x', 'x')");
+    insert.run('a');
+    // PostgreSQL runs no statement after a failed one in its transaction, and answers COMMIT by
+    // rolling it back; SQLite would have written 'b'.
+    expect(() =>
+      db.transaction(() => {
+        insert.run('b');
+        expect(() => insert.run('a')).toThrow(ConstraintViolation);
+      }),
+    ).toThrow(/rolled back, not committed/);
+    expect(db.statement('SELECT id FROM companies ORDER BY id').all()).toEqual([{ id: 'a' }]);
+    db.close();
+  });
+
   it('says where and how to fix it when no server answers', async () => {
     const port = await freePort();
     const db = new RegistryDb(`postgres://waste:secret@127.0.0.1:${port}/registry`, { connectTimeoutMs: 2000 });
