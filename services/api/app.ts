@@ -24,8 +24,9 @@ import type { EntityStore } from '../registry/entity-store.ts';
 import type { TokenStore } from '../registry/tokens.ts';
 import type { SpillageStore } from '../rules/spillage.ts';
 import type { SortingService } from '../sorting/sorting-service.ts';
-import { authPlugin } from './auth.ts';
+import { FailedAuthentications, SharedFailedAuthentications, authPlugin } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
+import { SharedRateLimitStore, SharedWindows } from './shared-limits.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { downlinkRoutes } from './routes/downlink.ts';
@@ -107,8 +108,12 @@ export async function buildApp(deps: ApiDeps) {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  await app.register(authPlugin, { tokens: deps.tokens, failuresPerMinute: limits.authFailuresPerMinute });
+  // Several API processes on PostgreSQL count every client's requests together (shared-limits.ts).
+  const shared = deps.db.dialect === 'postgres' ? new SharedWindows(deps.db) : null;
+  const failures = shared ? new SharedFailedAuthentications(limits.authFailuresPerMinute, shared) : new FailedAuthentications(limits.authFailuresPerMinute);
+  await app.register(authPlugin, { tokens: deps.tokens, failures });
   await app.register(rateLimit, {
+    ...(shared ? { store: SharedRateLimitStore.over(shared) } : {}),
     // After authentication, so the limit is per token.
     hook: 'preHandler',
     max: deps.rateLimitPerMinute,

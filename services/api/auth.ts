@@ -12,6 +12,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Role, TokenIdentity, TokenStore } from '../registry/tokens.ts';
 import { ApiError } from './errors.ts';
+import type { SharedWindows } from './shared-limits.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -71,7 +72,15 @@ const MAX_TRACKED = 100_000;
 const WINDOW_MS = 60_000;
 
 /** Failed authentications per client address, in fixed one-minute windows. */
-export class FailedAuthentications {
+export interface AuthFailures {
+  readonly max: number;
+  /** Milliseconds until the address may try again; 0 when it may now. */
+  wait(key: string): number;
+  fail(key: string): void;
+}
+
+/** Counted in this process's memory: the API of one process. */
+export class FailedAuthentications implements AuthFailures {
   /** In order of window start, so the oldest (and expired) come first. */
   private readonly windows = new Map<string, { count: number; until: number }>();
 
@@ -112,8 +121,24 @@ export class FailedAuthentications {
   }
 }
 
-export const authPlugin = fp<{ tokens: TokenStore; failuresPerMinute: number }>(async (app: FastifyInstance, { tokens, failuresPerMinute }) => {
-  const failures = new FailedAuthentications(failuresPerMinute);
+/** Counted in the registry database: every API process sees the failures sent to the others. */
+export class SharedFailedAuthentications implements AuthFailures {
+  constructor(
+    readonly max: number,
+    private readonly windows: SharedWindows,
+  ) {}
+
+  wait(key: string): number {
+    const { count, until } = this.windows.peek(`auth:${key}`, WINDOW_MS);
+    return count >= this.max ? Math.max(1, until - Date.now()) : 0;
+  }
+
+  fail(key: string): void {
+    this.windows.hit(`auth:${key}`, WINDOW_MS);
+  }
+}
+
+export const authPlugin = fp<{ tokens: TokenStore; failures: AuthFailures }>(async (app: FastifyInstance, { tokens, failures }) => {
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (request, reply) => {
     const roles = request.routeOptions.config.roles;
