@@ -1,6 +1,7 @@
 // Tickets for past days sent to the running service over MQTT (a weighbridge's backlog): each day
 // gets its separation rate counted without anyone calling the recompute API, once per burst,
-// whether or not it was counted before, and across a restart before the count ran.
+// whether or not it was counted before, and across a restart before the count ran; with the
+// registry (days owed a count, tonnage) on SQLite and on PostgreSQL.
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,15 +10,11 @@ import { HOUR, MINUTE, addDays, localDate, localDayStart } from '../../../servic
 import { topics } from '../../../services/contract/topics.ts';
 import { freePort } from '../../helpers/ports.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
+import { BACKENDS, registryLocations, type Backend } from '../../helpers/registry-backends.ts';
 import { connectDevice, eventually, provision, sleep, tempDir, testConfig } from '../../helpers/service.ts';
 
+/** The InfluxDB of the backend's suite: each has its own, as they count the same days. */
 let influxd: TestInfluxd;
-beforeAll(async () => {
-  influxd = await startTestInfluxd();
-});
-afterAll(async () => {
-  await influxd?.cleanup();
-});
 
 interface LogLine {
   msg: string;
@@ -25,8 +22,11 @@ interface LogLine {
   [key: string]: unknown;
 }
 
-/** The service on `dataDir` with its log kept, the cron job out of the way (it would count yesterday too). */
-async function startService(dataDir: string, settleS: number) {
+/** Where the registry is: a SQLite file (registry.file) or a PostgreSQL database (database.url). */
+const registryAt = (backend: Backend, location: string) => (backend === 'postgres' ? { 'database.url': location } : { 'registry.file': location });
+
+/** The service on `dataDir` and `registry` with its log kept, the cron job out of the way (it would count yesterday too). */
+async function startService(dataDir: string, registry: Record<string, string>, settleS: number) {
   const lines: LogLine[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -36,7 +36,7 @@ async function startService(dataDir: string, settleS: number) {
   });
   const config = await testConfig(
     influxd.url,
-    { 'api.port': await freePort(), 'api.host': '127.0.0.1', 'sorting.lateTicketSettleS': settleS, 'sorting.schedule': '0 0 1 1 *' },
+    { 'api.port': await freePort(), 'api.host': '127.0.0.1', 'sorting.lateTicketSettleS': settleS, 'sorting.schedule': '0 0 1 1 *', ...registry },
     dataDir,
   );
   const service = new TelemetryService(config, pino({ level: 'info' }, stream));
@@ -72,13 +72,22 @@ async function storedRate(day: string, window = 'day') {
   return row ? { kitchen_kg: row[1], other_kg: row[2], rate: row[3] } : undefined;
 }
 
-describe('tickets for past days', () => {
+describe.each(BACKENDS)('tickets for past days, the registry on %s', (backend) => {
+  const location = registryLocations(backend);
+  beforeAll(async () => {
+    influxd = await startTestInfluxd();
+  });
+  afterAll(async () => {
+    await influxd?.cleanup();
+  });
+
   it('gets a day never counted and a day counted at start counted, once per backlog, into InfluxDB and the API', async () => {
     const today = localDate(Date.now());
     const yesterday = addDays(today, -1);
     const older = addDays(today, -3);
     const dataDir = await tempDir('waste-backlog-');
-    const svc = await startService(dataDir, 2);
+    const svc = await startService(dataDir, registryAt(backend, await location()), 2);
+    expect(svc.service.registry.dialect).toBe(backend);
     const secrets = await provision(svc.config, [['SCALE-BL1', 'scales']]);
     const device = await connectDevice(svc.mqttUrl, 'SCALE-BL1', secrets['SCALE-BL1']!);
     try {
@@ -114,8 +123,9 @@ describe('tickets for past days', () => {
   it('still counts a day whose ticket was acknowledged when the service stopped before counting it', async () => {
     const day = addDays(localDate(Date.now()), -4);
     const dataDir = await tempDir('waste-backlog-restart-');
+    const registry = registryAt(backend, await location());
     // An hour to settle: this service stops long before it would count the day.
-    const first = await startService(dataDir, 3600);
+    const first = await startService(dataDir, registry, 3600);
     const secrets = await provision(first.config, [['SCALE-BL2', 'scales']]);
     const device = await connectDevice(first.mqttUrl, 'SCALE-BL2', secrets['SCALE-BL2']!);
     await device.publishAsync(topics.data('scales', 'SCALE-BL2'), JSON.stringify([ticket(day, 0, 'kitchen', 300), ticket(day, 1, 'other', 700)]), { qos: 1 });
@@ -124,7 +134,7 @@ describe('tickets for past days', () => {
     expect(first.counts(day)).toBe(0);
     expect(await storedRate(day)).toBeUndefined();
 
-    const second = await startService(dataDir, 1);
+    const second = await startService(dataDir, registry, 1);
     try {
       expect(await eventually(() => storedRate(day), (r) => r !== undefined, 20_000)).toEqual({ kitchen_kg: 300, other_kg: 700, rate: 0.3 });
       expect(await second.rates(day)).toMatchObject([{ kitchen_kg: 300, other_kg: 700, rate: 0.3 }]);
