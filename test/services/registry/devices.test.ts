@@ -17,7 +17,7 @@ import { BACKENDS, registryLocations, violationOf } from '../../helpers/registry
 import { eventually, tempDir } from '../../helpers/service.ts';
 
 describe.each(BACKENDS)('device store on %s', (backend) => {
-const location = registryLocations(backend);
+  const location = registryLocations(backend);
   let dir: string;
   let db: RegistryDb;
   let store: DeviceStore;

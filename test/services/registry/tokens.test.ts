@@ -5,7 +5,7 @@ import { TokenStore } from '../../../services/registry/tokens.ts';
 import { BACKENDS, registryLocations } from '../../helpers/registry-backends.ts';
 
 describe.each(BACKENDS)('tokens on %s', (backend) => {
-const location = registryLocations(backend);
+  const location = registryLocations(backend);
   let db: RegistryDb;
   let tokens: TokenStore;
   beforeEach(async () => {

@@ -23,7 +23,7 @@ interface LogLine {
 }
 
 /** Where the registry is: a SQLite file (registry.file) or a PostgreSQL database (database.url). */
-const registryAt = (backend: Backend, location: string) => (backend === 'postgres' ? { 'database.url': location } : { 'registry.file': location });
+const registryAt = (backend: Backend, location: string): Record<string, string> => (backend === 'postgres' ? { 'database.url': location } : { 'registry.file': location });
 
 /** The service on `dataDir` and `registry` with its log kept, the cron job out of the way (it would count yesterday too). */
 async function startService(dataDir: string, registry: Record<string, string>, settleS: number) {
