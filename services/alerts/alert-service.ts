@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { AlertsConfig } from '../config/schema.ts';
 import type { Finding } from '../contract/findings.ts';
 import { MEASUREMENTS, int, line } from '../contract/timeseries.ts';
-import type { RegistryDb } from '../registry/db.ts';
+import { DatabaseUnreachableError, type RegistryDb } from '../registry/db.ts';
 import { AlertStore, type AlertChange, type AlertView } from './alert-store.ts';
 import { WebhookDeliverer, WebhookStore } from './webhooks.ts';
 
@@ -46,6 +46,15 @@ export interface AlertServiceDeps {
 /** Violations judged over a whole trip, whose stops (loading, weighing) do not end the case. */
 const TRIP_TYPES = new Set(['out_of_hours', 'no_permit']);
 
+/**
+ * Findings held in memory while the registry database does not answer (PostgreSQL restarting, the
+ * network to it cut), recorded in their order once it does; past this many, later ones are
+ * dropped and counted (a violation still going on is found again by its next fix, and the rules
+ * replay their history at the next start).
+ */
+const HELD_FINDINGS_MAX = 10_000;
+const HELD_RETRY_MS = 1000;
+
 /** Topic segment for alerts outside every jurisdiction. */
 export const UNASSIGNED = 'unassigned';
 
@@ -62,6 +71,9 @@ export class AlertService {
   private readonly log: Logger;
   private readonly clock: () => number;
   private lastPointMs = 0;
+  private readonly held: Finding[] = [];
+  private heldDropped = 0;
+  private heldTimer: NodeJS.Timeout | null = null;
 
   constructor({ db, config, evidenceMax, outputs, writeLines, log, clock = Date.now }: AlertServiceDeps) {
     this.db = db;
@@ -82,7 +94,59 @@ export class AlertService {
     await this.deliverer.stop();
   }
 
+  /** Stops retrying held findings (the process is stopping); says how many are lost with it. */
+  stopHolding(): void {
+    if (this.heldTimer) clearInterval(this.heldTimer);
+    this.heldTimer = null;
+    if (this.held.length > 0) this.log.warn({ held: this.held.length }, 'stopping with findings the registry database never took; the rules find them again from history at the next start');
+  }
+
+  /** Findings waiting for the registry database to answer. */
+  get heldFindings(): number {
+    return this.held.length;
+  }
+
   onFinding(finding: Finding): void {
+    // Behind findings already held, so that each subject's are recorded in the order found.
+    if (this.held.length > 0) return this.hold(finding);
+    try {
+      this.record(finding);
+    } catch (error) {
+      if (!(error instanceof DatabaseUnreachableError)) throw error;
+      this.log.error({ error: error.message }, `the registry database does not answer: findings are held in memory (up to ${HELD_FINDINGS_MAX}) and recorded once it does`);
+      this.hold(finding);
+    }
+  }
+
+  private hold(finding: Finding): void {
+    if (this.held.length >= HELD_FINDINGS_MAX) {
+      if (this.heldDropped++ === 0) this.log.error({ held: this.held.length }, 'too many findings held while the registry database does not answer; later ones are dropped until it does');
+      return;
+    }
+    this.held.push(finding);
+    if (this.heldTimer) return;
+    this.heldTimer = setInterval(() => this.recordHeld(), HELD_RETRY_MS);
+    this.heldTimer.unref();
+  }
+
+  private recordHeld(): void {
+    const count = this.held.length;
+    while (this.held.length > 0) {
+      try {
+        this.record(this.held[0]!);
+      } catch (error) {
+        if (error instanceof DatabaseUnreachableError) return;
+        this.log.error({ error: (error as Error).message, type: this.held[0]!.type, subject: this.held[0]!.subject.id }, 'a held finding could not be recorded; it is dropped');
+      }
+      this.held.shift();
+    }
+    clearInterval(this.heldTimer!);
+    this.heldTimer = null;
+    this.log.info({ recorded: count, dropped: this.heldDropped }, 'the registry database answers again: held findings recorded');
+    this.heldDropped = 0;
+  }
+
+  private record(finding: Finding): void {
     const result = this.db.transaction(() => {
       const recorded = this.store.record(finding, this.clock());
       if (recorded) this.webhooks.enqueue(recorded.alert, recorded.change);

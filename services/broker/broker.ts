@@ -282,6 +282,28 @@ export class EmbeddedBroker implements Source, MessageBus {
    * a new secret since it connected. Called whenever the credential directory changes.
    */
   revokeStale(): void {
+    try {
+      this.revokeStaleNow();
+    } catch (error) {
+      // The registry does not answer: the next change it tells of (or its reconnection) looks again.
+      this.deps.log.warn({ error: (error as Error).message }, 'could not check the connected clients against the registry');
+    }
+  }
+
+  /**
+   * A credential lookup; `otherwise` answers when the registry does not (PostgreSQL restarting):
+   * the broker goes on, and the login is refused as "server unavailable" (CONNACK 3), which
+   * devices retry.
+   */
+  private lookUp<T>(find: () => T, otherwise: () => T): T {
+    try {
+      return find();
+    } catch {
+      return otherwise();
+    }
+  }
+
+  private revokeStaleNow(): void {
     const { credentials, log } = this.deps;
     for (const client of this.clients) {
       const identity = this.identities.get(client);
@@ -357,7 +379,8 @@ export class EmbeddedBroker implements Source, MessageBus {
       connection.deadline = setTimeout(() => connection.login.abort(new LoginTimeoutError(`the login took longer than ${loginTimeoutMs} ms`)), loginTimeoutMs);
     }
     // Every device gets the same will: its retained status goes offline when the connection dies.
-    const device = packet.username && packet.username.length <= MAX_USERNAME_LENGTH ? this.deps.credentials.device(packet.username) : undefined;
+    // A registry that does not answer leaves it for authenticate() to refuse the login.
+    const device = packet.username && packet.username.length <= MAX_USERNAME_LENGTH ? this.lookUp(() => this.deps.credentials.device(packet.username!), () => undefined) : undefined;
     if (device) packet.will = { topic: topics.status(device.class, device.id), payload: OFFLINE, qos: 1, retain: true };
     done(null, true);
   }
@@ -377,8 +400,11 @@ export class EmbeddedBroker implements Source, MessageBus {
     if (!username || !password) throw refusal('username and secret are required', CONNACK.badCredentials);
     // No credential has a longer name; refused at once, such a name is not remembered anywhere.
     if (username.length > MAX_USERNAME_LENGTH) throw refusal(`username of ${username.length} characters`, CONNACK.badCredentials);
-    const device = credentials.device(username);
-    const service = device ? undefined : credentials.service(username);
+    const unreachable = (): never => {
+      throw refusal('the registry database does not answer; try again later', CONNACK.serverUnavailable);
+    };
+    const device = this.lookUp(() => credentials.device(username), unreachable);
+    const service = device ? undefined : this.lookUp(() => credentials.service(username), unreachable);
     const record = device ?? service;
     const secret = password.toString('utf8');
     const secretDigest = VerifiedSecrets.digest(secret);

@@ -287,7 +287,13 @@ export class CityIndex {
     this.stopped = false;
     this.reload();
     this.timer = setInterval(() => {
-      if (!this.reloading && this.readSignature() !== this.signature) void this.reloadInSlices();
+      // A registry database that does not answer (PostgreSQL restarting) leaves the current view
+      // in use; the next poll tries again.
+      try {
+        if (!this.reloading && this.readSignature() !== this.signature) this.reloadInSlices().catch(() => {});
+      } catch {
+        // Tried again at the next poll.
+      }
     }, POLL_MS);
     this.timer.unref();
   }

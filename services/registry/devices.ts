@@ -630,6 +630,13 @@ export class DeviceStore implements CredentialDirectory, TerminalDirectory, Lora
 
   /** SQLite's data_version does not change for this connection's own commits, so those notify directly. */
   private notify(): void {
-    for (const listener of this.listeners) listener();
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch {
+        // A listener that could not read the registry (PostgreSQL restarting) looks again at the
+        // next change, or when the connection that tells of changes is made again.
+      }
+    }
   }
 }

@@ -165,7 +165,10 @@ export class PostgresBackend implements SqlBackend {
     }
     const refused = error.code ? CONNECTION_CODES[error.code] : undefined;
     if (refused) return new DatabaseUnreachableError(`PostgreSQL at ${this.where}: ${refused} (${error.message}); check database.url (WASTE_DATABASE_URL)`);
-    if (request.op === 'connect' || ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET'].includes(error.code ?? '') || /timeout expired|Connection terminated/i.test(error.message)) {
+    // Class 08 (connection exception) and 57P (the server shutting down or crashed), the socket's
+    // own errors, and the driver's when the connection ends under a statement.
+    const code = error.code ?? '';
+    if (request.op === 'connect' || code.startsWith('08') || code.startsWith('57P') || ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'].includes(code) || /timeout expired|Connection terminated|broke inside a transaction/i.test(error.message)) {
       return new DatabaseUnreachableError(`PostgreSQL at ${this.where} is unreachable (${error.message}); start it, or point database.url (WASTE_DATABASE_URL) at a running PostgreSQL 13+`);
     }
     return Object.assign(new Error(error.message), { code: error.code });

@@ -3,6 +3,9 @@
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryDb } from '../../services/registry/db.ts';
+import { DeviceStore } from '../../services/registry/devices.ts';
+import { ENTITIES } from '../../services/registry/entities.ts';
+import { EntityStore } from '../../services/registry/entity-store.ts';
 import { TokenStore } from '../../services/registry/tokens.ts';
 import { JobRuns } from '../../services/scheduler/job-runs.ts';
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
@@ -116,6 +119,51 @@ describe('the service as several processes on one PostgreSQL', () => {
     expect(runs[0]!.runner).toBe(`${first.process.child.pid}@${(await import('node:os')).hostname()}`);
     second.process.child.kill('SIGTERM');
     expect(await second.process.exited).toBe(0);
+  });
+
+  it('keeps taking readings while PostgreSQL is down, answers 503 meanwhile, and records the alert found then once it is back', async () => {
+    // A cluster of its own: this test stops it.
+    const own = await startTestPostgres();
+    try {
+      const url = await own.createDatabase();
+      const token = adminToken(url);
+      const db = new RegistryDb(url).open();
+      const secret = await new DeviceStore(db).add('BIN-OUT-1', 'bins');
+      new EntityStore(db).create(ENTITIES.bins, 'bin-out-1', { category: 'kitchen', location: { type: 'Point', coordinates: [120.6, 31.3] }, depth_mm: 1000, device_id: 'BIN-OUT-1' });
+      db.close();
+      const service = await start(url, 'all');
+      const device = await connectDevice(`mqtt://127.0.0.1:${service.mqttPort}`, 'BIN-OUT-1', secret);
+      const publish = (fill: number, at: number) => device.publishAsync('waste/bins/BIN-OUT-1/telemetry', JSON.stringify({ ts: new Date(at).toISOString(), fill_pct: fill }), { qos: 1 });
+      const start0 = Date.now() - 60_000;
+      await publish(20, start0);
+
+      await own.kill();
+      // Acknowledged (the spool has them) although the registry does not answer; the last two raise an overflow.
+      for (let i = 1; i <= 3; i++) await publish(i === 1 ? 40 : 95, start0 + i * 10_000);
+      const api = await fetch(`http://127.0.0.1:${service.apiPort}/api/v1/alerts`, { headers: { authorization: `Bearer ${token}` } });
+      expect(api.status).toBe(503);
+      expect(((await api.json()) as { error: { code: string } }).error.code).toBe('database_unavailable');
+      await eventually(() => influxd.count('bin_level', 'fill_pct', 'BIN-OUT-1'), (n) => n === 4, 15_000);
+      // A login the registry cannot check is refused, and the broker goes on.
+      await expect(connectDevice(`mqtt://127.0.0.1:${service.mqttPort}`, 'BIN-OUT-1', secret, { reconnectPeriod: 0, clientId: 'second' })).rejects.toThrow();
+      expect(service.process.child.exitCode).toBeNull();
+
+      await own.restart();
+      const after = new RegistryDb(url).open();
+      const overflow = await eventually(
+        async () => after.statement("SELECT id, status FROM alerts WHERE type = 'overflow' AND subject_id = 'bin-out-1'").all(),
+        (rows) => rows.length > 0,
+        15_000,
+      );
+      expect(overflow).toHaveLength(1);
+      after.close();
+      expect(service.process.output()).toContain('held findings recorded');
+      await device.endAsync();
+      service.process.child.kill('SIGTERM');
+      expect(await service.process.exited).toBe(0);
+    } finally {
+      await own.cleanup();
+    }
   });
 
   it('refuses a role apart without PostgreSQL, saying what to set', async () => {
