@@ -145,6 +145,8 @@ export class TelemetryService {
     const { host, port, rateLimitPerMinute } = this.config.api;
     if (port === 0) return null;
     const ingest = this.parts.roles.has('ingest');
+    // The event streams show the alert changes of every process sharing the database.
+    this.alerts.followOtherProcesses();
     this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => (ingest ? this.rules.binForecast(deviceId) : null), downlink: ingest ? this.gateway : null, metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
@@ -166,6 +168,7 @@ export class TelemetryService {
   /** Stops taking data, delivers what it can for a few seconds, and leaves the rest spooled. */
   async stop(): Promise<void> {
     await this.api?.close();
+    this.alerts.stopFollowing();
     // Sources in reverse: the broker, whose bus the others report on, last.
     for (const source of this.parts.sources.slice(0, this.sourcesStarted).reverse()) await source.stop();
     this.sourcesStarted = 0;

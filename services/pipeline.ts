@@ -112,8 +112,10 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   // 4. Findings become alerts: stored with their webhook deliveries in one transaction, then told
   //    to each output in this order, and written as `alert` points to the spool.
   const alertsLog = log.child({ service: 'alerts' });
-  const alertOutputs: AlertOutput[] = [new MqttAlertOutput(bus, alertsLog)];
-  if (gateway && config.jt808.textOnAlert) alertOutputs.push(new DriverTextOutput(gateway, alertsLog));
+  // Published on the broker, and texted to drivers, by processes that run them (the ingest role).
+  const roles = parseRoles(config.role);
+  const alertOutputs: AlertOutput[] = roles.has('ingest') ? [new MqttAlertOutput(bus, alertsLog)] : [];
+  if (roles.has('ingest') && gateway && config.jt808.textOnAlert) alertOutputs.push(new DriverTextOutput(gateway, alertsLog));
   const alerts = new AlertService({ db: registry, config: config.alerts, evidenceMax: config.rules.evidenceMax, outputs: alertOutputs, writeLines, log: alertsLog });
 
   // 5. The listeners told of every message's accepted readings, in this order: the rules (each
@@ -159,7 +161,6 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   // 8. What is reported about it all: state snapshots and ingest statistics (to the spool), and
   //    the Prometheus metrics the API serves. The devices' state is what this process's rules
   //    know; the open-alert counts, read from the registry, are the active scheduler's to write.
-  const roles = parseRoles(config.role);
   const snapshotSource = {
       latestFixes: () => rules.latestFixes(),
       latestBinSample: (deviceId: string) => rules.latestBinSample(deviceId),

@@ -3,6 +3,7 @@
 // in one transaction, then handed to the outputs given at construction (MQTT on
 // waste/alerts/{jurisdiction}/{type}: mqtt-output.ts), written to the `alert` measurement, and
 // pushed to the API's event streams.
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AlertsConfig } from '../config/schema.ts';
 import type { Finding } from '../contract/findings.ts';
@@ -55,6 +56,12 @@ const TRIP_TYPES = new Set(['out_of_hours', 'no_permit']);
 const HELD_FINDINGS_MAX = 10_000;
 const HELD_RETRY_MS = 1000;
 
+/**
+ * Every alert change is told on this channel (PostgreSQL's NOTIFY, at the commit that stored it),
+ * so that the API's event streams of every process show the changes any process made.
+ */
+export const ALERTS_CHANNEL = 'waste_alerts';
+
 /** Topic segment for alerts outside every jurisdiction. */
 export const UNASSIGNED = 'unassigned';
 
@@ -74,6 +81,9 @@ export class AlertService {
   private readonly held: Finding[] = [];
   private heldDropped = 0;
   private heldTimer: NodeJS.Timeout | null = null;
+  /** This process, in the notices it sends, so that it does not tell its listeners twice. */
+  private readonly origin = randomUUID();
+  private unfollow: (() => void) | null = null;
 
   constructor({ db, config, evidenceMax, outputs, writeLines, log, clock = Date.now }: AlertServiceDeps) {
     this.db = db;
@@ -99,6 +109,29 @@ export class AlertService {
     if (this.heldTimer) clearInterval(this.heldTimer);
     this.heldTimer = null;
     if (this.held.length > 0) this.log.warn({ held: this.held.length }, 'stopping with findings the registry database never took; the rules find them again from history at the next start');
+  }
+
+  /**
+   * Tells this process's listeners (the API's event streams) of the alert changes other
+   * processes make, too; the outputs, webhooks and points are the other process's to send.
+   */
+  followOtherProcesses(): void {
+    this.unfollow ??= this.db.listen(ALERTS_CHANNEL, (payload) => {
+      if (payload === null) return;
+      try {
+        const notice = JSON.parse(payload) as { origin: string; id: string; change: AlertChange };
+        if (notice.origin === this.origin) return;
+        const alert = this.store.get(notice.id);
+        if (alert) this.tell({ alert, change: notice.change });
+      } catch (error) {
+        this.log.warn({ error: (error as Error).message }, 'could not read an alert change of another process');
+      }
+    });
+  }
+
+  stopFollowing(): void {
+    this.unfollow?.();
+    this.unfollow = null;
   }
 
   /** Findings waiting for the registry database to answer. */
@@ -149,7 +182,10 @@ export class AlertService {
   private record(finding: Finding): void {
     const result = this.db.transaction(() => {
       const recorded = this.store.record(finding, this.clock());
-      if (recorded) this.webhooks.enqueue(recorded.alert, recorded.change);
+      if (recorded) {
+        this.webhooks.enqueue(recorded.alert, recorded.change);
+        this.noticeOf(recorded.alert, recorded.change);
+      }
       return recorded;
     });
     if (!result) return;
@@ -175,6 +211,7 @@ export class AlertService {
     const alert = this.db.transaction(() => {
       const updated = apply();
       this.webhooks.enqueue(updated, change);
+      this.noticeOf(updated, change);
       return updated;
     });
     this.announce({ alert, change });
@@ -191,6 +228,15 @@ export class AlertService {
       }
     }
     this.writeLines(this.lines(event)).catch((error: Error) => this.log.error({ alert: alert.id, error: error.message }, 'could not record an alert change for InfluxDB'));
+    this.tell(event);
+  }
+
+  /** Inside the transaction of the change: told to the other processes when it commits. */
+  private noticeOf(alert: AlertView, change: AlertChange): void {
+    this.db.notify(ALERTS_CHANNEL, JSON.stringify({ origin: this.origin, id: alert.id, change }));
+  }
+
+  private tell(event: AlertEvent): void {
     for (const listener of this.listeners) {
       try {
         listener(event);

@@ -73,6 +73,11 @@ export interface SqlBackend {
   close(): void;
 }
 
+/** What PostgreSQL adds: notices between processes (LISTEN/NOTIFY). */
+interface Notifying {
+  listen(channel: string, listener: (payload: string | null) => void): () => void;
+}
+
 export interface RegistryDbOptions extends Partial<PostgresOptions> {
   migrations?: readonly Migration[];
 }
@@ -219,6 +224,23 @@ export class RegistryDb {
   /** Runs statements without parameters (a script, a schema change). */
   exec(sql: string): void {
     this.backend.exec(sql);
+  }
+
+  /**
+   * Tells every process listening on `channel` (PostgreSQL's NOTIFY, sent at COMMIT of the
+   * transaction this is in, not at all if it rolls back). Nothing on SQLite: one process.
+   */
+  notify(channel: string, payload: string): void {
+    if (this.dialect === 'postgres') this.query('SELECT pg_notify(?, ?)', [channel, payload]);
+  }
+
+  /**
+   * Hears the notices of `channel` from every process, this one included; `null` after the
+   * connection that listens was made (again), when notices may have been missed. Nothing to hear
+   * on SQLite. Returns the function that stops listening.
+   */
+  listen(channel: string, listener: (payload: string | null) => void): () => void {
+    return this.dialect === 'postgres' ? (this.backend as SqlBackend & Notifying).listen(channel, listener) : () => {};
   }
 
   /** See SqlBackend.watchDevices. */

@@ -103,6 +103,11 @@ export class PostgresBackend implements SqlBackend {
   private signal: Int32Array | null = null;
   private sequence = 0;
   private readonly translated = new Map<string, { text: string; names: string[] | null }>();
+  /** Listeners per NOTIFY channel, and the connection that listens for them. */
+  private readonly channels = new Map<string, Set<(payload: string | null) => void>>();
+  private listenerClient: pg.Client | null = null;
+  private listening: pg.Client | null = null;
+  private listenRetry: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly url: string,
@@ -205,42 +210,72 @@ export class PostgresBackend implements SqlBackend {
   }
 
   watchDevices(listener: () => void, _pollMs: number): () => void {
-    let client: pg.Client | null = null;
-    let stopped = false;
-    let retry: NodeJS.Timeout | null = null;
-    const connect = async (): Promise<void> => {
-      if (stopped) return;
-      const next = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: this.options.connectTimeoutMs, application_name: `${this.options.applicationName} (listen)`, keepAlive: true });
-      const again = () => {
-        if (client !== next || stopped) return;
-        client = null;
-        next.end().catch(() => {});
-        retry = setTimeout(() => void connect(), 1000);
-        retry.unref();
-      };
-      client = next;
-      next.on('error', again);
-      next.on('end', again);
-      next.on('notification', () => listener());
-      try {
-        await next.connect();
-        await next.query(`LISTEN ${DEVICES_CHANNEL}`);
-        // Changes made while no connection listened are not told: look again now.
-        listener();
-      } catch {
-        again();
-      }
-    };
-    void connect();
+    return this.listen(DEVICES_CHANNEL, () => listener());
+  }
+
+  /**
+   * Calls `listener` with the payload of every NOTIFY on `channel`, from any process, this one
+   * included; with null after the listening connection was made (again), when notices may have
+   * been missed. One connection listens for every channel of the process.
+   */
+  listen(channel: string, listener: (payload: string | null) => void): () => void {
+    let listeners = this.channels.get(channel);
+    if (!listeners) this.channels.set(channel, (listeners = new Set()));
+    listeners.add(listener);
+    if (this.listening) void this.listening.query(`LISTEN ${pg.escapeIdentifier(channel)}`).then(() => listener(null), () => {});
+    else this.connectListener();
     return () => {
-      stopped = true;
-      if (retry) clearTimeout(retry);
-      client?.end().catch(() => {});
-      client = null;
+      listeners.delete(listener);
+      if (listeners.size > 0) return;
+      this.channels.delete(channel);
+      if (this.channels.size === 0) this.stopListening();
+      else void this.listening?.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
     };
   }
 
+  private connectListener(): void {
+    if (this.listenerClient) return;
+    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: this.options.connectTimeoutMs, application_name: `${this.options.applicationName} (listen)`, keepAlive: true });
+    this.listenerClient = client;
+    const again = () => {
+      if (this.listenerClient !== client) return;
+      this.listenerClient = null;
+      this.listening = null;
+      client.end().catch(() => {});
+      if (this.channels.size === 0) return;
+      this.listenRetry = setTimeout(() => this.connectListener(), 1000);
+      this.listenRetry.unref();
+    };
+    client.on('error', again);
+    client.on('end', again);
+    client.on('notification', ({ channel, payload }) => {
+      for (const listener of this.channels.get(channel) ?? []) listener(payload ?? '');
+    });
+    void (async () => {
+      try {
+        await client.connect();
+        for (const channel of this.channels.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+        this.listening = client;
+        // Changes made while no connection listened are not told: the listeners look again now.
+        for (const listeners of this.channels.values()) for (const listener of listeners) listener(null);
+      } catch {
+        again();
+      }
+    })();
+  }
+
+  private stopListening(): void {
+    if (this.listenRetry) clearTimeout(this.listenRetry);
+    this.listenRetry = null;
+    const client = this.listenerClient;
+    this.listenerClient = null;
+    this.listening = null;
+    client?.end().catch(() => {});
+  }
+
   close(): void {
+    this.channels.clear();
+    this.stopListening();
     if (!this.worker) return;
     try {
       this.call({ op: 'close' });

@@ -121,6 +121,41 @@ describe('the service as several processes on one PostgreSQL', () => {
     expect(await second.process.exited).toBe(0);
   });
 
+  it('raises one alert when two processes find the same overflow at the same moment, and the API of either streams it', async () => {
+    const url = await postgres.createDatabase();
+    const token = adminToken(url);
+    const db = new RegistryDb(url).open();
+    const secret = await new DeviceStore(db).add('BIN-TWICE', 'bins');
+    new EntityStore(db).create(ENTITIES.bins, 'bin-twice', { category: 'kitchen', location: { type: 'Point', coordinates: [120.6, 31.3] }, depth_mm: 1000, device_id: 'BIN-TWICE' });
+    db.close();
+    const [a, b, c] = await Promise.all([start(url, 'api'), start(url, 'ingest'), start(url, 'ingest')]);
+    // The API process runs no rules: what it streams comes from the ingest processes.
+    const stream = await fetch(`http://127.0.0.1:${a.apiPort}/api/v1/alerts/stream`, { headers: { authorization: `Bearer ${token}` } });
+    expect(stream.status).toBe(200);
+    let streamed = '';
+    void (async () => {
+      for await (const chunk of stream.body!) streamed += Buffer.from(chunk).toString();
+    })().catch(() => {});
+    const devices = await Promise.all([b, c].map((p) => connectDevice(`mqtt://127.0.0.1:${p.mqttPort}`, 'BIN-TWICE', secret, { clientId: `bin-twice-${p.mqttPort}` })));
+    const base = Date.now() - 60_000;
+    for (const [k, fill] of [20, 95, 96].entries()) {
+      const payload = JSON.stringify({ ts: new Date(base + k * 10_000).toISOString(), fill_pct: fill });
+      await Promise.all(devices.map((d) => d.publishAsync('waste/bins/BIN-TWICE/telemetry', payload, { qos: 1 })));
+    }
+    const check = new RegistryDb(url).open();
+    const alerts = await eventually(async () => check.statement("SELECT id FROM alerts WHERE type = 'overflow' AND subject_id = 'bin-twice'").all(), (rows) => rows.length > 0, 15_000);
+    await sleep(1500);
+    expect(check.statement("SELECT id FROM alerts WHERE type = 'overflow' AND subject_id = 'bin-twice'").all()).toEqual(alerts);
+    expect(alerts).toHaveLength(1);
+    check.close();
+    await eventually(async () => streamed, (text) => text.includes('"change":"raised"'), 10_000);
+    expect(streamed.split('"change":"raised"').length - 1).toBe(1);
+    await Promise.all(devices.map((d) => d.endAsync()));
+    await stream.body!.cancel().catch(() => {});
+    for (const p of [a, b, c]) p.process.child.kill('SIGTERM');
+    await Promise.all([a, b, c].map((p) => p.process.exited));
+  });
+
   it('keeps taking readings while PostgreSQL is down, answers 503 meanwhile, and records the alert found then once it is back', async () => {
     // A cluster of its own: this test stops it.
     const own = await startTestPostgres();
