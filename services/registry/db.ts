@@ -15,6 +15,9 @@ import { SqliteBackend } from './sqlite-backend.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
+/** Longest wait at open for another process to finish applying migrations. */
+const MIGRATION_WAIT_MS = 5 * 60_000;
+
 /** What a statement's run() reports, as better-sqlite3 does. */
 export interface RunResult {
   changes: number;
@@ -131,7 +134,7 @@ export class RegistryDb {
     // Several processes starting together: one applies the migrations, the others wait for it
     // and then find them applied. Each migration is its own transaction, so a failed one leaves
     // the database at the version before it.
-    if (postgres) this.query("SELECT pg_advisory_lock(hashtext('waste-registry-migrations'))", []);
+    if (postgres) this.takeMigrationLock();
     try {
       this.backend.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
       const applied = new Set(this.query('SELECT version FROM schema_migrations', []).rows.map((r) => Number(r.version)));
@@ -151,13 +154,30 @@ export class RegistryDb {
         this.applied.push({ version: migration.version, name: migration.name });
       }
     } finally {
-      if (postgres) this.query("SELECT pg_advisory_unlock(hashtext('waste-registry-migrations'))", []);
+      try {
+        if (postgres) this.query("SELECT pg_advisory_unlock(hashtext('waste-registry-migrations'))", []);
+      } catch {
+        // The connection is gone, and the lock with it; the error that matters is thrown already.
+      }
     }
   }
 
   /** The migrations open() applied, oldest first; none when the database was up to date (`db migrate` reports them). */
   get appliedAtOpen(): readonly { version: number; name: string }[] {
     return this.applied;
+  }
+
+  /**
+   * Waits its turn to migrate, polling (a blocking pg_advisory_lock would be one statement held
+   * past database.statementTimeoutMs while another process runs long migrations).
+   */
+  private takeMigrationLock(): void {
+    const deadline = Date.now() + MIGRATION_WAIT_MS;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    while (!(this.query("SELECT pg_try_advisory_lock(hashtext('waste-registry-migrations')) AS locked", []).rows[0] as { locked: boolean }).locked) {
+      if (Date.now() > deadline) throw new MigrationError(`another process has been migrating ${this.where} for more than ${MIGRATION_WAIT_MS / 60_000} min; see what it is doing (pg_stat_activity), or stop it`);
+      Atomics.wait(pause, 0, 0, 100);
+    }
   }
 
   get isOpen(): boolean {

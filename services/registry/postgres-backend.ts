@@ -125,6 +125,9 @@ export class PostgresBackend implements SqlBackend {
     this.worker = new Worker(new URL('./postgres-worker.mjs', import.meta.url), {
       workerData: { url: this.url, statementTimeoutMs, connectTimeoutMs, applicationName, signal, port: port2 },
       transferList: [port2],
+      // Plain JavaScript with one dependency: none of this process's flags (a TypeScript loader,
+      // an --eval) is the worker's.
+      execArgv: [],
     });
     // The worker holds no work of its own: it must not keep the process alive.
     this.worker.unref();

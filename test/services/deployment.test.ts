@@ -192,7 +192,8 @@ describe('the service as several processes on one PostgreSQL', () => {
       );
       expect(overflow).toHaveLength(1);
       after.close();
-      expect(service.process.output()).toContain('held findings recorded');
+      // Held while it was down (the log says so when they are recorded).
+      await eventually(async () => service.process.output(), (out) => out.includes('held findings recorded'), 10_000);
       await device.endAsync();
       service.process.child.kill('SIGTERM');
       expect(await service.process.exited).toBe(0);

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConstraintViolation, DatabaseUnreachableError, MigrationError, RegistryDb, isViolation } from '../../../services/registry/db.ts';
@@ -128,6 +129,26 @@ describe('RegistryDb on SQLite', () => {
 
 describe('RegistryDb on PostgreSQL', () => {
   const location = registryLocations('postgres');
+
+  it('applies the migrations once when four processes open a new database at the same moment', async () => {
+    const url = await location();
+    const open = `import { RegistryDb } from './services/registry/db.ts'; const db = new RegistryDb(process.env.URL).open(); process.stdout.write(String(db.schemaVersion())); db.close();`;
+    const outputs = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        new Promise<string>((resolve, reject) => {
+          const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', open], { env: { ...process.env, URL: url }, stdio: ['ignore', 'pipe', 'pipe'] });
+          let out = '';
+          child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+          child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+          child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
+        }),
+      ),
+    );
+    expect(outputs).toEqual(Array(4).fill(String(LATEST)));
+    const db = new RegistryDb(url).open();
+    expect(db.statement('SELECT version, COUNT(*) AS n FROM schema_migrations GROUP BY version ORDER BY version').all()).toEqual(MIGRATIONS.map((m) => ({ version: m.version, n: 1 })));
+    db.close();
+  });
 
   it('does not take a transaction whose failed statement was caught as committed', async () => {
     const db = new RegistryDb(await location()).open();
