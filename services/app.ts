@@ -121,7 +121,7 @@ export class TelemetryService {
   private async startSources(): Promise<Pick<StartedService, 'mqttPort' | 'wsPort' | 'jt808Port'>> {
     const { broker, gateway, devices } = this.parts;
     if (broker && devices.list({ limit: 1 }).total === 0) {
-      this.log.warn({ registry: this.config.registry.file }, 'no devices provisioned yet: add one with "npm run cli -- device add --class trucks --id TRUCK-001"');
+      this.log.warn({ registry: this.registry.where }, 'no devices provisioned yet: add one with "npm run cli -- device add --class trucks --id TRUCK-001"');
     }
     // Devices disabled, rotated or removed (here or by another process) lose their connections.
     if (broker) devices.onChange(() => broker.revokeStale());

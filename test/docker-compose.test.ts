@@ -13,13 +13,17 @@ const root = path.resolve(import.meta.dirname, '..');
 const compose = (args: string[], cwd = root) => run('docker-compose', args, { cwd, env: { PATH: process.env.PATH ?? '' } });
 
 describe('docker-compose.yml', () => {
-  it('validates with .env.example, and the simulator is an optional profile', async () => {
+  it('validates with .env.example; the simulator and the several-process cluster are optional profiles', async () => {
     await compose(['--env-file', '.env.example', 'config', '--quiet']);
-    expect((await compose(['--env-file', '.env.example', 'config', '--services'])).stdout.trim().split('\n').sort()).toEqual(['grafana', 'influxdb', 'service', 'simulator']);
-    // Only the simulator has a profile, so a plain `up` starts the other three.
+    await compose(['--env-file', '.env.example', '--profile', 'cluster', 'config', '--quiet']);
+    const cluster = ['api', 'ingest-1', 'ingest-2', 'postgres', 'scheduler', 'scheduler-standby'];
+    expect((await compose(['--env-file', '.env.example', 'config', '--services'])).stdout.trim().split('\n').sort()).toEqual([...cluster, 'grafana', 'influxdb', 'service', 'simulator'].sort());
+    // A plain `up` starts grafana, influxdb and the service; each other service is in one profile.
     const { stdout } = await compose(['--env-file', '.env.example', 'config']);
-    expect([...stdout.matchAll(/^ {4}profiles:\n {4}- (\w+)$/gm)].map((m) => m[1])).toEqual(['sim']);
-    expect(/^ {2}simulator:\n(?: {4}.*\n)*? {4}profiles:\n {4}- sim$/m.test(stdout)).toBe(true);
+    const profiles = Object.fromEntries(
+      [...stdout.matchAll(/^ {2}([\w-]+):\n((?: {4}.*\n|\n)*)/gm)].map((m) => [m[1], /^ {4}profiles:\n {4}- (\w+)$/m.exec(m[2]!)?.[1] ?? null]),
+    );
+    expect(profiles).toMatchObject({ grafana: null, influxdb: null, service: null, simulator: 'sim', ...Object.fromEntries(cluster.map((name) => [name, 'cluster'])) });
   });
 
   it('takes the secrets from the env file, with anonymous Grafana viewers off, and never hard-codes them', async () => {

@@ -97,12 +97,15 @@ export class AlertStore {
    * neither see the other's uncommitted alert).
    */
   record(finding: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
-    return this.db.transaction(() => {
+    const work = () => {
       this.db.serialize(`alert:${finding.type}:${finding.subject.id}`);
       const existing = this.matching(finding);
       if (!existing) return { alert: this.insert(finding, now), change: 'raised' as const };
       return this.merge(existing, finding, now);
-    });
+    };
+    // Inside the caller's transaction (the alert service's, with the webhook deliveries) it is
+    // part of that one: a savepoint would cost two more statements, and nobody rolls back to it.
+    return this.db.inTransaction ? work() : this.db.transaction(work);
   }
 
   get(id: string): AlertView | undefined {
@@ -213,32 +216,14 @@ export class AlertStore {
 
   private insert(f: Finding, now: number): AlertView {
     let id = alertId(f.type, f.subject.id, f.startedAt);
-    // A case reopened after an officer resolved the previous one starts at the same instant.
-    for (let n = 1; this.db.statement('SELECT 1 FROM alerts WHERE id = ?').get(id); n++) id = alertId(f.type, f.subject.id, f.startedAt, n);
-    this.db.statement(
-        `INSERT INTO alerts (id, type, severity, status, subject_kind, subject_id, subject_device_id, subject_plate, lon, lat, started_at, ended_at, last_evidence_at, raised_at, updated_at, version, permit_id, permit_number, detail, evidence)
-         VALUES (@id, @type, @severity, 'open', @subject_kind, @subject_id, @device_id, @plate, @lon, @lat, @started_at, @ended_at, @last_evidence_at, @now, @now, 1, @permit_id, @permit_number, @detail, @evidence)
-`,
-      )
-      .run({
-        id,
-        type: f.type,
-        severity: f.severity,
-        subject_kind: f.subject.kind,
-        subject_id: f.subject.id,
-        device_id: f.subject.deviceId ?? null,
-        plate: f.subject.plate ?? null,
-        lon: f.location?.[0] ?? null,
-        lat: f.location?.[1] ?? null,
-        started_at: f.startedAt,
-        ended_at: f.endedAt,
-        last_evidence_at: lastEvidence(f),
-        now,
-        permit_id: f.permit?.id ?? null,
-        permit_number: f.permit?.number ?? null,
-        detail: JSON.stringify(f.detail),
-        evidence: JSON.stringify(this.capped(f.evidence)),
-      });
+    const insert = this.db.statement(
+      `INSERT INTO alerts (id, type, severity, status, subject_kind, subject_id, subject_device_id, subject_plate, lon, lat, started_at, ended_at, last_evidence_at, raised_at, updated_at, version, permit_id, permit_number, detail, evidence)
+       VALUES (@id, @type, @severity, 'open', @subject_kind, @subject_id, @device_id, @plate, @lon, @lat, @started_at, @ended_at, @last_evidence_at, @now, @now, 1, @permit_id, @permit_number, @detail, @evidence)
+       ON CONFLICT (id) DO NOTHING`,
+    );
+    // A case reopened after an officer resolved the previous one starts at the same instant: the
+    // next free id, found by trying (one statement where there is no such case).
+    for (let n = 1; insert.run(this.row(id, f, now)).changes === 0; n++) id = alertId(f.type, f.subject.id, f.startedAt, n);
     this.setJurisdictions(id, f.jurisdictions);
     this.addHistory(id, 1, now, 'raised', 'open', null, null);
     return this.get(id)!;
@@ -283,6 +268,29 @@ export class AlertStore {
     this.setJurisdictions(row.id, added);
     this.addHistory(row.id, version, now, endedAt !== null && row.ended_at === null ? 'ended' : 'updated', row.status, null, null);
     return { alert: this.get(row.id)!, change: 'updated' };
+  }
+
+  /** The named values of a new alert's row. */
+  private row(id: string, f: Finding, now: number): Record<string, unknown> {
+    return {
+      id,
+      type: f.type,
+      severity: f.severity,
+      subject_kind: f.subject.kind,
+      subject_id: f.subject.id,
+      device_id: f.subject.deviceId ?? null,
+      plate: f.subject.plate ?? null,
+      lon: f.location?.[0] ?? null,
+      lat: f.location?.[1] ?? null,
+      started_at: f.startedAt,
+      ended_at: f.endedAt,
+      last_evidence_at: lastEvidence(f),
+      now,
+      permit_id: f.permit?.id ?? null,
+      permit_number: f.permit?.number ?? null,
+      detail: JSON.stringify(f.detail),
+      evidence: JSON.stringify(this.capped(f.evidence)),
+    };
   }
 
   private capped(evidence: Evidence[]): Evidence[] {

@@ -79,6 +79,7 @@ export interface SqlBackend {
 /** What PostgreSQL adds: notices between processes (LISTEN/NOTIFY). */
 interface Notifying {
   listen(channel: string, listener: (payload: string | null) => void): () => void;
+  notify(channel: string, payload: string, inTransaction: boolean): void;
 }
 
 export interface RegistryDbOptions extends Partial<PostgresOptions> {
@@ -180,6 +181,11 @@ export class RegistryDb {
     }
   }
 
+  /** Whether a transaction is under way on this connection. */
+  get inTransaction(): boolean {
+    return this.depth > 0;
+  }
+
   get isOpen(): boolean {
     return this.opened;
   }
@@ -251,7 +257,7 @@ export class RegistryDb {
    * transaction this is in, not at all if it rolls back). Nothing on SQLite: one process.
    */
   notify(channel: string, payload: string): void {
-    if (this.dialect === 'postgres') this.query('SELECT pg_notify(?, ?)', [channel, payload]);
+    if (this.dialect === 'postgres') (this.backend as SqlBackend & Notifying).notify(channel, payload, this.depth > 0);
   }
 
   /**

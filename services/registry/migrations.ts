@@ -351,8 +351,8 @@ const WRITTEN: readonly (Omit<Migration, 'postgres'> & { postgres?: string })[] 
     name: 'several processes: days owed a sorting count, scheduled job runs, shared API rate limits, device change notices',
     // sorting_owed was made by the sorting store on first use before (IF NOT EXISTS keeps a file
     // that has it). job_runs claims each run of a scheduled job once, whichever process runs it
-    // (scheduler/jobs.ts); api_rate_limits counts requests per client and window for every API
-    // process alike (api/rate-limit-store.ts). On PostgreSQL, a change to devices or service
+    // (scheduler/job-runs.ts); api_rate_limits counts requests per client and window for every API
+    // process alike (api/shared-limits.ts). On PostgreSQL, a change to devices or service
     // accounts is told to the other processes' brokers at once (NOTIFY waste_devices,
     // postgres-backend.ts); SQLite's are seen through data_version.
     sqlite: `

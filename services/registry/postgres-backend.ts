@@ -193,23 +193,53 @@ export class PostgresBackend implements SqlBackend {
     // happens to name none (a list without filters): then nothing is bound.
     const named = params.length === 1 && typeof params[0] === 'object' && params[0] !== null && [Object.prototype, null].includes(Object.getPrototypeOf(params[0]));
     const values = names ? names.map((name) => (params[0] as Record<string, unknown>)[name] ?? null) : named ? [] : params.length === 1 && Array.isArray(params[0]) ? params[0] : params;
-    return this.call({ op: 'query', text: statement.text, values: values.map((v) => (v === undefined ? null : v)) });
+    return this.call({ op: 'query', text: statement.text, values: values.map((v) => (v === undefined ? null : v)), ...this.beginning() });
   }
 
   exec(sql: string): void {
-    this.call({ op: 'exec', sql });
+    this.call({ op: 'exec', sql, ...this.beginning() });
+  }
+
+  // A transaction's BEGIN goes with its first statement, and its notices with its COMMIT: each is
+  // one wait fewer for the caller (an alert is about ten statements).
+  private pendingBegin = false;
+  private pendingNotices: [channel: string, payload: string][] = [];
+
+  private beginning(): { begin?: true } {
+    if (!this.pendingBegin) return {};
+    this.pendingBegin = false;
+    return { begin: true };
   }
 
   begin(): void {
-    this.call({ op: 'begin' });
+    this.pendingBegin = true;
+    this.pendingNotices = [];
   }
 
   commit(): void {
-    this.call({ op: 'commit' });
+    const notices = this.pendingNotices;
+    this.pendingNotices = [];
+    // Nothing was sent: there is nothing to commit.
+    if (this.pendingBegin && notices.length === 0) {
+      this.pendingBegin = false;
+      return;
+    }
+    this.call({ op: 'commit', notices, ...this.beginning() });
   }
 
   rollback(): void {
+    this.pendingNotices = [];
+    if (this.pendingBegin) {
+      this.pendingBegin = false;
+      return;
+    }
     this.call({ op: 'rollback' });
+  }
+
+  /** NOTIFY at the COMMIT of the transaction under way, or at once outside one. */
+  notify(channel: string, payload: string, inTransaction: boolean): void {
+    if (inTransaction) this.pendingNotices.push([channel, payload]);
+    else this.call({ op: 'query', text: 'SELECT pg_notify($1, $2)', values: [channel, payload] });
   }
 
   watchDevices(listener: () => void, _pollMs: number): () => void {
@@ -277,6 +307,8 @@ export class PostgresBackend implements SqlBackend {
   }
 
   close(): void {
+    this.pendingBegin = false;
+    this.pendingNotices = [];
     this.channels.clear();
     this.stopListening();
     if (!this.worker) return;

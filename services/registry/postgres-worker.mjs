@@ -75,14 +75,16 @@ function statementName(text) {
 }
 
 async function handle(request) {
+  // The BEGIN of a transaction comes with its first request (postgres-backend.ts).
+  if (request.begin) {
+    if (transaction !== null) throw new Error('a transaction is open already');
+    transaction = await connection();
+    await transaction.query('BEGIN');
+  }
   switch (request.op) {
-    case 'begin':
-      if (transaction !== null) throw new Error('a transaction is open already');
-      transaction = await connection();
-      await transaction.query('BEGIN');
-      return {};
     case 'commit': {
       const open = await statementConnection();
+      for (const [channel, payload] of request.notices ?? []) await open.query({ name: 'waste_notify', text: 'SELECT pg_notify($1, $2)', values: [channel, payload] });
       transaction = null;
       const result = await open.query('COMMIT');
       // A transaction in which a statement failed is rolled back by COMMIT, answered with the

@@ -95,7 +95,16 @@ export class SchedulerLease {
 
   private async connection(): Promise<pg.Client> {
     if (this.client) return this.client;
-    const client = new pg.Client({ connectionString: this.location, connectionTimeoutMillis: this.options.connectTimeoutMs, application_name: 'waste-telemetry (scheduler lease)', keepAlive: true });
+    // A check that gets no answer (the network to PostgreSQL cut, not reset) fails after a few
+    // check intervals instead of hanging, and the work stops: the lock may be another's by then.
+    const client = new pg.Client({
+      connectionString: this.location,
+      connectionTimeoutMillis: this.options.connectTimeoutMs,
+      query_timeout: Math.max(3 * this.options.leaseCheckMs, 2000),
+      application_name: 'waste-telemetry (scheduler lease)',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     // A broken connection has lost the lock with it: the next check notices and stops the work.
     client.on('error', () => {
       if (this.client === client) this.client = null;

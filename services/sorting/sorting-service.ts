@@ -127,6 +127,12 @@ export class SortingService {
       today ??= localDate(now);
       const day = localDate(r.ts);
       if (day >= today) continue; // today is counted by the job
+      // A process that does not run the job (the ingest role apart from the scheduler) cannot
+      // tell when the day was counted: it marks every such ticket, and the scheduler counts.
+      if (!this.task) {
+        this.deps.store.oweCount(day, now);
+        continue;
+      }
       const owed = this.late.get(day);
       if (owed) {
         owed.last = now;

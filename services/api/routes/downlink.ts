@@ -19,7 +19,7 @@ export const downlinkRoutes: FastifyPluginAsyncZod<{ downlink: TextDownlink | nu
       response: { 200: z.object({ result: z.number().int().describe('The terminal\'s answer: 0 received, 1 failed, 2 message error, 3 not supported (JT/T 808-2013 table 5)') }) },
     },
   }, async (request) => {
-    if (!downlink) throw new ApiError(409, 'conflict', 'the JT/T 808 gateway is disabled (jt808.port is 0)');
+    if (!downlink) throw new ApiError(409, 'conflict', 'this process runs no JT/T 808 gateway (jt808.port is 0, or it runs without the ingest role); send through a process that does');
     try {
       return { result: await downlink.sendText(request.params.id, request.body.text) };
     } catch (error) {
