@@ -77,6 +77,16 @@ export class TelemetryReader {
     return this.latest<Level>(MEASUREMENTS.bin);
   }
 
+  /** The latest reading of every bin sensor heard from since `from` (epoch ms), whichever process took it. */
+  latestLevelsSince(from: number): Promise<Level[]> {
+    return this.latestSince<Level>(MEASUREMENTS.bin, from);
+  }
+
+  /** The latest fix of every truck GPS device heard from since `from` (epoch ms). */
+  latestPositionsSince(from: number): Promise<Fix[]> {
+    return this.latestSince<Fix>(MEASUREMENTS.truck, from);
+  }
+
   /** A bin sensor's readings between two instants, oldest first. */
   levels(deviceId: string, from: string, to: string): Promise<Level[]> {
     return this.between<Level>(MEASUREMENTS.bin, deviceId, from, to);
@@ -104,6 +114,10 @@ export class TelemetryReader {
 
   private async latest<T>(measurement: string): Promise<T[]> {
     return rows<T>(await this.store.query(`SELECT * FROM ${quoteIdentifier(measurement)} WHERE time > now() - ${CURRENT_WINDOW} GROUP BY device_id ORDER BY time DESC LIMIT 1`));
+  }
+
+  private async latestSince<T>(measurement: string, from: number): Promise<T[]> {
+    return rows<T>(await this.store.query(`SELECT * FROM ${quoteIdentifier(measurement)} WHERE time > $from GROUP BY device_id ORDER BY time DESC LIMIT 1`, { from: new Date(from).toISOString() }));
   }
 
   private async between<T>(measurement: string, deviceId: string, from: string, to: string): Promise<T[]> {

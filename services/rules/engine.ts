@@ -173,16 +173,17 @@ export class RulesEngine {
   }
 
   /**
-   * Lets the rules about readings that do not come (device offline) look at every bin, by the bins'
-   * event-time clock: in a replay at many times real speed, silence is judged against the readings
-   * other bins send, not against the wall clock.
+   * Lets the rules about readings that do not come (device offline) look at every bin (those
+   * `judged` says), by the bins' event-time clock: in a replay at many times real speed, silence is
+   * judged against the readings other bins send, not against the wall clock.
    */
-  checkSilence(serverNow: number): void {
+  checkSilence(serverNow: number, judged: (deviceId: string) => boolean = () => true): void {
     if (this.bins.size === 0) return;
     const started = performance.now();
     const now = this.binClock(serverNow);
     const registry = this.deps.registry();
     for (const [deviceId, track] of this.bins) {
+      if (!judged(deviceId)) continue;
       const bin = registry.binByDevice(deviceId);
       const last = track.newest;
       if (!bin || !last) continue;

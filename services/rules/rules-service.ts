@@ -32,6 +32,13 @@ const TICKET_HISTORY_MS = 24 * 3_600_000;
 const TICK_MS = 1000;
 /** How often the rules' counters are logged. */
 const STATS_LOG_MS = 60_000;
+/**
+ * How often, with the registry on PostgreSQL (several ingest processes may share the devices),
+ * InfluxDB is asked which devices reported through another process since the last look; and how
+ * far back each look goes before it, for the other processes' spools to deliver.
+ */
+const ELSEWHERE_CHECK_MS = 10_000;
+const ELSEWHERE_MARGIN_MS = 60_000;
 /** History is read in slices of this length, to keep each answer small. */
 const SLICE_MS = 60_000;
 const BIN_SLICE_MS = 600_000;
@@ -40,6 +47,14 @@ export class RulesService {
   readonly spillage: SpillageStore;
   private engine: RulesEngine | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /**
+   * Devices whose latest reading in InfluxDB is newer than the latest this process judged: they
+   * report through another process, which judges them. Their silence here is not an outage, and
+   * the state snapshots leave them to that process.
+   */
+  private readonly elsewhere = new Set<string>();
+  private elsewhereTimer: NodeJS.Timeout | null = null;
+  private elsewhereLookedAt = 0;
 
   constructor(private readonly deps: RulesDeps) {
     this.spillage = new SpillageStore(deps.db, deps.config.spillageCellM, () => deps.city.current, deps.writeLines);
@@ -64,10 +79,15 @@ export class RulesService {
     });
     if (history) await this.replay(history);
     let loggedAt = Date.now();
+    if (history && this.deps.db.dialect === 'postgres') {
+      this.elsewhereLookedAt = Date.now();
+      this.elsewhereTimer = setInterval(() => void this.lookElsewhere(history), ELSEWHERE_CHECK_MS);
+      this.elsewhereTimer.unref();
+    }
     this.timer = setInterval(() => {
       const now = Date.now();
       this.engine?.tick(now);
-      this.engine?.checkSilence(now);
+      this.engine?.checkSilence(now, (deviceId) => !this.elsewhere.has(deviceId));
       if (this.engine && now - loggedAt >= STATS_LOG_MS) {
         loggedAt = now;
         log.info({ ...this.engine.stats, evaluationMs: Math.round(this.engine.stats.evaluationMs), settlingTickets: this.engine.settlingTickets() }, 'rules stats (since start)');
@@ -81,23 +101,54 @@ export class RulesService {
     return this.engine?.binForecast(deviceId) ?? null;
   }
 
-  latestFixes() {
-    return this.engine?.latestFixes() ?? [];
+  /** The latest fix of each truck this process judges. */
+  *latestFixes(): Generator<[truckId: string, fix: TruckFix]> {
+    for (const entry of this.engine?.latestFixes() ?? []) if (!this.elsewhere.has(entry[1].deviceId)) yield entry;
   }
 
   latestBinSample(deviceId: string) {
-    return this.engine?.latestBinSample(deviceId) ?? null;
+    return this.elsewhere.has(deviceId) ? null : (this.engine?.latestBinSample(deviceId) ?? null);
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.elsewhereTimer) clearInterval(this.elsewhereTimer);
     this.timer = null;
+    this.elsewhereTimer = null;
   }
 
   consume(readings: readonly Reading[]): void {
     if (!this.engine || readings.length === 0) return;
+    // A device that reports here is judged here, wherever it reported before.
+    for (const reading of readings) this.elsewhere.delete(reading.deviceId);
+    this.feed(readings);
+  }
+
+  private feed(readings: readonly Reading[]): void {
+    if (!this.engine || readings.length === 0) return;
     const ms = this.engine.consume(readings);
     this.deps.onEvaluated?.(ms);
+  }
+
+  /** Marks the devices InfluxDB has newer readings of than this process judged (see `elsewhere`). */
+  private async lookElsewhere(reader: TelemetryReader): Promise<void> {
+    const from = this.elsewhereLookedAt - ELSEWHERE_MARGIN_MS;
+    this.elsewhereLookedAt = Date.now();
+    try {
+      const [levels, positions] = await Promise.all([reader.latestLevelsSince(from), reader.latestPositionsSince(from)]);
+      const fixes = new Map<string, number>();
+      for (const [, fix] of this.engine?.latestFixes() ?? []) fixes.set(fix.deviceId, fix.ts);
+      for (const level of levels) {
+        const ours = this.engine?.latestBinSample(level.device_id);
+        if (ours && Date.parse(level.time) > ours.ts) this.elsewhere.add(level.device_id);
+      }
+      for (const position of positions) {
+        const ours = fixes.get(position.device_id);
+        if (ours !== undefined && Date.parse(position.time) > ours) this.elsewhere.add(position.device_id);
+      }
+    } catch (error) {
+      this.deps.log.warn({ error: (error as Error).message }, 'could not ask InfluxDB which devices report through other processes; asking again shortly');
+    }
   }
 
   private async replay(reader: TelemetryReader): Promise<void> {
@@ -108,7 +159,7 @@ export class RulesService {
       let count = 0;
       for (let from = now - windowMs; from < now; from += sliceMs) {
         const rows = await read(from, Math.min(now, from + sliceMs));
-        this.consume(rows.map(toReading));
+        this.feed(rows.map(toReading));
         count += rows.length;
       }
       return count;

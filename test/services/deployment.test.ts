@@ -156,6 +156,40 @@ describe('the service as several processes on one PostgreSQL', () => {
     await Promise.all([a, b, c].map((p) => p.process.exited));
   });
 
+  it('does not take a bin that reports through another ingest process for one gone silent', async () => {
+    const url = await postgres.createDatabase();
+    const db = new RegistryDb(url).open();
+    const store = new DeviceStore(db);
+    const secrets = { 'BIN-AT-B': await store.add('BIN-AT-B', 'bins'), 'BIN-AT-A': await store.add('BIN-AT-A', 'bins') };
+    const entities = new EntityStore(db);
+    for (const [id, lon] of [['BIN-AT-B', 120.6], ['BIN-AT-A', 120.61]] as const) {
+      entities.create(ENTITIES.bins, id.toLowerCase(), { category: 'other', location: { type: 'Point', coordinates: [lon, 31.3] }, depth_mm: 1000, device_id: id });
+    }
+    db.close();
+    // Bins report every 5 s: silent after 15 s.
+    const env = { WASTE_RULES_BIN_REPORT_INTERVAL_S: '5' };
+    const b = await start(url, 'ingest,scheduler', env);
+    const atB = await connectDevice(`mqtt://127.0.0.1:${b.mqttPort}`, 'BIN-AT-B', secrets['BIN-AT-B']);
+    const report = (device: MqttClient, id: string) => device.publishAsync(`waste/bins/${id}/telemetry`, JSON.stringify({ ts: new Date().toISOString(), fill_pct: 30 }), { qos: 1 });
+    await report(atB, 'BIN-AT-B');
+    await sleep(5000);
+    await report(atB, 'BIN-AT-B');
+    await eventually(() => influxd.count('bin_level', 'fill_pct', 'BIN-AT-B'), (n) => n === 2, 10_000);
+    // A starts now, replays BIN-AT-B's readings, and from then on hears only BIN-AT-A.
+    const a = await start(url, 'api,ingest', env);
+    const atA = await connectDevice(`mqtt://127.0.0.1:${a.mqttPort}`, 'BIN-AT-A', secrets['BIN-AT-A']);
+    for (let i = 0; i < 6; i++) {
+      await Promise.all([report(atB, 'BIN-AT-B'), report(atA, 'BIN-AT-A')]);
+      await sleep(5000);
+    }
+    const check = new RegistryDb(url).open();
+    expect(check.statement("SELECT subject_id FROM alerts WHERE type = 'device_offline'").all()).toEqual([]);
+    check.close();
+    await Promise.all([atA.endAsync(), atB.endAsync()]);
+    for (const p of [a, b]) p.process.child.kill('SIGTERM');
+    await Promise.all([a, b].map((p) => p.process.exited));
+  });
+
   it('keeps taking readings while PostgreSQL is down, answers 503 meanwhile, and records the alert found then once it is back', async () => {
     // A cluster of its own: this test stops it.
     const own = await startTestPostgres();
