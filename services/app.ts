@@ -16,6 +16,7 @@ import type { TelemetryReader } from './influx/reader.ts';
 import type { IngestPipeline } from './ingest/pipeline.ts';
 import type { Jt808Gateway } from './jt808/gateway.ts';
 import type { ServiceMetrics } from './metrics/metrics.ts';
+import { takeExclusiveLock, type ExclusiveLock } from './exclusive-lock.ts';
 import { buildPipeline, type Pipeline } from './pipeline.ts';
 import type { CityIndex } from './registry/city-index.ts';
 import type { RegistryDb } from './registry/db.ts';
@@ -65,6 +66,7 @@ export class TelemetryService {
   private privateInfluxd: InfluxdProcess | null = null;
   private sourcesStarted = 0;
   private watchingDevices = false;
+  private dataDirLock: ExclusiveLock | null = null;
 
   constructor(
     private readonly config: Config,
@@ -88,6 +90,7 @@ export class TelemetryService {
 
   private async startAll(): Promise<StartedService> {
     const { roles } = this.parts;
+    this.lockDataDir();
     this.registry.open();
     this.log.info({ roles: [...roles], database: this.registry.dialect, where: this.registry.where }, describeRoles(roles));
     if (roles.has('ingest')) this.takeOverProvisioningFile();
@@ -155,6 +158,21 @@ export class TelemetryService {
     return bound;
   }
 
+  /**
+   * One process per data directory: its spool is this process's alone (two writing one spool
+   * would each deliver, and cut, what the other appended).
+   */
+  private lockDataDir(): void {
+    const file = path.join(this.config.dataDir, 'service.lock');
+    const holder = path.join(this.config.dataDir, 'service.pid');
+    this.dataDirLock = takeExclusiveLock(file);
+    if (!this.dataDirLock) {
+      const pid = fs.existsSync(holder) ? fs.readFileSync(holder, 'utf8').trim() : '?';
+      throw new Error(`the data directory ${this.config.dataDir} is in use by another process of the service (pid ${pid}); give each process its own (dataDir, WASTE_DATA_DIR)`);
+    }
+    fs.writeFileSync(holder, `${process.pid}\n`);
+  }
+
   /** Moves the devices of a provisioning file from before the registry into it, once. */
   private takeOverProvisioningFile(): void {
     const file = this.config.broker.devicesFile;
@@ -187,6 +205,8 @@ export class TelemetryService {
     this.registry.close();
     await this.privateInfluxd?.stop();
     this.privateInfluxd = null;
+    this.dataDirLock?.release();
+    this.dataDirLock = null;
   }
 
   private async connectInflux(): Promise<void> {

@@ -98,6 +98,20 @@ describe('private InfluxDB', () => {
   });
 });
 
+describe('data directory', () => {
+  it('belongs to one process: a second service on it is refused, saying which process holds it, and may start once the first stopped', async () => {
+    const config = await testConfig(influxd.url);
+    const first = await startTestService(config);
+    try {
+      await expect(startTestService({ ...config, broker: { ...config.broker, wsPort: await freePort() } })).rejects.toThrow(new RegExp(`data directory .* is in use by another process of the service \\(pid ${process.pid}\\)`));
+    } finally {
+      await first.stop();
+    }
+    const again = await startTestService(config);
+    await again.stop();
+  });
+});
+
 describe('registry in the service', () => {
   it('admits a device created over the API at once, and drops it when the API disables it', async () => {
     const svc = await startTestService(await testConfig(influxd.url, { 'api.port': await freePort(), 'api.host': '127.0.0.1' }));

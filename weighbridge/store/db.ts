@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { takeExclusiveLock } from '../../services/exclusive-lock.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -96,18 +97,11 @@ const HOLDER_SINCE = 'agent_started_at';
 /** Takes the queue file for this process, or throws saying who holds it and what to do. */
 export function lockQueueFile(file: string): QueueFileLock {
   const lockFile = `${path.resolve(file)}.lock`;
-  fs.mkdirSync(path.dirname(lockFile), { recursive: true });
-  const lock = new Database(lockFile);
-  try {
-    lock.pragma('busy_timeout = 0');
-    // An open exclusive transaction on a file nothing is ever written to: the lock without the data.
-    lock.exec('BEGIN EXCLUSIVE');
-  } catch (error) {
-    lock.close();
-    if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw new Error(`cannot lock the queue file ${file} (${lockFile}): ${(error as Error).message}`);
+  const lock = takeExclusiveLock(lockFile);
+  if (!lock) {
     throw new Error(`the queue file ${path.resolve(file)} is in use by another weighbridge agent${holderOf(file)}: only one agent may use a queue file (two would publish as one device and take the broker connection from each other). Stop the other agent (systemctl stop weighbridge, or Ctrl-C in its terminal), or give this one its own --queue-file and device id. The lock is ${lockFile}.`);
   }
-  return { release: () => lock.close() };
+  return lock;
 }
 
 /** Writes this process into the queue file, for the message another agent gives. */
