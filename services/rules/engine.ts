@@ -231,11 +231,15 @@ export class RulesEngine {
     }
   }
 
+  private newTimeline(): TruckTrack['timeline'] {
+    const initial = (): TrackState => ({ previous: null, suspect: null, rules: this.fixRules.map((r) => r.initialState()) });
+    return new Timeline(initial, this.deps.config.reorderWindowS * 1000, MAX_TRACK_EVENTS);
+  }
+
   private track(truck: TruckInfo): TruckTrack {
     let track = this.tracks.get(truck.id);
     if (!track) {
-      const initial = (): TrackState => ({ previous: null, suspect: null, rules: this.fixRules.map((r) => r.initialState()) });
-      track = { timeline: new Timeline(initial, this.deps.config.reorderWindowS * 1000, MAX_TRACK_EVENTS), book: new TicketBook(this.deps.config.maxTripH * 3_600_000) };
+      track = { timeline: this.newTimeline(), book: new TicketBook(this.deps.config.maxTripH * 3_600_000) };
       this.tracks.set(truck.id, track);
     }
     return track;
@@ -350,6 +354,19 @@ export class RulesEngine {
   }
 
   /** A bin's latest reading judged so far (event order). */
+  /**
+   * Drops what is known of a device: it reported through another process meanwhile
+   * (rules-service.ts), so the gap since its last reading here is no silence, and its state here
+   * is stale.
+   */
+  forget(deviceId: string): void {
+    this.bins.delete(deviceId);
+    const truck = this.deps.registry().truckByDevice(deviceId);
+    // The truck's fixes start again; its weighing tickets, which come from weighbridges, stay.
+    const track = truck ? this.tracks.get(truck.id) : undefined;
+    if (track) track.timeline = this.newTimeline();
+  }
+
   latestBinSample(deviceId: string): BinSample | null {
     return this.bins.get(deviceId)?.state.previous ?? null;
   }

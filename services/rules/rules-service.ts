@@ -98,7 +98,7 @@ export class RulesService {
 
   /** A bin's fill level and predicted time to full (null before its first reading). */
   binForecast(deviceId: string) {
-    return this.engine?.binForecast(deviceId) ?? null;
+    return this.elsewhere.has(deviceId) ? null : (this.engine?.binForecast(deviceId) ?? null);
   }
 
   /** The latest fix of each truck this process judges. */
@@ -119,8 +119,11 @@ export class RulesService {
 
   consume(readings: readonly Reading[]): void {
     if (!this.engine || readings.length === 0) return;
-    // A device that reports here is judged here, wherever it reported before.
-    for (const reading of readings) this.elsewhere.delete(reading.deviceId);
+    // A device that reports here is judged here again, from this reading on: what this process
+    // knew of it is from before it reported elsewhere.
+    for (const reading of readings) {
+      if (this.elsewhere.delete(reading.deviceId)) this.engine.forget(reading.deviceId);
+    }
     this.feed(readings);
   }
 

@@ -156,7 +156,7 @@ describe('the service as several processes on one PostgreSQL', () => {
     await Promise.all([a, b, c].map((p) => p.process.exited));
   });
 
-  it('does not take a bin that reports through another ingest process for one gone silent', async () => {
+  it('does not take a bin that reports through another ingest process for one gone silent, nor the time it did for a gap when it moves', async () => {
     const url = await postgres.createDatabase();
     const db = new RegistryDb(url).open();
     const store = new DeviceStore(db);
@@ -182,10 +182,15 @@ describe('the service as several processes on one PostgreSQL', () => {
       await Promise.all([report(atB, 'BIN-AT-B'), report(atA, 'BIN-AT-A')]);
       await sleep(5000);
     }
+    // Now the bin moves to A: the time it reported through B is no gap there either.
+    await atB.endAsync();
+    const moved = await connectDevice(`mqtt://127.0.0.1:${a.mqttPort}`, 'BIN-AT-B', secrets['BIN-AT-B']);
+    await report(moved, 'BIN-AT-B');
+    await sleep(2000);
     const check = new RegistryDb(url).open();
     expect(check.statement("SELECT subject_id FROM alerts WHERE type = 'device_offline'").all()).toEqual([]);
     check.close();
-    await Promise.all([atA.endAsync(), atB.endAsync()]);
+    await Promise.all([atA.endAsync(), moved.endAsync()]);
     for (const p of [a, b]) p.process.child.kill('SIGTERM');
     await Promise.all([a, b].map((p) => p.process.exited));
   });
