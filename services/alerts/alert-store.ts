@@ -219,14 +219,19 @@ export class AlertStore {
     const insert = this.db.statement(
       `INSERT INTO alerts (id, type, severity, status, subject_kind, subject_id, subject_device_id, subject_plate, lon, lat, started_at, ended_at, last_evidence_at, raised_at, updated_at, version, permit_id, permit_number, detail, evidence)
        VALUES (@id, @type, @severity, 'open', @subject_kind, @subject_id, @device_id, @plate, @lon, @lat, @started_at, @ended_at, @last_evidence_at, @now, @now, 1, @permit_id, @permit_number, @detail, @evidence)
-       ON CONFLICT (id) DO NOTHING`,
+       ON CONFLICT (id) DO NOTHING RETURNING *`,
     );
     // A case reopened after an officer resolved the previous one starts at the same instant: the
-    // next free id, found by trying (one statement where there is no such case).
-    for (let n = 1; insert.run(this.row(id, f, now)).changes === 0; n++) id = alertId(f.type, f.subject.id, f.startedAt, n);
+    // next free id, found by trying (one statement where there is no such case). The row comes
+    // back with the insert, so the view needs no read of its own.
+    let row = insert.get(this.row(id, f, now)) as Row | undefined;
+    for (let n = 1; !row; n++) {
+      id = alertId(f.type, f.subject.id, f.startedAt, n);
+      row = insert.get(this.row(id, f, now)) as Row | undefined;
+    }
     this.setJurisdictions(id, f.jurisdictions);
     this.addHistory(id, 1, now, 'raised', 'open', null, null);
-    return this.get(id)!;
+    return this.view(row, f.jurisdictions);
   }
 
   private merge(row: Row, f: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
@@ -247,11 +252,12 @@ export class AlertStore {
     if (!material && fresh.length === 0) return null;
     const evidence = this.capped([...known, ...fresh].sort((a, b) => a.ts - b.ts));
     const version = material ? row.version + 1 : row.version;
-    this.db.statement(
+    const updated = this.db.statement(
         `UPDATE alerts SET started_at = @startedAt, ended_at = @endedAt, last_evidence_at = @last, evidence = @evidence, detail = @detail, version = @version,
-           updated_at = CASE WHEN @material = 1 THEN @now ELSE updated_at END, permit_id = COALESCE(permit_id, @permit_id), permit_number = COALESCE(permit_number, @permit_number) WHERE id = @id`,
+           updated_at = CASE WHEN @material = 1 THEN @now ELSE updated_at END, permit_id = COALESCE(permit_id, @permit_id), permit_number = COALESCE(permit_number, @permit_number) WHERE id = @id
+         RETURNING *`,
       )
-      .run({
+      .get({
         id: row.id,
         startedAt,
         endedAt,
@@ -263,11 +269,11 @@ export class AlertStore {
         now,
         permit_id: f.permit?.id ?? null,
         permit_number: f.permit?.number ?? null,
-      });
+      }) as Row;
     if (!material) return null;
     this.setJurisdictions(row.id, added);
     this.addHistory(row.id, version, now, endedAt !== null && row.ended_at === null ? 'ended' : 'updated', row.status, null, null);
-    return { alert: this.get(row.id)!, change: 'updated' };
+    return { alert: this.view(updated, [...jurisdictions, ...added]), change: 'updated' };
   }
 
   /** The named values of a new alert's row. */
@@ -298,25 +304,28 @@ export class AlertStore {
     return evidence.length <= max ? evidence : [...evidence.slice(0, EVIDENCE_HEAD), ...evidence.slice(evidence.length - (max - EVIDENCE_HEAD))];
   }
 
+  // Written in the transaction of the change, their outcome not read: on PostgreSQL they go with
+  // its next statement (db.ts writeInTransaction).
   private setJurisdictions(id: string, jurisdictions: string[]): void {
-    const insert = this.db.statement('INSERT INTO alert_jurisdictions (alert_id, jurisdiction_id) VALUES (?, ?) ON CONFLICT DO NOTHING');
-    for (const j of jurisdictions) insert.run(id, j);
+    for (const j of jurisdictions) this.db.writeInTransaction('INSERT INTO alert_jurisdictions (alert_id, jurisdiction_id) VALUES (?, ?) ON CONFLICT DO NOTHING', id, j);
   }
 
   private jurisdictionsOf(id: string): string[] {
-    return (this.db.statement('SELECT jurisdiction_id FROM alert_jurisdictions WHERE alert_id = ? ORDER BY jurisdiction_id').all(id) as { jurisdiction_id: string }[]).map((r) => r.jurisdiction_id);
+    // Sorted here, not by the database's collation, so a view built from what was just written
+    // lists them as one read back does.
+    return (this.db.statement('SELECT jurisdiction_id FROM alert_jurisdictions WHERE alert_id = ?').all(id) as { jurisdiction_id: string }[]).map((r) => r.jurisdiction_id).sort();
   }
 
   private addHistory(id: string, version: number, at: number, change: string, status: string, by: string | null, note: string | null): void {
-    this.db
-      .statement(
-        `INSERT INTO alert_history (alert_id, version, at, change, status, "by", note) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (alert_id, version) DO UPDATE SET at = excluded.at, change = excluded.change, status = excluded.status, "by" = excluded."by", note = excluded.note`,
-      )
-      .run(id, version, at, change, status, by, note);
+    this.db.writeInTransaction(
+      `INSERT INTO alert_history (alert_id, version, at, change, status, "by", note) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (alert_id, version) DO UPDATE SET at = excluded.at, change = excluded.change, status = excluded.status, "by" = excluded."by", note = excluded.note`,
+      id, version, at, change, status, by, note,
+    );
   }
 
-  private view(row: Row): AlertView {
+  /** `jurisdictions`: known already (just written); otherwise read. */
+  private view(row: Row, jurisdictions?: readonly string[]): AlertView {
     return {
       id: row.id,
       type: row.type as Alert['type'],
@@ -328,7 +337,7 @@ export class AlertStore {
         ...(row.subject_device_id ? { device_id: row.subject_device_id } : {}),
         ...(row.subject_plate ? { plate: row.subject_plate } : {}),
       },
-      jurisdictions: this.jurisdictionsOf(row.id),
+      jurisdictions: jurisdictions ? [...new Set(jurisdictions)].sort() : this.jurisdictionsOf(row.id),
       location: row.lon === null || row.lat === null ? null : { type: 'Point', coordinates: [row.lon, row.lat] },
       started_at: iso(row.started_at),
       ended_at: row.ended_at === null ? null : iso(row.ended_at),

@@ -80,6 +80,7 @@ export interface SqlBackend {
 interface Notifying {
   listen(channel: string, listener: (payload: string | null) => void): () => void;
   notify(channel: string, payload: string, inTransaction: boolean): void;
+  deferred(sql: string, values: unknown[]): void;
 }
 
 export interface RegistryDbOptions extends Partial<PostgresOptions> {
@@ -244,7 +245,8 @@ export class RegistryDb {
    */
   serialize(key: string): void {
     if (this.depth === 0) throw new Error('serialize() outside a transaction');
-    if (this.dialect === 'postgres') this.query('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [key]);
+    // Sent with the transaction's next statement: it waits there, and nothing is read before it.
+    if (this.dialect === 'postgres') (this.backend as SqlBackend & Notifying).deferred('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [key]);
   }
 
   /** Runs statements without parameters (a script, a schema change). */
@@ -267,6 +269,17 @@ export class RegistryDb {
    */
   listen(channel: string, listener: (payload: string | null) => void): () => void {
     return this.dialect === 'postgres' ? (this.backend as SqlBackend & Notifying).listen(channel, listener) : () => {};
+  }
+
+  /**
+   * Inside a transaction, a write whose outcome the caller does not read (no count, no rows): on
+   * PostgreSQL it goes with the transaction's next statement, one wait fewer. A failure of it fails
+   * that statement, or the COMMIT, and so the whole transaction, as it would have here.
+   */
+  writeInTransaction(sql: string, ...params: unknown[]): void {
+    if (this.depth === 0) throw new Error('writeInTransaction() outside a transaction');
+    if (this.dialect === 'postgres') (this.backend as SqlBackend & Notifying).deferred(sql, params);
+    else this.query(sql, params);
   }
 
   /** See SqlBackend.watchDevices. */

@@ -183,6 +183,12 @@ export class PostgresBackend implements SqlBackend {
   }
 
   query(sql: string, params: unknown[]): { rows: Record<string, unknown>[]; changes: number } {
+    const { text, values } = this.bind(sql, params);
+    return this.call({ op: 'query', text, values, ...this.beginning() });
+  }
+
+  /** The statement in PostgreSQL's placeholders, and its values in their order. */
+  private bind(sql: string, params: unknown[]): { text: string; values: unknown[] } {
     let statement = this.translated.get(sql);
     if (!statement) {
       statement = toPostgresPlaceholders(sql);
@@ -193,7 +199,7 @@ export class PostgresBackend implements SqlBackend {
     // happens to name none (a list without filters): then nothing is bound.
     const named = params.length === 1 && typeof params[0] === 'object' && params[0] !== null && [Object.prototype, null].includes(Object.getPrototypeOf(params[0]));
     const values = names ? names.map((name) => (params[0] as Record<string, unknown>)[name] ?? null) : named ? [] : params.length === 1 && Array.isArray(params[0]) ? params[0] : params;
-    return this.call({ op: 'query', text: statement.text, values: values.map((v) => (v === undefined ? null : v)), ...this.beginning() });
+    return { text: statement.text, values: values.map((v) => (v === undefined ? null : v)) };
   }
 
   exec(sql: string): void {
@@ -205,10 +211,21 @@ export class PostgresBackend implements SqlBackend {
   private pendingBegin = false;
   private pendingNotices: [channel: string, payload: string][] = [];
 
-  private beginning(): { begin?: true } {
-    if (!this.pendingBegin) return {};
+  /** Statements whose answer nobody needs (a lock taken), sent with the next request. */
+  private pendingBefore: { text: string; values: unknown[] }[] = [];
+
+  private beginning(): { begin?: true; before?: { text: string; values: unknown[] }[] } {
+    const before = this.pendingBefore;
+    this.pendingBefore = [];
+    const begin = this.pendingBegin;
     this.pendingBegin = false;
-    return { begin: true };
+    return { ...(begin ? { begin: true as const } : {}), ...(before.length > 0 ? { before } : {}) };
+  }
+
+  /** Runs `sql` (no answer wanted) in the transaction under way, with its next statement. */
+  deferred(sql: string, params: unknown[]): void {
+    const { text, values } = this.bind(sql, params);
+    this.pendingBefore.push({ text, values });
   }
 
   begin(): void {
@@ -220,7 +237,7 @@ export class PostgresBackend implements SqlBackend {
     const notices = this.pendingNotices;
     this.pendingNotices = [];
     // Nothing was sent: there is nothing to commit.
-    if (this.pendingBegin && notices.length === 0) {
+    if (this.pendingBegin && notices.length === 0 && this.pendingBefore.length === 0) {
       this.pendingBegin = false;
       return;
     }
@@ -229,6 +246,7 @@ export class PostgresBackend implements SqlBackend {
 
   rollback(): void {
     this.pendingNotices = [];
+    this.pendingBefore = [];
     if (this.pendingBegin) {
       this.pendingBegin = false;
       return;
@@ -308,6 +326,7 @@ export class PostgresBackend implements SqlBackend {
 
   close(): void {
     this.pendingBegin = false;
+    this.pendingBefore = [];
     this.pendingNotices = [];
     this.channels.clear();
     this.stopListening();

@@ -81,6 +81,8 @@ async function handle(request) {
     transaction = await connection();
     await transaction.query('BEGIN');
   }
+  // Statements sent ahead of this one, whose answers nobody waits for (a lock taken).
+  for (const statement of request.before ?? []) await (await statementConnection()).query({ name: statementName(statement.text), text: statement.text, values: statement.values });
   switch (request.op) {
     case 'commit': {
       const open = await statementConnection();
