@@ -11,8 +11,13 @@ export interface ExclusiveLock {
 
 /** Takes `lockFile` for this process; null when another process holds it. */
 export function takeExclusiveLock(lockFile: string): ExclusiveLock | null {
-  fs.mkdirSync(path.dirname(lockFile), { recursive: true });
-  const lock = new Database(lockFile);
+  let lock: Database.Database;
+  try {
+    fs.mkdirSync(path.dirname(lockFile), { recursive: true });
+    lock = new Database(lockFile);
+  } catch (error) {
+    throw new Error(`cannot take the lock ${lockFile}: ${(error as Error).message}; check that its directory exists and is writable by this user`);
+  }
   try {
     lock.pragma('busy_timeout = 0');
     lock.exec('BEGIN EXCLUSIVE');

@@ -218,24 +218,36 @@ export class RegistryDb {
     if (savepoint) this.backend.exec(`SAVEPOINT ${savepoint}`);
     else this.backend.begin();
     this.depth++;
+    let result: T;
     try {
-      const result = work();
+      result = work();
       if (result instanceof Promise) throw new Error('a registry transaction must be synchronous');
-      this.depth--;
-      if (savepoint) this.backend.exec(`RELEASE SAVEPOINT ${savepoint}`);
-      else this.backend.commit();
-      return result;
     } catch (error) {
       this.depth--;
-      try {
-        if (savepoint) this.backend.exec(`ROLLBACK TO SAVEPOINT ${savepoint}; RELEASE SAVEPOINT ${savepoint}`);
-        else this.backend.rollback();
-      } catch {
-        // The connection is gone; the transaction went with it.
-      }
+      this.undo(savepoint);
       throw error;
     }
+    this.depth--;
+    try {
+      if (savepoint) this.backend.exec(`RELEASE SAVEPOINT ${savepoint}`);
+      else this.backend.commit();
+    } catch (error) {
+      // A COMMIT (or RELEASE) that fails leaves nothing of the transaction (or savepoint) written.
+      this.undo(savepoint);
+      throw error;
+    }
+    return result;
   }
+
+  private undo(savepoint: string | null): void {
+    try {
+      if (savepoint) this.backend.exec(`ROLLBACK TO SAVEPOINT ${savepoint}; RELEASE SAVEPOINT ${savepoint}`);
+      else this.backend.rollback();
+    } catch {
+      // The connection is gone; the transaction went with it.
+    }
+  }
+
 
   /**
    * Inside a transaction: waits until no other process holds `key`, and holds it until the

@@ -84,6 +84,12 @@ export function toPostgresPlaceholders(sql: string): { text: string; names: stri
   return { text, names: names.length > 0 ? names : null };
 }
 
+/** A named parameter's value; a name the values do not have is an error, as better-sqlite3 makes it. */
+function namedValue(values: unknown, name: string): unknown {
+  if (typeof values !== 'object' || values === null || !(name in values)) throw new RangeError(`Missing named parameter "${name}"`);
+  return (values as Record<string, unknown>)[name] ?? null;
+}
+
 /** Host, port and database of a URL, without user or password. */
 export function describePostgresUrl(url: string): string {
   try {
@@ -158,7 +164,11 @@ export class PostgresBackend implements SqlBackend {
         return { rows: reply.rows ?? [], changes: reply.changes ?? 0 };
       }
       const left = deadline - Date.now();
-      if (left <= 0) throw new DatabaseUnreachableError(`PostgreSQL at ${this.where} did not answer within ${Math.round((this.options.statementTimeoutMs + this.options.connectTimeoutMs) / 1000) + 2} s; check the server and the network to it`);
+      if (left <= 0) {
+        // What was asked must not run later, after its caller has gone on: the worker drops the connection.
+        this.port.postMessage({ op: 'abandon' });
+        throw new DatabaseUnreachableError(`PostgreSQL at ${this.where} did not answer within ${Math.round((this.options.statementTimeoutMs + this.options.connectTimeoutMs) / 1000) + 2} s; check the server and the network to it`);
+      }
       Atomics.wait(this.signal, 0, 0, left);
     }
   }
@@ -176,7 +186,7 @@ export class PostgresBackend implements SqlBackend {
     // Class 08 (connection exception) and 57P (the server shutting down or crashed), the socket's
     // own errors, and the driver's when the connection ends under a statement.
     const code = error.code ?? '';
-    if (request.op === 'connect' || code.startsWith('08') || code.startsWith('57P') || ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'].includes(code) || /timeout expired|Connection terminated|broke inside a transaction/i.test(error.message)) {
+    if (request.op === 'connect' || (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'].includes(code) || /timeout expired|Connection terminated|broke inside a transaction/i.test(error.message)) {
       return new DatabaseUnreachableError(`PostgreSQL at ${this.where} is unreachable (${error.message}); start it, or point database.url (WASTE_DATABASE_URL) at a running PostgreSQL 13+`);
     }
     return Object.assign(new Error(error.message), { code: error.code });
@@ -198,7 +208,7 @@ export class PostgresBackend implements SqlBackend {
     // One plain object is named values, as better-sqlite3 takes them, also for a statement that
     // happens to name none (a list without filters): then nothing is bound.
     const named = params.length === 1 && typeof params[0] === 'object' && params[0] !== null && [Object.prototype, null].includes(Object.getPrototypeOf(params[0]));
-    const values = names ? names.map((name) => (params[0] as Record<string, unknown>)[name] ?? null) : named ? [] : params.length === 1 && Array.isArray(params[0]) ? params[0] : params;
+    const values = names ? names.map((name) => namedValue(params[0], name)) : named ? [] : params.length === 1 && Array.isArray(params[0]) ? params[0] : params;
     return { text: statement.text, values: values.map((v) => (v === undefined ? null : v)) };
   }
 

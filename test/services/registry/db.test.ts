@@ -97,6 +97,25 @@ describe.each(BACKENDS)('RegistryDb on %s', (backend) => {
     db.close();
   });
 
+  it('keeps its transactions whole after a COMMIT that failed', async () => {
+    const db = new RegistryDb(await location()).open();
+    // A deferred foreign key fails at COMMIT.
+    expect(() =>
+      db.transaction(() => {
+        db.deferForeignKeys();
+        db.statement("INSERT INTO communities (id, name, district_id, geometry, created_at, updated_at) VALUES ('c', 'C', 'nowhere', '{}', 'x', 'x')").run();
+      }),
+    ).toThrow(ConstraintViolation);
+    db.transaction(() => {
+      expect(db.inTransaction).toBe(true);
+      db.serialize('after a failed commit');
+      db.transaction(() => db.statement("INSERT INTO companies (id, name, created_at, updated_at) VALUES ('k', 'K', 'x', 'x')").run());
+    });
+    expect(db.inTransaction).toBe(false);
+    expect(db.statement('SELECT id FROM companies').all()).toEqual([{ id: 'k' }]);
+    db.close();
+  });
+
   it('knows the single-column unique constraints of a table', async () => {
     const db = new RegistryDb(await location()).open();
     expect(db.uniqueColumns('trucks')).toEqual(['device_id', 'plate']);
@@ -129,6 +148,32 @@ describe('RegistryDb on SQLite', () => {
 
 describe('RegistryDb on PostgreSQL', () => {
   const location = registryLocations('postgres');
+
+  it('writes nothing of a transaction it gave up waiting for, even when the server answers later', async () => {
+    const url = await location();
+    const db = new RegistryDb(url, { statementTimeoutMs: 300, connectTimeoutMs: 300 }).open();
+    const { pid } = db.statement('SELECT pg_backend_pid() AS pid').get() as { pid: number };
+    const insert = db.statement("INSERT INTO companies (id, name, created_at, updated_at) VALUES (?, 'n', 'x', 'x')");
+    expect(() =>
+      db.transaction(() => {
+        insert.run('before');
+        // The server process of this connection stops answering: a cut network, as seen from here.
+        process.kill(pid, 'SIGSTOP');
+        // Sent together: a write whose outcome is not read, then a statement.
+        db.writeInTransaction("INSERT INTO companies (id, name, created_at, updated_at) VALUES ('deferred', 'n', 'x', 'x')");
+        insert.run('stalled');
+      }),
+    ).toThrow(DatabaseUnreachableError);
+    process.kill(pid, 'SIGCONT');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const other = new RegistryDb(url).open();
+    expect(other.statement('SELECT id FROM companies').all()).toEqual([]);
+    // The next transaction runs on a new connection, whole.
+    db.transaction(() => insert.run('next'));
+    expect(other.statement('SELECT id FROM companies').all()).toEqual([{ id: 'next' }]);
+    other.close();
+    db.close();
+  });
 
   it('applies the migrations once when four processes open a new database at the same moment', async () => {
     const url = await location();
