@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { WebhookTargetError } from '../alerts/webhooks.ts';
 import { BundleError } from '../registry/bundle.ts';
-import { DatabaseUnreachableError } from '../registry/db.ts';
+import { DatabaseUnreachableError, DatabaseValueError } from '../registry/db.ts';
 import { RegistryError } from '../registry/devices.ts';
 import { GeometryError } from '../registry/geometry.ts';
 
@@ -42,6 +42,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (error instanceof WebhookTargetError) return send(400, { code: 'target_refused', message: error.message, path: ['body', 'url'] });
     if (error instanceof GeometryError) return send(400, { code: 'invalid_geometry', message: error.message, path: ['body', ...error.path] });
     if (error.statusCode === 429) return send(429, { code: 'rate_limited', message: error.message });
+    if (error instanceof DatabaseValueError) return send(400, { code: 'invalid_request', message: 'a value holds a character that cannot be stored (NUL)' });
     if (error instanceof DatabaseUnreachableError) {
       request.log.error({ err: error }, 'request failed: the registry database is unreachable');
       void reply.header('retry-after', '5');

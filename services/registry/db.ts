@@ -53,6 +53,9 @@ export const isViolation = (error: unknown, kind: ConstraintKind): error is Cons
 
 export class MigrationError extends Error {}
 
+/** A value the database cannot store as given (PostgreSQL: a NUL character in text, SQLSTATE 22021). */
+export class DatabaseValueError extends Error {}
+
 /** The database could not be reached or refused the connection: what, where, and how to fix it. */
 export class DatabaseUnreachableError extends Error {}
 

@@ -9,7 +9,7 @@
 // changes other processes make to devices (migration 8's triggers NOTIFY waste_devices).
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import pg from 'pg';
-import { ConstraintViolation, DatabaseUnreachableError, type ConstraintKind, type SqlBackend } from './db.ts';
+import { ConstraintViolation, DatabaseUnreachableError, DatabaseValueError, type ConstraintKind, type SqlBackend } from './db.ts';
 
 export interface PostgresOptions {
   /** A statement running longer is cancelled by the server (statement_timeout). */
@@ -181,6 +181,7 @@ export class PostgresBackend implements SqlBackend {
       const columns = /^Key \(([^)]*)\)/.exec(error.detail ?? '')?.[1]?.split(', ') ?? (error.column ? [error.column] : []);
       return new ConstraintViolation(primary ? 'primary_key' : kind, columns, error.message);
     }
+    if (error.code === '22021') return new DatabaseValueError(`a text value the database cannot store: ${error.message}`);
     const refused = error.code ? CONNECTION_CODES[error.code] : undefined;
     if (refused) return new DatabaseUnreachableError(`PostgreSQL at ${this.where}: ${refused} (${error.message}); check database.url (WASTE_DATABASE_URL)`);
     // Class 08 (connection exception) and 57P (the server shutting down or crashed), the socket's

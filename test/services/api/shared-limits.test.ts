@@ -1,6 +1,6 @@
 // Two API processes on one PostgreSQL (two apps, each with a connection of its own, on real
 // sockets): a client's request allowance and its failed-token allowance are counted once across
-// both, as a load balancer sending it to either would need.
+// both, as a load balancer sending it to either would need; and what PostgreSQL cannot store is a 400.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../services/api/app.ts';
 import { influxSchema } from '../../../services/config/schema.ts';
@@ -36,11 +36,11 @@ async function apiProcess(url: string, rateLimitPerMinute: number, authFailuresP
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
-  const get = async (token: string) => (await fetch(`http://127.0.0.1:${port}/api/v1/devices`, { headers: { authorization: `Bearer ${token}` } })).status;
+  const get = async (token: string, path = '/api/v1/devices') => (await fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: `Bearer ${token}` } })).status;
   return { db, tokens, get, close: async () => (await app.close(), db.close()) };
 }
 
-describe('API limits shared by processes on PostgreSQL', () => {
+describe('the API on PostgreSQL', () => {
   it('counts a token’s requests on both processes against one allowance', async () => {
     const url = await postgres.createDatabase();
     const [a, b] = [await apiProcess(url, 6, 100), await apiProcess(url, 6, 100)];
@@ -66,5 +66,13 @@ describe('API limits shared by processes on PostgreSQL', () => {
     expect(await b.get(token)).toBe(200);
     await a.close();
     await b.close();
+  });
+
+  it('answers 400, not 500, for a NUL in a filter, which PostgreSQL cannot store or compare', async () => {
+    const a = await apiProcess(await postgres.createDatabase(), 1000, 100);
+    const { token } = a.tokens.create({ name: 'ops', role: 'admin' });
+    expect(await a.get(token, '/api/v1/alerts?subject=A%00B')).toBe(400);
+    expect(await a.get(token, '/api/v1/alerts?subject=AB')).toBe(200);
+    await a.close();
   });
 });
