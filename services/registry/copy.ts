@@ -11,6 +11,7 @@
 // not depend on the order rows are read in: a PostgreSQL database in a locale other than C sorts
 // text keys otherwise than SQLite, which compares bytes.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { RegistryDb } from './db.ts';
 
@@ -163,10 +164,22 @@ function reading<T>(db: RegistryDb, work: () => T): T {
   });
 }
 
+/**
+ * Whether both name one database, however they are written (127.0.0.1 and localhost, a path
+ * through a symbolic link): on PostgreSQL, one connection is given a name no other has, and the
+ * other looks for it among the sessions of its own database.
+ */
 function sameDatabase(a: RegistryDb, b: RegistryDb): boolean {
   if (a === b) return true;
   if (a.dialect !== b.dialect) return false;
-  return a.dialect === 'sqlite' ? path.resolve(a.where) === path.resolve(b.where) : a.where === b.where;
+  if (a.dialect === 'sqlite') {
+    const real = (file: string) => (fs.existsSync(file) ? fs.realpathSync(file) : path.resolve(file));
+    return real(a.where) === real(b.where);
+  }
+  const marker = `waste-db-copy-${crypto.randomUUID()}`;
+  a.exec(`SET application_name = '${marker}'`);
+  const seen = b.statement('SELECT COUNT(*) AS n FROM pg_stat_activity WHERE application_name = ? AND datname = current_database()').get(marker) as { n: number };
+  return Number(seen.n) > 0;
 }
 
 /** The highest seq the source's webhook_outbox ever handed out (rows since deleted included), 0 when none. */

@@ -281,6 +281,16 @@ describe('copying a registry from SQLite to PostgreSQL', () => {
     const older = open(await cluster.createDatabase(), { migrations: MIGRATIONS.filter((m) => m.version < 8) });
     expect(() => copyRegistry(source, older)).toThrow(/schema version 8, the target .* at 7; both must be at the same version/);
     expect(() => copyRegistry(source, open(`sqlite:${file}`))).toThrow(/the same database/);
+    // One PostgreSQL database under two names of its host.
+    const url = new URL(await cluster.createDatabase());
+    const byName = new URL(url);
+    byName.hostname = 'localhost';
+    const [first, second] = [open(url.href), open(byName.href)];
+    expect(first.where).not.toBe(second.where);
+    expect(() => copyRegistry(first, second, { force: true })).toThrow(/the same database/);
+    // Two databases of one server are not.
+    const another = open(await cluster.createDatabase());
+    expect(() => copyRegistry(first, another)).not.toThrow();
   }, 60_000);
 
   it('copies back from PostgreSQL to SQLite alike', async () => {
