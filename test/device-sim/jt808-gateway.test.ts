@@ -42,6 +42,9 @@ describe('npm run sim -- run --truck-protocol jt808', () => {
       expect(svc.service.devices.device(truck.id)).toMatchObject({ jt808_phone: truck.jt808_phone, jt808_model: 'WASTE-SIM', jt808_registered: true });
     }
 
+    // The rules judge a truck once their city index has it: it takes an import in within its poll (2 s).
+    await eventually(async () => trucks.every((t) => svc.service.city.current.truckByDevice(t.id) !== undefined), (known) => known, 10_000);
+
     const watcher = await mqtt.connectAsync(svc.url, { username: 'waste-sim-jt808-watch', password: await provisionService(svc.config, 'waste-sim-jt808-watch'), clientId: 'waste-sim-jt808-watch' });
     const rejected: string[] = [];
     await watcher.subscribeAsync('waste/ingest/rejected', { qos: 1 });
