@@ -188,6 +188,10 @@ describe('every query against InfluxDB after a simulator run', () => {
     const bucketMs = Math.max(...dashboards.flatMap(panelQueries).filter((q) => q.query.includes('derivative(')).map(intervalMs));
     const boundary = Math.ceil((startedAt + STATS_INTERVAL_MS) / bucketMs) * bucketMs;
     await sleep(boundary + 2 * STATS_INTERVAL_MS - Date.now());
+    // Under load the stats timer runs late: wait until InfluxDB holds a stats point past the boundary.
+    const pastBoundary = async () =>
+      Number((await influxd.store().query('SELECT count("delivered_lines") FROM "ingest_stats" WHERE time >= $from', { from: new Date(boundary).toISOString() }))[0]?.values[0]?.[1] ?? 0);
+    expect(await eventually(pastBoundary, (n) => n > 0, 30_000)).toBeGreaterThan(0);
     expect(await svc.service.shipper.drained(30_000)).toBe(true);
   }, 300_000);
 
