@@ -50,6 +50,16 @@ export class SharedWindows {
 
 type Callback = (error: Error | null, result?: { current: number; ttl: number }) => void;
 
+/** A window's count as the plugin takes it, or the error reading it gave. */
+function answer(callback: Callback, count: () => { count: number; until: number }): void {
+  try {
+    const { count: current, until } = count();
+    callback(null, { current, ttl: Math.max(0, until - Date.now()) });
+  } catch (error) {
+    callback(error as Error);
+  }
+}
+
 /** The store interface of @fastify/rate-limit (its README, "Custom stores"), over SharedWindows. */
 export class SharedRateLimitStore implements FastifyRateLimitStore {
   /** The store as the plugin's `store` option takes it: a class it constructs. */
@@ -67,21 +77,11 @@ export class SharedRateLimitStore implements FastifyRateLimitStore {
   ) {}
 
   incr(key: string, callback: Callback, timeWindow: number): void {
-    try {
-      const { count, until } = this.windows.hit(this.prefix + key, timeWindow);
-      callback(null, { current: count, ttl: Math.max(0, until - Date.now()) });
-    } catch (error) {
-      callback(error as Error);
-    }
+    answer(callback, () => this.windows.hit(this.prefix + key, timeWindow));
   }
 
   read(key: string, callback: Callback, timeWindow: number): void {
-    try {
-      const { count, until } = this.windows.peek(this.prefix + key, timeWindow);
-      callback(null, { current: count, ttl: Math.max(0, until - Date.now()) });
-    } catch (error) {
-      callback(error as Error);
-    }
+    answer(callback, () => this.windows.peek(this.prefix + key, timeWindow));
   }
 
   /** A route with limits of its own counts apart from the others. */
