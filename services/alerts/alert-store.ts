@@ -98,10 +98,10 @@ export class AlertStore {
    */
   record(finding: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
     const work = () => {
-      this.db.serialize(`alert:${finding.type}:${finding.subject.id}`);
+      this.db.serialize(lockKey(finding.type, finding.subject.id));
       const existing = this.matching(finding);
       if (!existing) return { alert: this.insert(finding, now), change: 'raised' as const };
-      return this.merge(existing, finding, now);
+      return this.merge(existing.row, existing.jurisdictions, finding, now);
     };
     // Inside the caller's transaction (the alert service's, with the webhook deliveries) it is
     // part of that one: a savepoint would cost two more statements, and nobody rolls back to it.
@@ -194,8 +194,12 @@ export class AlertStore {
 
   private transition(id: string, status: 'acknowledged' | 'resolved', by: string, note: string | null, now: number, from: string[]): AlertView {
     return this.db.transaction(() => {
-      const row = this.db.statement('SELECT * FROM alerts WHERE id = ?').get(id) as Row | undefined;
-      if (!row) throw new RegistryError('not_found', `no alert ${id}`);
+      // Under the lock record() takes, so that a finding merged into the alert meanwhile (by
+      // another process) and this change do not both take the next version.
+      const subject = this.db.statement('SELECT type, subject_id FROM alerts WHERE id = ?').get(id) as { type: string; subject_id: string } | undefined;
+      if (!subject) throw new RegistryError('not_found', `no alert ${id}`);
+      this.db.serialize(lockKey(subject.type, subject.subject_id));
+      const row = this.db.statement('SELECT * FROM alerts WHERE id = ?').get(id) as Row;
       if (!from.includes(row.status)) throw new RegistryError('conflict', `alert ${id} is ${row.status}; it cannot become ${status}`);
       const version = row.version + 1;
       const set = status === 'acknowledged' ? 'acknowledged_by = @by, acknowledged_at = @now' : 'resolved_by = @by, resolved_at = @now, resolution_note = @note';
@@ -205,13 +209,26 @@ export class AlertStore {
     });
   }
 
-  private matching(f: Finding): Row | undefined {
+  /** The alert a finding belongs to, with its jurisdictions (read with it: one statement). */
+  private matching(f: Finding): { row: Row; jurisdictions: string[] } | undefined {
     const gap = this.options.mergeGapMs(f.type);
     const end = f.endedAt ?? lastEvidence(f);
-    const candidates = this.db.statement('SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT 5')
-      .all(f.subject.id, f.type, end + gap, f.startedAt - gap) as Row[];
+    const rows = this.db.statement(
+        `SELECT a.*, j.jurisdiction_id AS jurisdiction FROM (
+           SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT 5
+         ) a LEFT JOIN alert_jurisdictions j ON j.alert_id = a.id ORDER BY a.started_at DESC, a.id`,
+      )
+      .all(f.subject.id, f.type, end + gap, f.startedAt - gap) as (Row & { jurisdiction: string | null })[];
+    const candidates = new Map<string, { row: Row; jurisdictions: string[] }>();
+    for (const { jurisdiction, ...row } of rows) {
+      let candidate = candidates.get(row.id);
+      if (!candidate) candidates.set(row.id, (candidate = { row, jurisdictions: [] }));
+      if (jurisdiction !== null) candidate.jurisdictions.push(jurisdiction);
+    }
+    // Sorted here, not by the database's collation, so a view built from them lists them as one read back does.
+    for (const candidate of candidates.values()) candidate.jurisdictions.sort();
     // A violation going on after an officer resolved its alert is a new case.
-    return candidates.find((row) => row.status !== 'resolved' || lastEvidence(f) <= (row.ended_at ?? row.last_evidence_at));
+    return [...candidates.values()].find(({ row }) => row.status !== 'resolved' || lastEvidence(f) <= (row.ended_at ?? row.last_evidence_at));
   }
 
   private insert(f: Finding, now: number): AlertView {
@@ -234,7 +251,7 @@ export class AlertStore {
     return this.view(row, f.jurisdictions);
   }
 
-  private merge(row: Row, f: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
+  private merge(row: Row, jurisdictions: string[], f: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
     const fLast = lastEvidence(f);
     let endedAt = row.ended_at;
     if (f.endedAt === null) {
@@ -243,36 +260,34 @@ export class AlertStore {
       endedAt = f.endedAt;
     }
     const startedAt = Math.min(row.started_at, f.startedAt);
-    const jurisdictions = this.jurisdictionsOf(row.id);
     const added = f.jurisdictions.filter((j) => !jurisdictions.includes(j));
     const known = JSON.parse(row.evidence) as Evidence[];
     const keys = new Set(known.map(evidenceKey));
     const fresh = f.evidence.filter((e) => !keys.has(evidenceKey(e)));
     const material = endedAt !== row.ended_at || startedAt !== row.started_at || added.length > 0;
     if (!material && fresh.length === 0) return null;
-    const evidence = this.capped([...known, ...fresh].sort((a, b) => a.ts - b.ts));
-    const version = material ? row.version + 1 : row.version;
-    const updated = this.db.statement(
-        `UPDATE alerts SET started_at = @startedAt, ended_at = @endedAt, last_evidence_at = @last, evidence = @evidence, detail = @detail, version = @version,
-           updated_at = CASE WHEN @material = 1 THEN @now ELSE updated_at END, permit_id = COALESCE(permit_id, @permit_id), permit_number = COALESCE(permit_number, @permit_number) WHERE id = @id
-         RETURNING *`,
-      )
-      .get({
-        id: row.id,
-        startedAt,
-        endedAt,
-        last: Math.max(row.last_evidence_at, fLast),
-        evidence: JSON.stringify(evidence),
-        detail: JSON.stringify({ ...(JSON.parse(row.detail) as object), ...f.detail }),
-        version,
-        material: material ? 1 : 0,
-        now,
-        permit_id: f.permit?.id ?? null,
-        permit_number: f.permit?.number ?? null,
-      }) as Row;
+    // The row as it will be, worked out here from the one read under the subject's lock (every
+    // writer of an alert holds it): the UPDATE needs no answer, and goes with the COMMIT.
+    const updated: Row = {
+      ...row,
+      started_at: startedAt,
+      ended_at: endedAt,
+      last_evidence_at: Math.max(row.last_evidence_at, fLast),
+      evidence: JSON.stringify(this.capped([...known, ...fresh].sort((a, b) => a.ts - b.ts))),
+      detail: JSON.stringify({ ...(JSON.parse(row.detail) as object), ...f.detail }),
+      version: material ? row.version + 1 : row.version,
+      updated_at: material ? now : row.updated_at,
+      permit_id: row.permit_id ?? f.permit?.id ?? null,
+      permit_number: row.permit_number ?? f.permit?.number ?? null,
+    };
+    this.db.writeInTransaction(
+      `UPDATE alerts SET started_at = @started_at, ended_at = @ended_at, last_evidence_at = @last_evidence_at, evidence = @evidence, detail = @detail,
+         version = @version, updated_at = @updated_at, permit_id = @permit_id, permit_number = @permit_number WHERE id = @id`,
+      updated,
+    );
     if (!material) return null;
     this.setJurisdictions(row.id, added);
-    this.addHistory(row.id, version, now, endedAt !== null && row.ended_at === null ? 'ended' : 'updated', row.status, null, null);
+    this.addHistory(row.id, updated.version, now, endedAt !== null && row.ended_at === null ? 'ended' : 'updated', row.status, null, null);
     return { alert: this.view(updated, [...jurisdictions, ...added]), change: 'updated' };
   }
 
@@ -351,6 +366,11 @@ export class AlertStore {
       resolved: row.resolved_by && row.resolved_at !== null ? { by: row.resolved_by, at: iso(row.resolved_at), note: row.resolution_note } : null,
     };
   }
+}
+
+/** What record() and the status changes of one subject's alerts of one type hold (db.ts serialize()). */
+function lockKey(type: string, subjectId: string): string {
+  return `alert:${type}:${subjectId}`;
 }
 
 function lastEvidence(f: Finding): number {

@@ -361,15 +361,17 @@ export class WebhookStore {
   /** Queues the change for every webhook of the alert's jurisdictions (call inside the alert's transaction). */
   enqueue(alert: AlertView, change: AlertChange): void {
     if (alert.jurisdictions.length === 0) return;
-    const hooks = this.db.statement(`SELECT id FROM webhooks WHERE enabled = 1 AND jurisdiction_id IN (${alert.jurisdictions.map(() => '?').join(', ')})`)
-      .all(...alert.jurisdictions) as { id: string }[];
     const key = change === 'raised' ? alert.id : `${alert.id}:${alert.version}`;
     const body = JSON.stringify({ event: `alert.${change}`, alert });
     const now = this.clock();
-    const insert = this.db.statement(
-      'INSERT INTO webhook_outbox (webhook_id, idempotency_key, alert_id, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id, idempotency_key) DO NOTHING',
+    // One delivery per enabled webhook of the alert's jurisdictions, in one statement whose
+    // outcome is not read: on PostgreSQL it goes with the transaction's next (db.ts writeInTransaction).
+    this.db.writeInTransaction(
+      `INSERT INTO webhook_outbox (webhook_id, idempotency_key, alert_id, body, created_at, next_attempt_at)
+       SELECT id, ?, ?, ?, ?, ? FROM webhooks WHERE enabled = 1 AND jurisdiction_id IN (${alert.jurisdictions.map(() => '?').join(', ')})
+       ON CONFLICT (webhook_id, idempotency_key) DO NOTHING`,
+      key, alert.id, body, now, now, ...alert.jurisdictions,
     );
-    for (const hook of hooks) insert.run(hook.id, key, alert.id, body, now, now);
   }
 
   /** Deliveries waiting, over all webhooks. */

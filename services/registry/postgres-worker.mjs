@@ -29,6 +29,7 @@ async function connection() {
     application_name: applicationName,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
+    pipeline: true,
   });
   // A connection that breaks (server restarted, network cut) is replaced at the next request; a
   // transaction it held is lost with it, and its caller is told.
@@ -96,26 +97,63 @@ async function runPrepared(connection, text, values) {
   }
 }
 
+/**
+ * Waits for every statement sent (so that none is left answering behind the next request) and
+ * gives the last one's result, or the first failure.
+ */
+async function settled(sent) {
+  const results = await Promise.allSettled(sent);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.at(-1)?.value;
+}
+
 async function handle(request) {
-  // The BEGIN of a transaction comes with its first request (postgres-backend.ts).
+  if (request.op === 'connect') {
+    await connection();
+    return {};
+  }
+  if (request.op === 'close') {
+    const open = client;
+    client = null;
+    transaction = null;
+    await open?.end().catch(() => {});
+    return {};
+  }
+  if (request.op === 'rollback') {
+    const open = transaction;
+    transaction = null;
+    broken = false;
+    if (open !== null && open === client) await open.query('ROLLBACK');
+    return {};
+  }
+  // Everything a request carries is written at once, without waiting for each answer (pg's
+  // pipeline mode, each statement with its own Sync): the BEGIN of a transaction that comes with
+  // its first request (postgres-backend.ts), the statements sent ahead whose answers nobody waits
+  // for (a lock taken, rows written), the statement itself, and at a COMMIT its NOTIFYs. One round
+  // trip to the server instead of one per statement. After a failure in a transaction, the
+  // server answers the rest with "current transaction is aborted"; the first failure is told.
   if (request.begin) {
     broken = false;
     if (transaction !== null) throw new Error('a transaction is open already');
-    transaction = await connection();
-    await transaction.query('BEGIN');
   }
-  // Statements sent ahead of this one, whose answers nobody waits for (a lock taken).
-  for (const statement of request.before ?? []) await runPrepared(await statementConnection(), statement.text, statement.values);
+  if (request.op === 'commit' && broken) {
+    broken = false;
+    throw new Error('the connection to PostgreSQL broke inside a transaction; nothing of the transaction was written');
+  }
+  const open = request.begin ? await connection() : await statementConnection();
+  const sent = [];
+  if (request.begin) {
+    transaction = open;
+    sent.push(open.query('BEGIN'));
+  }
+  for (const statement of request.before ?? []) sent.push(runPrepared(open, statement.text, statement.values));
   switch (request.op) {
     case 'commit': {
-      if (broken) {
-        broken = false;
-        throw new Error('the connection to PostgreSQL broke inside a transaction; nothing of the transaction was written');
-      }
-      const open = await statementConnection();
-      for (const [channel, payload] of request.notices ?? []) await open.query({ name: 'waste_notify', text: 'SELECT pg_notify($1, $2)', values: [channel, payload] });
+      for (const [channel, payload] of request.notices ?? []) sent.push(open.query({ name: 'waste_notify', text: 'SELECT pg_notify($1, $2)', values: [channel, payload] }));
       transaction = null;
-      const result = await open.query('COMMIT');
+      sent.push(open.query('COMMIT'));
+      const result = await settled(sent);
       // A transaction in which a statement failed is rolled back by COMMIT, answered with the
       // tag ROLLBACK and no error: the caller, who caught that statement's error and went on
       // (SQLite would have kept the rest), must not take it as written.
@@ -124,31 +162,17 @@ async function handle(request) {
       }
       return {};
     }
-    case 'rollback': {
-      const open = transaction;
-      transaction = null;
-      broken = false;
-      if (open !== null && open === client) await open.query('ROLLBACK');
-      return {};
-    }
-    case 'connect':
-      await connection();
-      return {};
     case 'query': {
-      const result = await runPrepared(await statementConnection(), request.text, request.values);
+      sent.push(runPrepared(open, request.text, request.values));
+      const result = await settled(sent);
       return { rows: result.rows, changes: result.rowCount ?? 0 };
     }
     case 'exec':
-      await (await statementConnection()).query(request.sql);
+      sent.push(open.query(request.sql));
+      await settled(sent);
       return {};
-    case 'close': {
-      const open = client;
-      client = null;
-      transaction = null;
-      await open?.end().catch(() => {});
-      return {};
-    }
     default:
+      await settled(sent);
       throw new Error(`unknown request ${request.op}`);
   }
 }
