@@ -191,7 +191,7 @@ export class TelemetryService {
     for (const source of this.parts.sources.slice(0, this.sourcesStarted).reverse()) await source.stop();
     this.sourcesStarted = 0;
     await this.parts.lease.stop();
-    this.alerts.stopHolding();
+    await this.alerts.stopRecording(STOP_DRAIN_MS);
     this.rules.stop();
     this.city.stop();
     if (this.watchingDevices) this.devices.unwatch();

@@ -9,7 +9,8 @@ import type { AlertsConfig } from '../config/schema.ts';
 import type { Finding } from '../contract/findings.ts';
 import { MEASUREMENTS, int, line } from '../contract/timeseries.ts';
 import { DatabaseUnreachableError, type RegistryDb } from '../registry/db.ts';
-import { AlertStore, type AlertChange, type AlertView } from './alert-store.ts';
+import { notice, type Steps } from '../registry/steps.ts';
+import { AlertStore, type AlertChange, type AlertView, type Recorded } from './alert-store.ts';
 import { WebhookDeliverer, WebhookStore } from './webhooks.ts';
 
 /** One change of one alert, once it is stored. */
@@ -48,13 +49,14 @@ export interface AlertServiceDeps {
 const TRIP_TYPES = new Set(['out_of_hours', 'no_permit']);
 
 /**
- * Findings held in memory while the registry database does not answer (PostgreSQL restarting, the
- * network to it cut), recorded in their order once it does; past this many, later ones are
- * dropped and counted (a violation still going on is found again by its next fix, and the rules
- * replay their history at the next start).
+ * Findings waiting to be recorded, in memory: on PostgreSQL every finding for the moment its
+ * transaction takes, and on either backend those found while the registry database does not
+ * answer (PostgreSQL restarting, the network to it cut), recorded in their order once it does.
+ * Past this many, later ones are dropped and counted (a violation still going on is found again
+ * by its next fix, and the rules replay their history at the next start).
  */
-const HELD_FINDINGS_MAX = 10_000;
-const HELD_RETRY_MS = 1000;
+const WAITING_FINDINGS_MAX = 10_000;
+const UNREACHABLE_RETRY_MS = 1000;
 
 /**
  * Every alert change is told on this channel (PostgreSQL's NOTIFY, at the commit that stored it),
@@ -78,9 +80,13 @@ export class AlertService {
   private readonly log: Logger;
   private readonly clock: () => number;
   private lastPointMs = 0;
-  private readonly held: Finding[] = [];
-  private heldDropped = 0;
-  private heldTimer: NodeJS.Timeout | null = null;
+  private readonly waiting: Finding[] = [];
+  private waitingDropped = 0;
+  private draining = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private unreachable = false;
+  private stopped = false;
+  private readonly idle: (() => void)[] = [];
   /** This process, in the notices it sends, so that it does not tell its listeners twice. */
   private readonly origin = randomUUID();
   private unfollow: (() => void) | null = null;
@@ -104,11 +110,24 @@ export class AlertService {
     await this.deliverer.stop();
   }
 
-  /** Stops retrying held findings (the process is stopping); says how many are lost with it. */
-  stopHolding(): void {
-    if (this.heldTimer) clearInterval(this.heldTimer);
-    this.heldTimer = null;
-    if (this.held.length > 0) this.log.warn({ held: this.held.length }, 'stopping with findings the registry database never took; the rules find them again from history at the next start');
+  /**
+   * Waits up to `timeoutMs` for the findings given so far to be recorded, then stops recording
+   * (the process is stopping), saying how many are lost with it.
+   */
+  async stopRecording(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.recorded(), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.waiting.length > 0) this.log.warn({ waiting: this.waiting.length }, 'stopping with findings the registry database never took; the rules find them again from history at the next start');
+  }
+
+  /** Resolves once no finding waits to be recorded (each given so far is recorded, or dropped). */
+  recorded(): Promise<void> {
+    if (!this.draining && this.waiting.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
   }
 
   /**
@@ -134,60 +153,90 @@ export class AlertService {
     this.unfollow = null;
   }
 
-  /** Findings waiting for the registry database to answer. */
-  get heldFindings(): number {
-    return this.held.length;
+  /** Findings waiting to be recorded. */
+  get waitingFindings(): number {
+    return this.waiting.length;
   }
 
+  /**
+   * Records the finding: on SQLite here and now; on PostgreSQL without holding the thread for the
+   * round trips (an alert change is two or three), one finding after the other in the order found.
+   */
   onFinding(finding: Finding): void {
-    // Behind findings already held, so that each subject's are recorded in the order found.
-    if (this.held.length > 0) return this.hold(finding);
+    // Behind findings waiting already, so that each subject's are recorded in the order found.
+    if (this.db.dialect === 'postgres' || this.waiting.length > 0) return this.wait(finding);
     try {
-      this.record(finding);
+      this.announceRecorded(this.db.run(this.recording(finding)));
     } catch (error) {
       if (!(error instanceof DatabaseUnreachableError)) throw error;
-      this.log.error({ error: error.message }, `the registry database does not answer: findings are held in memory (up to ${HELD_FINDINGS_MAX}) and recorded once it does`);
-      this.hold(finding);
+      this.wentUnreachable(error);
+      this.wait(finding);
     }
   }
 
-  private hold(finding: Finding): void {
-    if (this.held.length >= HELD_FINDINGS_MAX) {
-      if (this.heldDropped++ === 0) this.log.error({ held: this.held.length }, 'too many findings held while the registry database does not answer; later ones are dropped until it does');
+  private wait(finding: Finding): void {
+    if (this.stopped) return;
+    if (this.waiting.length >= WAITING_FINDINGS_MAX) {
+      if (this.waitingDropped++ === 0) this.log.error({ waiting: this.waiting.length }, 'too many findings wait for the registry database; later ones are dropped until it takes them');
       return;
     }
-    this.held.push(finding);
-    if (this.heldTimer) return;
-    this.heldTimer = setInterval(() => this.recordHeld(), HELD_RETRY_MS);
-    this.heldTimer.unref();
+    this.waiting.push(finding);
+    this.drain();
   }
 
-  private recordHeld(): void {
-    const count = this.held.length;
-    while (this.held.length > 0) {
-      try {
-        this.record(this.held[0]!);
-      } catch (error) {
-        if (error instanceof DatabaseUnreachableError) return;
-        this.log.error({ error: (error as Error).message, type: this.held[0]!.type, subject: this.held[0]!.subject.id }, 'a held finding could not be recorded; it is dropped');
-      }
-      this.held.shift();
-    }
-    clearInterval(this.heldTimer!);
-    this.heldTimer = null;
-    this.log.info({ recorded: count, dropped: this.heldDropped }, 'the registry database answers again: held findings recorded');
-    this.heldDropped = 0;
-  }
-
-  private record(finding: Finding): void {
-    const result = this.db.transaction(() => {
-      const recorded = this.store.record(finding, this.clock());
-      if (recorded) {
-        this.webhooks.enqueue(recorded.alert, recorded.change);
-        this.noticeOf(recorded.alert, recorded.change);
-      }
-      return recorded;
+  private drain(): void {
+    if (this.draining || this.retryTimer || this.stopped) return;
+    this.draining = true;
+    void this.recordWaiting().finally(() => {
+      this.draining = false;
+      if (this.waiting.length > 0 && !this.retryTimer && !this.stopped) return this.drain();
+      for (const resolve of this.idle.splice(0)) resolve();
     });
+  }
+
+  private async recordWaiting(): Promise<void> {
+    while (this.waiting.length > 0 && !this.stopped) {
+      const finding = this.waiting[0]!;
+      try {
+        this.announceRecorded(await this.db.runAsync(() => this.recording(finding)));
+      } catch (error) {
+        if (error instanceof DatabaseUnreachableError) {
+          this.wentUnreachable(error);
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            this.drain();
+          }, UNREACHABLE_RETRY_MS);
+          this.retryTimer.unref();
+          return;
+        }
+        this.log.error({ error: (error as Error).message, type: finding.type, subject: finding.subject.id }, 'a finding could not be recorded; it is dropped');
+      }
+      this.waiting.shift();
+    }
+    if (this.unreachable) {
+      this.unreachable = false;
+      this.log.info({ dropped: this.waitingDropped }, 'the registry database answers again: the findings that waited are recorded');
+      this.waitingDropped = 0;
+    }
+  }
+
+  private wentUnreachable(error: DatabaseUnreachableError): void {
+    if (this.unreachable) return;
+    this.unreachable = true;
+    this.log.error({ error: error.message }, `the registry database does not answer: findings wait in memory (up to ${WAITING_FINDINGS_MAX}) and are recorded once it does`);
+  }
+
+  /** The transaction of one finding: the alert change, its webhook deliveries, the notice to the other processes. */
+  private *recording(finding: Finding): Steps<Recorded | null> {
+    const recorded = yield* this.store.recording(finding, this.clock());
+    if (recorded) {
+      yield* this.webhooks.enqueuing(recorded.alert, recorded.change);
+      yield notice(ALERTS_CHANNEL, this.noticeOf(recorded.alert, recorded.change));
+    }
+    return recorded;
+  }
+
+  private announceRecorded(result: Recorded | null): void {
     if (!result) return;
     if (result.change === 'raised') this.raised.set(result.alert.type, (this.raised.get(result.alert.type) ?? 0) + 1);
     this.announce(result);
@@ -211,7 +260,7 @@ export class AlertService {
     const alert = this.db.transaction(() => {
       const updated = apply();
       this.webhooks.enqueue(updated, change);
-      this.noticeOf(updated, change);
+      this.db.notify(ALERTS_CHANNEL, this.noticeOf(updated, change));
       return updated;
     });
     this.announce({ alert, change });
@@ -231,9 +280,9 @@ export class AlertService {
     this.tell(event);
   }
 
-  /** Inside the transaction of the change: told to the other processes when it commits. */
-  private noticeOf(alert: AlertView, change: AlertChange): void {
-    this.db.notify(ALERTS_CHANNEL, JSON.stringify({ origin: this.origin, id: alert.id, change }));
+  /** Sent in the transaction of the change: told to the other processes when it commits. */
+  private noticeOf(alert: AlertView, change: AlertChange): string {
+    return JSON.stringify({ origin: this.origin, id: alert.id, change });
   }
 
   private tell(event: AlertEvent): void {

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import type { Alert } from '../contract/alerts.ts';
 import { EVIDENCE_HEAD, type Evidence, type Finding } from '../contract/findings.ts';
 import type { RegistryDb } from '../registry/db.ts';
+import { lock, select, write, type Step, type Steps } from '../registry/steps.ts';
 import { RegistryError } from '../registry/devices.ts';
 
 export type AlertChange = 'raised' | 'updated' | 'acknowledged' | 'resolved';
@@ -20,6 +21,12 @@ export interface AlertView extends Alert {
   evidence: Evidence[];
   acknowledged: { by: string; at: string } | null;
   resolved: { by: string; at: string; note: string | null } | null;
+}
+
+/** What recording a finding changed: the alert as it is now, and how. */
+export interface Recorded {
+  alert: AlertView;
+  change: AlertChange;
 }
 
 export interface OpenCount {
@@ -73,6 +80,9 @@ interface Row {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Alerts of a finding's subject and type read to find the one it belongs to (more overlap rarely). */
+const CANDIDATES_MAX = 5;
+
 /** The id of the n-th case (from 0) of a type for a subject starting at one instant. */
 export function alertId(type: string, subjectId: string, startedAt: number, n = 0): string {
   return 'al_' + crypto.createHash('sha256').update(`${type}\n${subjectId}\n${startedAt}${n > 0 ? `\n${n}` : ''}`).digest('hex').slice(0, 24);
@@ -96,16 +106,19 @@ export class AlertStore {
    * once raise one alert, the second merging into it, instead of one each (READ COMMITTED lets
    * neither see the other's uncommitted alert).
    */
-  record(finding: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
-    const work = () => {
-      this.db.serialize(lockKey(finding.type, finding.subject.id));
-      const existing = this.matching(finding);
-      if (!existing) return { alert: this.insert(finding, now), change: 'raised' as const };
-      return this.merge(existing.row, existing.jurisdictions, finding, now);
-    };
-    // Inside the caller's transaction (the alert service's, with the webhook deliveries) it is
-    // part of that one: a savepoint would cost two more statements, and nobody rolls back to it.
-    return this.db.inTransaction ? work() : this.db.transaction(work);
+  record(finding: Finding, now: number): Recorded | null {
+    return this.db.run(this.recording(finding, now));
+  }
+
+  /**
+   * record() as steps (registry/steps.ts), for a caller that runs them in a transaction of its
+   * own (the alert service's, with the webhook deliveries), here or without waiting (RegistryDb.runAsync).
+   */
+  *recording(finding: Finding, now: number): Steps<Recorded | null> {
+    yield lock(lockKey(finding.type, finding.subject.id));
+    const { existing, ids } = yield* this.matching(finding);
+    if (!existing) return { alert: yield* this.insert(finding, now, ids), change: 'raised' };
+    return yield* this.merge(existing.row, existing.jurisdictions, finding, now);
   }
 
   get(id: string): AlertView | undefined {
@@ -204,21 +217,28 @@ export class AlertStore {
       const version = row.version + 1;
       const set = status === 'acknowledged' ? 'acknowledged_by = @by, acknowledged_at = @now' : 'resolved_by = @by, resolved_at = @now, resolution_note = @note';
       this.db.statement(`UPDATE alerts SET status = @status, ${set}, version = @version, updated_at = @now WHERE id = @id`).run({ id, status, by, note, now, version });
-      this.addHistory(id, version, now, status, status, by, note);
+      this.db.run(this.historyRow(id, version, now, status, status, by, note));
       return this.get(id)!;
     });
   }
 
-  /** The alert a finding belongs to, with its jurisdictions (read with it: one statement). */
-  private matching(f: Finding): { row: Row; jurisdictions: string[] } | undefined {
+  /**
+   * The alert a finding belongs to, with its jurisdictions (read with it: one statement); and the
+   * ids of every alert of its subject and type overlapping it, when there are fewer than the
+   * look-up reads (null: there may be more).
+   */
+  private *matching(f: Finding): Steps<{ existing: { row: Row; jurisdictions: string[] } | undefined; ids: Set<string> | null }> {
     const gap = this.options.mergeGapMs(f.type);
     const end = f.endedAt ?? lastEvidence(f);
-    const rows = this.db.statement(
-        `SELECT a.*, j.jurisdiction_id AS jurisdiction FROM (
-           SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT 5
-         ) a LEFT JOIN alert_jurisdictions j ON j.alert_id = a.id ORDER BY a.started_at DESC, a.id`,
-      )
-      .all(f.subject.id, f.type, end + gap, f.startedAt - gap) as (Row & { jurisdiction: string | null })[];
+    const rows = (yield* select(
+      `SELECT a.*, j.jurisdiction_id AS jurisdiction FROM (
+         SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT ${CANDIDATES_MAX}
+       ) a LEFT JOIN alert_jurisdictions j ON j.alert_id = a.id ORDER BY a.started_at DESC, a.id`,
+      f.subject.id,
+      f.type,
+      end + gap,
+      f.startedAt - gap,
+    )) as (Row & { jurisdiction: string | null })[];
     const candidates = new Map<string, { row: Row; jurisdictions: string[] }>();
     for (const { jurisdiction, ...row } of rows) {
       let candidate = candidates.get(row.id);
@@ -228,30 +248,34 @@ export class AlertStore {
     // Sorted here, not by the database's collation, so a view built from them lists them as one read back does.
     for (const candidate of candidates.values()) candidate.jurisdictions.sort();
     // A violation going on after an officer resolved its alert is a new case.
-    return [...candidates.values()].find(({ row }) => row.status !== 'resolved' || lastEvidence(f) <= (row.ended_at ?? row.last_evidence_at));
+    const existing = [...candidates.values()].find(({ row }) => row.status !== 'resolved' || lastEvidence(f) <= (row.ended_at ?? row.last_evidence_at));
+    return { existing, ids: candidates.size < CANDIDATES_MAX ? new Set(candidates.keys()) : null };
   }
 
-  private insert(f: Finding, now: number): AlertView {
-    let id = alertId(f.type, f.subject.id, f.startedAt);
-    const insert = this.db.statement(
-      `INSERT INTO alerts (id, type, severity, status, subject_kind, subject_id, subject_device_id, subject_plate, lon, lat, started_at, ended_at, last_evidence_at, raised_at, updated_at, version, permit_id, permit_number, detail, evidence)
-       VALUES (@id, @type, @severity, 'open', @subject_kind, @subject_id, @device_id, @plate, @lon, @lat, @started_at, @ended_at, @last_evidence_at, @now, @now, 1, @permit_id, @permit_number, @detail, @evidence)
-       ON CONFLICT (id) DO NOTHING RETURNING *`,
-    );
-    // A case reopened after an officer resolved the previous one starts at the same instant: the
-    // next free id, found by trying (one statement where there is no such case). The row comes
-    // back with the insert, so the view needs no read of its own.
-    let row = insert.get(this.row(id, f, now)) as Row | undefined;
-    for (let n = 1; !row; n++) {
-      id = alertId(f.type, f.subject.id, f.startedAt, n);
-      row = insert.get(this.row(id, f, now)) as Row | undefined;
+  /**
+   * A case reopened after an officer resolved the previous one starts at the same instant: it
+   * takes the next free id. `taken`: the ids of every alert that could have it (same subject,
+   * type and start, so overlapping the finding: matching() read them under the subject's lock);
+   * the row then needs no answer and goes with the COMMIT. Without them, the next free id is
+   * found by trying.
+   */
+  private *insert(f: Finding, now: number, taken: Set<string> | null): Steps<AlertView> {
+    const columns = 'id, type, severity, status, subject_kind, subject_id, subject_device_id, subject_plate, lon, lat, started_at, ended_at, last_evidence_at, raised_at, updated_at, version, permit_id, permit_number, detail, evidence';
+    const insert = `INSERT INTO alerts (${columns}) VALUES (${columns.split(', ').map((c) => `@${c}`).join(', ')})`;
+    let n = 0;
+    let row = this.row(alertId(f.type, f.subject.id, f.startedAt), f, now);
+    if (taken) {
+      while (taken.has(row.id)) row = this.row(alertId(f.type, f.subject.id, f.startedAt, ++n), f, now);
+      yield write(insert, row);
+    } else {
+      while (((yield* select(`${insert} ON CONFLICT (id) DO NOTHING RETURNING id`, row)) as unknown[]).length === 0) row = this.row(alertId(f.type, f.subject.id, f.startedAt, ++n), f, now);
     }
-    this.setJurisdictions(id, f.jurisdictions);
-    this.addHistory(id, 1, now, 'raised', 'open', null, null);
+    yield* this.jurisdictionRows(row.id, f.jurisdictions);
+    yield* this.historyRow(row.id, 1, now, 'raised', 'open', null, null);
     return this.view(row, f.jurisdictions);
   }
 
-  private merge(row: Row, jurisdictions: string[], f: Finding, now: number): { alert: AlertView; change: AlertChange } | null {
+  private *merge(row: Row, jurisdictions: string[], f: Finding, now: number): Steps<Recorded | null> {
     const fLast = lastEvidence(f);
     let endedAt = row.ended_at;
     if (f.endedAt === null) {
@@ -280,37 +304,45 @@ export class AlertStore {
       permit_id: row.permit_id ?? f.permit?.id ?? null,
       permit_number: row.permit_number ?? f.permit?.number ?? null,
     };
-    this.db.writeInTransaction(
+    yield write(
       `UPDATE alerts SET started_at = @started_at, ended_at = @ended_at, last_evidence_at = @last_evidence_at, evidence = @evidence, detail = @detail,
          version = @version, updated_at = @updated_at, permit_id = @permit_id, permit_number = @permit_number WHERE id = @id`,
       updated,
     );
     if (!material) return null;
-    this.setJurisdictions(row.id, added);
-    this.addHistory(row.id, updated.version, now, endedAt !== null && row.ended_at === null ? 'ended' : 'updated', row.status, null, null);
+    yield* this.jurisdictionRows(row.id, added);
+    yield* this.historyRow(row.id, updated.version, now, endedAt !== null && row.ended_at === null ? 'ended' : 'updated', row.status, null, null);
     return { alert: this.view(updated, [...jurisdictions, ...added]), change: 'updated' };
   }
 
-  /** The named values of a new alert's row. */
-  private row(id: string, f: Finding, now: number): Record<string, unknown> {
+  /** A new alert's row. */
+  private row(id: string, f: Finding, now: number): Row {
     return {
       id,
       type: f.type,
       severity: f.severity,
+      status: 'open',
       subject_kind: f.subject.kind,
       subject_id: f.subject.id,
-      device_id: f.subject.deviceId ?? null,
-      plate: f.subject.plate ?? null,
+      subject_device_id: f.subject.deviceId ?? null,
+      subject_plate: f.subject.plate ?? null,
       lon: f.location?.[0] ?? null,
       lat: f.location?.[1] ?? null,
       started_at: f.startedAt,
       ended_at: f.endedAt,
       last_evidence_at: lastEvidence(f),
-      now,
+      raised_at: now,
+      updated_at: now,
+      version: 1,
       permit_id: f.permit?.id ?? null,
       permit_number: f.permit?.number ?? null,
       detail: JSON.stringify(f.detail),
       evidence: JSON.stringify(this.capped(f.evidence)),
+      acknowledged_by: null,
+      acknowledged_at: null,
+      resolved_by: null,
+      resolved_at: null,
+      resolution_note: null,
     };
   }
 
@@ -320,9 +352,9 @@ export class AlertStore {
   }
 
   // Written in the transaction of the change, their outcome not read: on PostgreSQL they go with
-  // its next statement (db.ts writeInTransaction).
-  private setJurisdictions(id: string, jurisdictions: string[]): void {
-    for (const j of jurisdictions) this.db.writeInTransaction('INSERT INTO alert_jurisdictions (alert_id, jurisdiction_id) VALUES (?, ?) ON CONFLICT DO NOTHING', id, j);
+  // its next statement (steps.ts write()).
+  private *jurisdictionRows(id: string, jurisdictions: string[]): Generator<Step, void> {
+    for (const j of jurisdictions) yield write('INSERT INTO alert_jurisdictions (alert_id, jurisdiction_id) VALUES (?, ?) ON CONFLICT DO NOTHING', id, j);
   }
 
   private jurisdictionsOf(id: string): string[] {
@@ -331,8 +363,8 @@ export class AlertStore {
     return (this.db.statement('SELECT jurisdiction_id FROM alert_jurisdictions WHERE alert_id = ?').all(id) as { jurisdiction_id: string }[]).map((r) => r.jurisdiction_id).sort();
   }
 
-  private addHistory(id: string, version: number, at: number, change: string, status: string, by: string | null, note: string | null): void {
-    this.db.writeInTransaction(
+  private *historyRow(id: string, version: number, at: number, change: string, status: string, by: string | null, note: string | null): Generator<Step, void> {
+    yield write(
       `INSERT INTO alert_history (alert_id, version, at, change, status, "by", note) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (alert_id, version) DO UPDATE SET at = excluded.at, change = excluded.change, status = excluded.status, "by" = excluded."by", note = excluded.note`,
       id, version, at, change, status, by, note,

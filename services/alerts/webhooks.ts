@@ -26,6 +26,7 @@ import type { Logger } from 'pino';
 import { parseAllowTargets, type AlertsConfig } from '../config/schema.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { RegistryError } from '../registry/devices.ts';
+import { write, type Step } from '../registry/steps.ts';
 import type { AlertChange, AlertView } from './alert-store.ts';
 
 export interface Webhook {
@@ -360,13 +361,20 @@ export class WebhookStore {
 
   /** Queues the change for every webhook of the alert's jurisdictions (call inside the alert's transaction). */
   enqueue(alert: AlertView, change: AlertChange): void {
+    this.db.run(this.enqueuing(alert, change));
+  }
+
+  /**
+   * enqueue() as steps (registry/steps.ts): one delivery per enabled webhook of the alert's
+   * jurisdictions, in one statement whose outcome is not read, so on PostgreSQL it goes with the
+   * transaction's next.
+   */
+  *enqueuing(alert: AlertView, change: AlertChange): Generator<Step, void> {
     if (alert.jurisdictions.length === 0) return;
     const key = change === 'raised' ? alert.id : `${alert.id}:${alert.version}`;
     const body = JSON.stringify({ event: `alert.${change}`, alert });
     const now = this.clock();
-    // One delivery per enabled webhook of the alert's jurisdictions, in one statement whose
-    // outcome is not read: on PostgreSQL it goes with the transaction's next (db.ts writeInTransaction).
-    this.db.writeInTransaction(
+    yield write(
       `INSERT INTO webhook_outbox (webhook_id, idempotency_key, alert_id, body, created_at, next_attempt_at)
        SELECT id, ?, ?, ?, ?, ? FROM webhooks WHERE enabled = 1 AND jurisdiction_id IN (${alert.jurisdictions.map(() => '?').join(', ')})
        ON CONFLICT (webhook_id, idempotency_key) DO NOTHING`,

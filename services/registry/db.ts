@@ -10,7 +10,9 @@
 // two-argument MIN/MAX), with `?` or `@name` placeholders: values are always bound, never pasted.
 // The database is brought to the latest schema at open (migrations.ts), under a lock on PostgreSQL.
 import { MIGRATIONS, type Migration } from './migrations.ts';
-import { PostgresBackend, type PostgresOptions } from './postgres-backend.ts';
+import { LOCK_SQL, POSTGRES_DEFAULTS, PostgresBackend, definedOnly, type PostgresOptions } from './postgres-backend.ts';
+import { PostgresSession } from './postgres-session.ts';
+import type { Rows, Steps } from './steps.ts';
 import { SqliteBackend } from './sqlite-backend.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -101,6 +103,8 @@ export class RegistryDb {
   private opened = false;
   private depth = 0;
   private applied: { version: number; name: string }[] = [];
+  private readonly options: RegistryDbOptions;
+  private session: PostgresSession | null = null;
 
   constructor(
     /** A SQLite file (optionally `sqlite:FILE`) or a `postgres://` URL. */
@@ -108,6 +112,7 @@ export class RegistryDb {
     options: RegistryDbOptions = {},
   ) {
     this.migrations = options.migrations ?? MIGRATIONS;
+    this.options = options;
     this.backend = isPostgresLocation(location) ? new PostgresBackend(location, options) : new SqliteBackend(location.replace(/^sqlite:/, ''));
   }
 
@@ -261,7 +266,7 @@ export class RegistryDb {
   serialize(key: string): void {
     if (this.depth === 0) throw new Error('serialize() outside a transaction');
     // Sent with the transaction's next statement: it waits there, and nothing is read before it.
-    if (this.dialect === 'postgres') (this.backend as SqlBackend & Notifying).deferred('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [key]);
+    if (this.dialect === 'postgres') (this.backend as SqlBackend & Notifying).deferred(LOCK_SQL, [key]);
   }
 
   /** Runs statements without parameters (a script, a schema change). */
@@ -275,6 +280,42 @@ export class RegistryDb {
    */
   notify(channel: string, payload: string): void {
     if (this.dialect === 'postgres') (this.backend as SqlBackend & Notifying).notify(channel, payload, this.depth > 0);
+  }
+
+  /** Runs a transaction written as steps (steps.ts) on this connection, the caller waiting; inside a transaction, as part of it. */
+  run<T>(steps: Steps<T>): T {
+    const work = () => {
+      let answer: Rows | undefined;
+      for (;;) {
+        const next = steps.next(answer);
+        if (next.done) return next.value;
+        answer = undefined;
+        const step = next.value;
+        if (step.kind === 'select') answer = this.query(step.sql, step.params).rows;
+        else if (step.kind === 'write') this.writeInTransaction(step.sql, ...step.params);
+        else if (step.kind === 'lock') this.serialize(step.key);
+        else this.notify(step.channel, step.payload);
+      }
+    };
+    return this.depth > 0 ? work() : this.transaction(work);
+  }
+
+  /**
+   * Runs the transaction `make` gives without holding this thread for its round trips: on
+   * PostgreSQL on a connection of its own (postgres-session.ts), after the ones given before; on
+   * SQLite, whose statements take microseconds, at once. Its steps must not use this connection.
+   */
+  runAsync<T>(make: () => Steps<T>): Promise<T> {
+    if (this.dialect !== 'postgres') {
+      try {
+        return Promise.resolve(this.run(make()));
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
+    if (!this.opened) return Promise.reject(new Error('registry database is not open'));
+    this.session ??= new PostgresSession(this.location, { ...POSTGRES_DEFAULTS, ...definedOnly(this.options) });
+    return this.session.run(make);
   }
 
   /**
@@ -318,6 +359,8 @@ export class RegistryDb {
   }
 
   close(): void {
+    void this.session?.close();
+    this.session = null;
     this.backend.close();
     this.opened = false;
     this.depth = 0;

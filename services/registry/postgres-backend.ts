@@ -20,12 +20,16 @@ export interface PostgresOptions {
   applicationName: string;
 }
 
-const DEFAULTS: PostgresOptions = { statementTimeoutMs: 10_000, connectTimeoutMs: 5_000, applicationName: 'waste-telemetry' };
+export const POSTGRES_DEFAULTS: PostgresOptions = { statementTimeoutMs: 10_000, connectTimeoutMs: 5_000, applicationName: 'waste-telemetry' };
+
+/** Holds a key until the transaction ends, waiting for any other process that holds it (db.ts serialize()). */
+export const LOCK_SQL = 'SELECT pg_advisory_xact_lock(hashtextextended(?, 0))';
 
 /** The channel migration 8's triggers notify on every change to devices and service accounts. */
 export const DEVICES_CHANNEL = 'waste_devices';
 
-interface WorkerError {
+/** What the driver says of a failure (pg's DatabaseError, a socket's error), as the worker passes it on. */
+export interface WorkerError {
   message: string;
   code: string | null;
   constraint: string | null;
@@ -90,6 +94,49 @@ function namedValue(values: unknown, name: string): unknown {
   return (values as Record<string, unknown>)[name] ?? null;
 }
 
+const translated = new Map<string, { text: string; names: string[] | null }>();
+
+/** A statement in PostgreSQL's placeholders, and its values in their order. */
+export function bindPostgres(sql: string, params: unknown[]): { text: string; values: unknown[] } {
+  let statement = translated.get(sql);
+  if (!statement) {
+    statement = toPostgresPlaceholders(sql);
+    translated.set(sql, statement);
+  }
+  const { names } = statement;
+  // One plain object is named values, as better-sqlite3 takes them, also for a statement that
+  // happens to name none (a list without filters): then nothing is bound.
+  const named = params.length === 1 && typeof params[0] === 'object' && params[0] !== null && [Object.prototype, null].includes(Object.getPrototypeOf(params[0]));
+  const values = names ? names.map((name) => namedValue(params[0], name)) : named ? [] : params.length === 1 && Array.isArray(params[0]) ? params[0] : params;
+  return { text: statement.text, values: values.map((v) => (v === undefined ? null : v)) };
+}
+
+/** A failure as the registry's own errors: a constraint, a value, an unreachable server, or the driver's message. */
+export function postgresFailure(error: WorkerError, where: string, connecting: boolean): Error {
+  const kind = error.code ? CONSTRAINT_CODES[error.code] : undefined;
+  if (kind) {
+    const primary = kind === 'unique' && (error.constraint ?? '').endsWith('_pkey');
+    // "Key (plate)=(苏E12345) already exists." / "Key (company_id)=(C9) is not present in table …"
+    const columns = /^Key \(([^)]*)\)/.exec(error.detail ?? '')?.[1]?.split(', ') ?? (error.column ? [error.column] : []);
+    return new ConstraintViolation(primary ? 'primary_key' : kind, columns, error.message);
+  }
+  if (error.code === '22021') return new DatabaseValueError(`a text value the database cannot store: ${error.message}`);
+  const refused = error.code ? CONNECTION_CODES[error.code] : undefined;
+  if (refused) return new DatabaseUnreachableError(`PostgreSQL at ${where}: ${refused} (${error.message}); check database.url (WASTE_DATABASE_URL)`);
+  // Class 08 (connection exception) and 57P (the server shutting down or crashed), the socket's
+  // own errors, and the driver's when the connection ends under a statement.
+  const code = error.code ?? '';
+  if (connecting || (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'].includes(code) || /timeout expired|Query read timeout|Connection terminated|not queryable|broke inside a transaction/i.test(error.message)) {
+    return new DatabaseUnreachableError(`PostgreSQL at ${where} is unreachable (${error.message}); start it, or point database.url (WASTE_DATABASE_URL) at a running PostgreSQL 13+`);
+  }
+  return Object.assign(new Error(error.message), { code: error.code });
+}
+
+/** The options given, without those left undefined (so that defaults stay). */
+export function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /** Host, port and database of a URL, without user or password. */
 export function describePostgresUrl(url: string): string {
   try {
@@ -108,7 +155,6 @@ export class PostgresBackend implements SqlBackend {
   private port: MessagePort | null = null;
   private signal: Int32Array | null = null;
   private sequence = 0;
-  private readonly translated = new Map<string, { text: string; names: string[] | null }>();
   /** Listeners per NOTIFY channel, and the connection that listens for them. */
   private readonly channels = new Map<string, Set<(payload: string | null) => void>>();
   private listenerClient: pg.Client | null = null;
@@ -119,7 +165,7 @@ export class PostgresBackend implements SqlBackend {
     private readonly url: string,
     options: Partial<PostgresOptions> = {},
   ) {
-    this.options = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.options = { ...POSTGRES_DEFAULTS, ...definedOnly(options) };
     this.where = describePostgresUrl(url);
   }
 
@@ -160,7 +206,7 @@ export class PostgresBackend implements SqlBackend {
       for (let message = receiveMessageOnPort(this.port); message; message = receiveMessageOnPort(this.port)) {
         const reply = message.message as Reply;
         if (reply.id !== id) continue;
-        if (!reply.ok) throw this.failure(reply.error, request);
+        if (!reply.ok) throw postgresFailure(reply.error, this.where, request.op === 'connect');
         return { rows: reply.rows ?? [], changes: reply.changes ?? 0 };
       }
       const left = deadline - Date.now();
@@ -173,44 +219,9 @@ export class PostgresBackend implements SqlBackend {
     }
   }
 
-  private failure(error: WorkerError, request: Record<string, unknown>): Error {
-    const kind = error.code ? CONSTRAINT_CODES[error.code] : undefined;
-    if (kind) {
-      const primary = kind === 'unique' && (error.constraint ?? '').endsWith('_pkey');
-      // "Key (plate)=(苏E12345) already exists." / "Key (company_id)=(C9) is not present in table …"
-      const columns = /^Key \(([^)]*)\)/.exec(error.detail ?? '')?.[1]?.split(', ') ?? (error.column ? [error.column] : []);
-      return new ConstraintViolation(primary ? 'primary_key' : kind, columns, error.message);
-    }
-    if (error.code === '22021') return new DatabaseValueError(`a text value the database cannot store: ${error.message}`);
-    const refused = error.code ? CONNECTION_CODES[error.code] : undefined;
-    if (refused) return new DatabaseUnreachableError(`PostgreSQL at ${this.where}: ${refused} (${error.message}); check database.url (WASTE_DATABASE_URL)`);
-    // Class 08 (connection exception) and 57P (the server shutting down or crashed), the socket's
-    // own errors, and the driver's when the connection ends under a statement.
-    const code = error.code ?? '';
-    if (request.op === 'connect' || (code.startsWith('08') && code !== '08P01') || code.startsWith('57P') || ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'].includes(code) || /timeout expired|Connection terminated|broke inside a transaction/i.test(error.message)) {
-      return new DatabaseUnreachableError(`PostgreSQL at ${this.where} is unreachable (${error.message}); start it, or point database.url (WASTE_DATABASE_URL) at a running PostgreSQL 13+`);
-    }
-    return Object.assign(new Error(error.message), { code: error.code });
-  }
-
   query(sql: string, params: unknown[]): { rows: Record<string, unknown>[]; changes: number } {
-    const { text, values } = this.bind(sql, params);
+    const { text, values } = bindPostgres(sql, params);
     return this.call({ op: 'query', text, values, ...this.beginning() });
-  }
-
-  /** The statement in PostgreSQL's placeholders, and its values in their order. */
-  private bind(sql: string, params: unknown[]): { text: string; values: unknown[] } {
-    let statement = this.translated.get(sql);
-    if (!statement) {
-      statement = toPostgresPlaceholders(sql);
-      this.translated.set(sql, statement);
-    }
-    const { names } = statement;
-    // One plain object is named values, as better-sqlite3 takes them, also for a statement that
-    // happens to name none (a list without filters): then nothing is bound.
-    const named = params.length === 1 && typeof params[0] === 'object' && params[0] !== null && [Object.prototype, null].includes(Object.getPrototypeOf(params[0]));
-    const values = names ? names.map((name) => namedValue(params[0], name)) : named ? [] : params.length === 1 && Array.isArray(params[0]) ? params[0] : params;
-    return { text: statement.text, values: values.map((v) => (v === undefined ? null : v)) };
   }
 
   exec(sql: string): void {
@@ -235,7 +246,7 @@ export class PostgresBackend implements SqlBackend {
 
   /** Runs `sql` (no answer wanted) in the transaction under way, with its next statement. */
   deferred(sql: string, params: unknown[]): void {
-    const { text, values } = this.bind(sql, params);
+    const { text, values } = bindPostgres(sql, params);
     this.pendingBefore.push({ text, values });
   }
 
@@ -352,6 +363,5 @@ export class PostgresBackend implements SqlBackend {
     this.worker = null;
     this.port = null;
     this.signal = null;
-    this.translated.clear();
   }
 }

@@ -154,10 +154,12 @@ describe.each(BACKENDS)('webhooks on %s', (backend) => {
     const where = db.location;
     let alerts = startAlerts(db);
     await alerts.webhooks.create({ jurisdiction_id: 'WEST', url: receiver.url }, alerts.deliverer.targets);
-    const ids = [0, 1, 2].map((i) => {
+    const ids: string[] = [];
+    for (const i of [0, 1, 2]) {
       alerts.onFinding(finding(NIGHT + i * 3_600_000, ['WEST', 'EAST']));
-      return alerts.store.list({ limit: 1, offset: 0 }).items[0]!.id;
-    });
+      await alerts.recorded();
+      ids.push(alerts.store.list({ limit: 1, offset: 0 }).items[0]!.id);
+    }
     alerts.acknowledge(ids[0]!, 'officer-li');
     await sleep(400);
     expect(alerts.webhooks.list()[0]!.pending).toBe(4);
@@ -186,10 +188,12 @@ describe.each(BACKENDS)('webhooks on %s', (backend) => {
     const second = new RegistryDb(db.location).open();
     others.push({ service: alertService(second), db: second });
     await alerts.webhooks.create({ jurisdiction_id: 'WEST', url: receiver.url }, alerts.deliverer.targets);
-    const ids = Array.from({ length: 6 }, (_, i) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
       alerts.onFinding(finding(NIGHT + i * 3_600_000, ['WEST']));
-      return alerts.store.list({ limit: 1, offset: 0 }).items[0]!.id;
-    });
+      await alerts.recorded();
+      ids.push(alerts.store.list({ limit: 1, offset: 0 }).items[0]!.id);
+    }
     await eventually(async () => alerts.webhooks.depth(), (n) => n === 0, 10_000);
     await sleep(600);
     expect(receiver.deliveries.map((d) => d.key).sort()).toEqual([...ids].sort());

@@ -47,6 +47,7 @@ beforeAll(async () => {
     startedAt: NIGHT, endedAt: NIGHT + 60_000, location: [120.52, 31.32], jurisdictions: ['gusu'],
     evidence: [{ kind: 'fix', ts: NIGHT, device_id: 'GPS-OUT', lon: 120.52, lat: 31.32, speed_kmh: 0, tipper_up: true }], permit: null, detail: {},
   });
+  await running.service.alerts.recorded();
 });
 afterAll(async () => {
   await running?.stop();

@@ -91,12 +91,12 @@ async function buildRegistry(location: string): Promise<Built> {
   await webhooks.create({ jurisdiction_id: 'WEST', url: 'http://127.0.0.1:9/hook', secret: 'whsec-test' }, new WebhookTargets('127.0.0.0/8'));
   const alerts = new AlertStore(db, alertOptions);
   const raised = alerts.record(finding(NIGHT, null, NIGHT + 60_000), NIGHT + 61_000)!;
-  db.transaction(() => webhooks.enqueue(raised.alert, 'raised'));
+  webhooks.enqueue(raised.alert, 'raised');
   const grown = alerts.record(finding(NIGHT, null, NIGHT + 120_000, ['EAST', 'WEST']), NIGHT + 121_000)!;
-  db.transaction(() => webhooks.enqueue(grown.alert, 'updated'));
+  webhooks.enqueue(grown.alert, 'updated');
   alerts.acknowledge(raised.alert.id, 'officer-li', NIGHT + 200_000);
   const resolved = alerts.resolve(raised.alert.id, 'officer-wang', '苏E12345 已罚款 ✓', NIGHT + 300_000);
-  db.transaction(() => webhooks.enqueue(resolved, 'resolved'));
+  webhooks.enqueue(resolved, 'resolved');
   // A delivered entry pruned: the source's sequence is past every seq left.
   const last = db.statement('SELECT MAX(seq) AS seq FROM webhook_outbox').get() as { seq: number };
   db.statement('DELETE FROM webhook_outbox WHERE seq = ?').run(last.seq);

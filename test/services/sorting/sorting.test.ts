@@ -141,7 +141,8 @@ describe.each(BACKENDS)('sorting on %s', (backend) => {
       expect(rows[0]!.values).toEqual([[at('02', '00:00'), 0.1, 100, true]]);
     });
 
-    it('raises separation_below_target for the community and the district below target, routed by place', () => {
+    it('raises separation_below_target for the community and the district below target, routed by place', async () => {
+      await alerts.recorded();
       const raised = alerts.store.list({ limit: 50, offset: 0, types: ['separation_below_target'] }).items;
       expect(raised.map((a) => [a.subject.kind, a.subject.id, a.jurisdictions, a.started_at, a.ended_at]).sort()).toEqual([
         ['community', 'CM-3', ['WEST'], new Date(at('02', '00:00')).toISOString(), new Date(at('03', '00:00')).toISOString()],
@@ -266,7 +267,7 @@ describe.each(BACKENDS)('sorting on %s', (backend) => {
       detail: { community_id: community, district_id: district },
     });
 
-    it('adds up overflow hours within the period and missed collections per community and district', () => {
+    it('adds up overflow hours within the period and missed collections per community and district', async () => {
       // 10 and 11 June; asked at 12 June 05:00.
       const fromMs = Date.parse('2026-06-10T00:00:00+08:00');
       const toMs = Date.parse('2026-06-12T00:00:00+08:00');
@@ -278,6 +279,7 @@ describe.each(BACKENDS)('sorting on %s', (backend) => {
       alerts.onFinding(binAlert('missed_collection', 'BIN-1', 'CM-1', 'D-1', fromMs + 10 * HOUR, fromMs + 11 * HOUR));
       alerts.onFinding(binAlert('missed_collection', 'BIN-2', 'CM-1', 'D-1', fromMs + 30 * HOUR, fromMs + 31 * HOUR));
       alerts.onFinding(binAlert('overflow', 'BIN-2', 'CM-1', 'D-1', toMs + HOUR, toMs + 2 * HOUR));
+      await alerts.recorded();
       const store = new SortingStore(db, sortingSchema.parse({}));
       const ranked = (scope: 'community' | 'district', by: 'overflow_hours' | 'missed_collections', scopeIds: string[]) =>
         ranking(store, db, { scope, by, scopeIds, ...period }).map((r) => [r.rank, r.scope_id, r.overflow_hours, r.missed_collections]);
