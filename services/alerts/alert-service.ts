@@ -43,6 +43,8 @@ export interface AlertServiceDeps {
   writeLines: LineWriter;
   log: Logger;
   clock?: () => number;
+  /** Most findings waiting to be recorded (WAITING_FINDINGS_MAX). */
+  waitingMax?: number;
 }
 
 /** Violations judged over a whole trip, whose stops (loading, weighing) do not end the case. */
@@ -82,16 +84,19 @@ export class AlertService {
   private lastPointMs = 0;
   private readonly waiting: Finding[] = [];
   private waitingDropped = 0;
+  private droppedTotal = 0;
   private draining = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private unreachable = false;
   private stopped = false;
   private readonly idle: (() => void)[] = [];
+  private readonly waitingMax: number;
   /** This process, in the notices it sends, so that it does not tell its listeners twice. */
   private readonly origin = randomUUID();
   private unfollow: (() => void) | null = null;
 
-  constructor({ db, config, evidenceMax, outputs, writeLines, log, clock = Date.now }: AlertServiceDeps) {
+  constructor({ db, config, evidenceMax, outputs, writeLines, log, clock = Date.now, waitingMax = WAITING_FINDINGS_MAX }: AlertServiceDeps) {
+    this.waitingMax = waitingMax;
     this.db = db;
     this.outputs = [...outputs];
     this.writeLines = writeLines;
@@ -121,6 +126,7 @@ export class AlertService {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    for (const resolve of this.idle.splice(0)) resolve();
     if (this.waiting.length > 0) this.log.warn({ waiting: this.waiting.length }, 'stopping with findings the registry database never took; the rules find them again from history at the next start');
   }
 
@@ -158,9 +164,14 @@ export class AlertService {
     return this.waiting.length;
   }
 
+  /** Findings dropped since start because too many waited. */
+  get droppedFindings(): number {
+    return this.droppedTotal;
+  }
+
   /**
    * Records the finding: on SQLite here and now; on PostgreSQL without holding the thread for the
-   * round trips (an alert change is two or three), one finding after the other in the order found.
+   * round trips (an alert change is two), one finding after the other in the order found.
    */
   onFinding(finding: Finding): void {
     // Behind findings waiting already, so that each subject's are recorded in the order found.
@@ -176,7 +187,8 @@ export class AlertService {
 
   private wait(finding: Finding): void {
     if (this.stopped) return;
-    if (this.waiting.length >= WAITING_FINDINGS_MAX) {
+    if (this.waiting.length >= this.waitingMax) {
+      this.droppedTotal++;
       if (this.waitingDropped++ === 0) this.log.error({ waiting: this.waiting.length }, 'too many findings wait for the registry database; later ones are dropped until it takes them');
       return;
     }
@@ -190,7 +202,7 @@ export class AlertService {
     void this.recordWaiting().finally(() => {
       this.draining = false;
       if (this.waiting.length > 0 && !this.retryTimer && !this.stopped) return this.drain();
-      for (const resolve of this.idle.splice(0)) resolve();
+      if (this.waiting.length === 0 || this.stopped) for (const resolve of this.idle.splice(0)) resolve();
     });
   }
 
@@ -213,17 +225,16 @@ export class AlertService {
       }
       this.waiting.shift();
     }
-    if (this.unreachable) {
-      this.unreachable = false;
-      this.log.info({ dropped: this.waitingDropped }, 'the registry database answers again: the findings that waited are recorded');
-      this.waitingDropped = 0;
-    }
+    if (this.unreachable) this.log.info({ dropped: this.waitingDropped }, 'the registry database answers again: the findings that waited are recorded');
+    else if (this.waitingDropped > 0) this.log.warn({ dropped: this.waitingDropped }, 'the findings that waited are recorded; some were dropped while too many waited');
+    this.unreachable = false;
+    this.waitingDropped = 0;
   }
 
   private wentUnreachable(error: DatabaseUnreachableError): void {
     if (this.unreachable) return;
     this.unreachable = true;
-    this.log.error({ error: error.message }, `the registry database does not answer: findings wait in memory (up to ${WAITING_FINDINGS_MAX}) and are recorded once it does`);
+    this.log.error({ error: error.message }, `the registry database does not answer: findings wait in memory (up to ${this.waitingMax}) and are recorded once it does`);
   }
 
   /** The transaction of one finding: the alert change, its webhook deliveries, the notice to the other processes. */

@@ -5,7 +5,7 @@
 // each of its round trips.
 // Everything a step can go without an answer for (the BEGIN, a lock, writes, the NOTIFYs) is sent
 // with the next statement whose rows are wanted, or with the COMMIT, in pg's pipeline mode: a
-// new alert is three round trips, a merge into one two.
+// new alert and a merge into one are two round trips each.
 // Transactions run one after the other, in the order given.
 import pg from 'pg';
 import { LOCK_SQL, bindPostgres, describePostgresUrl, postgresFailure, type PostgresOptions, type WorkerError } from './postgres-backend.ts';

@@ -232,7 +232,7 @@ describe('the service as several processes on one PostgreSQL', () => {
       expect(overflow).toHaveLength(1);
       after.close();
       // Held while it was down (the log says so when they are recorded).
-      await eventually(async () => service.process.output(), (out) => out.includes('held findings recorded'), 10_000);
+      expect(await eventually(async () => service.process.output(), (out) => out.includes('the findings that waited are recorded'), 10_000)).toContain('the findings that waited are recorded');
       await device.endAsync();
       service.process.child.kill('SIGTERM');
       expect(await service.process.exited).toBe(0);

@@ -1,6 +1,7 @@
 // The alert lifecycle and deduplication: one alert per subject and type while a violation lasts,
 // merging within the gap, a new case after an officer resolved one, transitions with who and when;
 // on SQLite and on PostgreSQL, where several processes record findings into one database.
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlertStore } from '../../../services/alerts/alert-store.ts';
 import type { Finding } from '../../../services/contract/findings.ts';
@@ -138,5 +139,35 @@ describe('alert store on PostgreSQL, shared by several processes', () => {
     const merged = second.record(finding(NIGHT + 30_000, null, NIGHT + 120_000, ['EAST', 'WEST']), 3000);
     expect(merged).toMatchObject({ change: 'updated', alert: { id: raisedId, jurisdictions: ['EAST', 'WEST'] } });
     expect(first.list({ limit: 10, offset: 0 }).total).toBe(1);
+  });
+
+  it('makes an officer acknowledging an alert wait for another process merging a finding into it, and takes the next version after it', async () => {
+    ({ db } = await worldRegistry({}, await location()));
+    const alerts = new AlertStore(db, OPTIONS);
+    const { id } = alerts.record(finding(NIGHT, null, NIGHT + 60_000), 1000)!.alert;
+    // Another process merges a finding under the subject's lock (as record() does), and commits
+    // half a second later; all of it runs on the server, so this thread may wait meanwhile.
+    const merger = new pg.Client({ connectionString: db.location });
+    await merger.connect();
+    const quoted = pg.escapeLiteral(id);
+    const merging = merger.query(
+      `BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('alert:route_deviation:T1', 0));
+       UPDATE alerts SET version = 2 WHERE id = ${quoted};
+       INSERT INTO alert_history (alert_id, version, at, change, status, "by", note) VALUES (${quoted}, 2, 2000, 'updated', 'open', NULL, NULL);
+       SELECT pg_sleep(0.5); COMMIT`,
+    );
+    try {
+      while (!(db.statement("SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted").get() as { n: number }).n) await new Promise((r) => setTimeout(r, 10));
+      // Without the lock it would read version 1 and write version 2 over the merge's history entry.
+      expect(alerts.acknowledge(id, 'officer-li', 3000)).toMatchObject({ status: 'acknowledged', version: 3 });
+      await merging;
+    } finally {
+      await merger.end();
+    }
+    expect(alerts.history(id).map((h) => [h.version, h.change, h.by])).toEqual([
+      [1, 'raised', null],
+      [2, 'updated', null],
+      [3, 'acknowledged', 'officer-li'],
+    ]);
   });
 });
