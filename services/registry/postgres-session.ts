@@ -11,6 +11,9 @@ import pg from 'pg';
 import { LOCK_SQL, bindPostgres, describePostgresUrl, postgresFailure, type PostgresOptions, type WorkerError } from './postgres-backend.ts';
 import type { Rows, Steps } from './steps.ts';
 
+/** Longest wait at close for the transaction under way. */
+const CLOSE_GRACE_MS = 1000;
+
 /** Statements prepared per connection under a name, as the worker does (postgres-worker.mjs). */
 const PREPARED_MAX = 1000;
 
@@ -53,13 +56,21 @@ export class PostgresSession {
     return result;
   }
 
-  /** Ends the connection once the transactions given so far are done. */
+  /**
+   * Ends the connection once the transactions given so far are done. A server that does not
+   * answer would hold this up to the statement timeout, or for ever (pg waits for it to close the
+   * connection): after a second each, the connection is cut off instead, and a transaction still
+   * under way is not committed.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    await this.queue;
+    await within(this.queue, CLOSE_GRACE_MS);
     const client = this.client;
     this.client = null;
-    await client?.end().catch(() => {});
+    if (!client) return;
+    const ending = client.end().catch(() => {});
+    if (!(await within(ending, CLOSE_GRACE_MS))) (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    await ending;
   }
 
   private async transaction<T>(steps: Steps<T>): Promise<T> {
@@ -152,4 +163,12 @@ export class PostgresSession {
     }
     return (results.at(-1) as PromiseFulfilledResult<pg.QueryResult>).value;
   }
+}
+
+/** Whether `promise` settles within `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([promise.then(() => true, () => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  clearTimeout(timer);
+  return settled;
 }

@@ -126,6 +126,27 @@ describe('steps on PostgreSQL, run without holding the thread', () => {
     expect(ids(db)).toEqual(['next']);
   });
 
+  it('cuts off at close a transaction the server does not answer, instead of waiting for the statement timeout', async () => {
+    const url = await location();
+    const session = new PostgresSession(url, { statementTimeoutMs: 60_000, connectTimeoutMs: 1000, applicationName: 'test' });
+    const [{ pid }] = (await session.run(() => select('SELECT pg_backend_pid() AS pid'))) as [{ pid: number }];
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const stalled = session.run(function* () {
+        yield write(INSERT, 'stalled');
+        yield* select('SELECT 1');
+      });
+      stalled.catch(() => {});
+      // Sent, and waiting for the answer.
+      await sleep(200);
+      // Well within this test's time limit, and a minute before the statement timeout.
+      await session.close();
+      await expect(stalled).rejects.toThrow(DatabaseUnreachableError);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+
   it('says where the server is and how to fix it when none answers, without the password', async () => {
     const port = await freePort();
     const session = new PostgresSession(`postgres://waste:secret@127.0.0.1:${port}/registry`, { statementTimeoutMs: 1000, connectTimeoutMs: 1000, applicationName: 'test' });
