@@ -191,8 +191,9 @@ export class TelemetryService {
     for (const source of this.parts.sources.slice(0, this.sourcesStarted).reverse()) await source.stop();
     this.sourcesStarted = 0;
     await this.parts.lease.stop();
-    await this.alerts.stopRecording(STOP_DRAIN_MS);
+    // The rules' timers find nothing more; what they found is recorded, for a few seconds at most.
     this.rules.stop();
+    await this.alerts.stopRecording(STOP_DRAIN_MS);
     this.city.stop();
     if (this.watchingDevices) this.devices.unwatch();
     this.watchingDevices = false;

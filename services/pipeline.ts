@@ -129,6 +129,7 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
     writeLines,
     log: log.child({ service: 'rules' }),
     onEvaluated: (ms) => metrics.observeRules(ms),
+    findingsRoom: () => alerts.room(),
   });
   const jobRuns = new JobRuns(registry);
   const sorting = new SortingService({

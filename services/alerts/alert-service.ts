@@ -10,7 +10,8 @@ import type { Finding } from '../contract/findings.ts';
 import { MEASUREMENTS, int, line } from '../contract/timeseries.ts';
 import { DatabaseUnreachableError, type RegistryDb } from '../registry/db.ts';
 import { notice, type Steps } from '../registry/steps.ts';
-import { AlertStore, type AlertChange, type AlertView, type Recorded } from './alert-store.ts';
+import { AlertStore, lockKey, type AlertChange, type AlertView } from './alert-store.ts';
+import { RegistryError } from '../registry/devices.ts';
 import { WebhookDeliverer, WebhookStore } from './webhooks.ts';
 
 /** One change of one alert, once it is stored. */
@@ -59,6 +60,25 @@ const TRIP_TYPES = new Set(['out_of_hours', 'no_permit']);
  */
 const WAITING_FINDINGS_MAX = 10_000;
 const UNREACHABLE_RETRY_MS = 1000;
+/**
+ * Transactions written at the same time on PostgreSQL, each on a connection of its own
+ * (RegistryDb.runAsync): those of one subject one after the other, others side by side, so that a
+ * finding waits for the round trips of its own subject's only.
+ */
+const LANES = 4;
+/** How far into the waiting work a free connection looks for a subject with nothing under way. */
+const LOOKAHEAD = 256;
+
+/** A finding to record, or an officer's change, on PostgreSQL. */
+interface Work {
+  /** The lock of its subject and type (alert-store.ts): work of one subject is done in the order given. */
+  key: string;
+  steps: () => Steps<AlertEvent | null>;
+  /** A finding waits while the database does not answer; an officer's change is refused at once. */
+  finding: Finding | null;
+  settle: (result: AlertEvent | null, error?: Error) => void;
+  running: boolean;
+}
 
 /**
  * Every alert change is told on this channel (PostgreSQL's NOTIFY, at the commit that stored it),
@@ -82,14 +102,17 @@ export class AlertService {
   private readonly log: Logger;
   private readonly clock: () => number;
   private lastPointMs = 0;
-  private readonly waiting: Finding[] = [];
+  /** Findings and officers' changes to be written, in the order given (see run()). */
+  private readonly waiting: Work[] = [];
+  private running = 0;
+  private readonly lanesBusy: boolean[] = Array<boolean>(LANES).fill(false);
   private waitingDropped = 0;
   private droppedTotal = 0;
-  private draining = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private unreachable = false;
   private stopped = false;
   private readonly idle: (() => void)[] = [];
+  private readonly roomWaiters: (() => void)[] = [];
   private readonly waitingMax: number;
   /** This process, in the notices it sends, so that it does not tell its listeners twice. */
   private readonly origin = randomUUID();
@@ -126,13 +149,29 @@ export class AlertService {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    for (const resolve of this.idle.splice(0)) resolve();
-    if (this.waiting.length > 0) this.log.warn({ waiting: this.waiting.length }, 'stopping with findings the registry database never took; the rules find them again from history at the next start');
+    const left = this.waiting.filter((work) => !work.running);
+    for (const work of left) this.waiting.splice(this.waiting.indexOf(work), 1);
+    for (const work of left) if (!work.finding) work.settle(null, new DatabaseUnreachableError('the service is stopping; the change was not made'));
+    for (const resolve of [...this.idle.splice(0), ...this.roomWaiters.splice(0)]) resolve();
+    if (left.length > 0) this.log.warn({ waiting: left.length }, 'stopping with findings the registry database never took; the rules find them again from history at the next start');
+  }
+
+  /**
+   * Resolves once at most half the findings that may wait do (at once on SQLite, and while the
+   * database does not answer, when waiting would hold up the caller for as long).
+   */
+  room(): Promise<void> {
+    if (this.hasRoom()) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  private hasRoom(): boolean {
+    return this.waiting.length <= this.waitingMax / 2 || this.unreachable || this.stopped;
   }
 
   /** Resolves once no finding waits to be recorded (each given so far is recorded, or dropped). */
   recorded(): Promise<void> {
-    if (!this.draining && this.waiting.length === 0) return Promise.resolve();
+    if (this.waiting.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
@@ -159,86 +198,118 @@ export class AlertService {
     this.unfollow = null;
   }
 
-  /** Findings waiting to be recorded. */
+  /** Findings (and officers' changes) waiting to be written. */
   get waitingFindings(): number {
     return this.waiting.length;
   }
 
-  /** Findings dropped since start because too many waited. */
+  /** Findings dropped since start: too many waited, or the process was stopping. */
   get droppedFindings(): number {
     return this.droppedTotal;
   }
 
   /**
    * Records the finding: on SQLite here and now; on PostgreSQL without holding the thread for the
-   * round trips (an alert change is two), one finding after the other in the order found.
+   * round trips (an alert change is two), each subject's findings one after the other in the order found.
    */
   onFinding(finding: Finding): void {
+    const steps = () => this.recording(finding);
     // Behind findings waiting already, so that each subject's are recorded in the order found.
-    if (this.db.dialect === 'postgres' || this.waiting.length > 0) return this.wait(finding);
+    if (this.db.dialect === 'postgres' || this.waiting.length > 0) return this.wait(finding, steps);
     try {
-      this.announceRecorded(this.db.run(this.recording(finding)));
+      this.announced(this.db.run(steps()));
     } catch (error) {
       if (!(error instanceof DatabaseUnreachableError)) throw error;
       this.wentUnreachable(error);
-      this.wait(finding);
+      this.wait(finding, steps);
     }
   }
 
-  private wait(finding: Finding): void {
-    if (this.stopped) return;
-    if (this.waiting.length >= this.waitingMax) {
+  private wait(finding: Finding, steps: () => Steps<AlertEvent | null>): void {
+    if (this.stopped || this.waiting.length >= this.waitingMax) {
       this.droppedTotal++;
-      if (this.waitingDropped++ === 0) this.log.error({ waiting: this.waiting.length }, 'too many findings wait for the registry database; later ones are dropped until it takes them');
+      if (this.waitingDropped++ === 0) {
+        if (this.stopped) this.log.warn('a finding came after recording stopped (the process is stopping); the rules find it again from history at the next start');
+        else this.log.error({ waiting: this.waiting.length }, 'too many findings wait for the registry database; later ones are dropped until it takes them');
+      }
       return;
     }
-    this.waiting.push(finding);
-    this.drain();
+    const settle = (result: AlertEvent | null, error?: Error) => {
+      if (error) this.log.error({ error: error.message, type: finding.type, subject: finding.subject.id }, 'a finding could not be recorded; it is dropped');
+      else this.announced(result);
+    };
+    this.waiting.push({ key: lockKey(finding.type, finding.subject.id), steps, finding, settle, running: false });
+    this.pump();
   }
 
-  private drain(): void {
-    if (this.draining || this.retryTimer || this.stopped) return;
-    this.draining = true;
-    void this.recordWaiting().finally(() => {
-      this.draining = false;
-      if (this.waiting.length > 0 && !this.retryTimer && !this.stopped) return this.drain();
-      if (this.waiting.length === 0 || this.stopped) for (const resolve of this.idle.splice(0)) resolve();
-    });
-  }
-
-  private async recordWaiting(): Promise<void> {
-    while (this.waiting.length > 0 && !this.stopped) {
-      const finding = this.waiting[0]!;
-      try {
-        this.announceRecorded(await this.db.runAsync(() => this.recording(finding)));
-      } catch (error) {
-        if (error instanceof DatabaseUnreachableError) {
-          this.wentUnreachable(error);
-          this.retryTimer = setTimeout(() => {
-            this.retryTimer = null;
-            this.drain();
-          }, UNREACHABLE_RETRY_MS);
-          this.retryTimer.unref();
-          return;
-        }
-        this.log.error({ error: (error as Error).message, type: finding.type, subject: finding.subject.id }, 'a finding could not be recorded; it is dropped');
-      }
-      this.waiting.shift();
+  /**
+   * Starts waiting work on each free connection: the first of each subject with nothing under
+   * way, so that a subject's work is done in the order given and the others' goes on meanwhile.
+   */
+  private pump(): void {
+    if (this.stopped || this.retryTimer) return;
+    const seen = new Set<string>();
+    for (let i = 0; i < this.waiting.length && i < LOOKAHEAD && this.running < LANES; i++) {
+      const work = this.waiting[i]!;
+      if (seen.has(work.key)) continue;
+      seen.add(work.key);
+      if (!work.running) this.begin(work);
     }
+  }
+
+  private begin(work: Work): void {
+    const lane = this.lanesBusy.indexOf(false);
+    this.lanesBusy[lane] = true;
+    this.running++;
+    work.running = true;
+    const finished = (result: AlertEvent | null, error?: Error) => {
+      this.lanesBusy[lane] = false;
+      this.running--;
+      work.running = false;
+      if (error instanceof DatabaseUnreachableError && work.finding && !this.stopped) {
+        // Kept where it is, and tried again with everything after it.
+        this.wentUnreachable(error);
+        this.retryLater();
+      } else {
+        this.waiting.splice(this.waiting.indexOf(work), 1);
+        work.settle(result, error);
+      }
+      if (this.waiting.length === 0) this.emptied();
+      if (this.hasRoom()) for (const resolve of this.roomWaiters.splice(0)) resolve();
+      this.pump();
+    };
+    this.db.runAsync(work.steps, lane).then(
+      (result) => finished(result),
+      (error: Error) => finished(null, error),
+    );
+  }
+
+  private retryLater(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.pump();
+    }, UNREACHABLE_RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  private emptied(): void {
     if (this.unreachable) this.log.info({ dropped: this.waitingDropped }, 'the registry database answers again: the findings that waited are recorded');
     else if (this.waitingDropped > 0) this.log.warn({ dropped: this.waitingDropped }, 'the findings that waited are recorded; some were dropped while too many waited');
     this.unreachable = false;
     this.waitingDropped = 0;
+    for (const resolve of this.idle.splice(0)) resolve();
   }
 
   private wentUnreachable(error: DatabaseUnreachableError): void {
     if (this.unreachable) return;
     this.unreachable = true;
+    for (const resolve of this.roomWaiters.splice(0)) resolve();
     this.log.error({ error: error.message }, `the registry database does not answer: findings wait in memory (up to ${this.waitingMax}) and are recorded once it does`);
   }
 
   /** The transaction of one finding: the alert change, its webhook deliveries, the notice to the other processes. */
-  private *recording(finding: Finding): Steps<Recorded | null> {
+  private *recording(finding: Finding): Steps<AlertEvent | null> {
     const recorded = yield* this.store.recording(finding, this.clock());
     if (recorded) {
       yield* this.webhooks.enqueuing(recorded.alert, recorded.change);
@@ -247,35 +318,71 @@ export class AlertService {
     return recorded;
   }
 
-  private announceRecorded(result: Recorded | null): void {
-    if (!result) return;
-    if (result.change === 'raised') this.raised.set(result.alert.type, (this.raised.get(result.alert.type) ?? 0) + 1);
-    this.announce(result);
+  private announced(event: AlertEvent | null): void {
+    if (!event) return;
+    if (event.change === 'raised') this.raised.set(event.alert.type, (this.raised.get(event.alert.type) ?? 0) + 1);
+    this.announce(event);
   }
 
-  acknowledge(id: string, by: string): AlertView {
-    return this.change(() => this.store.acknowledge(id, by, this.clock()), 'acknowledged');
+  /** An officer acknowledges an alert (open → acknowledged). */
+  acknowledge(id: string, by: string): Promise<AlertView> {
+    return this.change(id, (now) => this.store.transition(id, 'acknowledged', by, null, now));
   }
 
-  resolve(id: string, by: string, note: string | null): AlertView {
-    return this.change(() => this.store.resolve(id, by, note, this.clock()), 'resolved');
+  /** An officer resolves an alert (open or acknowledged → resolved), with an optional note. */
+  resolve(id: string, by: string, note: string | null): Promise<AlertView> {
+    return this.change(id, (now) => this.store.transition(id, 'resolved', by, note, now));
+  }
+
+  /**
+   * An officer's change, with its webhook deliveries and notice. On PostgreSQL it goes behind the
+   * work of the alert's subject waiting already (so changes are told in the order they are made),
+   * on the alerts' connections: made here, waiting for the subject's lock, it could wait for a
+   * transaction under way there that only this thread can finish.
+   */
+  private change(id: string, transition: (now: number) => Steps<AlertView>): Promise<AlertView> {
+    const webhooks = this.webhooks;
+    const noticeOf = (alert: AlertView, change: AlertChange) => this.noticeOf(alert, change);
+    const clock = this.clock;
+    function* steps(): Steps<AlertEvent | null> {
+      const alert = yield* transition(clock());
+      const change = alert.status as 'acknowledged' | 'resolved';
+      yield* webhooks.enqueuing(alert, change);
+      yield notice(ALERTS_CHANNEL, noticeOf(alert, change));
+      return { alert, change };
+    }
+    if (this.db.dialect !== 'postgres') {
+      try {
+        const event = this.db.run(steps())!;
+        this.announce(event);
+        return Promise.resolve(event.alert);
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
+    if (this.unreachable || this.stopped) return Promise.reject(new DatabaseUnreachableError('the registry database does not answer; try again shortly'));
+    let key: string | null;
+    try {
+      key = this.store.lockKeyOf(id);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (key === null) return Promise.reject(new RegistryError('not_found', `no alert ${id}`));
+    return new Promise((resolve, reject) => {
+      const settle = (event: AlertEvent | null, error?: Error) => {
+        if (error || !event) return reject(error ?? new Error('the change was not made'));
+        this.announce(event);
+        resolve(event.alert);
+      };
+      this.waiting.push({ key, steps, finding: null, settle, running: false });
+      this.pump();
+    });
   }
 
   /** Listens to every alert change; returns the function that stops listening. */
   subscribe(listener: (event: AlertEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
-  }
-
-  private change(apply: () => AlertView, change: AlertChange): AlertView {
-    const alert = this.db.transaction(() => {
-      const updated = apply();
-      this.webhooks.enqueue(updated, change);
-      this.db.notify(ALERTS_CHANNEL, this.noticeOf(updated, change));
-      return updated;
-    });
-    this.announce({ alert, change });
-    return alert;
   }
 
   private announce(event: AlertEvent): void {

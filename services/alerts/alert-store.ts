@@ -197,29 +197,46 @@ export class AlertStore {
 
   /** open → acknowledged, by a person. */
   acknowledge(id: string, by: string, now: number): AlertView {
-    return this.transition(id, 'acknowledged', by, null, now, ['open']);
+    return this.db.run(this.transition(id, 'acknowledged', by, null, now));
   }
 
   /** open or acknowledged → resolved, by a person, with an optional note. */
   resolve(id: string, by: string, note: string | null, now: number): AlertView {
-    return this.transition(id, 'resolved', by, note, now, ['open', 'acknowledged']);
+    return this.db.run(this.transition(id, 'resolved', by, note, now));
   }
 
-  private transition(id: string, status: 'acknowledged' | 'resolved', by: string, note: string | null, now: number, from: string[]): AlertView {
-    return this.db.transaction(() => {
-      // Under the lock record() takes, so that a finding merged into the alert meanwhile (by
-      // another process) and this change do not both take the next version.
-      const subject = this.db.statement('SELECT type, subject_id FROM alerts WHERE id = ?').get(id) as { type: string; subject_id: string } | undefined;
-      if (!subject) throw new RegistryError('not_found', `no alert ${id}`);
-      this.db.serialize(lockKey(subject.type, subject.subject_id));
-      const row = this.db.statement('SELECT * FROM alerts WHERE id = ?').get(id) as Row;
-      if (!from.includes(row.status)) throw new RegistryError('conflict', `alert ${id} is ${row.status}; it cannot become ${status}`);
-      const version = row.version + 1;
-      const set = status === 'acknowledged' ? 'acknowledged_by = @by, acknowledged_at = @now' : 'resolved_by = @by, resolved_at = @now, resolution_note = @note';
-      this.db.statement(`UPDATE alerts SET status = @status, ${set}, version = @version, updated_at = @now WHERE id = @id`).run({ id, status, by, note, now, version });
-      this.db.run(this.historyRow(id, version, now, status, status, by, note));
-      return this.get(id)!;
-    });
+  /** The lock an alert's changes are made under (its subject and type), or null when there is no such alert. */
+  lockKeyOf(id: string): string | null {
+    const row = this.db.statement('SELECT type, subject_id FROM alerts WHERE id = ?').get(id) as { type: string; subject_id: string } | undefined;
+    return row ? lockKey(row.type, row.subject_id) : null;
+  }
+
+  /** acknowledge() and resolve() as steps (registry/steps.ts). */
+  *transition(id: string, status: 'acknowledged' | 'resolved', by: string, note: string | null, now: number): Steps<AlertView> {
+    const [subject] = (yield* select('SELECT type, subject_id FROM alerts WHERE id = ?', id)) as { type: string; subject_id: string }[];
+    if (!subject) throw new RegistryError('not_found', `no alert ${id}`);
+    // Under the lock record() takes, so that a finding merged into the alert meanwhile (by
+    // another process) and this change do not both take the next version.
+    yield lock(lockKey(subject.type, subject.subject_id));
+    const rows = (yield* select('SELECT a.*, j.jurisdiction_id AS jurisdiction FROM alerts a LEFT JOIN alert_jurisdictions j ON j.alert_id = a.id WHERE a.id = ?', id)) as (Row & { jurisdiction: string | null })[];
+    if (rows.length === 0) throw new RegistryError('not_found', `no alert ${id}`);
+    const { jurisdiction: _, ...row } = rows[0]!;
+    const from = status === 'acknowledged' ? ['open'] : ['open', 'acknowledged'];
+    if (!from.includes(row.status)) throw new RegistryError('conflict', `alert ${id} is ${row.status}; it cannot become ${status}`);
+    const updated: Row = {
+      ...row,
+      status,
+      version: row.version + 1,
+      updated_at: now,
+      ...(status === 'acknowledged' ? { acknowledged_by: by, acknowledged_at: now } : { resolved_by: by, resolved_at: now, resolution_note: note }),
+    };
+    yield write(
+      `UPDATE alerts SET status = @status, acknowledged_by = @acknowledged_by, acknowledged_at = @acknowledged_at, resolved_by = @resolved_by, resolved_at = @resolved_at,
+         resolution_note = @resolution_note, version = @version, updated_at = @updated_at WHERE id = @id`,
+      updated,
+    );
+    yield* this.historyRow(id, updated.version, now, status, status, by, note);
+    return this.view(updated, rows.flatMap((r) => (r.jurisdiction === null ? [] : [r.jurisdiction])));
   }
 
   /**
@@ -401,7 +418,7 @@ export class AlertStore {
 }
 
 /** What record() and the status changes of one subject's alerts of one type hold (db.ts serialize()). */
-function lockKey(type: string, subjectId: string): string {
+export function lockKey(type: string, subjectId: string): string {
   return `alert:${type}:${subjectId}`;
 }
 

@@ -104,7 +104,8 @@ export class RegistryDb {
   private depth = 0;
   private applied: { version: number; name: string }[] = [];
   private readonly options: RegistryDbOptions;
-  private session: PostgresSession | null = null;
+  /** The connections of runAsync(), by lane, made at their first transaction. */
+  private readonly sessions: PostgresSession[] = [];
 
   constructor(
     /** A SQLite file (optionally `sqlite:FILE`) or a `postgres://` URL. */
@@ -302,10 +303,11 @@ export class RegistryDb {
 
   /**
    * Runs the transaction `make` gives without holding this thread for its round trips: on
-   * PostgreSQL on a connection of its own (postgres-session.ts), after the ones given before; on
-   * SQLite, whose statements take microseconds, at once. Its steps must not use this connection.
+   * PostgreSQL on a connection of its own (postgres-session.ts, one per `lane`), after the ones
+   * given before in that lane; on SQLite, whose statements take microseconds, at once. Its steps
+   * must not use this connection.
    */
-  runAsync<T>(make: () => Steps<T>): Promise<T> {
+  runAsync<T>(make: () => Steps<T>, lane = 0): Promise<T> {
     if (this.dialect !== 'postgres') {
       try {
         return Promise.resolve(this.run(make()));
@@ -314,8 +316,9 @@ export class RegistryDb {
       }
     }
     if (!this.opened) return Promise.reject(new Error('registry database is not open'));
-    this.session ??= new PostgresSession(this.location, { ...POSTGRES_DEFAULTS, ...definedOnly(this.options) });
-    return this.session.run(make);
+    const sessions = this.sessions;
+    sessions[lane] ??= new PostgresSession(this.location, { ...POSTGRES_DEFAULTS, ...definedOnly(this.options) });
+    return sessions[lane].run(make);
   }
 
   /**
@@ -359,8 +362,7 @@ export class RegistryDb {
   }
 
   close(): void {
-    void this.session?.close();
-    this.session = null;
+    for (const session of this.sessions.splice(0)) void session.close();
     this.backend.close();
     this.opened = false;
     this.depth = 0;

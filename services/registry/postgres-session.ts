@@ -99,7 +99,11 @@ export class PostgresSession {
           return next.value;
         }
         const step = next.value;
-        if (step.kind === 'select') answer = (await this.settled([...leading(), this.execute(client, bindPostgres(step.sql, step.params))])).rows;
+        if (step.kind === 'select') {
+          // Bound before anything is sent: a statement that cannot be bound leaves nothing answering.
+          const statement = bindPostgres(step.sql, step.params);
+          answer = (await this.settled([...leading(), this.execute(client, statement)])).rows;
+        }
         else if (step.kind === 'write') pending.push(bindPostgres(step.sql, step.params));
         else if (step.kind === 'lock') pending.push(bindPostgres(LOCK_SQL, [step.key]));
         else notices.push([step.channel, step.payload]);

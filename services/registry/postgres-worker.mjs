@@ -87,12 +87,15 @@ function statementName(text) {
  * transaction (inside one, the transaction has failed, and its caller is told).
  */
 async function runPrepared(connection, text, values) {
+  // Whether it is sent inside a transaction, known now: a COMMIT sent with it ends the transaction
+  // before its answer comes.
+  const inTransaction = transaction !== null;
   try {
     return await connection.query({ name: statementName(text), text, values });
   } catch (error) {
     if (error.code !== '0A000') throw error;
     prepared.delete(text);
-    if (transaction !== null) throw error;
+    if (inTransaction) throw error;
     return connection.query({ name: statementName(text), text, values });
   }
 }

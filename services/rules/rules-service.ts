@@ -24,6 +24,12 @@ export interface RulesDeps {
   log: Logger;
   /** Told how long each batch of readings took the rules (the metrics). */
   onEvaluated?: (ms: number) => void;
+  /**
+   * Resolves when the findings sink can take more (AlertService.room()): the replay at start
+   * waits for it after each slice of history, so that its findings are not dropped for the time
+   * their recording takes.
+   */
+  findingsRoom?: () => Promise<void>;
 }
 
 /** Tickets are replayed this far back, so a trip's exit ticket is there when its entry ticket comes. */
@@ -163,6 +169,7 @@ export class RulesService {
       for (let from = now - windowMs; from < now; from += sliceMs) {
         const rows = await read(from, Math.min(now, from + sliceMs));
         this.feed(rows.map(toReading));
+        await this.deps.findingsRoom?.();
         count += rows.length;
       }
       return count;

@@ -137,7 +137,7 @@ export const alertRoutes: FastifyPluginAsyncZod<{ alerts: AlertService }> = asyn
     schema: { tags: ['alerts'], params: z.object({ id: z.string() }), response: { 200: alertView } },
   }, async (request) => {
     findVisible(request.params.id, request.identity);
-    return summary(alerts.acknowledge(request.params.id, request.identity!.name));
+    return summary(await alerts.acknowledge(request.params.id, request.identity!.name));
   });
 
   app.post('/alerts/:id/resolve', {
@@ -145,6 +145,6 @@ export const alertRoutes: FastifyPluginAsyncZod<{ alerts: AlertService }> = asyn
     schema: { tags: ['alerts'], params: z.object({ id: z.string() }), body: z.object({ note: z.string().max(2000).optional() }).optional(), response: { 200: alertView } },
   }, async (request) => {
     findVisible(request.params.id, request.identity);
-    return summary(alerts.resolve(request.params.id, request.identity!.name, request.body?.note ?? null));
+    return summary(await alerts.resolve(request.params.id, request.identity!.name, request.body?.note ?? null));
   });
 };

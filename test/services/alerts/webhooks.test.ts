@@ -160,7 +160,7 @@ describe.each(BACKENDS)('webhooks on %s', (backend) => {
       await alerts.recorded();
       ids.push(alerts.store.list({ limit: 1, offset: 0 }).items[0]!.id);
     }
-    alerts.acknowledge(ids[0]!, 'officer-li');
+    await alerts.acknowledge(ids[0]!, 'officer-li');
     await sleep(400);
     expect(alerts.webhooks.list()[0]!.pending).toBe(4);
     await alerts.stop();

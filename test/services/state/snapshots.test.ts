@@ -84,7 +84,7 @@ describe('open_alerts', () => {
     h.feed(binSeries(DEVICES.bin2, NOW - 60 * MIN, [95, 96], 15 * 60));
     const first = parse(snapshots.alertLines(NOW));
     expect(first).toEqual([{ measurement: 'open_alerts', tags: { jurisdiction: 'WEST', severity: 'warning', status: 'open', type: 'overflow' }, fields: { count: '2i' }, ts: NOW }]);
-    for (const alert of h.list('overflow')) h.alerts.resolve(alert.id, 'officer', null);
+    for (const alert of h.list('overflow')) await h.alerts.resolve(alert.id, 'officer', null);
     expect(parse(snapshots.alertLines(NOW + MIN))).toEqual([{ ...first[0], fields: { count: '0i' }, ts: NOW + MIN }]);
     expect(snapshots.alertLines(NOW + 2 * MIN)).toBe('');
   });
