@@ -224,7 +224,8 @@ export class TelemetryService {
         const port = Number(target.port || 8086);
         const dir = path.join(this.config.dataDir, 'influxdb');
         this.log.info({ influx: url, dir }, 'no InfluxDB answers; starting a private influxd');
-        this.privateInfluxd = await superviseInfluxd({ dir, port, rpcPort: port + 2, niceness: PRIVATE_INFLUXD_NICENESS }, this.log.child({ service: 'influxd' }));
+        // Its backup RPC listener is not used: any free port, so that it never collides with another listener.
+        this.privateInfluxd = await superviseInfluxd({ dir, port, rpcPort: 0, niceness: PRIVATE_INFLUXD_NICENESS }, this.log.child({ service: 'influxd' }));
         const server = await this.influx.detect();
         this.log.info({ influx: url, version: server.version, pid: this.privateInfluxd.pid }, 'private InfluxDB started');
         this.influxReachable = true;

@@ -186,7 +186,7 @@ async function run() {
   }
   const reference = await bareBrokerProbe();
 
-  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: await freePort(), niceness: PRIVATE_INFLUXD_NICENESS });
+  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: 0, niceness: PRIVATE_INFLUXD_NICENESS });
   const mqttPort = await freePort();
   const apiPort = await freePort();
   const profile = [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : []), ...(values['trace-gc'] ? ['--trace-gc'] : [])];

@@ -60,7 +60,7 @@ const deviceIds = Array.from({ length: M }, (_, i) => `BENCH-${String(i).padStar
 async function pipeline() {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-'));
   const influxPort = await freePort();
-  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: influxPort, rpcPort: await freePort(), niceness: PRIVATE_INFLUXD_NICENESS });
+  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: influxPort, rpcPort: 0, niceness: PRIVATE_INFLUXD_NICENESS });
   const store = new InfluxStore(influxSchema.parse({ url: influxd.url }));
   const registry = new RegistryDb(path.join(dir, 'data', 'registry.db'));
   const devices = new DeviceStore(registry);

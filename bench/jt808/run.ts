@@ -118,7 +118,7 @@ say(`${M} terminals x ${N} fixes = ${total}, window ${W} per terminal, ${K > 1 ?
 const bare = values['skip-bare'] ? null : await bareBrokerHop(mqttIds, N, W, TOO_MANY_DEVICES);
 
 const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-bench-jt808-'));
-const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: await freePort(), niceness: PRIVATE_INFLUXD_NICENESS });
+const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: 0, niceness: PRIVATE_INFLUXD_NICENESS });
 const store = new InfluxStore(influxSchema.parse({ url: influxd.url }));
 
 // Provisioning: one hash for every terminal's authentication code and one for every device

@@ -139,7 +139,7 @@ function engineBench(location: string, city: BenchCity) {
 }
 
 async function latencyBench(dir: string, location: string, city: BenchCity) {
-  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: await freePort(), niceness: PRIVATE_INFLUXD_NICENESS });
+  const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: await freePort(), rpcPort: 0, niceness: PRIVATE_INFLUXD_NICENESS });
   const db = new RegistryDb(location);
   db.open();
   const watcherSecret = await new DeviceStore(db).addService('waste-bench');

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 export interface InfluxdOptions {
   dir: string;
   port: number;
-  /** Port of influxd's backup/restore RPC listener (8088 by default: clashes with a second instance). */
+  /** Port of influxd's backup/restore RPC listener (8088 by default: clashes with a second instance); 0: any free one, chosen when it binds. */
   rpcPort: number;
   host?: string;
   readyTimeoutMs?: number;

@@ -24,8 +24,8 @@ export interface TestInfluxd {
 export async function startTestInfluxd(wanted: { port?: number } = {}): Promise<TestInfluxd> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'waste-influxd-'));
   const port = wanted.port ?? (await freePort());
-  const rpcPort = await freePort();
-  const options = { dir, port, rpcPort };
+  // influxd's backup RPC listener on any free port: one chosen here could be taken before influxd binds it.
+  const options = { dir, port, rpcPort: 0 };
   const handle: TestInfluxd = {
     url: `http://127.0.0.1:${port}`,
     dir,

@@ -25,7 +25,7 @@ describe('startInfluxd', () => {
   const start = async (niceness?: number) => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-influxd-nice-'));
     dirs.push(dir);
-    const influxd = await startInfluxd({ dir, port: await freePort(), rpcPort: await freePort(), niceness });
+    const influxd = await startInfluxd({ dir, port: await freePort(), rpcPort: 0, niceness });
     started.push(influxd);
     return influxd;
   };
@@ -106,7 +106,7 @@ describe('the private influxd, supervised', () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'waste-influxd-supervised-'));
     const port = await freePort();
     const { log, lines } = capturingLogger();
-    const influxd = await superviseInfluxd({ dir, port, rpcPort: await freePort(), restartMinMs: 300, restartMaxMs: 1200 }, log);
+    const influxd = await superviseInfluxd({ dir, port, rpcPort: 0, restartMinMs: 300, restartMaxMs: 1200 }, log);
     const first = influxd.pid;
     // Something else takes the port as soon as influxd has let go of it, so the restarts fail.
     process.kill(first, 'SIGKILL');
