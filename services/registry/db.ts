@@ -4,8 +4,10 @@
 //  - SQLite (better-sqlite3), one file under the data directory: the default, for one process;
 //  - PostgreSQL (`postgres://…`), shared by any number of processes (docs/deployment.md).
 // The interface stays synchronous, as better-sqlite3 is, so that a transaction is one block of
-// code no other work of the process interleaves with. On PostgreSQL each statement is one round
-// trip made by a worker thread while the caller waits (postgres-backend.ts).
+// code no other work of the process interleaves with. On PostgreSQL each statement whose answer is
+// read is one round trip made by a worker thread while the caller waits (postgres-backend.ts);
+// what needs no answer goes with it. A transaction written as steps (steps.ts) can also run without
+// holding the thread, on connections of its own (runAsync, postgres-session.ts).
 // SQL is written once, in the subset both understand (`INSERT … ON CONFLICT`, CASE instead of
 // two-argument MIN/MAX), with `?` or `@name` placeholders: values are always bound, never pasted.
 // The database is brought to the latest schema at open (migrations.ts), under a lock on PostgreSQL.
