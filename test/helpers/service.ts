@@ -98,11 +98,19 @@ export function connectDevice(url: string, deviceId: string, secret: string, opt
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls until the check passes or the time is up; returns the last value. */
+/**
+ * Polls until the check passes, and returns the value that passed it; fails (the test) when the
+ * time is up, saying what was probed last: a wait that ran out must not let a test go on as if it
+ * had not.
+ */
 export async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = await probe();
-  while (!ok(value) && Date.now() < deadline) {
+  while (!ok(value)) {
+    if (Date.now() >= deadline) {
+      const last = typeof value === 'string' ? value : JSON.stringify(value, (_key, v: unknown) => (v instanceof Map ? [...v] : v instanceof Set ? [...v] : v));
+      throw new Error(`still not so after ${timeoutMs} ms; last probed: ${String(last).slice(-800)}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
     value = await probe();
   }
