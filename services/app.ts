@@ -150,7 +150,7 @@ export class TelemetryService {
     const ingest = this.parts.roles.has('ingest');
     // The event streams show the alert changes of every process sharing the database.
     this.alerts.followOtherProcesses();
-    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, forecastOf: (deviceId) => (ingest ? this.rules.binForecast(deviceId) : null), downlink: ingest ? this.gateway : null, metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
+    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, registryChanged: () => this.city.catchUp(), forecastOf: (deviceId) => (ingest ? this.rules.binForecast(deviceId) : null), downlink: ingest ? this.gateway : null, metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);

@@ -50,6 +50,12 @@ export interface ApiDeps {
   spillage: SpillageStore;
   sorting: SortingService;
   forecastOf: ForecastOf;
+  /**
+   * Called after an import changed the registry, before the answer: the process's view of the
+   * registry (the rules' city index) takes it in, so that readings sent right after the answer
+   * are judged against it.
+   */
+  registryChanged?: () => Promise<void>;
   /** Text messages to trucks' terminals; null (the default) when the JT/T 808 gateway is disabled. */
   downlink?: TextDownlink | null;
   /** Prometheus metrics at /metrics; public, or for admin and operator tokens. */
@@ -134,7 +140,7 @@ export async function buildApp(deps: ApiDeps) {
       await v1.register(deviceRoutes, { devices: deps.devices });
       await v1.register(downlinkRoutes, { downlink: deps.downlink ?? null });
       await v1.register(entityRoutes, { entities: deps.entities });
-      await v1.register(importRoutes, { db: deps.db, devices: deps.devices, entities: deps.entities });
+      await v1.register(importRoutes, { db: deps.db, devices: deps.devices, entities: deps.entities, registryChanged: deps.registryChanged });
       await v1.register(telemetryRoutes, { reader: deps.reader, entities: deps.entities });
       await v1.register(tokenRoutes, { tokens: deps.tokens });
       await v1.register(alertRoutes, { alerts: deps.alerts });

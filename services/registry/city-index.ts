@@ -305,6 +305,18 @@ export class CityIndex {
     this.stopped = true;
   }
 
+  /**
+   * Resolves once the view of a started index holds the registry as it is now, so that what this
+   * process just changed (an import) is judged against from the next reading on, instead of from
+   * the next poll. In slices, as the poll reads; a reload already under way may have read before
+   * the change, so it is waited for and another made if the registry moved since.
+   */
+  async catchUp(): Promise<void> {
+    if (!this.timer) return;
+    await this.reloading?.catch(() => {});
+    if (!this.stopped && this.readSignature() !== this.signature) await this.reloadInSlices();
+  }
+
   /** Reads the registry again now, at once (after an import, say). */
   reload(): void {
     this.signature = this.readSignature();

@@ -23,7 +23,7 @@ const bundleBody = z.object({ format: z.literal('waste-registry-bundle'), versio
 /** " (64 MiB)" after a limit in bytes, when it is a MiB or more. */
 const inMib = (bytes: number) => (bytes >= 2 ** 20 ? ` (${Math.round((bytes / 2 ** 20) * 10) / 10} MiB)` : '');
 
-export const importRoutes: FastifyPluginAsyncZod<{ db: RegistryDb; devices: DeviceStore; entities: EntityStore }> = async (app, deps) => {
+export const importRoutes: FastifyPluginAsyncZod<{ db: RegistryDb; devices: DeviceStore; entities: EntityStore; registryChanged?: () => Promise<void> }> = async (app, deps) => {
   const { limits } = deps.entities;
   const tooLarge = () =>
     new ApiError(413, 'bundle_too_large', `the bundle is larger than ${limits.importMaxBytes} bytes${inMib(limits.importMaxBytes)}, the most one import takes (registry.importMaxBytes); ${SPLIT_ADVICE}`);
@@ -112,6 +112,8 @@ export const importRoutes: FastifyPluginAsyncZod<{ db: RegistryDb; devices: Devi
         }
         const { json, devicesCreated } = await importOffThread({ location: deps.db.location, body, dryRun, limits });
         if (devicesCreated > 0 && !dryRun) deps.devices.announceChange();
+        // Written whatever happens next: a view that cannot be brought up to date now is at the next poll.
+        if (!dryRun) await deps.registryChanged?.().catch((error: Error) => request.log.warn({ error: error.message }, 'the registry view did not take the import in at once; it does at its next look'));
         // Serialised by the worker; fastify sends a string with a JSON content type as it is,
         // which the typed reply cannot express.
         return reply.type('application/json; charset=utf-8').send(json as unknown as ImportReport);

@@ -30,13 +30,13 @@ let db: RegistryDb;
 let app: Awaited<ReturnType<typeof buildApp>> | null = null;
 let token: string;
 
-async function start(limits: Partial<RegistryLimits> = {}) {
+async function start(limits: Partial<RegistryLimits> = {}, registryChanged?: (entities: EntityStore) => () => Promise<void>) {
   db = new RegistryDb(path.join(await tempDir('waste-import-'), 'registry.db'));
   db.open();
   const tokens = new TokenStore(db);
   token = tokens.create({ name: 'integrator', role: 'integrator' }).token;
   const entities = new EntityStore(db, undefined, registryLimits(limits));
-  app = await buildApp({ db, devices: new DeviceStore(db), entities, tokens, rateLimitPerMinute: 10_000, reader: new TelemetryReader(new InfluxStore(influxSchema.parse({ url: 'http://127.0.0.1:1' }))), ...alertDeps(db) });
+  app = await buildApp({ db, devices: new DeviceStore(db), entities, tokens, rateLimitPerMinute: 10_000, reader: new TelemetryReader(new InfluxStore(influxSchema.parse({ url: 'http://127.0.0.1:1' }))), registryChanged: registryChanged?.(entities), ...alertDeps(db) });
   return entities;
 }
 afterEach(async () => {
@@ -149,6 +149,25 @@ describe('POST /api/v1/import', () => {
     // Importing it again changes nothing.
     const again = await post('/import', payload);
     expect(Object.values(again.body.counts as Record<string, { created: number; updated: number }>).every((c) => c.created === 0 && c.updated === 0)).toBe(true);
+  });
+
+  it('answers once the rules\' view of the registry holds the import, not at its next poll', async () => {
+    let index: CityIndex | null = null;
+    await start({}, (entities) => {
+      index = new CityIndex(db, entities);
+      index.start();
+      return () => index!.catchUp();
+    });
+    try {
+      expect(index!.current.binByDevice('BIN-99')).toBeUndefined();
+      const response = await post('/import', JSON.stringify(city({ communities: 10, bins: 100, trucks: 10, permits: 10 })));
+      expect(response.status).toBe(200);
+      // Within the poll's 2 s, so only the import's own catching up can have taken it in.
+      expect(index!.current.binByDevice('BIN-99')).toMatchObject({ id: 'bin-99' });
+      expect(index!.current.permitCount()).toBe(10);
+    } finally {
+      index!.stop();
+    }
   });
 
   it('returns the secrets of new devices once, and writes nothing on a dry run', async () => {
