@@ -12,6 +12,7 @@ import { DatabaseUnreachableError, type RegistryDb } from '../registry/db.ts';
 import { notice, type Steps } from '../registry/steps.ts';
 import { AlertStore, lockKey, type AlertChange, type AlertView } from './alert-store.ts';
 import { RegistryError } from '../registry/devices.ts';
+import { within } from '../within.ts';
 import { WebhookDeliverer, WebhookStore } from './webhooks.ts';
 
 /** One change of one alert, once it is stored. */
@@ -102,9 +103,9 @@ export class AlertService {
   private readonly log: Logger;
   private readonly clock: () => number;
   private lastPointMs = 0;
-  /** Findings and officers' changes to be written, in the order given (see run()). */
+  /** Findings and officers' changes to be written, in the order given (see pump()). */
   private readonly waiting: Work[] = [];
-  private running = 0;
+  /** Which of the LANES connections has a transaction under way. */
   private readonly lanesBusy: boolean[] = Array<boolean>(LANES).fill(false);
   private waitingDropped = 0;
   private droppedTotal = 0;
@@ -143,14 +144,12 @@ export class AlertService {
    * (the process is stopping), saying how many are lost with it.
    */
   async stopRecording(timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.recorded(), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
+    await within(this.recorded(), timeoutMs);
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     const left = this.waiting.filter((work) => !work.running);
-    for (const work of left) this.waiting.splice(this.waiting.indexOf(work), 1);
+    this.waiting.splice(0, this.waiting.length, ...this.waiting.filter((work) => work.running));
     for (const work of left) if (!work.finding) work.settle(null, new DatabaseUnreachableError('the service is stopping; the change was not made'));
     for (const resolve of [...this.idle.splice(0), ...this.roomWaiters.splice(0)]) resolve();
     if (left.length > 0) this.log.warn({ waiting: left.length }, 'stopping with findings the registry database never took; the rules find them again from history at the next start');
@@ -249,7 +248,7 @@ export class AlertService {
   private pump(): void {
     if (this.stopped || this.retryTimer) return;
     const seen = new Set<string>();
-    for (let i = 0; i < this.waiting.length && i < LOOKAHEAD && this.running < LANES; i++) {
+    for (let i = 0; i < this.waiting.length && i < LOOKAHEAD && this.lanesBusy.includes(false); i++) {
       const work = this.waiting[i]!;
       if (seen.has(work.key)) continue;
       seen.add(work.key);
@@ -260,11 +259,9 @@ export class AlertService {
   private begin(work: Work): void {
     const lane = this.lanesBusy.indexOf(false);
     this.lanesBusy[lane] = true;
-    this.running++;
     work.running = true;
     const finished = (result: AlertEvent | null, error?: Error) => {
       this.lanesBusy[lane] = false;
-      this.running--;
       work.running = false;
       if (error instanceof DatabaseUnreachableError && work.finding && !this.stopped) {
         // Kept where it is, and tried again with everything after it.
@@ -341,16 +338,7 @@ export class AlertService {
    * transaction under way there that only this thread can finish.
    */
   private change(id: string, transition: (now: number) => Steps<AlertView>): Promise<AlertView> {
-    const webhooks = this.webhooks;
-    const noticeOf = (alert: AlertView, change: AlertChange) => this.noticeOf(alert, change);
-    const clock = this.clock;
-    function* steps(): Steps<AlertEvent | null> {
-      const alert = yield* transition(clock());
-      const change = alert.status as 'acknowledged' | 'resolved';
-      yield* webhooks.enqueuing(alert, change);
-      yield notice(ALERTS_CHANNEL, noticeOf(alert, change));
-      return { alert, change };
-    }
+    const steps = () => this.changing(transition);
     if (this.db.dialect !== 'postgres') {
       try {
         const event = this.db.run(steps())!;
@@ -377,6 +365,15 @@ export class AlertService {
       this.waiting.push({ key, steps, finding: null, settle, running: false });
       this.pump();
     });
+  }
+
+  /** The transaction of an officer's change: the change, its webhook deliveries, the notice to the other processes. */
+  private *changing(transition: (now: number) => Steps<AlertView>): Steps<AlertEvent | null> {
+    const alert = yield* transition(this.clock());
+    const change = alert.status as 'acknowledged' | 'resolved';
+    yield* this.webhooks.enqueuing(alert, change);
+    yield notice(ALERTS_CHANNEL, this.noticeOf(alert, change));
+    return { alert, change };
   }
 
   /** Listens to every alert change; returns the function that stops listening. */

@@ -218,9 +218,9 @@ export class AlertStore {
     // Under the lock record() takes, so that a finding merged into the alert meanwhile (by
     // another process) and this change do not both take the next version.
     yield lock(lockKey(subject.type, subject.subject_id));
-    const rows = (yield* select('SELECT a.*, j.jurisdiction_id AS jurisdiction FROM alerts a LEFT JOIN alert_jurisdictions j ON j.alert_id = a.id WHERE a.id = ?', id)) as (Row & { jurisdiction: string | null })[];
-    if (rows.length === 0) throw new RegistryError('not_found', `no alert ${id}`);
-    const { jurisdiction: _, ...row } = rows[0]!;
+    const [read] = yield* this.withJurisdictions('SELECT a.*, j.jurisdiction_id AS jurisdiction FROM alerts a LEFT JOIN alert_jurisdictions j ON j.alert_id = a.id WHERE a.id = ?', id);
+    if (!read) throw new RegistryError('not_found', `no alert ${id}`);
+    const { row, jurisdictions } = read;
     const from = status === 'acknowledged' ? ['open'] : ['open', 'acknowledged'];
     if (!from.includes(row.status)) throw new RegistryError('conflict', `alert ${id} is ${row.status}; it cannot become ${status}`);
     const updated: Row = {
@@ -236,7 +236,7 @@ export class AlertStore {
       updated,
     );
     yield* this.historyRow(id, updated.version, now, status, status, by, note);
-    return this.view(updated, rows.flatMap((r) => (r.jurisdiction === null ? [] : [r.jurisdiction])));
+    return this.view(updated, jurisdictions);
   }
 
   /**
@@ -247,7 +247,7 @@ export class AlertStore {
   private *matching(f: Finding): Steps<{ existing: { row: Row; jurisdictions: string[] } | undefined; ids: Set<string> | null }> {
     const gap = this.options.mergeGapMs(f.type);
     const end = f.endedAt ?? lastEvidence(f);
-    const rows = (yield* select(
+    const candidates = yield* this.withJurisdictions(
       `SELECT a.*, j.jurisdiction_id AS jurisdiction FROM (
          SELECT * FROM alerts WHERE subject_id = ? AND type = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at DESC LIMIT ${CANDIDATES_MAX}
        ) a LEFT JOIN alert_jurisdictions j ON j.alert_id = a.id ORDER BY a.started_at DESC, a.id`,
@@ -255,18 +255,26 @@ export class AlertStore {
       f.type,
       end + gap,
       f.startedAt - gap,
-    )) as (Row & { jurisdiction: string | null })[];
-    const candidates = new Map<string, { row: Row; jurisdictions: string[] }>();
-    for (const { jurisdiction, ...row } of rows) {
-      let candidate = candidates.get(row.id);
-      if (!candidate) candidates.set(row.id, (candidate = { row, jurisdictions: [] }));
-      if (jurisdiction !== null) candidate.jurisdictions.push(jurisdiction);
+    );
+    // A violation going on after an officer resolved its alert is a new case.
+    const existing = candidates.find(({ row }) => row.status !== 'resolved' || lastEvidence(f) <= (row.ended_at ?? row.last_evidence_at));
+    return { existing, ids: candidates.length < CANDIDATES_MAX ? new Set(candidates.map(({ row }) => row.id)) : null };
+  }
+
+  /**
+   * Alerts read with their jurisdictions, one row per jurisdiction (`a.*` and `jurisdiction`, a
+   * LEFT JOIN of alert_jurisdictions), as one entry per alert in the order read.
+   */
+  private *withJurisdictions(sql: string, ...params: unknown[]): Steps<{ row: Row; jurisdictions: string[] }[]> {
+    const alerts = new Map<string, { row: Row; jurisdictions: string[] }>();
+    for (const { jurisdiction, ...row } of (yield* select(sql, ...params)) as (Row & { jurisdiction: string | null })[]) {
+      let alert = alerts.get(row.id);
+      if (!alert) alerts.set(row.id, (alert = { row, jurisdictions: [] }));
+      if (jurisdiction !== null) alert.jurisdictions.push(jurisdiction);
     }
     // Sorted here, not by the database's collation, so a view built from them lists them as one read back does.
-    for (const candidate of candidates.values()) candidate.jurisdictions.sort();
-    // A violation going on after an officer resolved its alert is a new case.
-    const existing = [...candidates.values()].find(({ row }) => row.status !== 'resolved' || lastEvidence(f) <= (row.ended_at ?? row.last_evidence_at));
-    return { existing, ids: candidates.size < CANDIDATES_MAX ? new Set(candidates.keys()) : null };
+    for (const alert of alerts.values()) alert.jurisdictions.sort();
+    return [...alerts.values()];
   }
 
   /**

@@ -16,6 +16,7 @@
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Intake } from '../contract/source.ts';
+import { within } from '../within.ts';
 
 export interface DurableSubscriptionOptions {
   url: string;
@@ -120,7 +121,7 @@ export class DurableSubscription {
     this.client = null;
     // Handlers about to finish send their acknowledgements; the rest give up and their messages
     // come again at the next start.
-    if (this.running.size > 0) await Promise.race([Promise.allSettled([...this.running]), new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS))]);
+    if (this.running.size > 0) await within(Promise.allSettled([...this.running]), STOP_GRACE_MS);
     if (client) await client.endAsync(false);
   }
 

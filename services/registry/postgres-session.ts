@@ -10,6 +10,7 @@
 import pg from 'pg';
 import { LOCK_SQL, bindPostgres, describePostgresUrl, postgresFailure, type PostgresOptions, type WorkerError } from './postgres-backend.ts';
 import type { Rows, Steps } from './steps.ts';
+import { within } from '../within.ts';
 
 /** Longest wait at close for the transaction under way. */
 const CLOSE_GRACE_MS = 1000;
@@ -167,12 +168,4 @@ export class PostgresSession {
     }
     return (results.at(-1) as PromiseFulfilledResult<pg.QueryResult>).value;
   }
-}
-
-/** Whether `promise` settles within `ms`. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([promise.then(() => true, () => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
-  clearTimeout(timer);
-  return settled;
 }
