@@ -9,6 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { UNSTORABLE } from '../../contract/payloads.ts';
 import { ALERT_TYPES } from '../../contract/alerts.ts';
 import type { AlertService } from '../../alerts/alert-service.ts';
 import type { AlertView } from '../../alerts/alert-store.ts';
@@ -17,6 +18,16 @@ import { READ_WITH_ENFORCEMENT, jurisdictionScope } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import { page, pageQuery } from './pagination.ts';
 import { instant } from './time.ts';
+
+/**
+ * An officer's note on a resolved case: lines of text (tabs and line breaks kept); other control
+ * characters and unpaired surrogates are refused, as in every text the registry stores (a NUL
+ * cannot be stored in PostgreSQL at all).
+ */
+const resolutionNote = z
+  .string()
+  .max(2000)
+  .refine((note) => !UNSTORABLE.test(note.replace(/[\t\r\n]/g, ' ')), { error: 'must not contain control characters (other than tabs and line breaks) or unpaired surrogates' });
 
 const HANDLERS = ['admin', 'operator', 'enforcement'] as const;
 /** SSE comment sent this often so proxies keep an idle stream open. */
@@ -142,7 +153,7 @@ export const alertRoutes: FastifyPluginAsyncZod<{ alerts: AlertService }> = asyn
 
   app.post('/alerts/:id/resolve', {
     config: { roles: HANDLERS },
-    schema: { tags: ['alerts'], params: z.object({ id: z.string() }), body: z.object({ note: z.string().max(2000).optional() }).optional(), response: { 200: alertView } },
+    schema: { tags: ['alerts'], params: z.object({ id: z.string() }), body: z.object({ note: resolutionNote.optional() }).optional(), response: { 200: alertView } },
   }, async (request) => {
     findVisible(request.params.id, request.identity);
     return summary(await alerts.resolve(request.params.id, request.identity!.name, request.body?.note ?? null));

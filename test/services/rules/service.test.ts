@@ -115,6 +115,14 @@ describe('rules in the service', () => {
     const acknowledged = await api(`/alerts/${deviationId}/acknowledge`, west, 'POST');
     expect(acknowledged.body).toMatchObject({ status: 'acknowledged', acknowledged: { by: 'officer-west' } });
     expect((await api(`/alerts/${deviationId}/acknowledge`, west, 'POST')).status).toBe(409);
+    // A note with a NUL (which PostgreSQL cannot store) or another control character is refused
+    // before anything is written; line breaks and tabs are kept.
+    for (const note of ['fined\u0000', 'fined\u001b[2J', 'fined\ud800']) {
+      const refused = await api(`/alerts/${deviationId}/resolve`, east, 'POST', { note });
+      expect(refused.status, JSON.stringify(note)).toBe(400);
+      expect(JSON.stringify(refused.body), JSON.stringify(note)).toContain('control characters');
+    }
+    expect((await api(`/alerts/${deviationId}`, east)).body).toMatchObject({ status: 'acknowledged' });
     const resolved = await api(`/alerts/${deviationId}/resolve`, east, 'POST', { note: 'fined' });
     expect(resolved.body).toMatchObject({ status: 'resolved', resolved: { by: 'officer-east', note: 'fined' } });
     expect((await api('/alerts', 'wt_not-a-token')).status).toBe(401);
