@@ -181,6 +181,7 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
     openAlerts: () => alerts.store.openCounts(),
     webhookOutboxDepth: () => alerts.webhooks.pendingCount(),
     connectedClients: () => broker?.connectedClients() ?? null,
+    brokerDropped: () => worker?.brokerDropped() ?? null,
     connectedTerminals: () => gateway?.connectedTerminals() ?? null,
     lorawanStats: () => lorawan?.stats() ?? {},
   });

@@ -1,6 +1,9 @@
 // The bare broker hop bench:ingest and bench:jt808 set beside their pipelines: publishers
-// (bench/ingest/publisher.ts) -> aedes (bench/ingest/bare-broker.ts) -> one subscriber, nothing else.
+// (bench/ingest/publisher.ts) -> a broker -> one subscriber, nothing else. The broker is a plain
+// aedes (bench/ingest/bare-broker.ts), or the external broker the pipeline runs on, with the same
+// configuration (Mosquitto with docs/examples/mosquitto.conf).
 import mqtt from 'mqtt';
+import { peakRssMb } from '../proc.ts';
 import { run, say, sleep } from '../child.ts';
 
 /** bench/ingest/publisher.ts takes its devices as one JSON argument, which Linux caps at 128 KiB (MAX_ARG_STRLEN). */
@@ -15,13 +18,47 @@ export function devicesArgument(devices: Record<string, string>, advice: string)
   return json;
 }
 
-/** `deviceIds` publish `messages` fixes each (at most `window` unacknowledged per device) through a bare broker to one subscriber; `advice` as devicesArgument's. */
-export async function bareBrokerHop(deviceIds: string[], messages: number, window: number, advice: string): Promise<{ msgsPerSecond: number; received: number; brokerRssMb: number }> {
-  const total = deviceIds.length * messages;
+/** A broker for the bare hop: where it listens, the devices' secrets, the subscriber's login. */
+export interface BareBroker {
+  name: string;
+  url: string;
+  secrets: Record<string, string>;
+  subscriber: { username?: string; password?: string };
+  pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+/** The plain aedes, in a process of its own, no authentication. */
+async function bareAedes(deviceIds: string[]): Promise<BareBroker> {
   const broker = run(['bench/ingest/bare-broker.ts', '0']);
   const { port } = (await broker.waitFor('ready')) as { port: number };
-  const url = `mqtt://127.0.0.1:${port}`;
-  const subscriber = await mqtt.connectAsync(url, { clientId: 'bench-subscriber' });
+  return {
+    name: 'aedes',
+    url: `mqtt://127.0.0.1:${port}`,
+    secrets: Object.fromEntries(deviceIds.map((id) => [id, ''])),
+    subscriber: {},
+    pid: broker.child.pid,
+    stop: async () => {
+      broker.child.kill('SIGTERM');
+      await broker.waitFor('rss');
+    },
+  };
+}
+
+/**
+ * `deviceIds` publish `messages` fixes each (at most `window` unacknowledged per device) through a
+ * bare broker (aedes unless `start` gives another) to one subscriber; `advice` as devicesArgument's.
+ */
+export async function bareBrokerHop(
+  deviceIds: string[],
+  messages: number,
+  window: number,
+  advice: string,
+  start: () => Promise<BareBroker> = () => bareAedes(deviceIds),
+): Promise<{ msgsPerSecond: number; received: number; brokerRssMb: number; broker: string }> {
+  const total = deviceIds.length * messages;
+  const broker = await start();
+  const subscriber = await mqtt.connectAsync(broker.url, { clientId: 'bench-subscriber', ...broker.subscriber });
   let received = 0;
   let lastAt = 0;
   subscriber.on('message', () => {
@@ -29,7 +66,7 @@ export async function bareBrokerHop(deviceIds: string[], messages: number, windo
     lastAt = performance.now();
   });
   await subscriber.subscribeAsync('waste/#', { qos: 1 });
-  const publisher = run(['bench/ingest/publisher.ts', '--url', url, '--devices', devicesArgument(Object.fromEntries(deviceIds.map((id) => [id, ''])), advice), '--messages', String(messages), '--window', String(window), '--base', String(Date.now())]);
+  const publisher = run(['bench/ingest/publisher.ts', '--url', broker.url, '--devices', devicesArgument(broker.secrets, advice), '--messages', String(messages), '--window', String(window), '--base', String(Date.now())]);
   await publisher.waitFor('connected');
   const started = performance.now();
   while (received < total) {
@@ -38,9 +75,9 @@ export async function bareBrokerHop(deviceIds: string[], messages: number, windo
   }
   await publisher.waitFor('done');
   const msgsPerSecond = received / ((lastAt - started) / 1000);
-  broker.child.kill('SIGTERM');
-  const rss = (await broker.waitFor('rss')) as { maxRssMb: number };
+  const brokerRssMb = peakRssMb(broker.pid);
   await subscriber.endAsync();
-  say(`bare broker hop: ${Math.round(msgsPerSecond)} msg/s (${received}/${total} received)`);
-  return { msgsPerSecond, received, brokerRssMb: rss.maxRssMb };
+  await broker.stop();
+  say(`bare broker hop (${broker.name}): ${Math.round(msgsPerSecond)} msg/s (${received}/${total} received)`);
+  return { msgsPerSecond, received, brokerRssMb, broker: broker.name };
 }

@@ -17,7 +17,7 @@ import { startTestMosquitto } from '../../test/helpers/mosquitto.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import { peakRssMb } from '../proc.ts';
 import { percentile, run, say, sleep } from '../child.ts';
-import { bareBrokerHop } from './bare-hop.ts';
+import { bareBrokerHop, type BareBroker } from './bare-hop.ts';
 
 const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--window W] [--rate R]
                                   [--broker embedded|mosquitto] [--skip-bare] [--profile DIR]
@@ -25,10 +25,11 @@ const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--win
 M simulated devices publish N truck fixes each (QoS 1, W unacknowledged per device at most).
 Reports end-to-end throughput (until every point is queryable in InfluxDB), p50/p99
 publish-to-queryable latency (a probe device publishing every 20 ms during the run), peak RSS of
-each process, the count check, and the bare broker hop (publishers -> aedes -> one subscriber).
+each process, the count check, and the bare broker hop (publishers -> broker -> one subscriber).
 Defaults: M=50, N=4000, W=50, embedded broker, as fast as acknowledged. --rate R paces the devices
-to R messages/s in all, to measure latency at a given load (a Suzhou-sized city: about 2000). --broker mosquitto runs Debian's Mosquitto as the
-external broker with the service as its ingest client. --profile DIR writes a V8 CPU profile of
+to R messages/s in all, to measure latency at a given load (a Suzhou-sized city: about 2000). --broker mosquitto runs Debian's Mosquitto, configured
+with docs/examples/mosquitto.conf, as the external broker with the service as its ingest client,
+and the bare hop through Mosquitto too. --profile DIR writes a V8 CPU profile of
 the service (.cpuprofile).
 `;
 
@@ -148,6 +149,7 @@ async function pipeline() {
   await sleep(200);
   const serviceRssMb = peakRssMb(service.child.pid);
   const influxRssMb = peakRssMb(influxd.pid);
+  const brokerRssMb = mosquitto ? peakRssMb(mosquitto.pid()) : null;
   await probe.endAsync();
   service.child.kill('SIGTERM');
   await new Promise((r) => service.child.once('exit', r));
@@ -155,11 +157,18 @@ async function pipeline() {
   await mosquitto?.cleanup();
   await fsp.rm(dir, { recursive: true, force: true });
   latencies.sort((a, b) => a - b);
-  return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, serviceRssMb, influxRssMb, publisherRssMb: published.maxRssMb };
+  return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, serviceRssMb, influxRssMb, brokerRssMb, publisherRssMb: published.maxRssMb };
 }
 
 say(`${M} devices x ${N} messages = ${total}, window ${values.window} per device, ${os.cpus().length} cores`);
-const bare = values['skip-bare'] ? null : await bareBrokerHop(deviceIds, N, Number(values.window), 'use fewer --devices');
+/** The bare hop through Mosquitto, run with the same configuration as the pipeline's. */
+async function bareMosquitto(): Promise<BareBroker> {
+  const secrets = Object.fromEntries(deviceIds.map((id) => [id, 'bench-secret']));
+  const mosquitto = await startTestMosquitto({ ...secrets, 'waste-ingest': 'bench-ingest' });
+  return { name: 'mosquitto', url: mosquitto.url, secrets, subscriber: { username: 'waste-ingest', password: 'bench-ingest' }, pid: mosquitto.pid(), stop: () => mosquitto.cleanup() };
+}
+
+const bare = values['skip-bare'] ? null : await bareBrokerHop(deviceIds, N, Number(values.window), 'use fewer --devices', values.broker === 'mosquitto' ? bareMosquitto : undefined);
 const result = await pipeline();
 const throughput = result.inInflux / result.elapsedS;
 const summary = {
@@ -175,11 +184,13 @@ const summary = {
   latency_p50_ms: percentile(result.latencies, 0.5),
   latency_p99_ms: percentile(result.latencies, 0.99),
   latency_samples: result.latencies.length,
+  bare_broker: bare?.broker ?? null,
   bare_broker_msgs_per_s: bare ? Math.round(bare.msgsPerSecond) : null,
   fraction_of_bare_broker: bare ? Number((throughput / bare.msgsPerSecond).toFixed(2)) : null,
   peak_rss_mb: {
     service: Math.round(result.serviceRssMb),
     influxd: Math.round(result.influxRssMb),
+    broker: result.brokerRssMb === null ? null : Math.round(result.brokerRssMb),
     publisher: Math.round(result.publisherRssMb),
     bare_broker: bare ? Math.round(bare.brokerRssMb) : null,
   },
@@ -188,8 +199,8 @@ process.stdout.write(
   [
     `pipeline: ${summary.pipeline_msgs_per_s} msg/s end to end (${summary.in_influxdb}/${summary.published} queryable in ${result.elapsedS.toFixed(1)} s; lost ${summary.lost})`,
     `latency publish -> queryable: p50 ${summary.latency_p50_ms} ms, p99 ${summary.latency_p99_ms} ms (${summary.latency_samples} probes)`,
-    bare ? `bare broker hop: ${summary.bare_broker_msgs_per_s} msg/s; pipeline = ${summary.fraction_of_bare_broker} of it` : 'bare broker hop: skipped',
-    `peak RSS MB: service ${summary.peak_rss_mb.service}, influxd ${summary.peak_rss_mb.influxd}, publisher ${summary.peak_rss_mb.publisher}${bare ? `, bare broker ${summary.peak_rss_mb.bare_broker}` : ''}`,
+    bare ? `bare broker hop (${bare.broker}): ${summary.bare_broker_msgs_per_s} msg/s; pipeline = ${summary.fraction_of_bare_broker} of it` : 'bare broker hop: skipped',
+    `peak RSS MB: service ${summary.peak_rss_mb.service}, influxd ${summary.peak_rss_mb.influxd}${summary.peak_rss_mb.broker === null ? '' : `, ${values.broker} ${summary.peak_rss_mb.broker}`}, publisher ${summary.peak_rss_mb.publisher}${bare ? `, bare broker ${summary.peak_rss_mb.bare_broker}` : ''}`,
     JSON.stringify(summary),
   ].join('\n') + '\n',
 );

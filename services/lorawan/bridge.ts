@@ -120,6 +120,14 @@ export class LorawanBridge implements Source {
         aclHint: chirpstack
           ? `its ACL must let ${config.username || 'the bridge'} read application/#`
           : 'the API key must have the right to read application traffic',
+        // The frame counters are counted in the order uplinks become durable (UplinkTracker).
+        oneAtATime: true,
+        // An event over lorawan.maxEventBytes is refused either way; one far over it is not read.
+        maxPacketBytes: this.deps.config.maxEventBytes + 2 + 65_535 + 2,
+        refuseOversized: ({ topic, bytes }) => {
+          server.stats.rejected++;
+          this.intake?.reject({ reason: 'payload_too_large', message: `event of ${bytes} bytes is larger than lorawan.maxEventBytes (${this.deps.config.maxEventBytes})`, deviceId: null, topic: `lorawan/${config.name}/${topic}`, receivedAt: Date.now() });
+        },
       },
       (topic, payload) => this.handle(server, topic, payload),
       this.deps.log.child({ networkServer: config.name }),

@@ -22,6 +22,8 @@ export interface MetricSources {
   webhookOutboxDepth(): number;
   /** MQTT clients on the embedded broker (null on an external one). */
   connectedClients(): number | null;
+  /** Messages the external broker says it acknowledged and then dropped (Mosquitto's $SYS count); null where it does not say. */
+  brokerDropped?(): number | null;
   /** JT/T 808 terminals authenticated and connected (null while the gateway is disabled). */
   connectedTerminals?(): number | null;
   /** The LoRaWAN bridge's counts by network server (lorawan/bridge.ts NetworkServerStats). */
@@ -84,6 +86,10 @@ export class ServiceMetrics {
     gauge('waste_webhook_outbox_depth', 'Webhook deliveries waiting in the outbox (all webhooks).', [], () => [[{}, sources.webhookOutboxDepth()]]);
     gauge('waste_broker_connected_clients', 'MQTT clients connected to the embedded broker.', [], () => {
       const n = sources.connectedClients();
+      return n === null ? [] : [[{}, n]];
+    });
+    gauge('waste_broker_dropped_messages', 'Messages the external broker acknowledged and then dropped because a subscriber\'s queue was full, since the broker started (Mosquitto\'s $SYS/broker/publish/messages/dropped; docs/external-broker.md). Any rise is data lost.', [], () => {
+      const n = sources.brokerDropped?.() ?? null;
       return n === null ? [] : [[{}, n]];
     });
     gauge('waste_jt808_connected_terminals', 'JT/T 808 terminals authenticated and connected to the gateway.', [], () => {

@@ -1,6 +1,7 @@
-// A throwaway Debian Mosquitto 2.x with a password file and, by default, an ACL equivalent to the
-// embedded broker's (docs/external-broker.md): devices write under their own id, the ingest account
-// reads all. Tests that stand it in for another broker (a LoRaWAN network server's) give their own
+// A throwaway Debian Mosquitto 2.x run with the documented configuration
+// (docs/examples/mosquitto.conf: its queue limits, in-flight window and size limit), a password
+// file and, by default, an ACL equivalent to the embedded broker's (docs/external-broker.md):
+// devices write under their own id, the ingest account reads all. Tests that stand it in for another broker (a LoRaWAN network server's) give their own
 // ACL. stop() and start() take it down and bring it back on the same port, with what it persisted.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -13,6 +14,8 @@ import { freePort } from './ports.ts';
 export interface TestMosquitto {
   url: string;
   port: number;
+  /** The running broker's process id. */
+  pid(): number | undefined;
   /** Kills the broker (SIGKILL: an outage, not a shutdown); the port stays reserved for start(). */
   stop(): Promise<void>;
   /** Starts it again on the same port. */
@@ -25,6 +28,29 @@ export interface TestMosquittoOptions {
   acl?: string;
   /** Keeps sessions and queued messages in a file across stop()/start() (autosave on every change). */
   persistence?: boolean;
+  /** Replaces the documented max_queued_bytes. */
+  maxQueuedBytes?: number;
+  /** Replaces the documented sys_interval (seconds between Mosquitto's $SYS reports). */
+  sysIntervalS?: number;
+}
+
+/** docs/examples/mosquitto.conf with this broker's port and files; persistence as `options` say. */
+async function configuration(dir: string, port: number, options: TestMosquittoOptions): Promise<string> {
+  const documented = await fs.readFile(path.resolve('docs/examples/mosquitto.conf'), 'utf8');
+  const replace = (text: string, key: string, value: string): string => {
+    const line = new RegExp(`^${key} .*$`, 'm');
+    if (!line.test(text)) throw new Error(`docs/examples/mosquitto.conf has no ${key} line`);
+    return text.replace(line, `${key} ${value}`);
+  };
+  let text = replace(documented, 'listener', `${port} 127.0.0.1`);
+  text = replace(text, 'password_file', path.join(dir, 'passwd'));
+  text = replace(text, 'acl_file', path.join(dir, 'acl'));
+  text = replace(text, 'persistence_location', `${dir}/`);
+  if (options.persistence) text = replace(text, 'autosave_interval', '1') + 'autosave_on_changes true\n';
+  else text = replace(text, 'persistence', 'false');
+  if (options.maxQueuedBytes !== undefined) text = replace(text, 'max_queued_bytes', String(options.maxQueuedBytes));
+  if (options.sysIntervalS !== undefined) text = replace(text, 'sys_interval', String(options.sysIntervalS));
+  return text;
 }
 
 export async function startTestMosquitto(users: Record<string, string>, options: TestMosquittoOptions = {}): Promise<TestMosquitto> {
@@ -41,13 +67,7 @@ export async function startTestMosquitto(users: Record<string, string>, options:
   for (const [user, password] of Object.entries(users)) execFileSync(passwd, ['-b', passwordFile, user, password]);
   if (options.acl === undefined) await fs.copyFile(path.resolve('docs/examples/mosquitto.acl'), path.join(dir, 'acl'));
   else await fs.writeFile(path.join(dir, 'acl'), options.acl);
-  const persistence = options.persistence
-    ? `persistence true\npersistence_location ${dir}/\nautosave_interval 1\nautosave_on_changes true\n`
-    : 'persistence false\n';
-  await fs.writeFile(
-    path.join(dir, 'mosquitto.conf'),
-    `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwordFile}\nacl_file ${path.join(dir, 'acl')}\n${persistence}max_queued_messages 100000\n`,
-  );
+  await fs.writeFile(path.join(dir, 'mosquitto.conf'), await configuration(dir, port, options));
   for (const file of ['passwd', 'acl']) await fs.chmod(path.join(dir, file), 0o644);
 
   let child: ChildProcess | null = null;
@@ -72,6 +92,7 @@ export async function startTestMosquitto(users: Record<string, string>, options:
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
+    pid: () => child?.pid,
     stop,
     start,
     cleanup: async () => {

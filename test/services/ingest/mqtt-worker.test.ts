@@ -78,6 +78,45 @@ describe('ingest worker on Mosquitto', () => {
   });
 });
 
+describe('a burst and an outage on the documented Mosquitto configuration', () => {
+  it('holds a minute of a 1,000-message/s city published while the service is down, and stores every fix once', async () => {
+    const fleet = Array.from({ length: 20 }, (_, i) => `OUT-${String(i).padStart(2, '0')}`);
+    const broker = await startTestMosquitto({ ...users, ...Object.fromEntries(fleet.map((id) => [id, 'fleet-secret'])) });
+    const outage = await testConfig(influxd.url, { 'broker.url': broker.url, 'ingest.username': 'waste-ingest', 'ingest.password': users['waste-ingest'], 'ingest.clientId': 'waste-ingest-outage' });
+    // The worker's session exists, then the service is away while the fleet publishes.
+    await (await startTestService(outage)).stop();
+    const base = Date.now() - 3_600_000;
+    await Promise.all(
+      fleet.map(async (id) => {
+        const device = await mqtt.connectAsync(broker.url, { username: id, password: 'fleet-secret', clientId: id });
+        for (let i = 0; i < 3000; i += 500) {
+          await Promise.all(Array.from({ length: 500 }, (_, k) => device.publishAsync(topics.data('trucks', id), JSON.stringify({ ts: base + (i + k) * 1000, lat: 31.3, lon: 120.6, speed_kmh: 30, heading: 90 }), { qos: 1 })));
+        }
+        await device.endAsync();
+      }),
+    );
+    const svc = await startTestService(outage);
+    for (const id of fleet) expect(await eventually(() => count(id), (n) => n === 3000, 60_000)).toBe(3000);
+    await svc.stop();
+    await broker.cleanup();
+  });
+
+  it('says so when Mosquitto dropped acknowledged messages past its queue limit', async () => {
+    const broker = await startTestMosquitto(users, { maxQueuedBytes: 20_000, sysIntervalS: 1 });
+    const small = await testConfig(influxd.url, { 'broker.url': broker.url, 'ingest.username': 'waste-ingest', 'ingest.password': users['waste-ingest'], 'ingest.clientId': 'waste-ingest-small' });
+    await (await startTestService(small)).stop();
+    const device = await mqtt.connectAsync(broker.url, { username: 'M-T1', password: users['M-T1'], clientId: 'M-T1-small' });
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => device.publishAsync(topics.data('trucks', 'M-T1'), fix(100_000 + i), { qos: 1 })));
+    await device.endAsync();
+    const svc = await startTestService(small);
+    const dropped = async () => Number(/^waste_broker_dropped_messages (\d+)$/m.exec(await svc.service.metrics.registry.metrics())?.[1] ?? 0);
+    // 2,000 fixes of about 100 bytes each, 20,000 bytes queued at most, and 1,000 in flight.
+    expect(await eventually(dropped, (n) => n > 0, 20_000)).toBeGreaterThan(0);
+    await svc.stop();
+    await broker.cleanup();
+  });
+});
+
 describe('ingest worker start-up errors', () => {
   it('says what to check when the broker refuses its subscriptions', async () => {
     // The embedded broker answers SUBACK 0x80 to a device account asking for waste/... topics
