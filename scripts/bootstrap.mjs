@@ -2,7 +2,7 @@
 // Runs before `npm start` and `npm test` so that each works on a fresh clone:
 //  - installs the npm dependencies (npm ci) when node_modules is missing or older than the lock file;
 //  - makes sure the Debian packages are installed: for the service, influxdb (unless an InfluxDB is
-//    configured); with --test, influxdb, mosquitto, postgresql and socat, the real servers and tools the
+//    configured); with --test, influxdb, mosquitto, postgresql, rabbitmq-server and socat, the real servers and tools the
 //    tests use, and docker-compose, which validates the compose file. As root it installs them with
 //    apt-get; otherwise it prints the command.
 // Plain JavaScript on purpose: it must run before any dependency is installed.
@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const forTests = process.argv.includes('--test');
 
 if (process.argv.includes('--help')) {
-  process.stdout.write('Usage: node scripts/bootstrap.mjs [--test]\nInstalls npm dependencies if needed, and influxdb from Debian for the service (with --test: influxdb, mosquitto, postgresql, socat and docker-compose).\n');
+  process.stdout.write('Usage: node scripts/bootstrap.mjs [--test]\nInstalls npm dependencies if needed, and influxdb from Debian for the service (with --test: influxdb, mosquitto, postgresql, rabbitmq-server, socat and docker-compose).\n');
   process.exit(0);
 }
 
@@ -67,6 +67,7 @@ const wanted = forTests
       ['initdb', 'postgresql', postgresInstalled],
       ['docker-compose', 'docker-compose'],
       ['socat', 'socat'],
+      ['rabbitmq-server', 'rabbitmq-server', () => onPath('rabbitmq-server', ['/usr/lib/rabbitmq/bin'])],
     ]
   : process.env.WASTE_INFLUX_URL || process.env.WASTE_CONFIG
     ? []
