@@ -17,8 +17,8 @@ import { canPublish, canReceive, canSubscribe, type Identity } from './acl.ts';
 import type { CredentialDirectory } from './credentials.ts';
 import { FrameLimit, PacketTooLargeError } from './frame-limit.ts';
 import { DroppedPayloads, boundedEmitter, cleanlyDisconnected, keepRefusedFiltersOutOfSessions, limitFramesBeforeParsing, parseIntoFreshPackets, verifyLibraryPatches } from './library-patches.ts';
-import { FailureBackoff, addressSource } from './login-limits.ts';
-import { SecretHashRefusedError, SecretVerifier, VerifiedSecrets, VerifierBusyError } from './secrets.ts';
+import { DeviceLogins, MAX_USERNAME_LENGTH, type LoginRefusal } from './device-logins.ts';
+import { addressSource } from './login-limits.ts';
 
 export interface BrokerDeps {
   config: BrokerConfig;
@@ -44,14 +44,8 @@ export interface BrokerStats {
 const CONNACK = { identifierRejected: 2, serverUnavailable: 3, badCredentials: 4, notAuthorized: 5 } as const;
 /** While the spool is full, the loud warning is repeated at most this often. */
 const SPOOL_FULL_WARNING_MS = 10_000;
-/** While logins are refused as busy, the warning is repeated at most this often. */
-const BUSY_LOGIN_WARNING_MS = 10_000;
-/** scrypt runs at once: libuv's pool has 4 threads, and the spool's writes and fsyncs need the others. */
-const VERIFICATION_CONCURRENCY = 2;
-/** Usernames and addresses whose failed logins are remembered at most (about 20 MB at most). */
-const MAX_BACKOFF_KEYS = 100_000;
-/** Longest username a credential can have: device ids and service names are at most 64 characters. */
-const MAX_USERNAME_LENGTH = 64;
+/** The CONNACK a refused login gets. */
+const REFUSAL_CODES: Record<LoginRefusal, number> = { bad_credentials: CONNACK.badCredentials, disabled: CONNACK.notAuthorized, busy: CONNACK.serverUnavailable, unavailable: CONNACK.serverUnavailable };
 const OFFLINE = Buffer.from('{"online":false}');
 const ONLINE = Buffer.from('{"online":true}');
 
@@ -88,8 +82,6 @@ interface ClientIdHolder {
   persistent: boolean;
 }
 
-/** The key a username's failed logins are counted under: per address it logs in from. */
-const usernameFrom = (username: string, address: string): string => `${username} from ${address}`;
 /** Persistent sessions (client ids kept after their connection) one identity may hold; a new one past it is refused. */
 const MAX_PERSISTENT_CLIENT_IDS = 8;
 const holderOf = (identity: Identity): string => (identity.kind === 'device' ? `device ${identity.deviceId}` : `service account ${identity.name}`);
@@ -113,7 +105,6 @@ export class EmbeddedBroker implements Source, MessageBus {
   readonly name = 'mqtt';
   readonly stats: BrokerStats = { refusedConnects: 0, unauthorisedPublishes: 0, refusedSubscriptions: 0, oversizedPackets: 0, spoolFullRefusals: 0, busyLoginRefusals: 0, loginTimeouts: 0 };
   private lastSpoolFullWarning = 0;
-  private lastBusyLoginWarning = 0;
   private aedes: Aedes | null = null;
   /**
    * Where device messages go, from start() on. Also says, through accepting(), when the spool is
@@ -126,14 +117,10 @@ export class EmbeddedBroker implements Source, MessageBus {
   private readonly identities = new WeakMap<Client, Identity>();
   /** Messages the gate refused: acknowledged to the device, but neither stored nor forwarded. */
   private readonly dropped = new DroppedPayloads();
-  /** Verified secrets, so a reconnect storm does not cost one scrypt per device (secrets.ts). */
-  private readonly verified = new VerifiedSecrets();
   private readonly sockets = new Set<net.Socket>();
   private readonly clients = new Set<Client>();
   private readonly connections = new WeakMap<Client, Connection>();
-  private readonly verifier: SecretVerifier;
-  private readonly usernameFailures: FailureBackoff;
-  private readonly addressFailures: FailureBackoff;
+  private readonly logins: DeviceLogins;
   /**
    * Who holds each client id: the identity of its live connection, or of the persistent session
    * the broker keeps for it once the connection is gone. [MQTT-3.1.4-2] has a server disconnect the
@@ -148,22 +135,17 @@ export class EmbeddedBroker implements Source, MessageBus {
   private readonly clientIdsOf = new Map<string, Set<string>>();
 
   constructor(private readonly deps: BrokerDeps) {
-    const { config } = deps;
-    this.verifier = new SecretVerifier({ concurrency: VERIFICATION_CONCURRENCY, maxPending: config.maxPendingLogins });
-    const backoff = { baseMs: config.loginBackoffMs, maxMs: config.loginBackoffMaxMs, maxKeys: MAX_BACKOFF_KEYS };
-    const clock = deps.clock ?? Date.now;
-    this.usernameFailures = new FailureBackoff({ ...backoff, freeFailures: config.loginFailuresBeforeBackoff }, clock);
-    this.addressFailures = new FailureBackoff({ ...backoff, freeFailures: config.loginFailuresPerAddressBeforeBackoff }, clock);
+    this.logins = new DeviceLogins(deps.config, deps.credentials, deps.log, deps.clock);
   }
 
   /** The work secret verifications have done and refused: scrypt runs, busy refusals, dropped requests. */
-  get verification(): Readonly<SecretVerifier['stats']> {
-    return this.verifier.stats;
+  get verification(): DeviceLogins['verification'] {
+    return this.logins.verification;
   }
 
   /** Secret verifications running or queued now. */
   pendingLogins(): number {
-    return this.verifier.pending();
+    return this.logins.pending();
   }
 
   /**
@@ -311,9 +293,9 @@ export class EmbeddedBroker implements Source, MessageBus {
       const username = identity.kind === 'device' ? identity.deviceId : identity.name;
       const record = identity.kind === 'device' ? credentials.device(username) : credentials.service(username);
       const disabled = record !== undefined && 'enabled' in record && !record.enabled;
-      if (!record || disabled || this.verified.hashOf(username) !== record.secret_hash) {
+      if (!record || disabled || this.logins.verified.hashOf(username) !== record.secret_hash) {
         log.info({ username, clientId: client.id }, 'credentials revoked: disconnecting');
-        this.verified.forget(username);
+        this.logins.verified.forget(username);
         client.close();
       }
     }
@@ -392,46 +374,34 @@ export class EmbeddedBroker implements Source, MessageBus {
   }
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
-    const { credentials } = this.deps;
     if (!this.gate().accepting()) {
       this.warnSpoolFull();
       throw refusal('the spool is full; try again later', CONNACK.serverUnavailable);
     }
     if (!username || !password) throw refusal('username and secret are required', CONNACK.badCredentials);
-    // No credential has a longer name; refused at once, such a name is not remembered anywhere.
-    if (username.length > MAX_USERNAME_LENGTH) throw refusal(`username of ${username.length} characters`, CONNACK.badCredentials);
-    const unreachable = (): never => {
-      throw refusal('the registry database does not answer; try again later', CONNACK.serverUnavailable);
-    };
-    const device = this.lookUp(() => credentials.device(username), unreachable);
-    const service = device ? undefined : this.lookUp(() => credentials.service(username), unreachable);
-    const record = device ?? service;
-    const secret = password.toString('utf8');
-    const secretDigest = VerifiedSecrets.digest(secret);
-    const known = record !== undefined && this.verified.matches(username, record.secret_hash, secretDigest);
-    const matches = known || (await this.verifyWithinLimits(client, username, secret, record?.secret_hash));
-    const address = this.connections.get(client)?.source ?? 'unknown';
-    if (!record || !matches) {
-      this.usernameFailures.fail(usernameFrom(username, address));
-      // A username failing again and again from one address is held back by its own count; the
-      // address counts only the first of those failures, so that a few misprovisioned devices
-      // behind one NAT do not hold back the others, while an address trying many usernames still
-      // backs off.
-      if (this.usernameFailures.failures(usernameFrom(username, address)) <= this.deps.config.loginFailuresBeforeBackoff) this.addressFailures.fail(address);
-      throw refusal(record ? `wrong secret for ${username}` : `unknown username ${username}`, CONNACK.badCredentials);
+    const connection = this.connections.get(client);
+    let outcome: Awaited<ReturnType<DeviceLogins['check']>>;
+    try {
+      outcome = await this.logins.check(username, password.toString('utf8'), connection?.source ?? 'unknown', connection?.login.signal);
+    } catch (error) {
+      if (error instanceof LoginTimeoutError) {
+        this.stats.loginTimeouts++;
+        this.logins.warnBusy(error.message, { loginTimeouts: this.stats.loginTimeouts });
+        throw refusal(error.message, CONNACK.serverUnavailable);
+      }
+      throw error;
     }
-    this.usernameFailures.forget(usernameFrom(username, address));
-    this.verified.remember(username, record.secret_hash, secretDigest);
-    // Refusals from here on tell who a username is, so they come only after the secret is proved:
-    // without it, a disabled device or a taken client id looks like any wrong secret.
-    if (device && !device.enabled) throw refusal(`device ${username} is disabled`, CONNACK.notAuthorized);
-    const identity: Identity = device ? { kind: 'device', deviceId: device.id, deviceClass: device.class } : { kind: 'service', name: username };
+    if (!outcome.ok) {
+      if (outcome.refusal === 'busy') this.stats.busyLoginRefusals++;
+      throw refusal(outcome.message, REFUSAL_CODES[outcome.refusal]);
+    }
+    const { identity } = outcome;
     // A connection that closed while its secret was verified must not claim its id: its close
     // has been handled already, so the hold would never be let go.
     if (this.connections.get(client)?.login.signal.aborted) throw refusal('the connection closed during its login', CONNACK.serverUnavailable);
     this.claimClientId(client, identity);
     this.identities.set(client, identity);
-    if (device) this.countConnection(client, device.id);
+    if (identity.kind === 'device') this.countConnection(client, identity.deviceId);
   }
 
   /**
@@ -451,67 +421,6 @@ export class EmbeddedBroker implements Source, MessageBus {
       open.delete(oldest);
       oldest.close();
     }
-  }
-
-  /**
-   * One scrypt verification within the limits on the work of logins: true if the secret matches;
-   * throws the refusal when the work is refused. An unknown username (no hash) is verified against
-   * a hash of the same cost, so that it takes as long, and is counted and limited, as a known one.
-   */
-  private async verifyWithinLimits(client: Client, username: string, secret: string, hash: string | undefined): Promise<boolean> {
-    const { config, log } = this.deps;
-    const connection = this.connections.get(client);
-    const address = connection?.source ?? 'unknown';
-    // A username backs off per address: counted from every address, wrong secrets sent by anyone
-    // for a device id (ids are not secret: they are in topics and alerts) would lock the device
-    // out. An address backs off only while the verifier is short of room: one address is often a
-    // whole fleet behind a carrier NAT or a TLS terminator, and its failures still count against
-    // it (demerits) when places are given out.
-    const usernameWait = this.usernameFailures.waitFor(usernameFrom(username, address));
-    if (usernameWait > 0) throw this.busy(`too many failed logins for this username from this address; next try in ${Math.ceil(usernameWait / 1000)} s`);
-    const addressWait = this.addressFailures.waitFor(address);
-    if (addressWait > 0 && this.verifier.pending() >= config.maxPendingLogins / 2) {
-      throw this.busy(`too many failed logins from this address while logins queue; next try in ${Math.ceil(addressWait / 1000)} s`);
-    }
-    const sources = [`username ${username}`, `address ${address}`];
-    if (this.verifier.pendingFor(sources[0]!) >= config.maxPendingLoginsPerSource) {
-      throw this.busy(`${config.maxPendingLoginsPerSource} logins of this username are being verified already`);
-    }
-    if (this.verifier.pendingFor(sources[1]!) >= config.maxPendingLoginsPerAddress) {
-      throw this.busy(`${config.maxPendingLoginsPerAddress} logins from this address are being verified already`);
-    }
-    try {
-      // Sources that keep failing give way first when the verifier is full (SecretVerifier.evictFor).
-      const demerits = this.usernameFailures.failures(usernameFrom(username, address)) + this.addressFailures.failures(address);
-      const request = { signal: connection?.login.signal, sources, demerits };
-      return hash === undefined ? await this.verifier.verifyUnknown(secret, request) : await this.verifier.verify(secret, hash, request);
-    } catch (error) {
-      if (error instanceof VerifierBusyError) throw this.busy(error.message);
-      if (error instanceof LoginTimeoutError) {
-        this.stats.loginTimeouts++;
-        this.warnLoginsRefused(error.message);
-        throw refusal(error.message, CONNACK.serverUnavailable);
-      }
-      if (error instanceof SecretHashRefusedError) {
-        log.error({ username }, `${error.message}; give it a new secret (npm run cli -- device rotate)`);
-        throw refusal(error.message, CONNACK.badCredentials);
-      }
-      throw error;
-    }
-  }
-
-  private busy(message: string): AuthenticateError {
-    this.stats.busyLoginRefusals++;
-    this.warnLoginsRefused(message);
-    return refusal(message, CONNACK.serverUnavailable);
-  }
-
-  private warnLoginsRefused(latest: string): void {
-    const now = Date.now();
-    if (now - this.lastBusyLoginWarning < BUSY_LOGIN_WARNING_MS) return;
-    this.lastBusyLoginWarning = now;
-    const { busyLoginRefusals, loginTimeouts } = this.stats;
-    this.deps.log.warn({ busyLoginRefusals, loginTimeouts, pendingVerifications: this.verifier.pending() }, `logins refused with CONNACK 3 to bound their work; latest: ${latest}`);
   }
 
   /**
