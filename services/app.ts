@@ -18,6 +18,8 @@ import type { Jt808Gateway } from './jt808/gateway.ts';
 import type { ServiceMetrics } from './metrics/metrics.ts';
 import { takeExclusiveLock, type ExclusiveLock } from './exclusive-lock.ts';
 import { buildPipeline, type Pipeline } from './pipeline.ts';
+import type { BrokerAuthOptions } from './api/routes/broker-auth.ts';
+import { DeviceLogins } from './broker/device-logins.ts';
 import type { CityIndex } from './registry/city-index.ts';
 import type { RegistryDb } from './registry/db.ts';
 import type { DeviceStore } from './registry/devices.ts';
@@ -150,12 +152,19 @@ export class TelemetryService {
     const ingest = this.parts.roles.has('ingest');
     // The event streams show the alert changes of every process sharing the database.
     this.alerts.followOtherProcesses();
-    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, registryChanged: () => this.city.catchUp(), forecastOf: (deviceId) => (ingest ? this.rules.binForecast(deviceId) : null), downlink: ingest ? this.gateway : null, metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
+    this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, registryChanged: () => this.city.catchUp(), forecastOf: (deviceId) => (ingest ? this.rules.binForecast(deviceId) : null), downlink: ingest ? this.gateway : null, brokerAuth: this.brokerAuth(), metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);
     if (this.tokens.list().length === 0) this.log.warn('no API tokens yet: create an admin token with "npm run cli -- token create --role admin --name ops"');
     return bound;
+  }
+
+  /** RabbitMQ's HTTP authentication backend, where rabbitmq.authBackend asks for it. */
+  private brokerAuth(): BrokerAuthOptions | null {
+    const { rabbitmq, broker } = this.config;
+    if (!rabbitmq.authBackend) return null;
+    return { logins: new DeviceLogins(broker, this.devices, this.log.child({ service: 'broker-auth' })), credentials: this.devices, allowFrom: rabbitmq.authAllowFrom, vhost: rabbitmq.vhost, exchange: rabbitmq.exchange };
   }
 
   /**

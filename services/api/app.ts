@@ -37,6 +37,7 @@ import { spillageRoutes } from './routes/spillage.ts';
 import { sortingRoutes } from './routes/sorting.ts';
 import { binRoutes, type ForecastOf } from './routes/bins.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { brokerAuthRoutes, type BrokerAuthOptions } from './routes/broker-auth.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface ApiDeps {
@@ -60,6 +61,8 @@ export interface ApiDeps {
   downlink?: TextDownlink | null;
   /** Prometheus metrics at /metrics; public, or for admin and operator tokens. */
   metrics?: { public: boolean; source: { contentType: string; text(): Promise<string> } };
+  /** RabbitMQ's HTTP authentication backend at /broker/rabbitmq (rabbitmq.authBackend); not served when absent. */
+  brokerAuth?: BrokerAuthOptions | null;
   /** Requests per minute per token (per address without one). */
   rateLimitPerMinute: number;
   /** Timeouts, body limit, failed-authentication limit and stop grace (api.*); the schema's defaults when not given. */
@@ -151,5 +154,6 @@ export async function buildApp(deps: ApiDeps) {
     },
     { prefix: '/api/v1' },
   );
+  if (deps.brokerAuth) await app.register(brokerAuthRoutes, { ...deps.brokerAuth, prefix: '/broker/rabbitmq' });
   return app;
 }

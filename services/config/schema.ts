@@ -479,6 +479,22 @@ export const schedulerSchema = z
   })
   .prefault({});
 
+export const rabbitmqSchema = z
+  .object({
+    authBackend: z
+      .boolean()
+      .default(false)
+      .describe('Serve RabbitMQ\'s HTTP authentication backend at /broker/rabbitmq/{user,vhost,resource,topic} (api role), so a RabbitMQ cluster as the device broker logs devices in from the registry (docs/scale-out.md).'),
+    authAllowFrom: z
+      .array(z.string().min(2).max(50))
+      .default(['127.0.0.1', '::1'])
+      .describe('Addresses or subnets (CIDR) of the RabbitMQ nodes, the only ones answered at /broker/rabbitmq (a JSON list); others get 403.'),
+    vhost: z.string().min(1).default('/').describe('RabbitMQ virtual host of the devices (its mqtt.vhost).'),
+    exchange: z.string().min(1).default('amq.topic').describe('Exchange the RabbitMQ MQTT plugin publishes to (its mqtt.exchange).'),
+  })
+  .strict()
+  .prefault({});
+
 export const configSchema = z.object({
   dataDir: z.string().default('./data').describe('Directory for the spool, device file and private InfluxDB. Each process of the service has its own.'),
   role: z
@@ -507,6 +523,7 @@ export const configSchema = z.object({
   metrics: metricsSchema,
   database: databaseSchema,
   scheduler: schedulerSchema,
+  rabbitmq: rabbitmqSchema,
 }).refine((config) => config.database.url !== '' || parseRoles(config.role).size === ROLES.length, {
   error: 'roles apart (role other than all) share their state through PostgreSQL: set database.url (WASTE_DATABASE_URL)',
   path: ['role'],

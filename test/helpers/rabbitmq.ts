@@ -15,6 +15,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import mqtt from 'mqtt';
 import { freePort } from './ports.ts';
 
 const run = promisify(execFile);
@@ -136,6 +137,7 @@ export async function startTestRabbitCluster(options: TestRabbitOptions = {}): P
   await ctl(0, 'set_user_tags', RABBIT_ADMIN.username, 'administrator');
   await ctl(0, 'set_permissions', '-p', '/', RABBIT_ADMIN.username, '.*', '.*', '.*');
   await ctl(0, 'set_topic_permissions', '-p', '/', RABBIT_ADMIN.username, 'amq.topic', '.*', '.*');
+  await Promise.all(nodes.map((node) => mqttReady(node)));
 
   const kill = async (i: number) => {
     const pid = Number((await fsp.readFile(path.join(dir, `node${i + 1}`, 'pid'), 'utf8').catch(() => '0')).trim());
@@ -156,6 +158,7 @@ export async function startTestRabbitCluster(options: TestRabbitOptions = {}): P
     start: async (i) => {
       launch(i);
       await awaitStartup(i);
+      await mqttReady(nodes[i]!);
     },
     ctl,
     cleanup: async () => {
@@ -163,6 +166,24 @@ export async function startTestRabbitCluster(options: TestRabbitOptions = {}): P
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Resolves once the node's MQTT plugin takes a login: for a while after await_startup it answers
+ * CONNACK 3 (server unavailable).
+ */
+async function mqttReady(node: RabbitNode): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const client = await mqtt.connectAsync(node.mqttUrl, { ...RABBIT_ADMIN, clientId: 'waste-helper-ready', reconnectPeriod: 0, connectTimeout: 5000 });
+      await client.endAsync();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`the MQTT plugin of ${node.name} refused logins for 60 s: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }
 
 function nodeConfig(node: RabbitNode, all: RabbitNode[], options: TestRabbitOptions): string {
