@@ -20,6 +20,7 @@ import { takeExclusiveLock, type ExclusiveLock } from './exclusive-lock.ts';
 import { buildPipeline, type Pipeline } from './pipeline.ts';
 import type { BrokerAuthOptions } from './api/routes/broker-auth.ts';
 import { DeviceLogins } from './broker/device-logins.ts';
+import { RabbitmqRevocation } from './broker/rabbitmq-revocation.ts';
 import type { CityIndex } from './registry/city-index.ts';
 import type { RegistryDb } from './registry/db.ts';
 import type { DeviceStore } from './registry/devices.ts';
@@ -65,6 +66,7 @@ export class TelemetryService {
   private readonly parts: Pipeline;
   private influxReachable = false;
   private api: Awaited<ReturnType<typeof buildApp>> | null = null;
+  private revocation: RabbitmqRevocation | null = null;
   private privateInfluxd: InfluxdProcess | null = null;
   private sourcesStarted = 0;
   private watchingDevices = false;
@@ -154,10 +156,24 @@ export class TelemetryService {
     this.alerts.followOtherProcesses();
     this.api = await buildApp({ db: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, reader: this.reader, alerts: this.alerts, spillage: this.rules.spillage, sorting: this.sorting, registryChanged: () => this.city.catchUp(), forecastOf: (deviceId) => (ingest ? this.rules.binForecast(deviceId) : null), downlink: ingest ? this.gateway : null, brokerAuth: this.brokerAuth(), metrics: { ...this.config.metrics, source: this.metrics }, rateLimitPerMinute, limits: this.config.api, logger: this.log.child({ service: 'api' }) });
     await this.api.listen({ host, port });
+    this.startRevocation();
     const bound = (this.api.server.address() as AddressInfo).port;
     this.log.info({ port: bound }, `HTTP API listening (OpenAPI at http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/docs)`);
     if (this.tokens.list().length === 0) this.log.warn('no API tokens yet: create an admin token with "npm run cli -- token create --role admin --name ops"');
     return bound;
+  }
+
+  /**
+   * Where this process logs devices in for RabbitMQ, it also closes their connections there when
+   * they are disabled, removed or given a new secret, here or by another process.
+   */
+  private startRevocation(): void {
+    const { authBackend, managementUrl, managementUsername: username, managementPassword: password } = this.config.rabbitmq;
+    if (!authBackend || !managementUrl) return;
+    this.revocation = new RabbitmqRevocation({ managementUrl, username, password }, this.devices, this.log.child({ service: 'broker-auth' }));
+    this.revocation.start();
+    this.devices.watch();
+    this.watchingDevices = true;
   }
 
   /** RabbitMQ's HTTP authentication backend, where rabbitmq.authBackend asks for it. */
@@ -195,6 +211,7 @@ export class TelemetryService {
   /** Stops taking data, delivers what it can for a few seconds, and leaves the rest spooled. */
   async stop(): Promise<void> {
     await this.api?.close();
+    await this.revocation?.stop();
     this.alerts.stopFollowing();
     // Sources in reverse: the broker, whose bus the others report on, last.
     for (const source of this.parts.sources.slice(0, this.sourcesStarted).reverse()) await source.stop();

@@ -491,6 +491,13 @@ export const rabbitmqSchema = z
       .describe('Addresses or subnets (CIDR) of the RabbitMQ nodes, the only ones answered at /broker/rabbitmq (a JSON list); others get 403.'),
     vhost: z.string().min(1).default('/').describe('RabbitMQ virtual host of the devices (its mqtt.vhost).'),
     exchange: z.string().min(1).default('amq.topic').describe('Exchange the RabbitMQ MQTT plugin publishes to (its mqtt.exchange).'),
+    managementUrl: z
+      .string()
+      .default('')
+      .refine((url) => url === '' || /^https?:\/\/[^\s]+$/.test(url), { error: 'must be empty or an http:// or https:// URL' })
+      .describe('RabbitMQ management API of any node (e.g. http://rabbit-1:15672), through which the connections of devices disabled, removed or given a new secret are closed. Empty: they keep the connection they have until it drops.'),
+    managementUsername: z.string().default('').describe('RabbitMQ account for the management API (tag monitoring or administrator; it closes connections).'),
+    managementPassword: z.string().default('').describe('Its password. Set it through WASTE_RABBITMQ_MANAGEMENT_PASSWORD.'),
   })
   .strict()
   .prefault({});

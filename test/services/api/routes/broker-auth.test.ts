@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../../../services/contract/topics.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../../helpers/influxd.ts';
 import { freePort } from '../../../helpers/ports.ts';
-import { startTestRabbitCluster, type TestRabbitCluster } from '../../../helpers/rabbitmq.ts';
+import { RABBIT_ADMIN, startTestRabbitCluster, type TestRabbitCluster } from '../../../helpers/rabbitmq.ts';
 import { eventually, provision, startTestService, testConfig, type TestService } from '../../../helpers/service.ts';
 
 let influxd: TestInfluxd;
@@ -21,8 +21,15 @@ let amqpConnection: amqp.ChannelModel;
 beforeAll(async () => {
   apiPort = await freePort();
   [influxd, cluster] = await Promise.all([startTestInfluxd(), startTestRabbitCluster({ authHttp: `http://127.0.0.1:${apiPort}/broker/rabbitmq` })]);
-  const config = await testConfig(influxd.url, { 'api.port': apiPort, 'api.host': '127.0.0.1', 'rabbitmq.authBackend': true });
-  secrets = await provision(config, [['R-T1', 'trucks'], ['R-T2', 'trucks'], ['R-OFF', 'trucks']]);
+  const config = await testConfig(influxd.url, {
+    'api.port': apiPort,
+    'api.host': '127.0.0.1',
+    'rabbitmq.authBackend': true,
+    'rabbitmq.managementUrl': cluster.nodes[1]!.managementUrl,
+    'rabbitmq.managementUsername': RABBIT_ADMIN.username,
+    'rabbitmq.managementPassword': RABBIT_ADMIN.password,
+  });
+  secrets = await provision(config, [['R-T1', 'trucks'], ['R-T2', 'trucks'], ['R-T3', 'trucks'], ['R-OFF', 'trucks']]);
   svc = await startTestService(config);
   svc.service.devices.setEnabled('R-OFF', false);
   // What devices publish, as a worker would see it on amq.topic.
@@ -75,6 +82,23 @@ describe('RabbitMQ cluster logging devices in through the service', () => {
     subscriber.end(true);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(received.filter((r) => r.includes('forged'))).toEqual([]);
+  });
+
+  it('closes the connections of a device disabled in the registry, of one removed and of one given a new secret, and no others', async () => {
+    const [t1, t2, t3] = await Promise.all([connect(0, 'R-T1', secrets['R-T1']!), connect(1, 'R-T2', secrets['R-T2']!), connect(2, 'R-T3', secrets['R-T3']!)]);
+    const closed = new Set<string>();
+    for (const [id, client] of [['R-T1', t1], ['R-T2', t2], ['R-T3', t3]] as const) client.on('close', () => closed.add(id));
+    // The revocation has seen them connected (its sweep at start, or the next).
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    svc.service.devices.setEnabled('R-T2', false);
+    svc.service.devices.remove('R-T3');
+    await eventually(async () => closed, (c) => c.has('R-T2') && c.has('R-T3'), 20_000);
+    expect(closed.has('R-T1')).toBe(false);
+    await expect(connect(1, 'R-T2', secrets['R-T2']!)).rejects.toThrow(/Not authorized|Bad username or password/i);
+    const newSecret = await svc.service.devices.rotate('R-T1');
+    await eventually(async () => closed, (c) => c.has('R-T1'), 20_000);
+    const again = await connect(2, 'R-T1', newSecret);
+    await again.endAsync();
   });
 
   it('answers only the addresses it is told to', async () => {
