@@ -21,6 +21,7 @@ import { buildPipeline, type Pipeline } from './pipeline.ts';
 import type { BrokerAuthOptions } from './api/routes/broker-auth.ts';
 import { DeviceLogins } from './broker/device-logins.ts';
 import { RabbitmqRevocation } from './broker/rabbitmq-revocation.ts';
+import type { RabbitmqPartitions } from './ingest/rabbitmq-partitions.ts';
 import type { CityIndex } from './registry/city-index.ts';
 import type { RegistryDb } from './registry/db.ts';
 import type { DeviceStore } from './registry/devices.ts';
@@ -63,6 +64,8 @@ export class TelemetryService {
   readonly reader: TelemetryReader;
   readonly metrics: ServiceMetrics;
   readonly gateway: Jt808Gateway | null;
+  /** The ingest worker on a RabbitMQ cluster's partitions, where rabbitmq.amqpUrls are set. */
+  readonly partitions: RabbitmqPartitions | null;
   private readonly parts: Pipeline;
   private influxReachable = false;
   private api: Awaited<ReturnType<typeof buildApp>> | null = null;
@@ -78,7 +81,7 @@ export class TelemetryService {
   ) {
     const parts = buildPipeline(config, log);
     this.parts = parts;
-    ({ spool: this.spool, influx: this.influx, shipper: this.shipper, ingest: this.pipeline, registry: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, city: this.city, alerts: this.alerts, rules: this.rules, sorting: this.sorting, reader: this.reader, metrics: this.metrics, gateway: this.gateway } = parts);
+    ({ spool: this.spool, influx: this.influx, shipper: this.shipper, ingest: this.pipeline, registry: this.registry, devices: this.devices, entities: this.entities, tokens: this.tokens, city: this.city, alerts: this.alerts, rules: this.rules, sorting: this.sorting, reader: this.reader, metrics: this.metrics, gateway: this.gateway, partitions: this.partitions } = parts);
     reserveOwnEndpoints(this.alerts.deliverer.targets, config);
   }
 

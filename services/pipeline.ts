@@ -26,6 +26,7 @@ import type { MessageBus, Source } from './contract/source.ts';
 import { InfluxStore } from './influx/client.ts';
 import { TelemetryReader } from './influx/reader.ts';
 import { MqttIngestWorker } from './ingest/mqtt-worker.ts';
+import { RabbitmqPartitions } from './ingest/rabbitmq-partitions.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { StatsReporter } from './ingest/stats-reporter.ts';
 import { Jt808Gateway } from './jt808/gateway.ts';
@@ -58,6 +59,8 @@ export interface Pipeline {
   /** The MQTT broker the service runs (embedded) or reads from (external): a source, and the bus. */
   broker: EmbeddedBroker | null;
   worker: MqttIngestWorker | null;
+  /** The ingest worker on a RabbitMQ cluster's partitions (rabbitmq.amqpUrls), instead of a broker. */
+  partitions: RabbitmqPartitions | null;
   /** Where the service publishes: rejection reports, alerts. */
   bus: MessageBus;
   gateway: Jt808Gateway | null;
@@ -100,10 +103,14 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
 
   // 3. The broker in use. It is a source of device data (step 7) and the bus the service publishes
   //    on: rejection reports (waste/ingest/rejected) and alerts (waste/alerts/...).
-  const external = config.broker.url !== '';
+  //    On a RabbitMQ cluster (rabbitmq.amqpUrls) devices connect to its nodes, and the service
+  //    consumes its partitions over AMQP and publishes there.
+  const { amqpUrls, partitions: partitionCount, prefetch, exchange } = config.rabbitmq;
+  const partitions = amqpUrls.length > 0 ? new RabbitmqPartitions({ urls: amqpUrls, partitions: partitionCount, prefetch, exchange }, log.child({ service: 'ingest-worker' })) : null;
+  const external = config.broker.url !== '' || partitions !== null;
   const broker = external ? null : new EmbeddedBroker({ config: config.broker, credentials: devices, log: log.child({ service: 'broker' }) });
-  const worker = external ? new MqttIngestWorker({ url: config.broker.url, ...config.ingest }, log.child({ service: 'ingest-worker' })) : null;
-  const bus: MessageBus = (broker ?? worker)!;
+  const worker = config.broker.url !== '' && !partitions ? new MqttIngestWorker({ url: config.broker.url, ...config.ingest }, log.child({ service: 'ingest-worker' })) : null;
+  const bus: MessageBus = (broker ?? worker ?? partitions)!;
   // The JT/T 808 gateway for truck terminals (step 7), also the way down to their drivers.
   const gateway = config.jt808.port === 0 ? null : new Jt808Gateway({ config: config.jt808, terminals: devices, log: log.child({ service: 'jt808' }) });
   // The LoRaWAN bridge (step 7) for bin sensors whose uplinks reach a network server.
@@ -155,7 +162,7 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
 
   // 7. The sources, started last (app.ts) and stopped first, so no device is acknowledged before
   //    the path behind it runs, nor after it stops.
-  const sources: Source[] = [(broker ?? worker)!];
+  const sources: Source[] = [(broker ?? worker ?? partitions)!];
   if (gateway) sources.push(gateway);
   if (lorawan) sources.push(lorawan);
 
@@ -201,5 +208,5 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
     },
   }, log.child({ service: 'scheduler' }));
 
-  return { roles, spool, influx, shipper, registry, devices, entities, tokens, city, reader, broker, worker, bus, gateway, lorawan, alerts, rules, sorting, ingest, sources, snapshots, lease, stats, metrics };
+  return { roles, spool, influx, shipper, registry, devices, entities, tokens, city, reader, broker, worker, partitions, bus, gateway, lorawan, alerts, rules, sorting, ingest, sources, snapshots, lease, stats, metrics };
 }

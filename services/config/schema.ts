@@ -491,6 +491,18 @@ export const rabbitmqSchema = z
       .describe('Addresses or subnets (CIDR) of the RabbitMQ nodes, the only ones answered at /broker/rabbitmq (a JSON list); others get 403.'),
     vhost: z.string().min(1).default('/').describe('RabbitMQ virtual host of the devices (its mqtt.vhost).'),
     exchange: z.string().min(1).default('amq.topic').describe('Exchange the RabbitMQ MQTT plugin publishes to (its mqtt.exchange).'),
+    amqpUrls: z
+      .array(z.string().regex(/^amqps?:\/\/[^\s]+$/, { error: 'must be an amqp:// or amqps:// URL' }))
+      .default([])
+      .describe('AMQP URLs of the RabbitMQ nodes (a JSON list, e.g. ["amqp://waste-worker:SECRET@rabbit-1:5672"]), tried in turn: the ingest role then consumes the device partitions there instead of running a broker (docs/scale-out.md). Empty: no RabbitMQ.'),
+    partitions: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(64)
+      .describe('Device partitions (quorum queues): fixed for the life of the cluster, since devices map to partitions by it; more partitions than workers, so that adding a worker moves partitions, not devices.'),
+    prefetch: positiveInt.default(500).describe('Deliveries not yet acknowledged per partition a worker consumes.'),
     managementUrl: z
       .string()
       .default('')

@@ -1,0 +1,233 @@
+// The ingest worker on a RabbitMQ cluster: devices publish over MQTT to any node (the MQTT plugin
+// puts their messages on amq.topic, '/' turned into '.'), a consistent-hash exchange spreads them
+// over P quorum queues by routing key, so that each device's data channel always lands in the same
+// partition, and the worker consumes the partitions over AMQP 0-9-1 (docs/scale-out.md).
+//
+// The worker declares that topology before it takes anything: RabbitMQ confirms a publish that
+// routes nowhere without storing it, so a device publishing before the partitions exist would be
+// told its message was received and the message would be gone. A quorum queue confirms a message
+// once a majority of its nodes hold it, and the MQTT plugin sends a device its PUBACK only then.
+//
+// Acknowledgements go in groups, as on every broker: deliveries are handed to the pipeline as
+// they come, and once the spool has made a run of them durable, one basic.ack with multiple set
+// acknowledges the run (delivery tags are per channel, so every delivery up to the acknowledged one
+// must be durable: they are released in order). What is not yet acknowledged when the connection
+// or the worker dies is delivered again, to this worker or the next.
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { Logger } from 'pino';
+import type { Intake, MessageBus, Source } from '../contract/source.ts';
+import { topics } from '../contract/topics.ts';
+import { within } from '../within.ts';
+import { roomInSpool } from './durable-subscription.ts';
+
+export interface RabbitmqPartitionsOptions {
+  /** AMQP URLs of the cluster's nodes, tried in turn (amqp://user:password@host:5672). */
+  urls: string[];
+  /** Partitions (quorum queues); fixed for the life of the cluster: devices map to partitions by it. */
+  partitions: number;
+  /** Deliveries not yet acknowledged per partition consumer. */
+  prefetch: number;
+  /** The exchange the MQTT plugin publishes to (mqtt.exchange). */
+  exchange: string;
+}
+
+export const PARTITION_EXCHANGE = 'waste.partitions';
+/** The queue of partition `p`: waste.partition.00, … */
+export const partitionQueue = (p: number): string => `waste.partition.${String(p).padStart(2, '0')}`;
+/** Points each partition takes on the hash ring: more points, a more even spread of devices. */
+const RING_POINTS_PER_PARTITION = '20';
+const RECONNECT_MS = 1000;
+const STOP_GRACE_MS = 5000;
+
+/** MQTT topic filters as AMQP binding keys ('/' is '.', '+' is '*'). */
+export const bindingKey = (filter: string): string => filter.replaceAll('/', '.').replaceAll('+', '*');
+
+interface Delivery {
+  tag: number;
+  done: boolean;
+}
+
+interface Session {
+  connection: ChannelModel;
+  channel: Channel;
+  publisher: ConfirmChannel;
+  /** Deliveries on `channel` in order, from `head` on not yet acknowledged. */
+  deliveries: Delivery[];
+  head: number;
+  ackScheduled: boolean;
+  closed: boolean;
+}
+
+export class RabbitmqPartitions implements Source, MessageBus {
+  readonly name = 'rabbitmq';
+  private intake: Intake | null = null;
+  private session: Session | null = null;
+  private stopping = false;
+  private reconnect: NodeJS.Timeout | null = null;
+  private nextUrl = 0;
+  private readonly running = new Set<Promise<void>>();
+  /** The partition of each consumer tag of the current session. */
+  private consumers: Record<string, number> = {};
+  /** Deliveries, deliveries acknowledged, basic.acks sent (each for a run of deliveries), sessions opened. */
+  readonly stats = { delivered: 0, acknowledged: 0, acks: 0, sessions: 0 };
+
+  constructor(
+    private readonly options: RabbitmqPartitionsOptions,
+    private readonly log: Logger,
+  ) {}
+
+  async start(intake: Intake): Promise<void> {
+    this.intake = intake;
+    this.stopping = false;
+    // The first session must come up: a worker that cannot reach any node says so at start.
+    let lastError: Error | null = null;
+    for (let i = 0; i < this.options.urls.length; i++) {
+      try {
+        await this.open();
+        return;
+      } catch (error) {
+        lastError = error as Error;
+      }
+    }
+    throw new Error(`the ingest worker reached no RabbitMQ node (${this.options.urls.map(redact).join(', ')}): ${lastError?.message}; are rabbitmq.amqpUrls and the worker's account right?`);
+  }
+
+  /** Publishes on amq.topic (alerts, rejection reports) for MQTT subscribers; resolves once RabbitMQ confirms it. */
+  publish(topic: string, payload: string | Buffer): Promise<void> {
+    const session = this.session;
+    if (!session || session.closed) return Promise.reject(new Error('the ingest worker has no RabbitMQ connection'));
+    const content = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    return new Promise((resolve, reject) => {
+      session.publisher.publish(this.options.exchange, bindingKey(topic), content, { persistent: true }, (error) => (error ? reject(error as Error) : resolve()));
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.reconnect) clearTimeout(this.reconnect);
+    this.reconnect = null;
+    const session = this.session;
+    if (!session) return;
+    // No more deliveries; what is in the pipeline is made durable and acknowledged, for a while.
+    await Promise.allSettled(Object.keys(this.consumers).map((tag) => session.channel.cancel(tag)));
+    if (this.running.size > 0) await within(Promise.allSettled([...this.running]), STOP_GRACE_MS);
+    this.acknowledge(session);
+    session.closed = true;
+    this.session = null;
+    await session.connection.close().catch(() => undefined);
+  }
+
+  /** Connects to the next node, declares the topology and consumes every partition. */
+  private async open(): Promise<void> {
+    const url = this.options.urls[this.nextUrl++ % this.options.urls.length]!;
+    const connection = await amqp.connect(url, { timeout: 10_000 });
+    const session: Session = { connection, channel: await connection.createChannel(), publisher: await connection.createConfirmChannel(), deliveries: [], head: 0, ackScheduled: false, closed: false };
+    const lost = (why: string) => {
+      if (session.closed) return;
+      session.closed = true;
+      if (this.session === session) this.session = null;
+      if (this.stopping) return;
+      this.log.warn({ node: redact(url), why }, 'lost the RabbitMQ connection; connecting to the next node (what was not acknowledged is delivered again)');
+      this.scheduleReconnect();
+    };
+    connection.on('close', () => lost('closed'));
+    connection.on('error', (error: Error) => lost(error.message));
+    try {
+      await this.declare(session.channel);
+      await session.channel.prefetch(this.options.prefetch, false);
+      this.consumers = {};
+      for (let p = 0; p < this.options.partitions; p++) {
+        const { consumerTag } = await session.channel.consume(partitionQueue(p), (message) => message && this.received(session, message), { noAck: false });
+        this.consumers[consumerTag] = p;
+      }
+    } catch (error) {
+      session.closed = true;
+      await connection.close().catch(() => undefined);
+      throw error;
+    }
+    this.session = session;
+    this.stats.sessions++;
+    this.log.info({ node: redact(url), partitions: this.options.partitions }, 'the ingest worker consumes the RabbitMQ partitions');
+  }
+
+  /**
+   * The exchange, the partitions and their bindings; declaring what exists is a no-op, so every
+   * worker declares all of it on every connection.
+   */
+  private async declare(channel: Channel): Promise<void> {
+    await channel.assertExchange(PARTITION_EXCHANGE, 'x-consistent-hash', { durable: true });
+    for (let p = 0; p < this.options.partitions; p++) {
+      const queue = partitionQueue(p);
+      await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-single-active-consumer': true } });
+      await channel.bindQueue(queue, PARTITION_EXCHANGE, RING_POINTS_PER_PARTITION);
+    }
+    for (const filter of topics.ingestSubscriptions()) await channel.bindExchange(PARTITION_EXCHANGE, this.options.exchange, bindingKey(filter));
+  }
+
+  private received(session: Session, message: ConsumeMessage): void {
+    this.stats.delivered++;
+    const delivery: Delivery = { tag: message.fields.deliveryTag, done: false };
+    session.deliveries.push(delivery);
+    const topic = message.fields.routingKey.replaceAll('.', '/');
+    const handled = (async () => {
+      const intake = this.intake!;
+      await roomInSpool(intake, () => this.stopping || session.closed, this.log);
+      await intake.ingest({ topic, payload: message.content, receivedAt: Date.now() });
+    })();
+    this.running.add(handled);
+    handled
+      .then(
+        () => {
+          delivery.done = true;
+          if (!session.ackScheduled) {
+            session.ackScheduled = true;
+            setImmediate(() => this.acknowledge(session));
+          }
+        },
+        (error: Error) => {
+          // Not durable: left unacknowledged, so RabbitMQ delivers it again once the channel goes.
+          this.log.error({ topic, error: error.message }, 'could not make a delivery durable; it is not acknowledged');
+        },
+      )
+      .finally(() => this.running.delete(handled));
+  }
+
+  /** Acknowledges every delivery up to the last of the durable run at the head of the line, with one basic.ack. */
+  private acknowledge(session: Session): void {
+    session.ackScheduled = false;
+    if (session.closed) return;
+    const start = session.head;
+    while (session.head < session.deliveries.length && session.deliveries[session.head]!.done) session.head++;
+    if (session.head === start) return;
+    const last = session.deliveries[session.head - 1]!;
+    session.channel.ack({ fields: { deliveryTag: last.tag } } as ConsumeMessage, true);
+    this.stats.acknowledged += session.head - start;
+    this.stats.acks++;
+    if (session.head > 1024 && session.head * 2 > session.deliveries.length) {
+      session.deliveries.splice(0, session.head);
+      session.head = 0;
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping || this.reconnect) return;
+    this.reconnect = setTimeout(() => {
+      this.reconnect = null;
+      this.open().catch((error: Error) => {
+        this.log.warn({ error: error.message }, 'no RabbitMQ node took the ingest worker; trying the next in 1 s');
+        this.scheduleReconnect();
+      });
+    }, RECONNECT_MS);
+  }
+}
+
+/** A URL without its password, for logs. */
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'an invalid URL';
+  }
+}
