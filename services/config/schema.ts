@@ -501,7 +501,7 @@ export const rabbitmqSchema = z
       .min(1)
       .max(1000)
       .default(64)
-      .describe('Device partitions (quorum queues): fixed for the life of the cluster, since devices map to partitions by it; more partitions than workers, so that adding a worker moves partitions, not devices.'),
+      .describe('Device partitions (quorum queues) the consistent-hash exchange spreads devices over: fixed for the life of the cluster, since devices map to partitions by it.'),
     prefetch: positiveInt.default(500).describe('Deliveries not yet acknowledged per partition a worker consumes.'),
     managementUrl: z
       .string()
