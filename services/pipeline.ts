@@ -14,6 +14,7 @@
 //                                                          │
 //                     alert outputs: MQTT waste/alerts/…, driver text (JT/T 808), the API's event
 //                     streams, `alert` points in the spool; webhooks from the outbox
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { AlertService, type AlertOutput } from './alerts/alert-service.ts';
@@ -95,6 +96,8 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   // 2. The registry (SQLite, or PostgreSQL shared by every process): devices and their
   //    credentials, the city's entities, API tokens; and the city index, the registry in memory
   //    that the rules, sorting and snapshots read.
+  // This process, as the ingest workers know each other and as alert histories name who judged.
+  const workerId = `${os.hostname()}:${path.resolve(config.dataDir)}`;
   const registry = new RegistryDb(config.database.url || config.registry.file, { ...config.database, applicationName: `waste-telemetry ${config.role}` });
   const devices = new DeviceStore(registry);
   const entities = new EntityStore(registry, undefined, config.registry);
@@ -106,7 +109,9 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   //    On a RabbitMQ cluster (rabbitmq.amqpUrls) devices connect to its nodes, and the service
   //    consumes its partitions over AMQP and publishes there.
   const { amqpUrls, partitions: partitionCount, prefetch, exchange } = config.rabbitmq;
-  const partitions = amqpUrls.length > 0 ? new RabbitmqPartitions({ urls: amqpUrls, partitions: partitionCount, prefetch, exchange }, log.child({ service: 'ingest-worker' })) : null;
+  //    Workers on PostgreSQL share the partitions, each known by its machine and data directory.
+  const assignment = registry.dialect === 'postgres' ? { db: registry, workerId } : null;
+  const partitions = amqpUrls.length > 0 ? new RabbitmqPartitions({ urls: amqpUrls, partitions: partitionCount, prefetch, exchange, assignment }, log.child({ service: 'ingest-worker' })) : null;
   const external = config.broker.url !== '' || partitions !== null;
   const broker = external ? null : new EmbeddedBroker({ config: config.broker, credentials: devices, log: log.child({ service: 'broker' }) });
   const worker = config.broker.url !== '' && !partitions ? new MqttIngestWorker({ url: config.broker.url, ...config.ingest }, log.child({ service: 'ingest-worker' })) : null;
@@ -123,7 +128,7 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   const roles = parseRoles(config.role);
   const alertOutputs: AlertOutput[] = roles.has('ingest') ? [new MqttAlertOutput(bus, alertsLog)] : [];
   if (roles.has('ingest') && gateway && config.jt808.textOnAlert) alertOutputs.push(new DriverTextOutput(gateway, alertsLog));
-  const alerts = new AlertService({ db: registry, config: config.alerts, evidenceMax: config.rules.evidenceMax, outputs: alertOutputs, writeLines, log: alertsLog });
+  const alerts = new AlertService({ db: registry, config: config.alerts, evidenceMax: config.rules.evidenceMax, outputs: alertOutputs, writeLines, log: alertsLog, judge: `rules on ${workerId}` });
 
   // 5. The listeners told of every message's accepted readings, in this order: the rules (each
   //    truck and bin judged by event time; findings to step 4), then the separation-rate job
@@ -158,7 +163,8 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   // 6. The ingest gate every source hands its messages to: validation (contract/payloads.ts),
   //    then the listeners of step 5, then the spool of step 1; refusals are counted and reported
   //    on the bus. A source acknowledges its device only once ingest() resolves.
-  const ingest = new IngestPipeline(spool, config.ingest, log.child({ service: 'ingest' }), { listeners, reports: bus });
+  const handover = config.rules.enabled ? { takeOver: (ids: readonly string[]) => rules.takeOver(ids), release: (ids: readonly string[]) => rules.release(ids) } : null;
+  const ingest = new IngestPipeline(spool, config.ingest, log.child({ service: 'ingest' }), { listeners, reports: bus, handover });
 
   // 7. The sources, started last (app.ts) and stopped first, so no device is acknowledged before
   //    the path behind it runs, nor after it stops.

@@ -47,6 +47,11 @@ export interface AlertServiceDeps {
   clock?: () => number;
   /** Most findings waiting to be recorded (WAITING_FINDINGS_MAX). */
   waitingMax?: number;
+  /**
+   * Who judged, recorded as `by` in the history of the alert changes findings make: "rules on"
+   * this process (the ingest worker's id), so that it can be seen which process judged a device.
+   */
+  judge?: string;
 }
 
 /** Violations judged over a whole trip, whose stops (loading, weighing) do not end the case. */
@@ -119,14 +124,14 @@ export class AlertService {
   private readonly origin = randomUUID();
   private unfollow: (() => void) | null = null;
 
-  constructor({ db, config, evidenceMax, outputs, writeLines, log, clock = Date.now, waitingMax = WAITING_FINDINGS_MAX }: AlertServiceDeps) {
+  constructor({ db, config, evidenceMax, outputs, writeLines, log, clock = Date.now, waitingMax = WAITING_FINDINGS_MAX, judge }: AlertServiceDeps) {
     this.waitingMax = waitingMax;
     this.db = db;
     this.outputs = [...outputs];
     this.writeLines = writeLines;
     this.log = log;
     this.clock = clock;
-    this.store = new AlertStore(db, { mergeGapMs: (type) => (TRIP_TYPES.has(type) ? config.tripMergeGapS : config.mergeGapS) * 1000, evidenceMax });
+    this.store = new AlertStore(db, { mergeGapMs: (type) => (TRIP_TYPES.has(type) ? config.tripMergeGapS : config.mergeGapS) * 1000, evidenceMax, judge: judge ?? null });
     this.webhooks = new WebhookStore(db, clock);
     this.deliverer = new WebhookDeliverer(db, config, log.child({ part: 'webhooks' }), clock);
   }

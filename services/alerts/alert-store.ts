@@ -95,7 +95,7 @@ function evidenceKey(e: Evidence): string {
 export class AlertStore {
   constructor(
     private readonly db: RegistryDb,
-    private readonly options: { mergeGapMs: (type: string) => number; evidenceMax: number },
+    private readonly options: { mergeGapMs: (type: string) => number; evidenceMax: number; judge?: string | null },
   ) {}
 
   /**
@@ -296,7 +296,7 @@ export class AlertStore {
       while (((yield* select(`${insert} ON CONFLICT (id) DO NOTHING RETURNING id`, row)) as unknown[]).length === 0) row = this.row(alertId(f.type, f.subject.id, f.startedAt, ++n), f, now);
     }
     yield* this.jurisdictionRows(row.id, f.jurisdictions);
-    yield* this.historyRow(row.id, 1, now, 'raised', 'open', null, null);
+    yield* this.historyRow(row.id, 1, now, 'raised', 'open', this.options.judge ?? null, null);
     return this.view(row, f.jurisdictions);
   }
 
@@ -336,7 +336,7 @@ export class AlertStore {
     );
     if (!material) return null;
     yield* this.jurisdictionRows(row.id, added);
-    yield* this.historyRow(row.id, updated.version, now, endedAt !== null && row.ended_at === null ? 'ended' : 'updated', row.status, null, null);
+    yield* this.historyRow(row.id, updated.version, now, endedAt !== null && row.ended_at === null ? 'ended' : 'updated', row.status, this.options.judge ?? null, null);
     return { alert: this.view(updated, [...jurisdictions, ...added]), change: 'updated' };
   }
 

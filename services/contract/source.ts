@@ -46,6 +46,14 @@ export interface Intake {
   countRefused(reason: RejectReason, count: number): void;
   /** Records a device going online or offline (a login, a will, a closed connection). */
   deviceStatus(deviceClass: DeviceClass, deviceId: string, online: boolean): Promise<void>;
+  /**
+   * The source now receives these devices' messages, which another process received until now (a
+   * RabbitMQ partition this worker took over): their state is rebuilt from what is stored before
+   * they are judged here.
+   */
+  takeOver?(deviceIds: readonly string[]): void;
+  /** The source no longer receives these devices' messages: another process does from now on. */
+  release?(deviceIds: readonly string[]): void;
 }
 
 export interface Source {

@@ -23,6 +23,8 @@ export interface IngestOutputs {
   listeners?: readonly ReadingsListener[];
   /** Where rejection reports are published on waste/ingest/rejected (the broker in use). */
   reports?: MessageBus | null;
+  /** Told when devices move to or from this process (Intake.takeOver, release): the rules. */
+  handover?: { takeOver(deviceIds: readonly string[]): void; release(deviceIds: readonly string[]): void } | null;
 }
 
 /** Rejections logged one by one per stats interval; the rest appear in the periodic summary. */
@@ -50,6 +52,7 @@ export class IngestPipeline implements Intake {
   private sliceStart = 0;
   private readonly listeners: readonly ReadingsListener[];
   private readonly reports: MessageBus | null;
+  private readonly handover: IngestOutputs['handover'];
 
   constructor(
     private readonly spool: Spool,
@@ -60,6 +63,15 @@ export class IngestPipeline implements Intake {
   ) {
     this.listeners = outputs.listeners ?? [];
     this.reports = outputs.reports ?? null;
+    this.handover = outputs.handover ?? null;
+  }
+
+  takeOver(deviceIds: readonly string[]): void {
+    this.handover?.takeOver(deviceIds);
+  }
+
+  release(deviceIds: readonly string[]): void {
+    this.handover?.release(deviceIds);
   }
 
   /**

@@ -16,9 +16,11 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
 import type { Intake, MessageBus, Source } from '../contract/source.ts';
-import { topics } from '../contract/topics.ts';
+import { deviceIdOf, topics } from '../contract/topics.ts';
+import type { RegistryDb } from '../registry/db.ts';
 import { within } from '../within.ts';
 import { roomInSpool } from './durable-subscription.ts';
+import { PartitionAssignment } from './partition-assignment.ts';
 
 export interface RabbitmqPartitionsOptions {
   /** AMQP URLs of the cluster's nodes, tried in turn (amqp://user:password@host:5672). */
@@ -29,6 +31,11 @@ export interface RabbitmqPartitionsOptions {
   prefetch: number;
   /** The exchange the MQTT plugin publishes to (mqtt.exchange). */
   exchange: string;
+  /**
+   * Where the workers share the partitions (the registry on PostgreSQL) and this worker's id in
+   * it; null: this worker consumes every partition (one process on SQLite).
+   */
+  assignment: { db: RegistryDb; workerId: string } | null;
 }
 
 export const PARTITION_EXCHANGE = 'waste.partitions';
@@ -68,6 +75,15 @@ export class RabbitmqPartitions implements Source, MessageBus {
   private readonly running = new Set<Promise<void>>();
   /** The partition of each consumer tag of the current session. */
   private consumers: Record<string, number> = {};
+  /** The partitions this worker consumes (all, without an assignment). */
+  private owned = new Set<number>();
+  private assignment: PartitionAssignment | null = null;
+  /** Changes of the assignment, applied one after the other. */
+  private applying: Promise<void> = Promise.resolve();
+  /** Devices seen from each partition since this worker took it. */
+  private readonly devicesOf = new Map<number, Set<string>>();
+  /** Partitions this worker took from others: their devices are taken over at first sight. */
+  private readonly takenFromOthers = new Set<number>();
   /** Deliveries, deliveries acknowledged, basic.acks sent (each for a run of deliveries), sessions opened. */
   readonly stats = { delivered: 0, acknowledged: 0, acks: 0, sessions: 0 };
 
@@ -76,9 +92,31 @@ export class RabbitmqPartitions implements Source, MessageBus {
     private readonly log: Logger,
   ) {}
 
+  /** The partitions this worker consumes now. */
+  partitionsOwned(): number[] {
+    return [...this.owned].sort((a, b) => a - b);
+  }
+
   async start(intake: Intake): Promise<void> {
     this.intake = intake;
     this.stopping = false;
+    const { assignment } = this.options;
+    if (assignment) {
+      let first = true;
+      this.assignment = new PartitionAssignment(assignment.db, assignment.workerId, this.options.partitions, (owned) => {
+        // At the first assignment a worker alone has replayed the history of every device at start;
+        // otherwise its partitions come from workers that judged them until now.
+        const alone = first && this.assignment!.liveWorkers().length === 1;
+        const before = this.owned;
+        this.owned = owned;
+        if (!first || !alone) for (const p of owned) if (!before.has(p)) this.takenFromOthers.add(p);
+        if (!first) this.applying = this.applying.then(() => this.apply(before)).catch((error: Error) => this.log.error({ error: error.message }, 'could not change the partitions consumed'));
+        first = false;
+      }, this.log);
+      this.assignment.start();
+    } else {
+      this.owned = new Set(Array.from({ length: this.options.partitions }, (_, p) => p));
+    }
     // The first session must come up: a worker that cannot reach any node says so at start.
     let lastError: Error | null = null;
     for (let i = 0; i < this.options.urls.length; i++) {
@@ -106,6 +144,7 @@ export class RabbitmqPartitions implements Source, MessageBus {
     this.stopping = true;
     if (this.reconnect) clearTimeout(this.reconnect);
     this.reconnect = null;
+    this.assignment?.stop();
     const session = this.session;
     if (!session) return;
     // No more deliveries; what is in the pipeline is made durable and acknowledged, for a while.
@@ -136,10 +175,7 @@ export class RabbitmqPartitions implements Source, MessageBus {
       await this.declare(session.channel);
       await session.channel.prefetch(this.options.prefetch, false);
       this.consumers = {};
-      for (let p = 0; p < this.options.partitions; p++) {
-        const { consumerTag } = await session.channel.consume(partitionQueue(p), (message) => message && this.received(session, message), { noAck: false });
-        this.consumers[consumerTag] = p;
-      }
+      for (const p of this.owned) await this.consume(session, p);
     } catch (error) {
       session.closed = true;
       await connection.close().catch(() => undefined);
@@ -148,6 +184,35 @@ export class RabbitmqPartitions implements Source, MessageBus {
     this.session = session;
     this.stats.sessions++;
     this.log.info({ node: redact(url), partitions: this.options.partitions }, 'the ingest worker consumes the RabbitMQ partitions');
+  }
+
+  private async consume(session: Session, p: number): Promise<void> {
+    const { consumerTag } = await session.channel.consume(partitionQueue(p), (message) => message && this.received(session, message), { noAck: false });
+    this.consumers[consumerTag] = p;
+  }
+
+  /**
+   * Consumes the partitions gained and cancels those lost since `before`. Deliveries of a lost
+   * partition already in the pipeline are still acknowledged once durable; the queue's next
+   * consumer (the worker that gained it) becomes its active one when this one is cancelled.
+   */
+  private async apply(before: Set<number>): Promise<void> {
+    const session = this.session;
+    const lost = [...before].filter((p) => !this.owned.has(p));
+    for (const p of lost) {
+      const devices = this.devicesOf.get(p);
+      this.devicesOf.delete(p);
+      this.takenFromOthers.delete(p);
+      if (devices && devices.size > 0) this.intake?.release?.([...devices]);
+    }
+    if (!session || session.closed) return; // the next session consumes what is owned then
+    for (const [tag, p] of Object.entries(this.consumers)) {
+      if (this.owned.has(p)) continue;
+      delete this.consumers[tag];
+      await session.channel.cancel(tag);
+    }
+    const consumed = new Set(Object.values(this.consumers));
+    for (const p of this.owned) if (!consumed.has(p)) await this.consume(session, p);
   }
 
   /**
@@ -169,6 +234,7 @@ export class RabbitmqPartitions implements Source, MessageBus {
     const delivery: Delivery = { tag: message.fields.deliveryTag, done: false };
     session.deliveries.push(delivery);
     const topic = message.fields.routingKey.replaceAll('.', '/');
+    this.noteDevice(this.consumers[message.fields.consumerTag], deviceIdOf(topic));
     const handled = (async () => {
       const intake = this.intake!;
       await roomInSpool(intake, () => this.stopping || session.closed, this.log);
@@ -190,6 +256,16 @@ export class RabbitmqPartitions implements Source, MessageBus {
         },
       )
       .finally(() => this.running.delete(handled));
+  }
+
+  /** Notes which partition a device came through; a device of a partition taken from another worker is taken over at first sight. */
+  private noteDevice(partition: number | undefined, deviceId: string | null): void {
+    if (partition === undefined || deviceId === null) return;
+    let devices = this.devicesOf.get(partition);
+    if (!devices) this.devicesOf.set(partition, (devices = new Set()));
+    if (devices.has(deviceId)) return;
+    devices.add(deviceId);
+    if (this.takenFromOthers.has(partition)) this.intake?.takeOver?.([deviceId]);
   }
 
   /** Acknowledges every delivery up to the last of the durable run at the head of the line, with one basic.ack. */

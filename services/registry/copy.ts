@@ -47,6 +47,7 @@ export const REGISTRY_TABLES = [
   'sorting_owed',
   'job_runs',
   'api_rate_limits',
+  'ingest_workers',
   'registry_revision',
 ] as const;
 

@@ -369,6 +369,19 @@ const WRITTEN: readonly (Omit<Migration, 'postgres'> & { postgres?: string })[] 
       CREATE TRIGGER service_accounts_notify AFTER INSERT OR UPDATE OR DELETE ON service_accounts FOR EACH STATEMENT EXECUTE FUNCTION waste_notify_devices();
     `,
   },
+  {
+    version: 9,
+    name: 'ingest workers sharing the partitions of a RabbitMQ cluster',
+    // Each ingest worker on a RabbitMQ cluster writes its heartbeat here; the workers whose
+    // heartbeat is recent share the device partitions by rendezvous hashing
+    // (ingest/partition-assignment.ts).
+    sqlite: `
+      CREATE TABLE ingest_workers (worker_id TEXT PRIMARY KEY, heartbeat_at INTEGER NOT NULL, started_at INTEGER NOT NULL);
+    `,
+    postgres: `
+      CREATE TABLE ingest_workers (worker_id TEXT PRIMARY KEY, heartbeat_at BIGINT NOT NULL, started_at BIGINT NOT NULL);
+    `,
+  },
 ];
 
 export const MIGRATIONS: readonly Migration[] = WRITTEN.map((m) => ({ ...m, postgres: m.postgres ?? postgresTypes(m.sqlite) }));

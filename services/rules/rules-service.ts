@@ -45,6 +45,13 @@ const STATS_LOG_MS = 60_000;
  */
 const ELSEWHERE_CHECK_MS = 10_000;
 const ELSEWHERE_MARGIN_MS = 60_000;
+/**
+ * A device taken over from another worker (takeOver) is rebuilt from InfluxDB this long after its
+ * first reading here: long enough for the previous worker to ship what it acknowledged last (its
+ * shipper writes every few hundred ms). Its readings wait meanwhile, up to TAKEOVER_WAITING_MAX.
+ */
+const TAKEOVER_SETTLE_MS = 2000;
+const TAKEOVER_WAITING_MAX = 10_000;
 /** History is read in slices of this length, to keep each answer small. */
 const SLICE_MS = 60_000;
 const BIN_SLICE_MS = 600_000;
@@ -59,6 +66,12 @@ export class RulesService {
    * the state snapshots leave them to that process.
    */
   private readonly elsewhere = new Set<string>();
+  /** Devices taken over from another worker, whose state is rebuilt from InfluxDB before they are judged here. */
+  private readonly takenOver = new Set<string>();
+  /** Readings of devices being rebuilt, waiting for their history. */
+  private readonly rebuilding = new Map<string, Reading[]>();
+  private reader: TelemetryReader | null = null;
+  readonly takeovers = { rebuilt: 0, replayedReadings: 0, failed: 0 };
   private elsewhereTimer: NodeJS.Timeout | null = null;
   private elsewhereLookedAt = 0;
 
@@ -83,6 +96,7 @@ export class RulesService {
       },
       log,
     });
+    this.reader = history;
     if (history) await this.replay(history);
     let loggedAt = Date.now();
     if (history && this.deps.db.dialect === 'postgres') {
@@ -125,12 +139,72 @@ export class RulesService {
 
   consume(readings: readonly Reading[]): void {
     if (!this.engine || readings.length === 0) return;
-    // A device that reports here is judged here again, from this reading on: what this process
-    // knew of it is from before it reported elsewhere.
+    let now: Reading[] | null = null;
     for (const reading of readings) {
+      const waiting = this.rebuilding.get(reading.deviceId);
+      if (waiting) {
+        if (waiting.length < TAKEOVER_WAITING_MAX) waiting.push(reading);
+        continue;
+      }
+      if (this.takenOver.delete(reading.deviceId)) {
+        this.engine.forget(reading.deviceId);
+        this.elsewhere.delete(reading.deviceId);
+        this.rebuild(reading);
+        continue;
+      }
+      // A device that reports here is judged here again, from this reading on: what this process
+      // knew of it is from before it reported elsewhere.
       if (this.elsewhere.delete(reading.deviceId)) this.engine.forget(reading.deviceId);
+      (now ??= []).push(reading);
     }
-    this.feed(readings);
+    this.feed(now ?? []);
+  }
+
+  /**
+   * The devices of a partition this worker now consumes, which another worker judged until now:
+   * each is judged here only once its state is rebuilt from its history in InfluxDB (a route
+   * deviation in progress goes on as the same alert).
+   */
+  takeOver(deviceIds: Iterable<string>): void {
+    for (const id of deviceIds) this.takenOver.add(id);
+  }
+
+  /** The devices of a partition another worker consumes from now on: their silence here is not an outage. */
+  release(deviceIds: Iterable<string>): void {
+    for (const id of deviceIds) {
+      this.takenOver.delete(id);
+      this.elsewhere.add(id);
+    }
+  }
+
+  /** Replays one taken-over device's history, then the readings that came for it meanwhile. */
+  private rebuild(first: Reading): void {
+    const deviceId = first.deviceId;
+    this.rebuilding.set(deviceId, [first]);
+    const { config, log } = this.deps;
+    const done = (history: Reading[]) => {
+      const waiting = this.rebuilding.get(deviceId) ?? [];
+      this.rebuilding.delete(deviceId);
+      this.takeovers.rebuilt++;
+      this.takeovers.replayedReadings += history.length;
+      this.feed([...history, ...waiting]);
+    };
+    const timer = setTimeout(() => {
+      const reader = this.reader;
+      if (!reader) return done([]);
+      const to = new Date(Date.now() + 1000).toISOString();
+      const read = first.kind === 'truck'
+        ? reader.track(deviceId, new Date(Date.now() - config.rebuildWindowS * 1000).toISOString(), to).then((rows) => rows.map(fixReading))
+        : first.kind === 'bin'
+          ? reader.levels(deviceId, new Date(Date.now() - config.binRebuildWindowS * 1000).toISOString(), to).then((rows) => rows.map(levelReading))
+          : Promise.resolve([] as Reading[]);
+      read.then(done, (error: Error) => {
+        this.takeovers.failed++;
+        log.warn({ deviceId, error: error.message }, 'could not read a taken-over device\'s history from InfluxDB; it is judged from its readings here on');
+        done([]);
+      });
+    }, TAKEOVER_SETTLE_MS);
+    timer.unref();
   }
 
   private feed(readings: readonly Reading[]): void {
