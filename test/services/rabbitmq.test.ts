@@ -1,0 +1,215 @@
+// A real 3-node RabbitMQ cluster (test/helpers/rabbitmq.ts) as the device broker of one service,
+// which is both its HTTP authentication backend (api/routes/broker-auth.ts) and the ingest worker on
+// its partitions (ingest/rabbitmq-partitions.ts): devices log in on any node with their registry
+// secret, publish only as themselves and subscribe only to their downlink; their messages are
+// spread over the partitions, and every acknowledged reading is stored once, also when a node dies.
+// One file, so that the suite starts one cluster for both.
+import amqp from 'amqplib';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { topics } from '../../services/contract/topics.ts';
+import { PARTITION_EXCHANGE, partitionQueue } from '../../services/ingest/rabbitmq-partitions.ts';
+import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
+import { freePort } from '../helpers/ports.ts';
+import { RABBIT_ADMIN, startTestRabbitCluster, type TestRabbitCluster } from '../helpers/rabbitmq.ts';
+import { eventually, provision, startTestService, testConfig, type TestService } from '../helpers/service.ts';
+
+let influxd: TestInfluxd;
+let cluster: TestRabbitCluster;
+let svc: TestService;
+let secrets: Record<string, string>;
+const received: string[] = [];
+let amqpConnection: amqp.ChannelModel;
+const FLEET = Array.from({ length: 6 }, (_, i) => `RQ-T${i + 1}`);
+const PARTITIONS = 8;
+
+beforeAll(async () => {
+  const apiPort = await freePort();
+  [influxd, cluster] = await Promise.all([startTestInfluxd(), startTestRabbitCluster({ authHttp: `http://127.0.0.1:${apiPort}/broker/rabbitmq` })]);
+  const config = await testConfig(influxd.url, {
+    'api.port': apiPort,
+    'api.host': '127.0.0.1',
+    'rabbitmq.authBackend': true,
+    'rabbitmq.managementUrl': cluster.nodes[1]!.managementUrl,
+    'rabbitmq.managementUsername': RABBIT_ADMIN.username,
+    'rabbitmq.managementPassword': RABBIT_ADMIN.password,
+    'rabbitmq.amqpUrls': cluster.nodes.map((n) => n.amqpUrl),
+    'rabbitmq.partitions': PARTITIONS,
+  });
+  secrets = await provision(config, [...['R-T1', 'R-T2', 'R-T3', 'R-OFF', ...FLEET].map((id) => [id, 'trucks'] as [string, 'trucks'])]);
+  svc = await startTestService(config);
+  svc.service.devices.setEnabled('R-OFF', false);
+}, 180_000);
+
+afterAll(async () => {
+  await svc?.stop();
+  await cluster?.cleanup();
+  await influxd?.cleanup();
+});
+
+const connect = (node: number, username: string, password: string, clientId = username): Promise<MqttClient> =>
+  mqtt.connectAsync(cluster.nodes[node]!.mqttUrl, { username, password, clientId, reconnectPeriod: 0, connectTimeout: 10_000 });
+
+describe('RabbitMQ cluster logging devices in through the service', () => {
+  beforeAll(async () => {
+    // What devices publish, as seen on amq.topic.
+    amqpConnection = await amqp.connect(cluster.nodes[0]!.amqpUrl);
+    const channel = await amqpConnection.createChannel();
+    const { queue } = await channel.assertQueue('', { exclusive: true });
+    await channel.bindQueue(queue, 'amq.topic', 'waste.#');
+    await channel.consume(queue, (m) => m && received.push(`${m.fields.routingKey} ${m.content.toString()}`), { noAck: true });
+  });
+  afterAll(async () => {
+    await amqpConnection?.close();
+  });
+
+  it('lets a device log in on any node with its secret and publish as itself', async () => {
+    for (const node of [0, 1, 2]) {
+      const device = await connect(node, 'R-T1', secrets['R-T1']!);
+      await device.publishAsync(topics.data('trucks', 'R-T1'), `{"via":${node}}`, { qos: 1 });
+      await device.endAsync();
+    }
+    const mine = await eventually(async () => received.filter((r) => r.startsWith('waste.trucks.R-T1.position')), (r) => r.length === 3);
+    expect(mine.sort()).toEqual([0, 1, 2].map((n) => `waste.trucks.R-T1.position {"via":${n}}`));
+  });
+
+  it('refuses a wrong secret, an unknown device and a disabled one', async () => {
+    await expect(connect(1, 'R-T1', 'not-the-secret')).rejects.toThrow(/Not authorized|Bad username or password/i);
+    await expect(connect(2, 'NOBODY', 'whatever')).rejects.toThrow(/Not authorized|Bad username or password/i);
+    await expect(connect(0, 'R-OFF', secrets['R-OFF']!)).rejects.toThrow(/Not authorized|Bad username or password/i);
+  });
+
+  it("refuses a publish on another device's topic, and a subscription beyond the device's downlink", async () => {
+    const device = await connect(1, 'R-T1', secrets['R-T1']!);
+    const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
+    // RabbitMQ closes the connection of a publish its authorisation refuses.
+    device.publish(topics.data('trucks', 'R-T2'), '{"forged":true}', { qos: 1 });
+    await closed;
+    device.end(true);
+    const subscriber = await connect(2, 'R-T1', secrets['R-T1']!);
+    const granted = await subscriber.subscribeAsync('waste/trucks/R-T1/downlink/#', { qos: 1 });
+    expect(granted.map((g) => g.qos)).toEqual([1]);
+    // RabbitMQ 3.10 answers a refused subscription by closing the connection, not with SUBACK 0x80.
+    await expect(subscriber.subscribeAsync('waste/trucks/R-T2/downlink/#', { qos: 1 })).rejects.toThrow(/Connection closed/);
+    subscriber.end(true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(received.filter((r) => r.includes('forged'))).toEqual([]);
+  });
+
+  it('closes the connections of a device disabled in the registry, of one removed and of one given a new secret, and no others', async () => {
+    const [t1, t2, t3] = await Promise.all([connect(0, 'R-T1', secrets['R-T1']!), connect(1, 'R-T2', secrets['R-T2']!), connect(2, 'R-T3', secrets['R-T3']!)]);
+    const closed = new Set<string>();
+    for (const [id, client] of [['R-T1', t1], ['R-T2', t2], ['R-T3', t3]] as const) client.on('close', () => closed.add(id));
+    // The revocation has seen them connected (its sweep at start, or the next).
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    svc.service.devices.setEnabled('R-T2', false);
+    svc.service.devices.remove('R-T3');
+    await eventually(async () => closed, (c) => c.has('R-T2') && c.has('R-T3'), 20_000);
+    expect(closed.has('R-T1')).toBe(false);
+    await expect(connect(1, 'R-T2', secrets['R-T2']!)).rejects.toThrow(/Not authorized|Bad username or password/i);
+    const newSecret = await svc.service.devices.rotate('R-T1');
+    await eventually(async () => closed, (c) => c.has('R-T1'), 20_000);
+    const again = await connect(2, 'R-T1', newSecret);
+    await again.endAsync();
+  });
+
+  it('answers only the addresses it is told to', async () => {
+    const elsewhere = await startTestService(await testConfig(influxd.url, { 'api.port': await freePort(), 'api.host': '127.0.0.1', 'rabbitmq.authBackend': true, 'rabbitmq.authAllowFrom': ['192.0.2.0/24'] }));
+    const response = await fetch(`http://127.0.0.1:${elsewhere.ports.apiPort}/broker/rabbitmq/user`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=R-T1&password=x' });
+    await elsewhere.stop();
+    expect([response.status, await response.text()]).toEqual([403, 'deny']);
+  });
+});
+
+const count = (deviceId: string) => influxd.count('truck_position', 'lat', deviceId);
+
+describe('ingest from the partitions of a RabbitMQ cluster', () => {
+  it('declares the partitions, and stores once every fix that devices publishing through different nodes were acknowledged', async () => {
+    const connection = await amqp.connect(cluster.nodes[2]!.amqpUrl);
+    const channel = await connection.createChannel();
+    await channel.checkExchange(PARTITION_EXCHANGE);
+    for (let p = 0; p < PARTITIONS; p++) expect((await channel.checkQueue(partitionQueue(p))).consumerCount).toBe(1);
+    await connection.close();
+
+    const acknowledgedBefore = svc.service.partitions!.stats.acknowledged;
+    const base = Date.now() - 3_600_000;
+    await Promise.all(
+      FLEET.map(async (id, i) => {
+        const device = await mqtt.connectAsync(cluster.nodes[i % 3]!.mqttUrl, { username: id, password: secrets[id], clientId: id, reconnectPeriod: 0 });
+        for (let n = 0; n < 300; n += 100) {
+          await Promise.all(Array.from({ length: 100 }, (_, k) => device.publishAsync(topics.data('trucks', id), JSON.stringify({ ts: base + (n + k) * 1000, lat: 31.3, lon: 120.6, speed_kmh: 30, heading: 90 }), { qos: 1 })));
+        }
+        await device.endAsync();
+      }),
+    );
+    for (const id of FLEET) expect(await eventually(() => count(id), (n) => n === 300, 30_000)).toBe(300);
+    const worker = svc.service.partitions!;
+    await eventually(async () => worker.stats.acknowledged - acknowledgedBefore, (n) => n === FLEET.length * 300);
+    // Acknowledged in groups: fewer basic.acks than deliveries.
+    expect(worker.stats.acks).toBeLessThan(worker.stats.delivered);
+  });
+
+  it('loses nothing acknowledged when the node the worker and some devices are connected to is killed', async () => {
+    const worker = svc.service.partitions!;
+    const sessionsBefore = worker.stats.sessions;
+    const base = Date.now() - 7_200_000;
+    const acknowledged = new Map<string, Set<number>>(FLEET.map((id) => [id, new Set()]));
+    let killed = false;
+    const publishing = FLEET.map(async (id, i) => {
+      let node = i % 3;
+      let device = await connectSomewhere(id, node);
+      for (let n = 0; n < 400; n++) {
+        const ts = base + n * 1000;
+        for (;;) {
+          try {
+            // mqtt.js leaves a publish pending for ever when the connection closes and it does not reconnect.
+            await Promise.race([device.publishAsync(topics.data('trucks', id), JSON.stringify({ ts, lat: 31.3, lon: 120.6, speed_kmh: 30, heading: 90 }), { qos: 1 }), closed.get(device)!]);
+            acknowledged.get(id)!.add(ts);
+            break;
+          } catch {
+            // The node went: the device connects to the next one and sends what was not acknowledged again.
+            device.end(true);
+            node = (node + 1) % 3;
+            device = await connectSomewhere(id, node);
+          }
+        }
+        if (n === 150 && i === 0 && !killed) {
+          killed = true;
+          await cluster.kill(0);
+        }
+      }
+      await device.endAsync();
+    });
+    await Promise.all(publishing);
+    for (const id of FLEET) {
+      const stored = await eventually(() => storedTimes(id, base), (times) => [...acknowledged.get(id)!].every((ts) => times.has(ts)), 60_000);
+      expect(stored.size).toBe(400);
+    }
+    // The worker was on the killed node (the first of its URLs) and went on through another.
+    expect(worker.stats.sessions).toBeGreaterThan(sessionsBefore);
+    await cluster.start(0);
+  });
+});
+
+/** Rejects when the client's connection closes. */
+const closed = new WeakMap<mqtt.MqttClient, Promise<never>>();
+
+async function connectSomewhere(id: string, first: number): Promise<mqtt.MqttClient> {
+  for (let attempt = 0; ; attempt++) {
+    const node = (first + attempt) % 3;
+    try {
+      const client = await mqtt.connectAsync(cluster.nodes[node]!.mqttUrl, { username: id, password: secrets[id], clientId: `${id}-kill`, reconnectPeriod: 0, connectTimeout: 5000 });
+      const gone = new Promise<never>((_, reject) => client.once('close', () => reject(new Error('connection closed'))));
+      gone.catch(() => undefined);
+      closed.set(client, gone);
+      return client;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+async function storedTimes(deviceId: string, from: number): Promise<Set<number>> {
+  const series = await influxd.store().query('SELECT lat FROM truck_position WHERE device_id = $id', { id: deviceId }).catch(() => []);
+  return new Set((series[0]?.values ?? []).map((row) => Number(row[0])).filter((ts) => ts >= from && ts < from + 400_000));
+}
