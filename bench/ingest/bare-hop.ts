@@ -58,7 +58,8 @@ export async function bareBrokerHop(
 ): Promise<{ msgsPerSecond: number; received: number; brokerRssMb: number; broker: string }> {
   const total = deviceIds.length * messages;
   const broker = await start();
-  const subscriber = await mqtt.connectAsync(broker.url, { clientId: 'bench-subscriber', ...broker.subscriber });
+  // A cluster's broker is a comma-separated list of its nodes: the subscriber takes the first.
+  const subscriber = await mqtt.connectAsync(broker.url.split(',')[0]!, { clientId: 'bench-subscriber', ...broker.subscriber });
   let received = 0;
   let lastAt = 0;
   subscriber.on('message', () => {

@@ -15,11 +15,12 @@ const { values } = parseArgs({
   },
 });
 if (values.help || !values.url || !values.devices || !values.messages || !values.base) {
-  process.stdout.write('Usage: publisher.ts --url URL --devices JSON(id->secret or id->"") --messages N --base TS [--window W] [--rate MSGS_PER_S]\n');
+  process.stdout.write('Usage: publisher.ts --url URL[,URL...] --devices JSON(id->secret or id->"") --messages N --base TS [--window W] [--rate MSGS_PER_S]\n');
   process.exit(values.help ? 0 : 2);
 }
 
 const devices = JSON.parse(values.devices) as Record<string, string>;
+const urls = values.url.split(',');
 const perDevice = Number(values.messages);
 const window = Number(values.window);
 const base = Number(values.base);
@@ -27,8 +28,9 @@ const base = Number(values.base);
 const intervalMs = values.rate ? (1000 * Object.keys(devices).length) / Number(values.rate) : 0;
 
 const clients = await Promise.all(
-  Object.entries(devices).map(([id, secret]) =>
-    mqtt.connectAsync(values.url!, { clientId: `${id}-bench`, reconnectPeriod: 0, ...(secret ? { username: id, password: secret } : {}) }).then((client) => ({ id, client })),
+  Object.entries(devices).map(([id, secret], i) =>
+    // Devices are spread over the brokers of a comma-separated --url (the nodes of a cluster).
+    mqtt.connectAsync(urls[i % urls.length]!, { clientId: `${id}-bench`, reconnectPeriod: 0, ...(secret ? { username: id, password: secret } : {}) }).then((client) => ({ id, client })),
   ),
 );
 process.stdout.write(JSON.stringify({ event: 'connected', devices: clients.length }) + '\n');

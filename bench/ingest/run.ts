@@ -14,13 +14,16 @@ import { InfluxStore } from '../../services/influx/client.ts';
 import { PRIVATE_INFLUXD_NICENESS, startInfluxd } from '../../services/influx/influxd.ts';
 import { influxSchema } from '../../services/config/schema.ts';
 import { startTestMosquitto } from '../../test/helpers/mosquitto.ts';
+import { startTestPostgres } from '../../test/helpers/postgres.ts';
+import { RABBIT_ADMIN, startTestRabbitCluster } from '../../test/helpers/rabbitmq.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import { peakRssMb } from '../proc.ts';
 import { percentile, run, say, sleep } from '../child.ts';
 import { bareBrokerHop, type BareBroker } from './bare-hop.ts';
 
 const HELP = `Usage: npm run bench:ingest -- [--devices M] [--messages N] [--window W] [--rate R]
-                                  [--broker embedded|mosquitto] [--skip-bare] [--profile DIR]
+                                  [--broker embedded|mosquitto|rabbitmq] [--workers K]
+                                  [--skip-bare] [--profile DIR]
 
 M simulated devices publish N truck fixes each (QoS 1, W unacknowledged per device at most).
 Reports end-to-end throughput (until every point is queryable in InfluxDB), p50/p99
@@ -29,7 +32,10 @@ each process, the count check, and the bare broker hop (publishers -> broker -> 
 Defaults: M=50, N=4000, W=50, embedded broker, as fast as acknowledged. --rate R paces the devices
 to R messages/s in all, to measure latency at a given load (a Suzhou-sized city: about 2000). --broker mosquitto runs Debian's Mosquitto, configured
 with docs/examples/mosquitto.conf, as the external broker with the service as its ingest client,
-and the bare hop through Mosquitto too. --profile DIR writes a V8 CPU profile of
+and the bare hop through Mosquitto too. --broker rabbitmq runs a 3-node RabbitMQ cluster from
+Debian's package (MQTT plugin, the service's HTTP authentication backend), PostgreSQL, an API
+process and K ingest workers (--workers, default 1) sharing its partitions; the devices are spread
+over the three nodes, and the bare hop goes through the cluster's MQTT plugin. --profile DIR writes a V8 CPU profile of
 the service (.cpuprofile).
 `;
 
@@ -41,6 +47,7 @@ const { values } = parseArgs({
     'skip-bare': { type: 'boolean', default: false },
     profile: { type: 'string' },
     broker: { type: 'string', default: 'embedded' },
+    workers: { type: 'string', default: '1' },
     rate: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -49,8 +56,13 @@ if (values.help) {
   process.stdout.write(HELP);
   process.exit(0);
 }
-if (values.broker !== 'embedded' && values.broker !== 'mosquitto') {
-  process.stderr.write('--broker must be embedded or mosquitto\n');
+if (!['embedded', 'mosquitto', 'rabbitmq'].includes(values.broker!)) {
+  process.stderr.write('--broker must be embedded, mosquitto or rabbitmq\n');
+  process.exit(2);
+}
+const K = Number(values.workers);
+if (!Number.isInteger(K) || K < 1) {
+  process.stderr.write('--workers must be a whole number of at least 1\n');
   process.exit(2);
 }
 const M = Number(values.devices);
@@ -63,7 +75,10 @@ async function pipeline() {
   const influxPort = await freePort();
   const influxd = await startInfluxd({ dir: path.join(dir, 'influxdb'), port: influxPort, rpcPort: 0, niceness: PRIVATE_INFLUXD_NICENESS });
   const store = new InfluxStore(influxSchema.parse({ url: influxd.url }));
-  const registry = new RegistryDb(path.join(dir, 'data', 'registry.db'));
+  const rabbit = values.broker === 'rabbitmq';
+  const postgres = rabbit ? await startTestPostgres() : null;
+  const databaseUrl = postgres ? await postgres.createDatabase() : null;
+  const registry = new RegistryDb(databaseUrl ?? path.join(dir, 'data', 'registry.db'));
   const devices = new DeviceStore(registry);
   registry.open();
   say(`provisioning ${M + 1} devices (one shared secret hash, as a fleet imported from one provisioning run)...`);
@@ -75,13 +90,17 @@ async function pipeline() {
   registry.close();
   const mqttPort = await freePort();
   const mosquitto = values.broker === 'mosquitto' ? await startTestMosquitto({ ...secrets, 'waste-ingest': 'bench-ingest' }) : null;
-  const service = run(['services/main.ts'], {
-    ...benchServiceEnv(path.join(dir, 'data'), mqttPort, influxd.url),
-    ...(mosquitto ? { WASTE_BROKER_URL: mosquitto.url, WASTE_INGEST_PASSWORD: 'bench-ingest' } : {}),
-  }, undefined, [...SERVICE_NODE_OPTIONS, ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [])]);
-  service.child.stdout!.pipe(process.stderr);
+  const cluster = rabbit ? await startRabbitDeployment(dir, influxd.url, databaseUrl!) : null;
+  const service = cluster
+    ? null
+    : run(['services/main.ts'], {
+        ...benchServiceEnv(path.join(dir, 'data'), mqttPort, influxd.url),
+        ...(mosquitto ? { WASTE_BROKER_URL: mosquitto.url, WASTE_INGEST_PASSWORD: 'bench-ingest' } : {}),
+      }, undefined, [...SERVICE_NODE_OPTIONS, ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [])]);
+  service?.child.stdout!.pipe(process.stderr);
   // The service logs at warn here, so readiness is seen as the broker answering the probe device.
-  const url = mosquitto ? mosquitto.url : `mqtt://127.0.0.1:${mqttPort}`;
+  const url = cluster ? cluster.nodes[0]!.mqttUrl : mosquitto ? mosquitto.url : `mqtt://127.0.0.1:${mqttPort}`;
+  const publishTo = cluster ? cluster.nodes.map((n) => n.mqttUrl).join(',') : url;
   if (mosquitto) await sleep(2000); // the ingest worker's subscription must exist before data flows
   const probe = await (async () => {
     for (let i = 0; i < 200; i++) {
@@ -129,7 +148,7 @@ async function pipeline() {
     return (series[0]?.values[0]?.[1] as number | undefined) ?? 0;
   };
   const publisher = run(
-    ['bench/ingest/publisher.ts', '--url', url, '--devices', JSON.stringify(Object.fromEntries(deviceIds.map((id) => [id, secrets[id]!]))), '--messages', String(N), '--window', values.window!, '--base', String(Date.now() - 3_600_000), ...(values.rate ? ['--rate', values.rate] : [])],
+    ['bench/ingest/publisher.ts', '--url', publishTo, '--devices', JSON.stringify(Object.fromEntries(deviceIds.map((id) => [id, secrets[id]!]))), '--messages', String(N), '--window', values.window!, '--base', String(Date.now() - 3_600_000), ...(values.rate ? ['--rate', values.rate] : [])],
     {},
     (event) => {
       if (event.event === 'progress') say(`acknowledged ${event.acknowledged as number}/${total}`);
@@ -147,17 +166,59 @@ async function pipeline() {
   await probeLoop;
   await pollLoop;
   await sleep(200);
-  const serviceRssMb = peakRssMb(service.child.pid);
+  const serviceRssMb = cluster ? Math.max(...cluster.services.map((c) => peakRssMb(c.child.pid))) : peakRssMb(service!.child.pid);
+  const processRssMb = cluster ? Object.fromEntries(cluster.services.map((c, i) => [i === 0 ? 'api' : `worker_${i}`, Math.round(peakRssMb(c.child.pid))])) : null;
   const influxRssMb = peakRssMb(influxd.pid);
-  const brokerRssMb = mosquitto ? peakRssMb(mosquitto.pid()) : null;
+  const brokerRssMb = mosquitto ? peakRssMb(mosquitto.pid()) : cluster ? Math.max(...cluster.pids().map((pid) => peakRssMb(pid))) : null;
   await probe.endAsync();
-  service.child.kill('SIGTERM');
-  await new Promise((r) => service.child.once('exit', r));
+  for (const child of cluster ? cluster.services : [service!]) {
+    child.child.kill('SIGTERM');
+    await new Promise((r) => child.child.once('exit', r));
+  }
   await influxd.stop();
   await mosquitto?.cleanup();
+  await cluster?.cleanup();
+  await postgres?.cleanup();
   await fsp.rm(dir, { recursive: true, force: true });
   latencies.sort((a, b) => a - b);
-  return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, serviceRssMb, influxRssMb, brokerRssMb, publisherRssMb: published.maxRssMb };
+  return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, serviceRssMb, processRssMb, influxRssMb, brokerRssMb, publisherRssMb: published.maxRssMb };
+}
+
+/** The bare hop through the cluster's MQTT plugin, its devices RabbitMQ accounts of their own for the while. */
+async function bareRabbitmq(): Promise<BareBroker> {
+  const cluster = await startTestRabbitCluster();
+  const secrets = Object.fromEntries(deviceIds.map((id) => [id, 'bench-secret']));
+  const auth = `Basic ${Buffer.from(`${RABBIT_ADMIN.username}:${RABBIT_ADMIN.password}`).toString('base64')}`;
+  for (const id of deviceIds) {
+    const put = (what: string, body: unknown) => fetch(`${cluster.nodes[0]!.managementUrl}/api/${what}`, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await put(`users/${encodeURIComponent(id)}`, { password: 'bench-secret', tags: '' });
+    await put(`permissions/%2F/${encodeURIComponent(id)}`, { configure: '.*', write: '.*', read: '.*' });
+  }
+  return { name: 'rabbitmq', url: cluster.nodes.map((n) => n.mqttUrl).join(','), secrets, subscriber: RABBIT_ADMIN, pid: cluster.pids()[0], stop: () => cluster.cleanup() };
+}
+
+/**
+ * A 3-node RabbitMQ cluster whose logins the API process answers, and K ingest workers sharing its
+ * partitions (docs/scale-out.md); resolves once every partition has one consumer.
+ */
+async function startRabbitDeployment(dir: string, influxUrl: string, databaseUrl: string) {
+  const apiPort = await freePort();
+  say(`starting a 3-node RabbitMQ cluster, an API process and ${K} ingest worker${K === 1 ? '' : 's'}...`);
+  const cluster = await startTestRabbitCluster({ authHttp: `http://127.0.0.1:${apiPort}/broker/rabbitmq` });
+  const common = { WASTE_DATABASE_URL: databaseUrl, WASTE_RABBITMQ_AMQP_URLS: JSON.stringify(cluster.nodes.map((n) => n.amqpUrl)) };
+  const services = [run(['services/main.ts'], { ...benchServiceEnv(path.join(dir, 'api'), 0, influxUrl), ...common, WASTE_ROLE: 'api,scheduler', WASTE_API_HOST: '127.0.0.1', WASTE_API_PORT: String(apiPort), WASTE_RABBITMQ_AUTH_BACKEND: 'true' }, undefined, SERVICE_NODE_OPTIONS)];
+  for (let i = 1; i <= K; i++) services.push(run(['services/main.ts'], { ...benchServiceEnv(path.join(dir, `worker-${i}`), 0, influxUrl), ...common, WASTE_ROLE: 'ingest' }, undefined, SERVICE_NODE_OPTIONS));
+  for (const service of services) service.child.stdout!.pipe(process.stderr);
+  // The management API lists the partitions and their consumers (its figures lag by a few seconds).
+  const auth = `Basic ${Buffer.from(`${RABBIT_ADMIN.username}:${RABBIT_ADMIN.password}`).toString('base64')}`;
+  for (const deadline = Date.now() + 120_000; ; ) {
+    const queues = (await fetch(`${cluster.nodes[0]!.managementUrl}/api/queues/%2F?columns=name,consumers`, { headers: { authorization: auth } }).then((r) => r.json(), () => [])) as { name: string; consumers?: number }[];
+    const partitions = queues.filter((q) => q.name.startsWith('waste.partition.'));
+    if (partitions.length === 64 && partitions.every((q) => q.consumers === 1)) break;
+    if (Date.now() > deadline) throw new Error(`the workers did not settle on the partitions within 120 s (${partitions.length} partitions, consumers ${partitions.map((q) => q.consumers ?? 0).join(',')})`);
+    await sleep(1000);
+  }
+  return { ...cluster, services };
 }
 
 say(`${M} devices x ${N} messages = ${total}, window ${values.window} per device, ${os.cpus().length} cores`);
@@ -168,11 +229,13 @@ async function bareMosquitto(): Promise<BareBroker> {
   return { name: 'mosquitto', url: mosquitto.url, secrets, subscriber: { username: 'waste-ingest', password: 'bench-ingest' }, pid: mosquitto.pid(), stop: () => mosquitto.cleanup() };
 }
 
-const bare = values['skip-bare'] ? null : await bareBrokerHop(deviceIds, N, Number(values.window), 'use fewer --devices', values.broker === 'mosquitto' ? bareMosquitto : undefined);
+const bareBroker = values.broker === 'mosquitto' ? bareMosquitto : values.broker === 'rabbitmq' ? bareRabbitmq : undefined;
+const bare = values['skip-bare'] ? null : await bareBrokerHop(deviceIds, N, Number(values.window), 'use fewer --devices', bareBroker);
 const result = await pipeline();
 const throughput = result.inInflux / result.elapsedS;
 const summary = {
   broker: values.broker,
+  workers: values.broker === 'rabbitmq' ? K : null,
   target_rate_msgs_per_s: values.rate ? Number(values.rate) : null,
   devices: M,
   messages: total,
@@ -189,6 +252,7 @@ const summary = {
   fraction_of_bare_broker: bare ? Number((throughput / bare.msgsPerSecond).toFixed(2)) : null,
   peak_rss_mb: {
     service: Math.round(result.serviceRssMb),
+    ...(result.processRssMb ? { service_processes: result.processRssMb } : {}),
     influxd: Math.round(result.influxRssMb),
     broker: result.brokerRssMb === null ? null : Math.round(result.brokerRssMb),
     publisher: Math.round(result.publisherRssMb),
@@ -200,7 +264,7 @@ process.stdout.write(
     `pipeline: ${summary.pipeline_msgs_per_s} msg/s end to end (${summary.in_influxdb}/${summary.published} queryable in ${result.elapsedS.toFixed(1)} s; lost ${summary.lost})`,
     `latency publish -> queryable: p50 ${summary.latency_p50_ms} ms, p99 ${summary.latency_p99_ms} ms (${summary.latency_samples} probes)`,
     bare ? `bare broker hop (${bare.broker}): ${summary.bare_broker_msgs_per_s} msg/s; pipeline = ${summary.fraction_of_bare_broker} of it` : 'bare broker hop: skipped',
-    `peak RSS MB: service ${summary.peak_rss_mb.service}, influxd ${summary.peak_rss_mb.influxd}${summary.peak_rss_mb.broker === null ? '' : `, ${values.broker} ${summary.peak_rss_mb.broker}`}, publisher ${summary.peak_rss_mb.publisher}${bare ? `, bare broker ${summary.peak_rss_mb.bare_broker}` : ''}`,
+    `peak RSS MB${values.broker === 'rabbitmq' ? ' (broker: the largest RabbitMQ node)' : ''}: service ${summary.peak_rss_mb.service}${result.processRssMb ? ` (the largest of ${JSON.stringify(result.processRssMb)})` : ''}, influxd ${summary.peak_rss_mb.influxd}${summary.peak_rss_mb.broker === null ? '' : `, ${values.broker} ${summary.peak_rss_mb.broker}`}, publisher ${summary.peak_rss_mb.publisher}${bare ? `, bare broker ${summary.peak_rss_mb.bare_broker}` : ''}`,
     JSON.stringify(summary),
   ].join('\n') + '\n',
 );

@@ -45,6 +45,8 @@ export interface TestRabbitCluster {
   start(index: number): Promise<void>;
   /** rabbitmqctl against one node. */
   ctl(index: number, ...args: string[]): Promise<string>;
+  /** The process id of each running node's Erlang VM (undefined for a node that is down). */
+  pids(): (number | undefined)[];
   cleanup(): Promise<void>;
 }
 
@@ -131,8 +133,27 @@ export async function startTestRabbitCluster(options: TestRabbitOptions = {}): P
     }
   };
 
-  nodes.forEach((_, i) => launch(i));
-  await Promise.all(nodes.map((_, i) => awaitStartup(i)));
+  // A test process that ends without cleanup() (a hook that timed out, a crash) must not leave its
+  // nodes running: they would slow every later cluster on the machine.
+  const killAll = () => {
+    for (const [i, child] of children.entries()) {
+      if (!child) continue;
+      try {
+        process.kill(Number(fs.readFileSync(path.join(dir, `node${i + 1}`, 'pid'), 'utf8').trim()), 'SIGKILL');
+      } catch {
+        // gone already, or its pid file not written yet
+      }
+      child.kill('SIGKILL');
+    }
+  };
+  process.once('exit', killAll);
+  // The first node starts alone and the others join it: started all at once, the MQTT plugin's
+  // cluster-wide client-id tracker (a Raft cluster in 3.10) sometimes formed without a node, whose
+  // MQTT logins then failed for minutes ("client ID registration timed out", CONNACK 3).
+  launch(0);
+  await awaitStartup(0);
+  nodes.slice(1).forEach((_, i) => launch(i + 1));
+  await Promise.all(nodes.slice(1).map((_, i) => awaitStartup(i + 1)));
   await ctl(0, 'add_user', RABBIT_ADMIN.username, RABBIT_ADMIN.password);
   await ctl(0, 'set_user_tags', RABBIT_ADMIN.username, 'administrator');
   await ctl(0, 'set_permissions', '-p', '/', RABBIT_ADMIN.username, '.*', '.*', '.*');
@@ -161,7 +182,13 @@ export async function startTestRabbitCluster(options: TestRabbitOptions = {}): P
       await mqttReady(nodes[i]!);
     },
     ctl,
+    pids: () => nodes.map((_, i) => {
+      if (!children[i]) return undefined;
+      const pid = Number(fs.readFileSync(path.join(dir, `node${i + 1}`, 'pid'), 'utf8').trim());
+      return pid > 0 ? pid : undefined;
+    }),
     cleanup: async () => {
+      process.removeListener('exit', killAll);
       await Promise.all(nodes.map((_, i) => kill(i)));
       await fsp.rm(dir, { recursive: true, force: true });
     },
