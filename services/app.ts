@@ -20,6 +20,7 @@ import { takeExclusiveLock, type ExclusiveLock } from './exclusive-lock.ts';
 import { buildPipeline, type Pipeline } from './pipeline.ts';
 import type { BrokerAuthOptions } from './api/routes/broker-auth.ts';
 import { DeviceLogins } from './broker/device-logins.ts';
+import { partitionsDeclared } from './broker/rabbitmq-management.ts';
 import { RabbitmqRevocation } from './broker/rabbitmq-revocation.ts';
 import type { RabbitmqPartitions } from './ingest/rabbitmq-partitions.ts';
 import type { CityIndex } from './registry/city-index.ts';
@@ -183,7 +184,27 @@ export class TelemetryService {
   private brokerAuth(): BrokerAuthOptions | null {
     const { rabbitmq, broker } = this.config;
     if (!rabbitmq.authBackend) return null;
-    return { logins: new DeviceLogins(broker, this.devices, this.log.child({ service: 'broker-auth' })), credentials: this.devices, allowFrom: rabbitmq.authAllowFrom, vhost: rabbitmq.vhost, exchange: rabbitmq.exchange };
+    const management = { managementUrl: rabbitmq.managementUrl, username: rabbitmq.managementUsername, password: rabbitmq.managementPassword };
+    // Once declared, the partitions stay; until then they are looked for at most every 2 s. A
+    // management API that does not answer does not keep devices out.
+    let declared = false;
+    let lookedAt = 0;
+    const partitionsReady = async (): Promise<boolean> => {
+      if (declared || Date.now() - lookedAt < 2000) return declared;
+      lookedAt = Date.now();
+      const found = await partitionsDeclared(management, rabbitmq.vhost, rabbitmq.exchange);
+      if (found === null) return true;
+      declared = found;
+      return declared;
+    };
+    return {
+      logins: new DeviceLogins(broker, this.devices, this.log.child({ service: 'broker-auth' })),
+      credentials: this.devices,
+      allowFrom: rabbitmq.authAllowFrom,
+      vhost: rabbitmq.vhost,
+      exchange: rabbitmq.exchange,
+      ...(rabbitmq.managementUrl ? { partitionsReady } : {}),
+    };
   }
 
   /**

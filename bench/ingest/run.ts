@@ -17,7 +17,7 @@ import { startTestMosquitto } from '../../test/helpers/mosquitto.ts';
 import { startTestPostgres } from '../../test/helpers/postgres.ts';
 import { RABBIT_ADMIN, startTestRabbitCluster } from '../../test/helpers/rabbitmq.ts';
 import { freePort } from '../../test/helpers/ports.ts';
-import { peakRssMb } from '../proc.ts';
+import { cpuMs, peakRssMb } from '../proc.ts';
 import { percentile, run, say, sleep } from '../child.ts';
 import { bareBrokerHop, type BareBroker } from './bare-hop.ts';
 
@@ -155,6 +155,14 @@ async function pipeline() {
     },
   );
   await publisher.waitFor('connected');
+  // CPU time of every process of the pipeline over the run: what one message costs each of them.
+  const measured: Record<string, number | undefined> = {
+    influxd: influxd.pid,
+    ...(mosquitto ? { broker: mosquitto.pid() } : {}),
+    ...(cluster ? Object.fromEntries(cluster.pids().map((pid, i) => [`rabbitmq_${i + 1}`, pid])) : {}),
+    ...(cluster ? Object.fromEntries(cluster.services.map((c, i) => [i === 0 ? 'api' : `worker_${i}`, c.child.pid])) : { service: service!.child.pid }),
+  };
+  const cpuBefore = Object.fromEntries(Object.entries(measured).map(([name, pid]) => [name, cpuMs(pid)]));
   const started = performance.now();
   const published = (await publisher.waitFor('done')) as { published: number; elapsedMs: number; maxRssMb: number };
   say(`all ${published.published} acknowledged after ${(published.elapsedMs / 1000).toFixed(1)} s; waiting until all are queryable...`);
@@ -162,6 +170,7 @@ async function pipeline() {
   const deadline = Date.now() + 180_000;
   while ((inInflux = await countAll()) < total && Date.now() < deadline) await sleep(100);
   const elapsedS = (performance.now() - started) / 1000;
+  const cpuMsPer1000 = Object.fromEntries(Object.entries(measured).map(([name, pid]) => [name, Math.round(((cpuMs(pid) - cpuBefore[name]!) / inInflux) * 1000)]));
   probing = false;
   await probeLoop;
   await pollLoop;
@@ -181,7 +190,7 @@ async function pipeline() {
   await postgres?.cleanup();
   await fsp.rm(dir, { recursive: true, force: true });
   latencies.sort((a, b) => a - b);
-  return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, serviceRssMb, processRssMb, influxRssMb, brokerRssMb, publisherRssMb: published.maxRssMb };
+  return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, cpuMsPer1000, serviceRssMb, processRssMb, influxRssMb, brokerRssMb, publisherRssMb: published.maxRssMb };
 }
 
 /** The bare hop through the cluster's MQTT plugin, its devices RabbitMQ accounts of their own for the while. */
@@ -250,6 +259,8 @@ const summary = {
   bare_broker: bare?.broker ?? null,
   bare_broker_msgs_per_s: bare ? Math.round(bare.msgsPerSecond) : null,
   fraction_of_bare_broker: bare ? Number((throughput / bare.msgsPerSecond).toFixed(2)) : null,
+  /** CPU ms each process spent per 1,000 messages stored (user + system, /proc/pid/stat). */
+  cpu_ms_per_1000_messages: result.cpuMsPer1000,
   peak_rss_mb: {
     service: Math.round(result.serviceRssMb),
     ...(result.processRssMb ? { service_processes: result.processRssMb } : {}),
@@ -264,6 +275,7 @@ process.stdout.write(
     `pipeline: ${summary.pipeline_msgs_per_s} msg/s end to end (${summary.in_influxdb}/${summary.published} queryable in ${result.elapsedS.toFixed(1)} s; lost ${summary.lost})`,
     `latency publish -> queryable: p50 ${summary.latency_p50_ms} ms, p99 ${summary.latency_p99_ms} ms (${summary.latency_samples} probes)`,
     bare ? `bare broker hop (${bare.broker}): ${summary.bare_broker_msgs_per_s} msg/s; pipeline = ${summary.fraction_of_bare_broker} of it` : 'bare broker hop: skipped',
+    `CPU ms per 1,000 messages: ${Object.entries(result.cpuMsPer1000).map(([name, ms]) => `${name} ${ms}`).join(', ')}`,
     `peak RSS MB${values.broker === 'rabbitmq' ? ' (broker: the largest RabbitMQ node)' : ''}: service ${summary.peak_rss_mb.service}${result.processRssMb ? ` (the largest of ${JSON.stringify(result.processRssMb)})` : ''}, influxd ${summary.peak_rss_mb.influxd}${summary.peak_rss_mb.broker === null ? '' : `, ${values.broker} ${summary.peak_rss_mb.broker}`}, publisher ${summary.peak_rss_mb.publisher}${bare ? `, bare broker ${summary.peak_rss_mb.bare_broker}` : ''}`,
     JSON.stringify(summary),
   ].join('\n') + '\n',

@@ -9,13 +9,7 @@
 // service, and is closed once the registry no longer has it.
 import type { Logger } from 'pino';
 import type { CredentialDirectory } from './credentials.ts';
-
-export interface RabbitmqRevocationOptions {
-  /** The management API of any node, e.g. http://rabbit-1:15672. */
-  managementUrl: string;
-  username: string;
-  password: string;
-}
+import { managementRequest, type RabbitmqManagementOptions } from './rabbitmq-management.ts';
 
 const SWEEP_MS = 15_000;
 /**
@@ -24,7 +18,6 @@ const SWEEP_MS = 15_000;
  * device that connected just before it.
  */
 const STATISTICS_LAG_MS = 6000;
-const REQUEST_TIMEOUT_MS = 5000;
 /** Changes of the registry come in bursts (an import); one sweep after the burst does for all. */
 const DEBOUNCE_MS = 200;
 
@@ -44,7 +37,7 @@ export class RabbitmqRevocation {
   readonly stats = { sweeps: 0, closed: 0, failedSweeps: 0 };
 
   constructor(
-    private readonly options: RabbitmqRevocationOptions,
+    private readonly options: RabbitmqManagementOptions,
     private readonly credentials: CredentialDirectory & { onChange(listener: () => void): void },
     private readonly log: Logger,
   ) {}
@@ -130,11 +123,7 @@ export class RabbitmqRevocation {
     return null;
   }
 
-  private async request(method: 'GET' | 'DELETE', path: string, headers: Record<string, string> = {}): Promise<unknown> {
-    const auth = Buffer.from(`${this.options.username}:${this.options.password}`).toString('base64');
-    const response = await fetch(new URL(path, this.options.managementUrl), { method, headers: { authorization: `Basic ${auth}`, ...headers }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), redirect: 'error' });
-    if (method === 'DELETE' && response.status === 404) return null; // closed already
-    if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status}`);
-    return method === 'GET' ? response.json() : null;
+  private request(method: 'GET' | 'DELETE', path: string, headers: Record<string, string> = {}): Promise<unknown> {
+    return managementRequest(this.options, method, path, headers);
   }
 }

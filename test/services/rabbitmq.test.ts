@@ -119,6 +119,28 @@ describe('RabbitMQ cluster logging devices in through the service', () => {
     await elsewhere.stop();
     expect([response.status, await response.text()]).toEqual([403, 'deny']);
   });
+
+  it('refuses devices on a virtual host whose partitions no worker has declared, and lets them in where a worker has', async () => {
+    await cluster.ctl(0, 'add_vhost', 'waste-empty');
+    const login = async (vhost: string) => {
+      const other = await startTestService(await testConfig(influxd.url, {
+        'registry.file': svc.config.registry.file,
+        'api.port': await freePort(),
+        'api.host': '127.0.0.1',
+        'rabbitmq.authBackend': true,
+        'rabbitmq.vhost': vhost,
+        'rabbitmq.managementUrl': cluster.nodes[2]!.managementUrl,
+        'rabbitmq.managementUsername': RABBIT_ADMIN.username,
+        'rabbitmq.managementPassword': RABBIT_ADMIN.password,
+      }));
+      const response = await fetch(`http://127.0.0.1:${other.ports.apiPort}/broker/rabbitmq/user`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username: FLEET[0]!, password: secrets[FLEET[0]!]! }).toString() });
+      await other.stop();
+      return response.text();
+    };
+    expect(await login('waste-empty')).toBe('deny');
+    // The service under test is the worker of vhost "/" and declared its partitions at start.
+    expect(await login('/')).toBe('allow');
+  });
 });
 
 const count = (deviceId: string) => influxd.count('truck_position', 'lat', deviceId);

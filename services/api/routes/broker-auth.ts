@@ -30,6 +30,12 @@ export interface BrokerAuthOptions {
   vhost: string;
   /** The exchange MQTT publishes go to (mqtt.exchange). */
   exchange: string;
+  /**
+   * False while the device partitions are not declared (no ingest worker has started on the
+   * cluster yet): devices are refused meanwhile, since RabbitMQ would acknowledge their messages
+   * and keep none. Absent: not checked.
+   */
+  partitionsReady?: () => Promise<boolean>;
 }
 
 const FORM_BYTES_MAX = 4096;
@@ -80,6 +86,10 @@ export const brokerAuthRoutes: FastifyPluginAsync<BrokerAuthOptions> = async (ap
     const { username = '', password = '' } = (request.body ?? {}) as Form;
     const outcome = await logins.check(username, password, `rabbitmq ${request.ip}`);
     if (!outcome.ok) request.log.info({ username: username.slice(0, 64), refusal: outcome.refusal }, `RabbitMQ login refused: ${outcome.message}`);
+    if (outcome.ok && outcome.identity.kind === 'device' && options.partitionsReady && !(await options.partitionsReady())) {
+      request.log.warn({ username }, 'device login refused: the device partitions are not declared on the RabbitMQ cluster yet; start an ingest worker (rabbitmq.amqpUrls) first');
+      return reply.type('text/plain').send('deny');
+    }
     return reply.type('text/plain').send(decide(outcome.ok));
   });
 
