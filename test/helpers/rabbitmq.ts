@@ -113,7 +113,8 @@ export async function startTestRabbitCluster(options: TestRabbitOptions = {}): P
     return stdout;
   };
   const launch = (i: number) => {
-    const child = spawn(path.join(BIN, 'rabbitmq-server'), [], { env: env(i), stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+    // In its own directory: a node that crashes writes erl_crash.dump where it runs.
+    const child = spawn(path.join(BIN, 'rabbitmq-server'), [], { cwd: path.join(dir, `node${i + 1}`), env: env(i), stdio: ['ignore', 'ignore', 'pipe'], detached: false });
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     children[i] = child;
