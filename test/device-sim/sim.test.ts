@@ -47,7 +47,10 @@ describe('npm run sim -- city', () => {
     const rejected: string[] = [];
     await watcher.subscribeAsync('waste/ingest/rejected', { qos: 1 });
     watcher.on('message', (_topic, payload) => rejected.push(payload.toString()));
-    const args = ['--import', 'tsx', 'device-sim/sim.ts', 'run', '--city', out, '--url', svc.url, '--speed', 'max', '--start=-4h', '--duration', '4h', '--violations', 'all=0.2', '--progress-every', '1'];
+    // Always the same hours of the day (20:00-24:00 China Standard Time, the latest such evening
+    // that is over): how many violations the seeded city commits depends on the time of day, and
+    // with "the last 4 hours" this test passed or failed by the hour it ran at.
+    const args = ['--import', 'tsx', 'device-sim/sim.ts', 'run', '--city', out, '--url', svc.url, '--speed', 'max', `--start=${lastEvening()}`, '--duration', '4h', '--violations', 'all=0.2', '--progress-every', '1'];
     const { stderr } = await run(process.execPath, args, { timeout: 120_000 });
     expect(stderr).toMatch(/^sim \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \+08:00 \(max\) · connected \d+\/\d+ · [\d,]+ msg\/s/m);
     const summary = JSON.parse(await fs.readFile(path.join(out, 'run.json'), 'utf8')) as { messages: number; acknowledged: number; labels: Record<string, number> };
@@ -69,3 +72,11 @@ describe('npm run sim -- city', () => {
     expect(failure).toMatch(/--api needs --token/);
   });
 });
+
+/** 20:00 China Standard Time of the latest day whose 20:00-24:00 is over, as ISO-8601 with its offset. */
+function lastEvening(): string {
+  const cst = new Date(Date.now() + 8 * 3_600_000);
+  let evening = Date.UTC(cst.getUTCFullYear(), cst.getUTCMonth(), cst.getUTCDate(), 20) - 8 * 3_600_000;
+  if (evening + 4 * 3_600_000 > Date.now()) evening -= 86_400_000;
+  return `${new Date(evening + 8 * 3_600_000).toISOString().slice(0, 19)}+08:00`;
+}
