@@ -223,6 +223,8 @@ function nodeConfig(node: RabbitNode, all: RabbitNode[], options: TestRabbitOpti
     'management.tcp.ip = 127.0.0.1',
     `management.tcp.port = ${node.httpPort}`,
     'mqtt.allow_anonymous = false',
+    // As documented (docs/scale-out.md): RabbitMQ's own limit is 128 MiB a message.
+    'max_message_size = 1048576',
     'loopback_users = none',
     'cluster_formation.peer_discovery_backend = classic_config',
     ...all.map((n, i) => `cluster_formation.classic_config.nodes.${i + 1} = ${n.name}`),

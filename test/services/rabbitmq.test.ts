@@ -96,6 +96,16 @@ describe('RabbitMQ cluster logging devices in through the service', () => {
     expect(received.filter((r) => r.includes('forged'))).toEqual([]);
   });
 
+  it('never acknowledges nor routes a message over max_message_size (the documented 1 MiB)', async () => {
+    const device = await connect(0, 'R-T2', secrets['R-T2']!);
+    let acknowledged = false;
+    device.publishAsync(topics.data('trucks', 'R-T2'), Buffer.alloc(2_000_000, 0x20), { qos: 1 }).then(() => (acknowledged = true), () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    device.end(true);
+    expect(acknowledged).toBe(false);
+    expect(received.filter((r) => r.startsWith('waste.trucks.R-T2.'))).toEqual([]);
+  });
+
   it('closes the connections of a device disabled in the registry, of one removed and of one given a new secret, and no others', async () => {
     const [t1, t2, t3] = await Promise.all([connect(0, 'R-T1', secrets['R-T1']!), connect(1, 'R-T2', secrets['R-T2']!), connect(2, 'R-T3', secrets['R-T3']!)]);
     const closed = new Set<string>();
