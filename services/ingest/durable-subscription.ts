@@ -26,7 +26,8 @@ import type { Logger } from 'pino';
 import WebSocket, { createWebSocketStream } from 'ws';
 import type { Intake } from '../contract/source.ts';
 import { within } from '../within.ts';
-import { MalformedPacketError, PacketFraming, type OversizedPublish } from './mqtt-framing.ts';
+import { AckLine, type AckEntry } from './ack-line.ts';
+import { PacketFraming, type OversizedPublish } from './mqtt-framing.ts';
 
 export interface DurableSubscriptionOptions {
   /** mqtt://, mqtts://, ws:// or wss://. */
@@ -95,9 +96,8 @@ const CONNACK_REFUSALS: Record<number, string> = {
 interface Connection {
   readonly number: number;
   readonly socket: Duplex;
-  /** QoS 1 messages received, in order, from `head` on not yet acknowledged. */
-  readonly unacked: { messageId: number; done: boolean }[];
-  head: number;
+  /** QoS 1 messages received and not yet acknowledged, by packet id, in order. */
+  readonly unacked: AckLine<number>;
   /** QoS 0 messages whose handler is running. */
   handlingQos0: number;
   paused: boolean;
@@ -220,7 +220,7 @@ export class DurableSubscription {
     const { url, clientId, username, password, subscriptions, qos, aclHint } = this.options;
     const reports = this.options.reports ?? [];
     const socket = openTransport(url);
-    const c: Connection = { number: ++this.connections, socket, unacked: [], head: 0, handlingQos0: 0, last: Promise.resolve(), paused: false, ackScheduled: false, pingSentAt: null, ready: false };
+    const c: Connection = { number: ++this.connections, socket, unacked: new AckLine<number>(), handlingQos0: 0, last: Promise.resolve(), paused: false, ackScheduled: false, pingSentAt: null, ready: false };
     const parser: Parser = mqttPacket.parser({ protocolVersion: 4 });
     const framing = new PacketFraming(this.options.maxPacketBytes, (bytes) => parser.parse(bytes), (publish) => this.oversized(c, publish));
     return new Promise<void>((resolve, reject) => {
@@ -316,11 +316,8 @@ export class DurableSubscription {
       c.socket.destroy();
       return;
     }
-    let entry: { messageId: number; done: boolean } | null = null;
-    if (packet.qos === 1) {
-      entry = { messageId: packet.messageId!, done: false };
-      c.unacked.push(entry);
-    } else c.handlingQos0++;
+    const entry = packet.qos === 1 ? c.unacked.add(packet.messageId!) : null;
+    if (!entry) c.handlingQos0++;
     const handled = this.options.oneAtATime
       ? (c.last = c.last.catch(() => undefined).then(() => this.handleUntilDone(packet.topic, payload, c)))
       : this.handleUntilDone(packet.topic, payload, c);
@@ -349,14 +346,10 @@ export class DurableSubscription {
     } catch (error) {
       this.log.error({ error: (error as Error).message }, 'refusing an oversized message failed');
     }
-    if (publish.qos === 1 && publish.messageId !== null) {
-      const entry = { messageId: publish.messageId, done: false };
-      c.unacked.push(entry);
-      this.acknowledge(c, entry);
-    }
+    if (publish.qos === 1 && publish.messageId !== null) this.acknowledge(c, c.unacked.add(publish.messageId));
   }
 
-  private acknowledge(c: Connection, entry: { done: boolean }): void {
+  private acknowledge(c: Connection, entry: AckEntry): void {
     entry.done = true;
     if (c.ackScheduled) return;
     c.ackScheduled = true;
@@ -367,23 +360,16 @@ export class DurableSubscription {
   private sendAcknowledgements(c: Connection): void {
     c.ackScheduled = false;
     if (c.socket.destroyed) return;
-    const start = c.head;
-    while (c.head < c.unacked.length && c.unacked[c.head]!.done) c.head++;
-    const count = c.head - start;
-    if (count === 0) return;
+    const ids = c.unacked.takeDone();
+    if (ids.length === 0) return;
     // PUBACK: type 4, Remaining Length 2, the packet id ([MQTT 3.1.1] §3.4).
-    const acks = Buffer.allocUnsafe(4 * count);
-    for (let i = 0; i < count; i++) {
-      const id = c.unacked[start + i]!.messageId;
+    const acks = Buffer.allocUnsafe(4 * ids.length);
+    ids.forEach((id, i) => {
       acks[4 * i] = 0x40;
       acks[4 * i + 1] = 2;
       acks.writeUInt16BE(id, 4 * i + 2);
-    }
+    });
     c.socket.write(acks);
-    if (c.head > 1024 && c.head * 2 > c.unacked.length) {
-      c.unacked.splice(0, c.head);
-      c.head = 0;
-    }
     this.resumeIfRoom(c);
   }
 
@@ -413,7 +399,7 @@ export class DurableSubscription {
   private lost(c: Connection): void {
     this.connection = null;
     if (this.stopping) return;
-    this.log.warn({ broker: this.options.url, unacknowledged: c.unacked.length - c.head }, `${this.options.label} lost its connection to ${this.options.url}; reconnecting (the broker sends what was not acknowledged again)`);
+    this.log.warn({ broker: this.options.url, unacknowledged: c.unacked.waiting }, `${this.options.label} lost its connection to ${this.options.url}; reconnecting (the broker sends what was not acknowledged again)`);
     this.scheduleReconnect();
   }
 
@@ -433,28 +419,13 @@ export class DurableSubscription {
   }
 
   /** Runs the handler until it succeeds, or until its acknowledgement could no longer be sent. */
-  private async handleUntilDone(topic: string, payload: Buffer, c: Connection): Promise<void> {
-    for (let waitMs = RETRY_FIRST_MS; ; waitMs = Math.min(waitMs * 2, RETRY_MAX_MS)) {
-      if (c.socket.destroyed) throw new Error('the connection closed before the message was handled');
-      try {
-        return await this.handle(topic, payload);
-      } catch (error) {
-        const gone = this.stopping || c.socket.destroyed;
-        this.log.error(
-          { topic, error: (error as Error).message },
-          gone
-            ? 'could not make a message durable; not acknowledged, the broker sends it again on the next connection'
-            : `could not make a message durable; trying again in ${waitMs / 1000} s (the broker holds what follows)`,
-        );
-        if (gone) throw error;
-        await new Promise((resolve) => setTimeout(resolve, waitMs));
-      }
-    }
+  private handleUntilDone(topic: string, payload: Buffer, c: Connection): Promise<void> {
+    return untilDurable(() => this.handle(topic, payload), () => this.stopping || c.socket.destroyed, topic, this.log);
   }
 }
 
 function pending(c: Connection): number {
-  return c.unacked.length - c.head + c.handlingQos0;
+  return c.unacked.waiting + c.handlingQos0;
 }
 
 /** A broker's refusal (of the login or a subscription), which trying again will not change. */
@@ -480,6 +451,31 @@ function openTransport(url: string): Duplex {
 }
 
 /**
+ * Runs `handle` until it succeeds, waiting 1 s, 2 s, … up to 30 s between tries; rejects once
+ * `gone()` says the message's acknowledgement could no longer be sent (the connection or channel
+ * closed, the source stopping), so that the broker delivers it again. A message left
+ * unacknowledged instead would hold every acknowledgement after it, which go in order.
+ */
+export async function untilDurable(handle: () => Promise<void>, gone: () => boolean, topic: string, log: Logger): Promise<void> {
+  for (let waitMs = RETRY_FIRST_MS; ; waitMs = Math.min(waitMs * 2, RETRY_MAX_MS)) {
+    if (gone()) throw new Error('the connection closed before the message was handled');
+    try {
+      return await handle();
+    } catch (error) {
+      const given = gone();
+      log.error(
+        { topic, error: (error as Error).message },
+        given
+          ? 'could not make a message durable; not acknowledged, the broker sends it again on the next connection'
+          : `could not make a message durable; trying again in ${waitMs / 1000} s (the broker holds what follows)`,
+      );
+      if (given) throw error;
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+}
+
+/**
  * Resolves once the spool has room for a message; while it is full, waits instead of
  * acknowledging, so that the broker holds the backlog. Rejects when `stopping` turns true.
  */
@@ -491,4 +487,3 @@ export async function roomInSpool(intake: Intake, stopping: () => boolean, log: 
   }
 }
 
-export { MalformedPacketError, type OversizedPublish };

@@ -19,7 +19,8 @@ import type { Intake, MessageBus, Source } from '../contract/source.ts';
 import { deviceIdOf, topics } from '../contract/topics.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { within } from '../within.ts';
-import { roomInSpool } from './durable-subscription.ts';
+import { AckLine } from './ack-line.ts';
+import { roomInSpool, untilDurable } from './durable-subscription.ts';
 import { PartitionAssignment } from './partition-assignment.ts';
 
 export interface RabbitmqPartitionsOptions {
@@ -49,18 +50,12 @@ const STOP_GRACE_MS = 5000;
 /** MQTT topic filters as AMQP binding keys ('/' is '.', '+' is '*'). */
 export const bindingKey = (filter: string): string => filter.replaceAll('/', '.').replaceAll('+', '*');
 
-interface Delivery {
-  tag: number;
-  done: boolean;
-}
-
 interface Session {
   connection: ChannelModel;
   channel: Channel;
   publisher: ConfirmChannel;
-  /** Deliveries on `channel` in order, from `head` on not yet acknowledged. */
-  deliveries: Delivery[];
-  head: number;
+  /** Deliveries on `channel` not yet acknowledged, by delivery tag, in order. */
+  deliveries: AckLine<number>;
   ackScheduled: boolean;
   closed: boolean;
 }
@@ -91,11 +86,6 @@ export class RabbitmqPartitions implements Source, MessageBus {
     private readonly options: RabbitmqPartitionsOptions,
     private readonly log: Logger,
   ) {}
-
-  /** The partitions this worker consumes now. */
-  partitionsOwned(): number[] {
-    return [...this.owned].sort((a, b) => a - b);
-  }
 
   async start(intake: Intake): Promise<void> {
     this.intake = intake;
@@ -160,7 +150,7 @@ export class RabbitmqPartitions implements Source, MessageBus {
   private async open(): Promise<void> {
     const url = this.options.urls[this.nextUrl++ % this.options.urls.length]!;
     const connection = await amqp.connect(url, { timeout: 10_000 });
-    const session: Session = { connection, channel: await connection.createChannel(), publisher: await connection.createConfirmChannel(), deliveries: [], head: 0, ackScheduled: false, closed: false };
+    const session: Session = { connection, channel: await connection.createChannel(), publisher: await connection.createConfirmChannel(), deliveries: new AckLine<number>(), ackScheduled: false, closed: false };
     const lost = (why: string) => {
       if (session.closed) return;
       session.closed = true;
@@ -231,15 +221,17 @@ export class RabbitmqPartitions implements Source, MessageBus {
 
   private received(session: Session, message: ConsumeMessage): void {
     this.stats.delivered++;
-    const delivery: Delivery = { tag: message.fields.deliveryTag, done: false };
-    session.deliveries.push(delivery);
+    const delivery = session.deliveries.add(message.fields.deliveryTag);
     const topic = message.fields.routingKey.replaceAll('.', '/');
     this.noteDevice(this.consumers[message.fields.consumerTag], deviceIdOf(topic));
-    const handled = (async () => {
-      const intake = this.intake!;
-      await roomInSpool(intake, () => this.stopping || session.closed, this.log);
+    const gone = () => this.stopping || session.closed;
+    const intake = this.intake!;
+    // Tried again on a failure (a disk error) while the channel lasts: left unacknowledged, it
+    // would hold every acknowledgement after it on the channel.
+    const handled = untilDurable(async () => {
+      await roomInSpool(intake, gone, this.log);
       await intake.ingest({ topic, payload: message.content, receivedAt: Date.now() });
-    })();
+    }, gone, topic, this.log);
     this.running.add(handled);
     handled
       .then(
@@ -250,10 +242,8 @@ export class RabbitmqPartitions implements Source, MessageBus {
             setImmediate(() => this.acknowledge(session));
           }
         },
-        (error: Error) => {
-          // Not durable: left unacknowledged, so RabbitMQ delivers it again once the channel goes.
-          this.log.error({ topic, error: error.message }, 'could not make a delivery durable; it is not acknowledged');
-        },
+        // The channel went, or the worker stops: RabbitMQ delivers it again.
+        () => undefined,
       )
       .finally(() => this.running.delete(handled));
   }
@@ -272,17 +262,11 @@ export class RabbitmqPartitions implements Source, MessageBus {
   private acknowledge(session: Session): void {
     session.ackScheduled = false;
     if (session.closed) return;
-    const start = session.head;
-    while (session.head < session.deliveries.length && session.deliveries[session.head]!.done) session.head++;
-    if (session.head === start) return;
-    const last = session.deliveries[session.head - 1]!;
-    session.channel.ack({ fields: { deliveryTag: last.tag } } as ConsumeMessage, true);
-    this.stats.acknowledged += session.head - start;
+    const tags = session.deliveries.takeDone();
+    if (tags.length === 0) return;
+    session.channel.ack({ fields: { deliveryTag: tags.at(-1)! } } as ConsumeMessage, true);
+    this.stats.acknowledged += tags.length;
     this.stats.acks++;
-    if (session.head > 1024 && session.head * 2 > session.deliveries.length) {
-      session.deliveries.splice(0, session.head);
-      session.head = 0;
-    }
   }
 
   private scheduleReconnect(): void {
