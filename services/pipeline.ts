@@ -23,6 +23,7 @@ import { MqttAlertOutput } from './alerts/mqtt-output.ts';
 import { EmbeddedBroker } from './broker/broker.ts';
 import { parseRoles, type Config, type Role } from './config/schema.ts';
 import type { ReadingsListener } from './ingest/pipeline.ts';
+import type { Reading, TicketReading } from './contract/payloads.ts';
 import type { MessageBus, Source } from './contract/source.ts';
 import { InfluxStore } from './influx/client.ts';
 import { TelemetryReader } from './influx/reader.ts';
@@ -111,7 +112,10 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
   const { amqpUrls, partitions: partitionCount, prefetch, exchange } = config.rabbitmq;
   //    Workers on PostgreSQL share the partitions, each known by its machine and data directory.
   const assignment = registry.dialect === 'postgres' ? { db: registry, workerId } : null;
-  const partitions = amqpUrls.length > 0 ? new RabbitmqPartitions({ urls: amqpUrls, partitions: partitionCount, prefetch, exchange, assignment }, log.child({ service: 'ingest-worker' })) : null;
+  //    A weighing ticket is judged where its truck's fixes are: the worker it reaches through its
+  //    weighbridge's partition forwards it to the partition of the truck's terminal.
+  const ticketTruckTerminal = (ticket: TicketReading) => ((ticket.truck_device_id && city.current.truckByDevice(ticket.truck_device_id)) || (ticket.plate && city.current.truckByPlate(ticket.plate)) || null)?.deviceId ?? null;
+  const partitions = amqpUrls.length > 0 ? new RabbitmqPartitions({ urls: amqpUrls, partitions: partitionCount, prefetch, exchange, assignment, ticketTruckTerminal }, log.child({ service: 'ingest-worker' })) : null;
   const external = config.broker.url !== '' || partitions !== null;
   const broker = external ? null : new EmbeddedBroker({ config: config.broker, credentials: devices, log: log.child({ service: 'broker' }) });
   const worker = config.broker.url !== '' && !partitions ? new MqttIngestWorker({ url: config.broker.url, ...config.ingest }, log.child({ service: 'ingest-worker' })) : null;
@@ -156,15 +160,20 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
     claimRun: (slot) => jobRuns.claim('separation-rate', slot),
     log: log.child({ service: 'sorting' }),
   });
+  //    Workers sharing partitions judge no ticket as it comes: it is forwarded to its truck's
+  //    partition (step 3) and judged by that partition's worker (Intake.judge).
+  const forwardsTickets = config.rules.enabled && partitions !== null && assignment !== null;
   const listeners: ReadingsListener[] = [];
-  if (config.rules.enabled) listeners.push((readings) => rules.consume(readings));
+  if (forwardsTickets) listeners.push((readings) => rules.consume(readings.filter((r) => r.kind !== 'ticket')));
+  else if (config.rules.enabled) listeners.push((readings) => rules.consume(readings));
   listeners.push((readings) => sorting.consume(readings));
 
   // 6. The ingest gate every source hands its messages to: validation (contract/payloads.ts),
   //    then the listeners of step 5, then the spool of step 1; refusals are counted and reported
   //    on the bus. A source acknowledges its device only once ingest() resolves.
-  const handover = config.rules.enabled ? { takeOver: (ids: readonly string[]) => rules.takeOver(ids), release: (ids: readonly string[]) => rules.release(ids) } : null;
-  const ingest = new IngestPipeline(spool, config.ingest, log.child({ service: 'ingest' }), { listeners, reports: bus, handover });
+  const handover = config.rules.enabled ? { takeOver: (ids: readonly string[]) => rules.takeOver(ids), release: (ids: readonly string[]) => rules.release(ids), judge: (readings: readonly Reading[]) => rules.consume(readings) } : null;
+  const forwardTickets = forwardsTickets ? (tickets: readonly TicketReading[]) => partitions.forwardTickets(tickets) : null;
+  const ingest = new IngestPipeline(spool, config.ingest, log.child({ service: 'ingest' }), { listeners, reports: bus, handover, forwardTickets });
 
   // 7. The sources, started last (app.ts) and stopped first, so no device is acknowledged before
   //    the path behind it runs, nor after it stops.

@@ -106,3 +106,5 @@ export type Reading =
   | ({ kind: 'truck'; deviceId: string; ts: number } & Omit<TruckFixInput, 'ts'>)
   | ({ kind: 'ticket'; deviceId: string; ts: number } & Omit<WeighTicketInput, 'ts'>)
   | { kind: 'status'; deviceId: string; deviceClass: string; ts: number; online: boolean };
+
+export type TicketReading = Extract<Reading, { kind: 'ticket' }>;

@@ -54,6 +54,12 @@ export interface Intake {
   takeOver?(deviceIds: readonly string[]): void;
   /** The source no longer receives these devices' messages: another process does from now on. */
   release?(deviceIds: readonly string[]): void;
+  /**
+   * A message another worker accepted and stored, handed on to this one because it judges the
+   * readings' subject (a weighing ticket forwarded to its truck's partition): validated again and
+   * judged, not stored again.
+   */
+  judge?(message: DeviceMessage): void;
 }
 
 export interface Source {

@@ -5,7 +5,7 @@
 // propagates so the message is not acknowledged and the device keeps it. The order of it all is
 // declared in services/pipeline.ts.
 import type { Logger } from 'pino';
-import type { Reading } from '../contract/payloads.ts';
+import type { Reading, TicketReading } from '../contract/payloads.ts';
 import type { DeviceMessage, Intake, IntakeOutcome, MessageBus } from '../contract/source.ts';
 import { DEVICE_CLASSES, REJECTED_TOPIC, deviceIdOf, parseDeviceTopic, type DeviceClass } from '../contract/topics.ts';
 import type { Spool } from '../spool/spool.ts';
@@ -23,9 +23,19 @@ export interface IngestOutputs {
   listeners?: readonly ReadingsListener[];
   /** Where rejection reports are published on waste/ingest/rejected (the broker in use). */
   reports?: MessageBus | null;
-  /** Told when devices move to or from this process (Intake.takeOver, release): the rules. */
-  handover?: { takeOver(deviceIds: readonly string[]): void; release(deviceIds: readonly string[]): void } | null;
+  /**
+   * Told when devices move to or from this process (Intake.takeOver, release), and of readings
+   * stored by another that are this one's to judge (Intake.judge): the rules.
+   */
+  handover?: { takeOver(deviceIds: readonly string[]): void; release(deviceIds: readonly string[]): void; judge(readings: readonly Reading[]): void } | null;
+  /**
+   * Where accepted weighing tickets go to be judged, when that is another worker's (partitioned
+   * workers judge a ticket with its truck): a device's message is acknowledged only once this
+   * resolves too. Null: the listeners judge them here.
+   */
+  forwardTickets?: ((tickets: readonly TicketReading[]) => Promise<void>) | null;
 }
+
 
 /** Rejections logged one by one per stats interval; the rest appear in the periodic summary. */
 const DETAILED_REJECTION_LOGS = 20;
@@ -53,6 +63,9 @@ export class IngestPipeline implements Intake {
   private readonly listeners: readonly ReadingsListener[];
   private readonly reports: MessageBus | null;
   private readonly handover: IngestOutputs['handover'];
+  private readonly forwardTickets: IngestOutputs['forwardTickets'];
+  /** Forwarded messages judged here (Intake.judge), and their readings. */
+  readonly judgedForOthers = { messages: 0, readings: 0 };
 
   constructor(
     private readonly spool: Spool,
@@ -64,6 +77,7 @@ export class IngestPipeline implements Intake {
     this.listeners = outputs.listeners ?? [];
     this.reports = outputs.reports ?? null;
     this.handover = outputs.handover ?? null;
+    this.forwardTickets = outputs.forwardTickets ?? null;
   }
 
   takeOver(deviceIds: readonly string[]): void {
@@ -72,6 +86,19 @@ export class IngestPipeline implements Intake {
 
   release(deviceIds: readonly string[]): void {
     this.handover?.release(deviceIds);
+  }
+
+  judge(message: DeviceMessage): void {
+    const topic = parseDeviceTopic(message.topic);
+    const result = topic ? validateMessage(topic, message.topic, message.payload, message.receivedAt, this.limits) : null;
+    // Only workers publish there, and what they forward they validated: a refusal here is a
+    // fault (or a forgery) worth the same report as a device's.
+    if (!result) this.reject({ reason: 'unknown_topic', message: `a forwarded message names topic ${message.topic.slice(0, 200)}`, deviceId: null, topic: message.topic, receivedAt: message.receivedAt });
+    else this.rejectAll(result.rejections);
+    if (!result || result.readings.length === 0) return;
+    this.judgedForOthers.messages++;
+    this.judgedForOthers.readings += result.readings.length;
+    this.handover?.judge(result.readings);
   }
 
   /**
@@ -227,7 +254,12 @@ export class IngestPipeline implements Intake {
         this.log.error({ error: (error as Error).message }, 'a readings listener failed');
       }
     }
-    await this.spool.append(lines);
+    let forwarded: Promise<void> | null = null;
+    if (this.forwardTickets) {
+      const tickets = readings.filter((r): r is TicketReading => r.kind === 'ticket');
+      if (tickets.length > 0) forwarded = this.forwardTickets(tickets);
+    }
+    await Promise.all([this.spool.append(lines), forwarded]);
     this.accepted += readings.length;
   }
 }

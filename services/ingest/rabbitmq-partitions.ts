@@ -16,7 +16,8 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
 import type { Intake, MessageBus, Source } from '../contract/source.ts';
-import { deviceIdOf, topics } from '../contract/topics.ts';
+import type { TicketReading } from '../contract/payloads.ts';
+import { parseDeviceTopic, topics } from '../contract/topics.ts';
 import type { RegistryDb } from '../registry/db.ts';
 import { within } from '../within.ts';
 import { AckLine } from './ack-line.ts';
@@ -37,6 +38,8 @@ export interface RabbitmqPartitionsOptions {
    * it; null: this worker consumes every partition (one process on SQLite).
    */
   assignment: { db: RegistryDb; workerId: string } | null;
+  /** The terminal of the truck a weighing ticket names, whose partition judges it (null: none known). */
+  ticketTruckTerminal: (ticket: TicketReading) => string | null;
 }
 
 export const PARTITION_EXCHANGE = 'waste.partitions';
@@ -44,6 +47,13 @@ export const PARTITION_EXCHANGE = 'waste.partitions';
 export const partitionQueue = (p: number): string => `waste.partition.${String(p).padStart(2, '0')}`;
 /** Points each partition takes on the hash ring: more points, a more even spread of devices. */
 const RING_POINTS_PER_PARTITION = '20';
+/**
+ * Marks a weighing ticket forwarded by a worker to its truck's partition (forwardTickets): its
+ * value is the topic the weighbridge published it on. Believed only on a message published
+ * straight to the partition exchange, which devices cannot reach (their messages arrive through
+ * amq.topic, and MQTT 3.1.1 carries no headers).
+ */
+const FORWARDED_TOPIC_HEADER = 'x-waste-forwarded-from';
 const RECONNECT_MS = 1000;
 const STOP_GRACE_MS = 5000;
 
@@ -79,8 +89,11 @@ export class RabbitmqPartitions implements Source, MessageBus {
   private readonly devicesOf = new Map<number, Set<string>>();
   /** Partitions this worker took from others: their devices are taken over at first sight. */
   private readonly takenFromOthers = new Set<number>();
-  /** Deliveries, deliveries acknowledged, basic.acks sent (each for a run of deliveries), sessions opened. */
-  readonly stats = { delivered: 0, acknowledged: 0, acks: 0, sessions: 0 };
+  /**
+   * Deliveries, deliveries acknowledged, basic.acks sent (each for a run of deliveries), sessions
+   * opened; tickets forwarded to their truck's partition, and forwarded tickets received.
+   */
+  readonly stats = { delivered: 0, acknowledged: 0, acks: 0, sessions: 0, ticketsForwarded: 0, forwardedReceived: 0 };
 
   constructor(
     private readonly options: RabbitmqPartitionsOptions,
@@ -128,6 +141,31 @@ export class RabbitmqPartitions implements Source, MessageBus {
     return new Promise((resolve, reject) => {
       session.publisher.publish(this.options.exchange, bindingKey(topic), content, { persistent: true }, (error) => (error ? reject(error as Error) : resolve()));
     });
+  }
+
+  /**
+   * Sends accepted weighing tickets to the partition of their truck, whose worker judges the
+   * truck's fixes: a ticket arrives through its weighbridge's partition, and a trip's exit and
+   * entry tickets come from two weighbridges. Resolves once RabbitMQ has them (the weighbridge's
+   * message is acknowledged only then). A ticket naming no known truck goes to its weighbridge's
+   * own partition, where it is counted as unregistered once.
+   */
+  forwardTickets(tickets: readonly TicketReading[]): Promise<void> {
+    const session = this.session;
+    if (!session || session.closed) return Promise.reject(new Error('the ingest worker has no RabbitMQ connection'));
+    return Promise.all(tickets.map((ticket) => {
+      const { kind: _kind, deviceId, ...input } = ticket;
+      const from = topics.data('scales', deviceId);
+      const terminal = this.options.ticketTruckTerminal(ticket);
+      const to = terminal === null ? from : topics.data('trucks', terminal);
+      return new Promise<void>((resolve, reject) => {
+        session.publisher.publish(PARTITION_EXCHANGE, bindingKey(to), Buffer.from(JSON.stringify(input)), { persistent: true, headers: { [FORWARDED_TOPIC_HEADER]: from } }, (error) => {
+          if (error) return reject(error as Error);
+          this.stats.ticketsForwarded++;
+          resolve();
+        });
+      });
+    })).then(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -223,9 +261,20 @@ export class RabbitmqPartitions implements Source, MessageBus {
     this.stats.delivered++;
     const delivery = session.deliveries.add(message.fields.deliveryTag);
     const topic = message.fields.routingKey.replaceAll('.', '/');
-    this.noteDevice(this.consumers[message.fields.consumerTag], deviceIdOf(topic));
-    const gone = () => this.stopping || session.closed;
     const intake = this.intake!;
+    const forwardedFrom = message.fields.exchange === PARTITION_EXCHANGE ? message.properties.headers?.[FORWARDED_TOPIC_HEADER] : undefined;
+    // Who judges a device follows its data channel: its status may hash to another partition, and
+    // a weighbridge's tickets are judged with their trucks.
+    const routed = parseDeviceTopic(topic);
+    if (routed && routed.channel !== 'status' && routed.deviceClass !== 'scales') this.noteDevice(this.consumers[message.fields.consumerTag], routed.deviceId);
+    if (forwardedFrom !== undefined) {
+      // Stored by the worker that forwarded it: judged here, and done.
+      this.stats.forwardedReceived++;
+      intake.judge?.({ topic: String(forwardedFrom), payload: message.content, receivedAt: Date.now() });
+      this.released(session, delivery);
+      return;
+    }
+    const gone = () => this.stopping || session.closed;
     // Tried again on a failure (a disk error) while the channel lasts: left unacknowledged, it
     // would hold every acknowledgement after it on the channel.
     const handled = untilDurable(async () => {
@@ -235,17 +284,20 @@ export class RabbitmqPartitions implements Source, MessageBus {
     this.running.add(handled);
     handled
       .then(
-        () => {
-          delivery.done = true;
-          if (!session.ackScheduled) {
-            session.ackScheduled = true;
-            setImmediate(() => this.acknowledge(session));
-          }
-        },
+        () => this.released(session, delivery),
         // The channel went, or the worker stops: RabbitMQ delivers it again.
         () => undefined,
       )
       .finally(() => this.running.delete(handled));
+  }
+
+  /** A delivery done with: acknowledged with the run it ends, at the next turn of the event loop. */
+  private released(session: Session, delivery: { done: boolean }): void {
+    delivery.done = true;
+    if (!session.ackScheduled) {
+      session.ackScheduled = true;
+      setImmediate(() => this.acknowledge(session));
+    }
   }
 
   /** Notes which partition a device came through; a device of a partition taken from another worker is taken over at first sight. */

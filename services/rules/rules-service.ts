@@ -52,6 +52,16 @@ const ELSEWHERE_MARGIN_MS = 60_000;
  */
 const TAKEOVER_SETTLE_MS = 2000;
 const TAKEOVER_WAITING_MAX = 10_000;
+/**
+ * Rebuilds reading InfluxDB at once: a partition taken over brings its devices' first readings
+ * within moments of each other, and one query each, all at once, would queue thousands on it.
+ */
+const REBUILDS_AT_ONCE = 4;
+/**
+ * The tickets of the last day, read once for the rebuilds of a takeover and shared by them this
+ * long: a truck's tickets are filed under the weighbridges, not under the truck.
+ */
+const REBUILD_TICKETS_REUSE_MS = 10_000;
 /** History is read in slices of this length, to keep each answer small. */
 const SLICE_MS = 60_000;
 const BIN_SLICE_MS = 600_000;
@@ -72,6 +82,10 @@ export class RulesService {
   private readonly rebuilding = new Map<string, Reading[]>();
   private reader: TelemetryReader | null = null;
   readonly takeovers = { rebuilt: 0, replayedReadings: 0, failed: 0 };
+  /** Rebuilds reading their history now, and those waiting for one of REBUILDS_AT_ONCE. */
+  private rebuildsReading = 0;
+  private readonly rebuildsWaiting: (() => void)[] = [];
+  private recentTickets: { readAt: number; tickets: Promise<TicketRow[]> } | null = null;
   private elsewhereTimer: NodeJS.Timeout | null = null;
   private elsewhereLookedAt = 0;
 
@@ -141,6 +155,15 @@ export class RulesService {
     if (!this.engine || readings.length === 0) return;
     let now: Reading[] | null = null;
     for (const reading of readings) {
+      // A status is stored, not judged, and comes through its own partition, which may be
+      // another worker's than the device's data: it says nothing of who judges the device.
+      if (reading.kind === 'status') continue;
+      // A ticket is judged with its truck (a weighbridge is no subject of its own), and its
+      // truck's book outlives a rebuild: it goes in as it comes.
+      if (reading.kind === 'ticket') {
+        (now ??= []).push(reading);
+        continue;
+      }
       const waiting = this.rebuilding.get(reading.deviceId);
       if (waiting) {
         if (waiting.length < TAKEOVER_WAITING_MAX) waiting.push(reading);
@@ -181,7 +204,7 @@ export class RulesService {
   private rebuild(first: Reading): void {
     const deviceId = first.deviceId;
     this.rebuilding.set(deviceId, [first]);
-    const { config, log } = this.deps;
+    const { log } = this.deps;
     const done = (history: Reading[]) => {
       const waiting = this.rebuilding.get(deviceId) ?? [];
       this.rebuilding.delete(deviceId);
@@ -192,19 +215,57 @@ export class RulesService {
     const timer = setTimeout(() => {
       const reader = this.reader;
       if (!reader) return done([]);
-      const to = new Date(Date.now() + 1000).toISOString();
-      const read = first.kind === 'truck'
-        ? reader.track(deviceId, new Date(Date.now() - config.rebuildWindowS * 1000).toISOString(), to).then((rows) => rows.map(fixReading))
-        : first.kind === 'bin'
-          ? reader.levels(deviceId, new Date(Date.now() - config.binRebuildWindowS * 1000).toISOString(), to).then((rows) => rows.map(levelReading))
-          : Promise.resolve([] as Reading[]);
-      read.then(done, (error: Error) => {
-        this.takeovers.failed++;
-        log.warn({ deviceId, error: error.message }, 'could not read a taken-over device\'s history from InfluxDB; it is judged from its readings here on');
-        done([]);
+      void this.inTurn(async () => {
+        let history: Reading[] = [];
+        try {
+          history = await this.history(reader, first);
+        } catch (error) {
+          this.takeovers.failed++;
+          log.warn({ deviceId, error: (error as Error).message }, 'could not read a taken-over device\'s history from InfluxDB; it is judged from its readings here on');
+        }
+        done(history);
       });
     }, TAKEOVER_SETTLE_MS);
     timer.unref();
+  }
+
+  /**
+   * What InfluxDB holds of a taken-over device: a bin's latest readings; a truck's latest fixes and
+   * the last day's tickets naming it, which reached the worker that judged it until now.
+   */
+  private async history(reader: TelemetryReader, first: Reading): Promise<Reading[]> {
+    const { config, city } = this.deps;
+    const to = new Date(Date.now() + 1000).toISOString();
+    if (first.kind === 'bin') return (await reader.levels(first.deviceId, new Date(Date.now() - config.binRebuildWindowS * 1000).toISOString(), to)).map(levelReading);
+    if (first.kind !== 'truck') return [];
+    const truck = city.current.truckByDevice(first.deviceId);
+    const [fixes, tickets] = await Promise.all([reader.track(first.deviceId, new Date(Date.now() - config.rebuildWindowS * 1000).toISOString(), to), truck ? this.lastDayTickets(reader) : []]);
+    // Resolved as the engine resolves a ticket's truck (engine.ts onTicket).
+    const ofTruck = (t: TicketRow) => ((t.truck_device_id && city.current.truckByDevice(t.truck_device_id)) || (t.plate && city.current.truckByPlate(t.plate)) || undefined)?.id === truck!.id;
+    return [...tickets.filter(ofTruck).map(ticketReading), ...fixes.map(fixReading)];
+  }
+
+  private lastDayTickets(reader: TelemetryReader): Promise<TicketRow[]> {
+    const now = Date.now();
+    if (!this.recentTickets || now - this.recentTickets.readAt > REBUILD_TICKETS_REUSE_MS) {
+      const tickets = reader.ticketsBetween(now - TICKET_HISTORY_MS, now + 1000);
+      this.recentTickets = { readAt: now, tickets };
+      tickets.catch(() => (this.recentTickets = null));
+    }
+    return this.recentTickets.tickets;
+  }
+
+  /** Runs `work` once fewer than REBUILDS_AT_ONCE others run. */
+  private async inTurn(work: () => Promise<void>): Promise<void> {
+    if (this.rebuildsReading < REBUILDS_AT_ONCE) this.rebuildsReading++;
+    else await new Promise<void>((resolve) => this.rebuildsWaiting.push(resolve)); // handed a running one's turn
+    try {
+      await work();
+    } finally {
+      const next = this.rebuildsWaiting.shift();
+      if (next) next();
+      else this.rebuildsReading--;
+    }
   }
 
   private feed(readings: readonly Reading[]): void {

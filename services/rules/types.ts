@@ -5,7 +5,7 @@
 // for the rules.
 import type { AlertType } from '../contract/alerts.ts';
 import type { BinSample, Evidence, Finding, LonLat, TruckFix } from '../contract/findings.ts';
-import type { Reading } from '../contract/payloads.ts';
+import type { Reading, TicketReading } from '../contract/payloads.ts';
 import type { RulesConfig } from '../config/schema.ts';
 import type { BinInfo, CityView, PermitInfo, SiteInfo, TruckInfo } from '../registry/city-index.ts';
 import type { TicketBook } from './tickets.ts';
@@ -13,7 +13,7 @@ import type { TicketBook } from './tickets.ts';
 export { EVIDENCE_HEAD } from '../contract/findings.ts';
 export type { BinSample, Evidence, Finding, FindingSubject, TruckFix } from '../contract/findings.ts';
 
-export type WeighTicket = Extract<Reading, { kind: 'ticket' }>;
+export type WeighTicket = TicketReading;
 export type BinReading = Extract<Reading, { kind: 'bin' }>;
 
 export type Report = (finding: Omit<Finding, 'subject'>) => void;

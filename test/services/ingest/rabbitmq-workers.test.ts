@@ -2,7 +2,9 @@
 // RabbitMQ cluster through PostgreSQL; an API process logs the devices in. A worker killed with
 // SIGKILL in the middle of a truck's route deviation: its partitions move to the two left, the
 // truck's state is rebuilt from InfluxDB there, and the deviation stays one alert, judged first
-// by the killed worker and then by another (the alert's history names who judged).
+// by the killed worker and then by another (the alert's history names who judged). Weighing
+// tickets from six weighbridges, whose partitions are spread over the workers, are all judged by
+// the worker judging their truck's fixes.
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -10,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../../services/contract/topics.ts';
 import { RegistryDb } from '../../../services/registry/db.ts';
 import { DeviceStore } from '../../../services/registry/devices.ts';
+import { ENTITIES } from '../../../services/registry/entities.ts';
 import { startTestInfluxd, type TestInfluxd } from '../../helpers/influxd.ts';
 import { freePort } from '../../helpers/ports.ts';
 import { startTestPostgres, type TestPostgres } from '../../helpers/postgres.ts';
@@ -18,8 +21,11 @@ import { startTestRabbitCluster, type TestRabbitCluster } from '../../helpers/ra
 import { DEVICES, deviationTrip, worldRegistry } from '../../helpers/rules-world.ts';
 import { eventually, tempDir } from '../../helpers/service.ts';
 
-const PARTITIONS = 12;
+// Enough that each of three workers gets some: with 12, one got none in about 1 run of 40.
+const PARTITIONS = 24;
 const FLEET = Array.from({ length: 6 }, (_, i) => `RW-T${i + 1}`);
+/** Weighbridges at T1's construction site, each printing T1 one overloaded ticket: spread over the partitions, most reach another worker than T1's. */
+const SCALES = Array.from({ length: 6 }, (_, i) => `RW-S${i + 1}`);
 
 let influxd: TestInfluxd;
 let cluster: TestRabbitCluster;
@@ -36,12 +42,16 @@ beforeAll(async () => {
   databaseUrl = await postgres.createDatabase();
   // The rules' world (truck T1 on device GPS-1 holds a permit with a corridor), and the fleet.
   const world = await worldRegistry({}, databaseUrl);
-  world.db.close();
   registry = new RegistryDb(databaseUrl);
   registry.open();
   const devices = new DeviceStore(registry);
   secrets[DEVICES.gps1] = await devices.rotate(DEVICES.gps1);
   for (const id of FLEET) secrets[id] = await devices.add(id, 'trucks');
+  for (const [i, id] of SCALES.entries()) {
+    secrets[id] = await devices.add(id, 'scales');
+    world.entities.create(ENTITIES.weighbridges, `WB-W${i + 1}`, { site_id: 'SITE-A', device_id: id });
+  }
+  world.db.close();
   const common = {
     WASTE_DATABASE_URL: databaseUrl,
     WASTE_INFLUX_URL: influxd.url,
@@ -52,12 +62,15 @@ beforeAll(async () => {
     WASTE_RABBITMQ_PARTITIONS: String(PARTITIONS),
     WASTE_RABBITMQ_AMQP_URLS: JSON.stringify(cluster.nodes.map((n) => n.amqpUrl)),
   };
-  api = await spawnService({ ...common, WASTE_ROLE: 'api,scheduler', WASTE_DATA_DIR: await tempDir('waste-rw-api-'), WASTE_API_HOST: '127.0.0.1', WASTE_API_PORT: String(apiPort), WASTE_RABBITMQ_AUTH_BACKEND: 'true' });
-  for (let i = 0; i < 3; i++) {
+  // Started side by side: each waits for nothing of the others.
+  const apiDir = await tempDir('waste-rw-api-');
+  const started = Promise.all([0, 1, 2].map(async (i) => {
     const dataDir = await tempDir(`waste-rw-worker${i}-`);
     const env = { ...common, WASTE_ROLE: 'ingest', WASTE_DATA_DIR: dataDir, WASTE_API_PORT: '0' };
-    workers.push({ dataDir, env, process: await spawnService(env) });
-  }
+    return { dataDir, env, process: await spawnService(env) };
+  }));
+  api = await spawnService({ ...common, WASTE_ROLE: 'api,scheduler', WASTE_DATA_DIR: apiDir, WASTE_API_HOST: '127.0.0.1', WASTE_API_PORT: String(apiPort), WASTE_RABBITMQ_AUTH_BACKEND: 'true' });
+  workers.push(...(await started));
 }, 240_000);
 
 afterAll(async () => {
@@ -114,6 +127,19 @@ describe('ingest workers sharing a RabbitMQ cluster', () => {
     const [judge] = judges();
     const victim = workers.findIndex((w) => workerIdOf(w.dataDir) === judge);
     expect(victim).toBeGreaterThanOrEqual(0);
+
+    // Weighing tickets reach the workers of their weighbridges' partitions and are judged with
+    // the truck they name, by the worker judging its fixes: every overload of T1 judged there.
+    await Promise.all(SCALES.map(async (id, k) => {
+      const scale = await mqtt.connectAsync(cluster.nodes[k % 3]!.mqttUrl, { username: id, password: secrets[id], clientId: id, reconnectPeriod: 0 });
+      const ticket = { ticket_id: `OVER-${k}`, ts: Date.now() - (k + 1) * 1000, plate: '苏E·00001', gross_kg: 40_000, tare_kg: 14_000, net_kg: 26_000, category: 'construction', direction: 'out' };
+      await scale.publishAsync(topics.data('scales', id), JSON.stringify(ticket), { qos: 1 });
+      await scale.endAsync();
+    }));
+    const weighedBy = () => new Set((registry.statement("SELECT evidence FROM alerts WHERE type = 'overload' AND subject_id = 'T1'").all() as { evidence: string }[]).flatMap((a) => (JSON.parse(a.evidence) as { device_id: string }[]).map((e) => e.device_id)));
+    expect([...await eventually(async () => weighedBy(), (scales) => SCALES.every((id) => scales.has(id)), 20_000)].sort()).toEqual(SCALES);
+    const overloadJudges = registry.statement("SELECT DISTINCT h.\"by\" FROM alert_history h JOIN alerts a ON a.id = h.alert_id WHERE a.type = 'overload' AND a.subject_id = 'T1'").all() as { by: string | null }[];
+    expect(overloadJudges.map((r) => r.by)).toEqual([judge]);
 
     // The worker judging T1 dies in the middle of the detour.
     workers[victim]!.process.child.kill('SIGKILL');
