@@ -16,7 +16,7 @@ describe('docker-compose.yml', () => {
   it('validates with .env.example; the simulator and the several-process cluster are optional profiles', async () => {
     await compose(['--env-file', '.env.example', 'config', '--quiet']);
     await compose(['--env-file', '.env.example', '--profile', 'cluster', 'config', '--quiet']);
-    const cluster = ['api', 'ingest-1', 'ingest-2', 'postgres', 'scheduler', 'scheduler-standby'];
+    const cluster = ['api', 'ingest-1', 'ingest-2', 'postgres', 'rabbitmq-1', 'rabbitmq-2', 'rabbitmq-3', 'scheduler', 'scheduler-standby'];
     expect((await compose(['--env-file', '.env.example', 'config', '--services'])).stdout.trim().split('\n').sort()).toEqual([...cluster, 'grafana', 'influxdb', 'service', 'simulator'].sort());
     // A plain `up` starts grafana, influxdb and the service; each other service is in one profile.
     const { stdout } = await compose(['--env-file', '.env.example', 'config']);
@@ -24,6 +24,32 @@ describe('docker-compose.yml', () => {
       [...stdout.matchAll(/^ {2}([\w-]+):\n((?: {4}.*\n|\n)*)/gm)].map((m) => [m[1], /^ {4}profiles:\n {4}- (\w+)$/m.exec(m[2]!)?.[1] ?? null]),
     );
     expect(profiles).toMatchObject({ grafana: null, influxdb: null, service: null, simulator: 'sim', ...Object.fromEntries(cluster.map((name) => [name, 'cluster'])) });
+  });
+
+  it('runs the cluster profile on three RabbitMQ nodes: workers on AMQP to all three, logins answered by the api process from the cluster network only', async () => {
+    const { stdout } = await compose(['--env-file', '.env.example', '--profile', 'cluster', 'config']);
+    const service = (name: string) => new RegExp(`^ {2}${name}:\n((?: {4}.*\n|\n)*)`, 'm').exec(stdout)?.[1] ?? '';
+    for (const worker of ['ingest-1', 'ingest-2']) {
+      expect(service(worker)).toContain(`WASTE_RABBITMQ_AMQP_URLS: '["amqp://waste-admin:change-me-rabbitmq@rabbitmq-1:5672","amqp://waste-admin:change-me-rabbitmq@rabbitmq-2:5672","amqp://waste-admin:change-me-rabbitmq@rabbitmq-3:5672"]'`);
+      expect(service(worker)).toContain('WASTE_ROLE: ingest');
+    }
+    expect(service('api')).toContain('WASTE_RABBITMQ_AUTH_BACKEND: "true"');
+    expect(service('api')).toContain(`WASTE_RABBITMQ_AUTH_ALLOW_FROM: '["10.208.0.0/24"]'`);
+    expect(stdout).toMatch(/subnet: 10\.208\.0\.0\/24/);
+    // Every node runs the same configuration, which names all three and the api process's login paths.
+    const conf = fs.readFileSync(path.join(root, 'scripts', 'compose', 'rabbitmq.conf'), 'utf8');
+    for (const n of [1, 2, 3]) {
+      expect(service(`rabbitmq-${n}`)).toContain('scripts/compose/rabbitmq.conf:/etc/rabbitmq/rabbitmq.conf:ro');
+      expect(conf).toContain(`cluster_formation.classic_config.nodes.${n} = rabbit@rabbitmq-${n}`);
+    }
+    for (const path of ['user', 'vhost', 'resource', 'topic']) expect(conf).toContain(`auth_http.${path}_path = http://api:8080/broker/rabbitmq/${path}`);
+  });
+
+  it('starts no RabbitMQ node without the shared cookie and the admin password, saying which', async () => {
+    const script = path.join(root, 'scripts', 'compose', 'rabbitmq.sh');
+    const refusal = (env: Record<string, string>) => run('sh', [script], { env: { PATH: process.env.PATH ?? '', ...env } }).then(() => '', (error: { stderr: string }) => error.stderr);
+    expect(await refusal({})).toMatch(/set RABBITMQ_CLUSTER_COOKIE in \.env/);
+    expect(await refusal({ RABBITMQ_CLUSTER_COOKIE: 'x' })).toMatch(/set RABBITMQ_ADMIN_PASSWORD in \.env/);
   });
 
   it('takes the secrets from the env file, with anonymous Grafana viewers off, and never hard-codes them', async () => {
