@@ -8,6 +8,8 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { RegistryDb } from '../../services/registry/db.ts';
 import { DeviceStore } from '../../services/registry/devices.ts';
+import { ENTITIES } from '../../services/registry/entities.ts';
+import { EntityStore } from '../../services/registry/entity-store.ts';
 import { hashSecret } from '../../services/broker/secrets.ts';
 import { SERVICE_NODE_OPTIONS, benchServiceEnv } from '../service-env.ts';
 import { InfluxStore } from '../../services/influx/client.ts';
@@ -35,7 +37,8 @@ with docs/examples/mosquitto.conf, as the external broker with the service as it
 and the bare hop through Mosquitto too. --broker rabbitmq runs a 3-node RabbitMQ cluster from
 Debian's package (MQTT plugin, the service's HTTP authentication backend), PostgreSQL, an API
 process and K ingest workers (--workers, default 1) sharing its partitions; the devices are spread
-over the three nodes, and the bare hop goes through the cluster's MQTT plugin. --profile DIR writes a V8 CPU profile of
+over the three nodes, and the bare hop goes through the cluster's MQTT plugin. It also reports
+p50/p99 publish-to-alert latency: a bin overflows every 0.5 s and its alert is awaited on MQTT. --profile DIR writes a V8 CPU profile of
 the service (.cpuprofile).
 `;
 
@@ -87,6 +90,13 @@ async function pipeline() {
   const now = new Date().toISOString();
   devices.importCredentials([...deviceIds, 'BENCH-PROBE'].map((id) => ({ id, class: 'trucks' as const, secret_hash: hash, enabled: true, created_at: now, updated_at: now })), []);
   const secrets: Record<string, string> = Object.fromEntries([...deviceIds, 'BENCH-PROBE'].map((id) => [id, secret]));
+  if (rabbit) {
+    // The alert probe's bins (see alertProbe).
+    devices.importCredentials(ALERT_BINS.map((id) => ({ id, class: 'bins' as const, secret_hash: hash, enabled: true, created_at: now, updated_at: now })), []);
+    const entities = new EntityStore(registry);
+    for (const [i, id] of ALERT_BINS.entries()) entities.create(ENTITIES.bins, id.toLowerCase(), { category: 'other', location: { type: 'Point', coordinates: [120.6 + i / 10_000, 31.3] }, depth_mm: 1000, device_id: id });
+    for (const id of ALERT_BINS) secrets[id] = secret;
+  }
   registry.close();
   const mqttPort = await freePort();
   const mosquitto = values.broker === 'mosquitto' ? await startTestMosquitto({ ...secrets, 'waste-ingest': 'bench-ingest' }) : null;
@@ -155,6 +165,7 @@ async function pipeline() {
     },
   );
   await publisher.waitFor('connected');
+  const alerts = cluster ? await alertProbe(cluster.nodes.map((n) => n.mqttUrl), secret) : null;
   // CPU time of every process of the pipeline over the run: what one message costs each of them.
   const measured: Record<string, number | undefined> = {
     influxd: influxd.pid,
@@ -174,6 +185,7 @@ async function pipeline() {
   probing = false;
   await probeLoop;
   await pollLoop;
+  const alertLatencies = (await alerts?.finish()) ?? [];
   await sleep(200);
   const serviceRssMb = cluster ? Math.max(...cluster.services.map((c) => peakRssMb(c.child.pid))) : peakRssMb(service!.child.pid);
   const processRssMb = cluster ? Object.fromEntries(cluster.services.map((c, i) => [i === 0 ? 'api' : `worker_${i}`, Math.round(peakRssMb(c.child.pid))])) : null;
@@ -190,7 +202,62 @@ async function pipeline() {
   await postgres?.cleanup();
   await fsp.rm(dir, { recursive: true, force: true });
   latencies.sort((a, b) => a - b);
-  return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, cpuMsPer1000, serviceRssMb, processRssMb, influxRssMb, brokerRssMb, publisherRssMb: published.maxRssMb };
+  alertLatencies.sort((a, b) => a - b);
+  return { published: published.published, inInflux, elapsedS, acknowledgedS: published.elapsedMs / 1000, latencies, alertLatencies, alertsExpected: alerts?.expected() ?? 0, cpuMsPer1000, serviceRssMb, processRssMb, influxRssMb, brokerRssMb, publisherRssMb: published.maxRssMb };
+}
+
+/** Bins that each overflow once during a RabbitMQ run, for publish -> alert latency. */
+const ALERT_BINS = Array.from({ length: 100 }, (_, i) => `BENCH-BIN-${String(i).padStart(3, '0')}`);
+/** One bin overflows every this many ms. */
+const ALERT_EVERY_MS = 500;
+
+/**
+ * Publish -> alert while the fleet floods the cluster: every ALERT_EVERY_MS one bin of ALERT_BINS
+ * reports 30 %, then 95 % twice (rules.overflowReadings is 2), and the time from publishing its
+ * last reading to the overflow alert arriving on waste/alerts/# is noted. The alert takes the
+ * whole way: a worker's rules, the alert store on PostgreSQL, the worker's publish on amq.topic,
+ * a node's MQTT plugin.
+ */
+async function alertProbe(urls: string[], secret: string) {
+  const listener = await mqtt.connectAsync(urls[0]!, { ...RABBIT_ADMIN, clientId: 'bench-alert-listener', reconnectPeriod: 0 });
+  const raisedAt = new Map<string, number>();
+  const latencies: number[] = [];
+  listener.on('message', (_topic, payload) => {
+    const alert = JSON.parse(payload.toString()) as { type?: string; subject?: { id?: string } };
+    const sent = alert.type === 'overflow' && alert.subject?.id ? raisedAt.get(alert.subject.id) : undefined;
+    if (sent === undefined) return;
+    latencies.push(Date.now() - sent);
+    raisedAt.delete(alert.subject!.id!);
+  });
+  await listener.subscribeAsync('waste/alerts/#', { qos: 1 });
+  let next = 0;
+  const pending = new Set<Promise<void>>();
+  const timer = setInterval(() => {
+    const id = ALERT_BINS[next++];
+    if (!id) return clearInterval(timer);
+    const run = (async () => {
+      const bin = await mqtt.connectAsync(urls[next % urls.length]!, { username: id, password: secret, clientId: id, reconnectPeriod: 0 });
+      const at = Date.now() - 3000;
+      for (const [k, fill] of [30, 95, 95].entries()) {
+        if (k === 2) raisedAt.set(id.toLowerCase(), Date.now());
+        await bin.publishAsync(`waste/bins/${id}/telemetry`, JSON.stringify({ ts: new Date(at + k * 1000).toISOString(), fill_pct: fill }), { qos: 1 });
+      }
+      await bin.endAsync();
+    })();
+    pending.add(run);
+    void run.finally(() => pending.delete(run));
+  }, ALERT_EVERY_MS);
+  return {
+    expected: () => Math.min(next, ALERT_BINS.length),
+    /** Stops raising; waits up to 10 s for the alerts still due; the latencies measured. */
+    finish: async () => {
+      clearInterval(timer);
+      await Promise.allSettled([...pending]);
+      for (const deadline = Date.now() + 10_000; raisedAt.size > 0 && Date.now() < deadline; ) await sleep(100);
+      await listener.endAsync();
+      return latencies;
+    },
+  };
 }
 
 /** The bare hop through the cluster's MQTT plugin, its devices RabbitMQ accounts of their own for the while. */
@@ -256,6 +323,11 @@ const summary = {
   latency_p50_ms: percentile(result.latencies, 0.5),
   latency_p99_ms: percentile(result.latencies, 0.99),
   latency_samples: result.latencies.length,
+  /** RabbitMQ runs: publish of a bin's overflowing reading -> its alert on MQTT (see alertProbe). */
+  alert_latency_p50_ms: result.alertLatencies.length > 0 ? percentile(result.alertLatencies, 0.5) : null,
+  alert_latency_p99_ms: result.alertLatencies.length > 0 ? percentile(result.alertLatencies, 0.99) : null,
+  alert_samples: result.alertLatencies.length,
+  alerts_missing: result.alertsExpected - result.alertLatencies.length,
   bare_broker: bare?.broker ?? null,
   bare_broker_msgs_per_s: bare ? Math.round(bare.msgsPerSecond) : null,
   fraction_of_bare_broker: bare ? Number((throughput / bare.msgsPerSecond).toFixed(2)) : null,
@@ -274,10 +346,11 @@ process.stdout.write(
   [
     `pipeline: ${summary.pipeline_msgs_per_s} msg/s end to end (${summary.in_influxdb}/${summary.published} queryable in ${result.elapsedS.toFixed(1)} s; lost ${summary.lost})`,
     `latency publish -> queryable: p50 ${summary.latency_p50_ms} ms, p99 ${summary.latency_p99_ms} ms (${summary.latency_samples} probes)`,
+    ...(values.broker === 'rabbitmq' ? [`latency publish -> alert: p50 ${summary.alert_latency_p50_ms} ms, p99 ${summary.alert_latency_p99_ms} ms (${summary.alert_samples} alerts, ${summary.alerts_missing} missing)`] : []),
     bare ? `bare broker hop (${bare.broker}): ${summary.bare_broker_msgs_per_s} msg/s; pipeline = ${summary.fraction_of_bare_broker} of it` : 'bare broker hop: skipped',
     `CPU ms per 1,000 messages: ${Object.entries(result.cpuMsPer1000).map(([name, ms]) => `${name} ${ms}`).join(', ')}`,
     `peak RSS MB${values.broker === 'rabbitmq' ? ' (broker: the largest RabbitMQ node)' : ''}: service ${summary.peak_rss_mb.service}${result.processRssMb ? ` (the largest of ${JSON.stringify(result.processRssMb)})` : ''}, influxd ${summary.peak_rss_mb.influxd}${summary.peak_rss_mb.broker === null ? '' : `, ${values.broker} ${summary.peak_rss_mb.broker}`}, publisher ${summary.peak_rss_mb.publisher}${bare ? `, bare broker ${summary.peak_rss_mb.bare_broker}` : ''}`,
     JSON.stringify(summary),
   ].join('\n') + '\n',
 );
-process.exit(summary.lost === 0 ? 0 : 1);
+process.exit(summary.lost === 0 && summary.alerts_missing === 0 ? 0 : 1);
