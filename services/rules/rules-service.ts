@@ -39,11 +39,10 @@ const TICK_MS = 1000;
 /** How often the rules' counters are logged. */
 const STATS_LOG_MS = 60_000;
 /**
- * How often, with the registry on PostgreSQL (several ingest processes may share the devices),
- * InfluxDB is asked which devices reported through another process since the last look; and how
- * far back each look goes before it, for the other processes' spools to deliver.
+ * With the registry on PostgreSQL (several ingest processes may share the devices), InfluxDB is
+ * asked every rules.elsewhereCheckS which devices reported through another process since the last
+ * look; each look goes this far back before it, for the other processes' spools to deliver.
  */
-const ELSEWHERE_CHECK_MS = 10_000;
 const ELSEWHERE_MARGIN_MS = 60_000;
 /**
  * A device taken over from another worker (takeOver) is rebuilt from InfluxDB this long after its
@@ -115,7 +114,7 @@ export class RulesService {
     let loggedAt = Date.now();
     if (history && this.deps.db.dialect === 'postgres') {
       this.elsewhereLookedAt = Date.now();
-      this.elsewhereTimer = setInterval(() => void this.lookElsewhere(history), ELSEWHERE_CHECK_MS);
+      this.elsewhereTimer = setInterval(() => void this.lookElsewhere(history), config.elsewhereCheckS * 1000);
       this.elsewhereTimer.unref();
     }
     this.timer = setInterval(() => {

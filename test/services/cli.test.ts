@@ -95,10 +95,9 @@ describe('npm run cli', () => {
   });
 
   it('answers --help on every command-line tool', async () => {
-    for (const script of ['services/cli.ts', 'services/main.ts', 'device-sim/publish.ts', 'device-sim/sim.ts', 'bench/ingest/run.ts', 'bench/ingest/publisher.ts', 'scripts/config-table.ts']) {
-      const { stdout } = await run(process.execPath, ['--import', 'tsx', script, '--help']);
-      expect(stdout, script).toMatch(/Usage:/);
-    }
+    const scripts = ['services/cli.ts', 'services/main.ts', 'device-sim/publish.ts', 'device-sim/sim.ts', 'bench/ingest/run.ts', 'bench/ingest/publisher.ts', 'scripts/config-table.ts'];
+    const answers = await Promise.all(scripts.map((script) => run(process.execPath, ['--import', 'tsx', script, '--help'])));
+    answers.forEach(({ stdout }, i) => expect(stdout, scripts[i]).toMatch(/Usage:/));
     expect((await run(process.execPath, ['scripts/bootstrap.mjs', '--help'])).stdout).toMatch(/Usage:/);
   });
 });
@@ -124,14 +123,25 @@ describe('npm run cli: LoRaWAN sensors', () => {
     expect(JSON.parse((await cli(['device', 'list', '--json'], env)).stdout)[0]).toMatchObject({ id: 'B1', lorawan_dev_eui: '24E124136B502217', lorawan_sensor: 'milesight-em310-udl' });
 
     const failure = (args: string[]) => cli(args, env).then(() => '', (error: { stderr: string; code: number }) => `${error.code} ${error.stderr}`);
-    expect(await failure(['device', 'lorawan', '--id', 'B3', '--dev-eui', '24:E1:24:13:6B:50:22:17'])).toBe('2 error: DevEUI 24E124136B502217 belongs to device B1 already\n');
-    expect(await failure(['device', 'add', '--class', 'trucks', '--id', 'T2', '--lorawan-dev-eui', '24E124136B502218'])).toBe('2 error: device T2 is of class trucks; only bins devices can be LoRaWAN sensors\n');
-    expect(await failure(['device', 'add', '--class', 'bins', '--id', 'B4', '--lorawan-sensor', 'dragino-ldds75'])).toBe('2 error: --lorawan-sensor needs --lorawan-dev-eui\n');
-    expect(await failure(['device', 'add', '--class', 'bins', '--id', 'B4', '--lorawan-dev-eui', '24E124136B50221'])).toMatch(/^2 error: DevEUI "24E124136B50221" must be 16 hex digits/);
-    expect(await failure(['device', 'add', '--class', 'bins', '--id', 'B4', '--lorawan-dev-eui', '24E124136B502218', '--lorawan-sensor', 'em310'])).toMatch(/^2 error: sensor model "em310" has no decoder; known models: milesight-em310-udl, milesight-em400-udl, dragino-ldds75/);
-    expect(await failure(['device', 'lorawan', '--id', 'B3', '--sensor', 'dragino-ldds75'])).toBe('2 error: device B3 has no DevEUI; give one with the sensor model\n');
-    expect(await failure(['device', 'lorawan', '--id', 'B3'])).toBe('2 error: give --dev-eui or --sensor, or --clear\n');
-    expect(await failure(['device', 'lorawan', '--id', 'B1', '--clear', '--sensor', 'dragino-ldds75'])).toBe('2 error: --clear takes no --dev-eui or --sensor\n');
+    // Refusals change nothing, so they run side by side.
+    const refusals = await Promise.all([
+      ['device', 'lorawan', '--id', 'B3', '--dev-eui', '24:E1:24:13:6B:50:22:17'],
+      ['device', 'add', '--class', 'trucks', '--id', 'T2', '--lorawan-dev-eui', '24E124136B502218'],
+      ['device', 'add', '--class', 'bins', '--id', 'B4', '--lorawan-sensor', 'dragino-ldds75'],
+      ['device', 'add', '--class', 'bins', '--id', 'B4', '--lorawan-dev-eui', '24E124136B50221'],
+      ['device', 'add', '--class', 'bins', '--id', 'B4', '--lorawan-dev-eui', '24E124136B502218', '--lorawan-sensor', 'em310'],
+      ['device', 'lorawan', '--id', 'B3', '--sensor', 'dragino-ldds75'],
+      ['device', 'lorawan', '--id', 'B3'],
+      ['device', 'lorawan', '--id', 'B1', '--clear', '--sensor', 'dragino-ldds75'],
+    ].map(failure));
+    expect(refusals[0]).toBe('2 error: DevEUI 24E124136B502217 belongs to device B1 already\n');
+    expect(refusals[1]).toBe('2 error: device T2 is of class trucks; only bins devices can be LoRaWAN sensors\n');
+    expect(refusals[2]).toBe('2 error: --lorawan-sensor needs --lorawan-dev-eui\n');
+    expect(refusals[3]).toMatch(/^2 error: DevEUI "24E124136B50221" must be 16 hex digits/);
+    expect(refusals[4]).toMatch(/^2 error: sensor model "em310" has no decoder; known models: milesight-em310-udl, milesight-em400-udl, dragino-ldds75/);
+    expect(refusals[5]).toBe('2 error: device B3 has no DevEUI; give one with the sensor model\n');
+    expect(refusals[6]).toBe('2 error: give --dev-eui or --sensor, or --clear\n');
+    expect(refusals[7]).toBe('2 error: --clear takes no --dev-eui or --sensor\n');
     expect(await withRegistry(config, (store) => store.device('B4'))).toBeUndefined();
 
     expect((await cli(['device', 'lorawan', '--id', 'B3', '--dev-eui', '24e124136b502218', '--sensor', 'dragino-ldds75'], env)).stdout).toBe('device B3: LoRaWAN sensor 24E124136B502218, model dragino-ldds75\n');

@@ -166,13 +166,14 @@ describe('the service as several processes on one PostgreSQL', () => {
       entities.create(ENTITIES.bins, id.toLowerCase(), { category: 'other', location: { type: 'Point', coordinates: [lon, 31.3] }, depth_mm: 1000, device_id: id });
     }
     db.close();
-    // Bins report every 5 s: silent after 15 s.
-    const env = { WASTE_RULES_BIN_REPORT_INTERVAL_S: '5' };
+    // Bins report every 2 s: silent after 6 s. Each process asks InfluxDB every second which
+    // devices report elsewhere (rules.elsewhereCheckS; 10 s against bins reporting every few minutes).
+    const env = { WASTE_RULES_BIN_REPORT_INTERVAL_S: '2', WASTE_RULES_ELSEWHERE_CHECK_S: '1' };
     const b = await start(url, 'ingest,scheduler', env);
     const atB = await connectDevice(`mqtt://127.0.0.1:${b.mqttPort}`, 'BIN-AT-B', secrets['BIN-AT-B']);
     const report = (device: MqttClient, id: string) => device.publishAsync(`waste/bins/${id}/telemetry`, JSON.stringify({ ts: new Date().toISOString(), fill_pct: 30 }), { qos: 1 });
     await report(atB, 'BIN-AT-B');
-    await sleep(5000);
+    await sleep(2000);
     await report(atB, 'BIN-AT-B');
     await eventually(() => influxd.count('bin_level', 'fill_pct', 'BIN-AT-B'), (n) => n === 2, 10_000);
     // A starts now, replays BIN-AT-B's readings, and from then on hears only BIN-AT-A.
@@ -180,7 +181,7 @@ describe('the service as several processes on one PostgreSQL', () => {
     const atA = await connectDevice(`mqtt://127.0.0.1:${a.mqttPort}`, 'BIN-AT-A', secrets['BIN-AT-A']);
     for (let i = 0; i < 6; i++) {
       await Promise.all([report(atB, 'BIN-AT-B'), report(atA, 'BIN-AT-A')]);
-      await sleep(5000);
+      await sleep(2000);
     }
     // Now the bin moves to A: the time it reported through B is no gap there either.
     await atB.endAsync();
