@@ -22,10 +22,15 @@ const received: string[] = [];
 let amqpConnection: amqp.ChannelModel;
 const FLEET = Array.from({ length: 6 }, (_, i) => `RQ-T${i + 1}`);
 const PARTITIONS = 8;
+const WORKER = { username: 'waste-worker', password: 'worker-secret' };
 
 beforeAll(async () => {
   const apiPort = await freePort();
   [influxd, cluster] = await Promise.all([startTestInfluxd(), startTestRabbitCluster({ authHttp: `http://127.0.0.1:${apiPort}/broker/rabbitmq` })]);
+  // The worker runs on the account docs/scale-out.md gives workers, with exactly its rights.
+  await cluster.ctl(0, 'add_user', WORKER.username, WORKER.password);
+  await cluster.ctl(0, 'set_permissions', '-p', '/', WORKER.username, '^waste\\.partition', '^(waste\\.partition|amq\\.topic)', '^(waste\\.partition|amq\\.topic)');
+  await cluster.ctl(0, 'set_topic_permissions', '-p', '/', WORKER.username, 'amq.topic', '^waste\\.(alerts|ingest)\\.', '^waste\\.');
   const config = await testConfig(influxd.url, {
     'api.port': apiPort,
     'api.host': '127.0.0.1',
@@ -33,7 +38,7 @@ beforeAll(async () => {
     'rabbitmq.managementUrl': cluster.nodes[1]!.managementUrl,
     'rabbitmq.managementUsername': RABBIT_ADMIN.username,
     'rabbitmq.managementPassword': RABBIT_ADMIN.password,
-    'rabbitmq.amqpUrls': cluster.nodes.map((n) => n.amqpUrl),
+    'rabbitmq.amqpUrls': cluster.nodes.map((n) => `amqp://${WORKER.username}:${WORKER.password}@127.0.0.1:${n.amqpPort}`),
     'rabbitmq.partitions': PARTITIONS,
   });
   secrets = await provision(config, [...['R-T1', 'R-T2', 'R-T3', 'R-OFF', ...FLEET].map((id) => [id, 'trucks'] as [string, 'trucks'])]);
