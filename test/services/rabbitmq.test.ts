@@ -101,6 +101,14 @@ describe('RabbitMQ cluster logging devices in through the service', () => {
     expect(received.filter((r) => r.includes('forged'))).toEqual([]);
   });
 
+  it('reports a refused message back on the cluster, published by the worker on its own account', async () => {
+    const device = await connect(2, 'R-T3', secrets['R-T3']!);
+    await device.publishAsync(topics.data('trucks', 'R-T3'), '{"lat": 31.3, "lon":', { qos: 1 });
+    await device.endAsync();
+    const reports = await eventually(async () => received.filter((r) => r.startsWith('waste.ingest.rejected ') && r.includes('R-T3')), (r) => r.length > 0);
+    expect(JSON.parse(reports[0]!.slice('waste.ingest.rejected '.length))).toMatchObject({ device_id: 'R-T3', reason: 'invalid_json' });
+  });
+
   it('never acknowledges nor routes a message over max_message_size (the documented 1 MiB)', async () => {
     const device = await connect(0, 'R-T2', secrets['R-T2']!);
     let acknowledged = false;
