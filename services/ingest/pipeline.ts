@@ -36,7 +36,6 @@ export interface IngestOutputs {
   forwardTickets?: ((tickets: readonly TicketReading[]) => Promise<void>) | null;
 }
 
-
 /** Rejections logged one by one per stats interval; the rest appear in the periodic summary. */
 const DETAILED_REJECTION_LOGS = 20;
 /** Refused readings of one message reported one by one on waste/ingest/rejected; the rest are summed up per reason. */
@@ -64,8 +63,6 @@ export class IngestPipeline implements Intake {
   private readonly reports: MessageBus | null;
   private readonly handover: IngestOutputs['handover'];
   private readonly forwardTickets: IngestOutputs['forwardTickets'];
-  /** Forwarded messages judged here (Intake.judge), and their readings. */
-  readonly judgedForOthers = { messages: 0, readings: 0 };
 
   constructor(
     private readonly spool: Spool,
@@ -89,16 +86,16 @@ export class IngestPipeline implements Intake {
   }
 
   judge(message: DeviceMessage): void {
+    // Only workers forward, only weighing tickets, and only what they validated: anything else
+    // here is a fault (or a forgery) worth the same report as a device's.
     const topic = parseDeviceTopic(message.topic);
-    const result = topic ? validateMessage(topic, message.topic, message.payload, message.receivedAt, this.limits) : null;
-    // Only workers publish there, and what they forward they validated: a refusal here is a
-    // fault (or a forgery) worth the same report as a device's.
-    if (!result) this.reject({ reason: 'unknown_topic', message: `a forwarded message names topic ${message.topic.slice(0, 200)}`, deviceId: null, topic: message.topic, receivedAt: message.receivedAt });
-    else this.rejectAll(result.rejections);
-    if (!result || result.readings.length === 0) return;
-    this.judgedForOthers.messages++;
-    this.judgedForOthers.readings += result.readings.length;
-    this.handover?.judge(result.readings);
+    if (topic?.deviceClass !== 'scales' || topic.channel !== 'tickets') {
+      this.reject({ reason: 'unknown_topic', message: `a forwarded message names ${message.topic.slice(0, 200)}, not a weighbridge's tickets`, deviceId: null, topic: message.topic, receivedAt: message.receivedAt });
+      return;
+    }
+    const { readings, rejections } = validateMessage(topic, message.topic, message.payload, message.receivedAt, this.limits);
+    this.rejectAll(rejections);
+    if (readings.length > 0) this.handover?.judge(readings);
   }
 
   /**

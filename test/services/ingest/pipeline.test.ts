@@ -83,4 +83,57 @@ describe('IngestPipeline', () => {
     expect(order.indexOf('PROBE')).toBeLessThanOrEqual(2);
     expect(order.filter((d) => d === 'HOSTILE')).toHaveLength(20);
   });
+
+  describe('on partitioned workers (weighing tickets judged with their truck)', () => {
+    const ticket = (ts: number) => ({ ticket_id: 'TK-1', ts, plate: '苏E12345', gross_kg: 30_000, tare_kg: 12_000, net_kg: 18_000, category: 'construction', direction: 'out' });
+
+    it('stores a ticket, forwards it instead of judging it, and finishes the message only once the forward is done too', async () => {
+      const judged: Reading[] = [];
+      let release!: () => void;
+      const forwarded: Reading[] = [];
+      const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), createLogger('silent'), {
+        listeners: [(readings) => judged.push(...readings.filter((r) => r.kind !== 'ticket'))],
+        forwardTickets: (tickets) => {
+          forwarded.push(...tickets);
+          return new Promise((resolve) => (release = resolve));
+        },
+      });
+      const now = Date.now();
+      let done = false;
+      const ingest = pipeline.ingest({ topic: topics.data('scales', 'WB-1'), payload: Buffer.from(JSON.stringify(ticket(now))), receivedAt: now }).then(() => (done = true));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // The spool has it; the message is not finished (the device not acknowledged) before the forward is.
+      expect(spool.appendedBytes()).toBeGreaterThan(0);
+      expect(done).toBe(false);
+      expect(forwarded).toMatchObject([{ kind: 'ticket', deviceId: 'WB-1', ticket_id: 'TK-1' }]);
+      release();
+      await ingest;
+      expect(judged).toEqual([]);
+    });
+
+    it('fails the message when the forward fails, so the device keeps it', async () => {
+      const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), createLogger('silent'), { forwardTickets: () => Promise.reject(new Error('no RabbitMQ connection')) });
+      const now = Date.now();
+      await expect(pipeline.ingest({ topic: topics.data('scales', 'WB-1'), payload: Buffer.from(JSON.stringify(ticket(now))), receivedAt: now })).rejects.toThrow(/no RabbitMQ connection/);
+    });
+
+    it('judges a forwarded ticket without storing it again, and refuses anything forwarded that is not a weighbridge\'s ticket', async () => {
+      const judged: Reading[] = [];
+      const reports: { reason: string }[] = [];
+      const pipeline = new IngestPipeline(spool, ingestSchema.parse({}), createLogger('silent'), {
+        reports: { publish: async (_topic, payload) => void reports.push(JSON.parse(payload.toString())) },
+        handover: { takeOver: () => undefined, release: () => undefined, judge: (readings) => judged.push(...readings) },
+      });
+      const now = Date.now();
+      pipeline.judge({ topic: topics.data('scales', 'WB-1'), payload: Buffer.from(JSON.stringify(ticket(now))), receivedAt: now });
+      expect(judged).toMatchObject([{ kind: 'ticket', deviceId: 'WB-1', ticket_id: 'TK-1', ts: now }]);
+      expect(spool.appendedBytes()).toBe(0);
+      // A truck's fix would be judged without ever being stored: refused, as is a ticket that is not one.
+      pipeline.judge({ topic: topics.data('trucks', 'T-1'), payload: Buffer.from(JSON.stringify(fix(now))), receivedAt: now });
+      pipeline.judge({ topic: topics.data('scales', 'WB-1'), payload: Buffer.from(JSON.stringify({ ...ticket(now), net_kg: 1 })), receivedAt: now });
+      expect(judged).toHaveLength(1);
+      expect(reports.map((r) => r.reason)).toEqual(['unknown_topic', 'weights_inconsistent']);
+      expect(spool.appendedBytes()).toBe(0);
+    });
+  });
 });
