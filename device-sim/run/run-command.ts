@@ -26,7 +26,8 @@ city's secret and publishes the contract's payloads. Ground-truth labels of ever
 
 Options:
   --city DIR           the generated city (default data/sim)
-  --url URL            broker (default mqtt://127.0.0.1:1883)
+  --url URL            broker (default mqtt://127.0.0.1:1883); a cluster's nodes comma-separated
+                       (mqtt://a:1883,mqtt://b:1883): devices spread over them and move on when one fails
   --truck-protocol P   mqtt (default) or jt808: the trucks report as JT/T 808 terminals to the
                        service's JT/T 808 gateway, one TCP connection each (registration,
                        authentication, heartbeats, 0x0200 per fix, 0x0704 blind-area batches after

@@ -9,6 +9,11 @@ import type { Outgoing } from '../engine/noise.ts';
 import { DeliveryQueue, type QueuedDevice } from './delivery-queue.ts';
 
 export interface TransportOptions {
+  /**
+   * The broker; or several, comma-separated (the nodes of a RabbitMQ cluster): devices are spread
+   * over them and move on to the next when a connection fails or drops, as devices given all of a
+   * cluster's addresses do.
+   */
   url: string;
   secret: string;
   /** Most publishes awaiting their PUBACK, over all devices. */
@@ -51,14 +56,19 @@ interface Device extends QueuedDevice {
   client: mqtt.MqttClient | null;
   queue: Publish[];
   inFlight: number;
+  /** Which of the brokers it connects to. */
+  broker: number;
 }
 
 const ONLINE = '{"online":true}';
 const OFFLINE = '{"online":false}';
 
 export class MqttTransport extends DeliveryQueue<Device> {
+  private readonly brokers: string[];
+
   constructor(private readonly options: TransportOptions) {
     super(options);
+    this.brokers = options.url.split(',').map((url) => url.trim()).filter((url) => url !== '');
   }
 
   send(message: Outgoing): void {
@@ -91,7 +101,7 @@ export class MqttTransport extends DeliveryQueue<Device> {
   private device(id: string, deviceClass: DeviceClass): Device {
     let device = this.devices.get(id);
     if (!device) {
-      device = { id, deviceClass, client: null, state: 'idle', queue: [], inFlight: 0, down: false, returnTimer: null };
+      device = { id, deviceClass, client: null, state: 'idle', queue: [], inFlight: 0, down: false, returnTimer: null, broker: this.devices.size % this.brokers.length };
       this.devices.set(id, device);
     }
     return device;
@@ -130,7 +140,7 @@ export class MqttTransport extends DeliveryQueue<Device> {
   protected connect(device: Device): void {
     const persistent = device.deviceClass !== 'bins';
     const statusTopic = topics.status(device.deviceClass, device.id);
-    const client = mqtt.connect(this.options.url, {
+    const client = mqtt.connect(this.brokers[device.broker]!, {
       username: device.id,
       password: this.options.secret,
       clientId: device.id,
@@ -172,6 +182,8 @@ export class MqttTransport extends DeliveryQueue<Device> {
       // Flushes unacknowledged publishes back into the queue through their callbacks.
       client.end(true);
       if (wasDown) return;
+      // Refused or lost (not a disconnect of ours, nor the noise's): the next broker, if several.
+      device.broker = (device.broker + 1) % this.brokers.length;
       device.state = 'idle';
       if (device.queue.length > 0 && !this.closing) {
         // Lost the connection (or could not connect): try again shortly.
