@@ -249,7 +249,9 @@ export class RulesService {
     if (!this.recentTickets || now - this.recentTickets.readAt > REBUILD_TICKETS_REUSE_MS) {
       const tickets = reader.ticketsBetween(now - TICKET_HISTORY_MS, now + 1000);
       this.recentTickets = { readAt: now, tickets };
-      tickets.catch(() => (this.recentTickets = null));
+      tickets.catch(() => {
+        if (this.recentTickets?.tickets === tickets) this.recentTickets = null;
+      });
     }
     return this.recentTickets.tickets;
   }

@@ -61,9 +61,9 @@ describe('/metrics', () => {
     expect(sample(text, 'waste_ingest_rejected_total', 'reason="invalid_json"')).toBe(1);
     // 3 readings, and the two devices' connections.
     expect(sample(text, 'waste_ingest_accepted_total')).toBe(5);
-    // The bin's message, the truck's batch and the two connections (status readings); no empty
-    // slice of the start-up replay.
-    expect(sample(text, 'waste_rules_evaluation_seconds_count')).toBe(4);
+    // The bin's message and the truck's batch; not the two connections (status readings are
+    // stored, not judged), nor an empty slice of the start-up replay.
+    expect(sample(text, 'waste_rules_evaluation_seconds_count')).toBe(2);
     expect(sample(text, 'waste_alerts_raised_total', 'type="fire_risk"')).toBe(1);
     expect(sample(text, 'waste_alerts_open', 'type="fire_risk",jurisdiction="unassigned",severity="critical",status="open"')).toBe(1);
     expect(sample(text, 'waste_webhook_outbox_depth')).toBe(0);
