@@ -12,6 +12,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -121,16 +122,13 @@ export async function startTestRabbitCluster(options: TestRabbitOptions = {}): P
     exited[i] = new Promise((resolve) => child.once('exit', (code) => resolve(code === 0 ? null : stderr)));
   };
   const awaitStartup = async (i: number) => {
-    // await_startup returns at once for a node not yet registered with epmd; wait for that first.
+    // A node opens its listeners last, once it has booted and joined the cluster: its AMQP port
+    // answering says it runs. (rabbitmqctl await_startup says the same, but each call boots an
+    // Erlang VM of its own, a second or two.)
     const deadline = Date.now() + 120_000;
-    for (;;) {
-      try {
-        await ctl(i, 'await_startup', '--timeout', '120');
-        return;
-      } catch (error) {
-        if (Date.now() > deadline || children[i]?.exitCode !== null) throw new Error(`RabbitMQ node ${nodes[i]!.name} did not start: ${(error as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+    while (!(await accepts(nodes[i]!.amqpPort))) {
+      if (Date.now() > deadline || children[i]?.exitCode !== null) throw new Error(`RabbitMQ node ${nodes[i]!.name} did not start${children[i]?.exitCode !== null ? `: ${(await exited[i]) ?? 'it exited'}` : ' within 120 s'}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
   };
 
@@ -155,10 +153,6 @@ export async function startTestRabbitCluster(options: TestRabbitOptions = {}): P
   await awaitStartup(0);
   nodes.slice(1).forEach((_, i) => launch(i + 1));
   await Promise.all(nodes.slice(1).map((_, i) => awaitStartup(i + 1)));
-  await ctl(0, 'add_user', RABBIT_ADMIN.username, RABBIT_ADMIN.password);
-  await ctl(0, 'set_user_tags', RABBIT_ADMIN.username, 'administrator');
-  await ctl(0, 'set_permissions', '-p', '/', RABBIT_ADMIN.username, '.*', '.*', '.*');
-  await ctl(0, 'set_topic_permissions', '-p', '/', RABBIT_ADMIN.username, 'amq.topic', '.*', '.*');
   await Promise.all(nodes.map((node) => mqttReady(node)));
 
   const kill = async (i: number) => {
@@ -196,6 +190,18 @@ export async function startTestRabbitCluster(options: TestRabbitOptions = {}): P
   };
 }
 
+/** Whether something accepts TCP connections on the loopback port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 /**
  * Resolves once the node's MQTT plugin takes a login: for a while after await_startup it answers
  * CONNACK 3 (server unavailable).
@@ -226,6 +232,14 @@ function nodeConfig(node: RabbitNode, all: RabbitNode[], options: TestRabbitOpti
     // As documented (docs/scale-out.md): RabbitMQ's own limit is 128 MiB a message.
     'max_message_size = 1048576',
     'loopback_users = none',
+    // The admin, made on the first node's first boot (the others take it from the cluster); with
+    // no topic permissions of its own it may use every topic.
+    `default_user = ${RABBIT_ADMIN.username}`,
+    `default_pass = ${RABBIT_ADMIN.password}`,
+    'default_user_tags.administrator = true',
+    'default_permissions.configure = .*',
+    'default_permissions.read = .*',
+    'default_permissions.write = .*',
     'cluster_formation.peer_discovery_backend = classic_config',
     ...all.map((n, i) => `cluster_formation.classic_config.nodes.${i + 1} = ${n.name}`),
     'log.console = false',

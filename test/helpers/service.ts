@@ -1,7 +1,4 @@
 // The real service in-process: embedded broker on free ports, a temp data directory, a real InfluxDB.
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { TelemetryService, type StartedService } from '../../services/app.ts';
 import { loadConfig } from '../../services/config/load.ts';
@@ -11,6 +8,7 @@ import { createLogger } from '../../services/log.ts';
 import { RegistryDb } from '../../services/registry/db.ts';
 import { DeviceStore } from '../../services/registry/devices.ts';
 import { freePort } from './ports.ts';
+import { tempDir } from './temp.ts';
 
 export interface TestService {
   service: TelemetryService;
@@ -21,19 +19,7 @@ export interface TestService {
   stop(): Promise<void>;
 }
 
-const tempDirs: string[] = [];
-
-/** Removes the temp directories made by tempDir(); test/setup.ts calls it after each test file. */
-export async function removeTempDirs(): Promise<void> {
-  await Promise.all(tempDirs.splice(0).map((dir) => fsp.rm(dir, { recursive: true, force: true })));
-}
-
-/** A temp directory removed when the test process exits. */
-export async function tempDir(prefix: string): Promise<string> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
+export { tempDir } from './temp.ts';
 
 /** Config for a test: free ports, temp data dir, the given InfluxDB, no private influxd. */
 export async function testConfig(influxUrl: string, overrides: Record<string, unknown> = {}, dataDir?: string): Promise<Config> {
