@@ -29,6 +29,7 @@ import { InfluxStore } from './influx/client.ts';
 import { TelemetryReader } from './influx/reader.ts';
 import { MqttIngestWorker } from './ingest/mqtt-worker.ts';
 import { RabbitmqPartitions } from './ingest/rabbitmq-partitions.ts';
+import { RelayedSource } from './ingest/relayed-source.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { StatsReporter } from './ingest/stats-reporter.ts';
 import { Jt808Gateway } from './jt808/gateway.ts';
@@ -177,9 +178,13 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
 
   // 7. The sources, started last (app.ts) and stopped first, so no device is acknowledged before
   //    the path behind it runs, nor after it stops.
+  //    On a RabbitMQ cluster's partitions, the devices that reach this process directly (JT/T 808
+  //    terminals, LoRaWAN sensors through a network server) are relayed to the cluster, whose
+  //    partition for each device's id sends them to the worker that judges it.
+  const relayed = (source: Source) => (partitions ? new RelayedSource(source, ingest, partitions) : source);
   const sources: Source[] = [(broker ?? worker ?? partitions)!];
-  if (gateway) sources.push(gateway);
-  if (lorawan) sources.push(lorawan);
+  if (gateway) sources.push(relayed(gateway));
+  if (lorawan) sources.push(relayed(lorawan));
 
   // 8. What is reported about it all: state snapshots and ingest statistics (to the spool), and
   //    the Prometheus metrics the API serves. The devices' state is what this process's rules

@@ -158,6 +158,23 @@ export class IngestPipeline implements Intake {
 
   /** Validates and stores one message: synchronous up to the spool's append. */
   private async process(message: DeviceMessage): Promise<IntakeOutcome> {
+    const { outcome, readings, lines } = this.examine(message);
+    if (readings.length > 0) await this.store(readings, lines);
+    return outcome;
+  }
+
+  /**
+   * Validates one message, counting and reporting what it refuses, without telling the listeners
+   * or storing anything: a source relaying its devices' messages to the worker that judges them
+   * (ingest/relayed-source.ts) sends the accepted readings on, to be ingested there.
+   */
+  check(message: DeviceMessage): { outcome: IntakeOutcome; readings: Reading[] } {
+    const { outcome, readings } = this.examine(message);
+    return { outcome, readings };
+  }
+
+  private examine(message: DeviceMessage): { outcome: IntakeOutcome; readings: Reading[]; lines: string } {
+    const refused = (outcome: IntakeOutcome) => ({ outcome, readings: [], lines: '' });
     this.received++;
     const topic = parseDeviceTopic(message.topic);
     if (!topic) {
@@ -168,7 +185,7 @@ export class IngestPipeline implements Intake {
         topic: message.topic,
         receivedAt: message.receivedAt,
       });
-      return { accepted: 0, rejected: 1, forward: null };
+      return refused({ accepted: 0, rejected: 1, forward: null });
     }
     this.receivedByClass[topic.deviceClass]++;
     let result: ReturnType<typeof validateMessage>;
@@ -181,12 +198,11 @@ export class IngestPipeline implements Intake {
       // nobody foresaw. The message is refused and counted, so the device gets its PUBACK and does
       // not resend the same poison for ever, and the rest of its traffic flows.
       this.reject({ reason: 'unprocessable', message: `the message could not be processed: ${(error as Error).message.slice(0, 200)}`, deviceId: topic.deviceId, topic: message.topic, receivedAt: message.receivedAt });
-      return { accepted: 0, rejected: 1, forward: null };
+      return refused({ accepted: 0, rejected: 1, forward: null });
     }
     const { readings, rejections, forward } = result;
     this.rejectAll(rejections);
-    if (readings.length > 0) await this.store(readings, lines);
-    return { accepted: readings.length, rejected: rejections.length, forward };
+    return { outcome: { accepted: readings.length, rejected: rejections.length, forward }, readings, lines };
   }
 
   /** Records a device going online or offline, as its source saw it (a login, a will, a closed connection). */

@@ -133,6 +133,11 @@ export class RabbitmqPartitions implements Source, MessageBus {
     throw new Error(`the ingest worker reached no RabbitMQ node (${this.options.urls.map(redact).join(', ')}): ${lastError?.message}; are rabbitmq.amqpUrls and the worker's account right?`);
   }
 
+  /** Whether a publish can be confirmed now: a session with the cluster is open. */
+  connected(): boolean {
+    return this.session !== null && !this.session.closed;
+  }
+
   /** Publishes on amq.topic (alerts, rejection reports) for MQTT subscribers; resolves once RabbitMQ confirms it. */
   publish(topic: string, payload: string | Buffer): Promise<void> {
     const session = this.session;

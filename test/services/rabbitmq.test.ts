@@ -3,6 +3,7 @@
 // its partitions (ingest/rabbitmq-partitions.ts): devices log in on any node with their registry
 // secret, publish only as themselves and subscribe only to their downlink; their messages are
 // spread over the partitions, and every acknowledged reading is stored once, also when a node dies.
+// A JT/T 808 terminal reaching the service's gateway is relayed through the cluster as well.
 // One file, so that the suite starts one cluster for both.
 import amqp from 'amqplib';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -12,6 +13,9 @@ import { PARTITION_EXCHANGE, partitionQueue } from '../../services/ingest/rabbit
 import { startTestInfluxd, type TestInfluxd } from '../helpers/influxd.ts';
 import { freePort } from '../helpers/ports.ts';
 import { RABBIT_ADMIN, startTestRabbitCluster, type TestRabbitCluster } from '../helpers/rabbitmq.ts';
+import { TestTerminal } from '../helpers/jt808.ts';
+import { MESSAGE, RESULT } from '../../services/jt808/session.ts';
+import { authenticationFrame, locationFrame } from '../../services/jt808/terminal.ts';
 import { eventually, provision, startTestService, testConfig, type TestService } from '../helpers/service.ts';
 
 let influxd: TestInfluxd;
@@ -30,7 +34,7 @@ beforeAll(async () => {
   // The worker runs on the account docs/scale-out.md gives workers, with exactly its rights.
   await cluster.ctl(0, 'add_user', WORKER.username, WORKER.password);
   await cluster.ctl(0, 'set_permissions', '-p', '/', WORKER.username, '^waste\\.partition', '^(waste\\.partition|amq\\.topic)', '^(waste\\.partition|amq\\.topic)');
-  await cluster.ctl(0, 'set_topic_permissions', '-p', '/', WORKER.username, 'amq.topic', '^waste\\.(alerts|ingest)\\.', '^waste\\.');
+  await cluster.ctl(0, 'set_topic_permissions', '-p', '/', WORKER.username, 'amq.topic', '^waste\\.', '^waste\\.');
   const config = await testConfig(influxd.url, {
     'api.port': apiPort,
     'api.host': '127.0.0.1',
@@ -40,6 +44,8 @@ beforeAll(async () => {
     'rabbitmq.managementPassword': RABBIT_ADMIN.password,
     'rabbitmq.amqpUrls': cluster.nodes.map((n) => `amqp://${WORKER.username}:${WORKER.password}@127.0.0.1:${n.amqpPort}`),
     'rabbitmq.partitions': PARTITIONS,
+    'jt808.host': '127.0.0.1',
+    'jt808.port': await freePort(),
   });
   secrets = await provision(config, [...['R-T1', 'R-T2', 'R-T3', 'R-OFF', ...FLEET].map((id) => [id, 'trucks'] as [string, 'trucks'])]);
   svc = await startTestService(config);
@@ -107,6 +113,26 @@ describe('RabbitMQ cluster logging devices in through the service', () => {
     await device.endAsync();
     const reports = await eventually(async () => received.filter((r) => r.startsWith('waste.ingest.rejected ') && r.includes('R-T3')), (r) => r.length > 0);
     expect(JSON.parse(reports[0]!.slice('waste.ingest.rejected '.length))).toMatchObject({ device_id: 'R-T3', reason: 'invalid_json' });
+  });
+
+  it('relays a JT/T 808 terminal\'s fixes and status through the cluster, answering the terminal once RabbitMQ holds them', async () => {
+    const phone = '13800138001';
+    await svc.service.devices.add('R-JT1', 'trucks', { phone, authCode: 'code-1' });
+    const terminal = await TestTerminal.connect(svc.ports.jt808Port!);
+    try {
+      terminal.send(authenticationFrame({ phone, serial: 1, edition: 2013 }, { code: 'code-1' }));
+      expect(await terminal.response(1)).toMatchObject({ messageId: MESSAGE.authentication, result: RESULT.ok });
+      const ts = Math.floor(Date.now() / 1000) * 1000 - 5000;
+      terminal.send(locationFrame({ phone, serial: 2, edition: 2013 }, { ts, lat: 31.3, lon: 120.6, speedKmh: 36, heading: 90 }));
+      expect(await terminal.response(2)).toMatchObject({ messageId: MESSAGE.location, result: RESULT.ok });
+      // On amq.topic as if the terminal had published over MQTT, hence through the partitions.
+      const relayed = await eventually(async () => received.filter((r) => r.startsWith('waste.trucks.R-JT1.')), (r) => r.length >= 2);
+      expect(relayed.map((r) => r.split(' ')[0]).sort()).toEqual(['waste.trucks.R-JT1.position', 'waste.trucks.R-JT1.status']);
+      expect(JSON.parse(relayed.find((r) => r.startsWith('waste.trucks.R-JT1.position'))!.split(' ').slice(1).join(' '))).toMatchObject([{ ts, lat: 31.3, lon: 120.6, speed_kmh: 36, heading: 90 }]);
+      expect(await eventually(() => influxd.count('truck_position', 'lat', 'R-JT1'), (n) => n === 1)).toBe(1);
+    } finally {
+      terminal.close();
+    }
   });
 
   it('never acknowledges nor routes a message over max_message_size (the documented 1 MiB)', async () => {
