@@ -147,6 +147,7 @@ export function buildPipeline(config: Config, log: Logger): Pipeline {
     log: log.child({ service: 'rules' }),
     onEvaluated: (ms) => metrics.observeRules(ms),
     findingsRoom: () => alerts.room(),
+    judges: partitions && assignment ? (deviceId) => partitions.receives(deviceId) : undefined,
   });
   const jobRuns = new JobRuns(registry);
   const sorting = new SortingService({

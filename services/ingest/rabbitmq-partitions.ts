@@ -87,6 +87,8 @@ export class RabbitmqPartitions implements Source, MessageBus {
   private applying: Promise<void> = Promise.resolve();
   /** Devices seen from each partition since this worker took it. */
   private readonly devicesOf = new Map<number, Set<string>>();
+  /** The partition each of those devices came through. */
+  private readonly partitionOf = new Map<string, number>();
   /** Partitions this worker took from others: their devices are taken over at first sight. */
   private readonly takenFromOthers = new Set<number>();
   /**
@@ -131,6 +133,15 @@ export class RabbitmqPartitions implements Source, MessageBus {
       }
     }
     throw new Error(`the ingest worker reached no RabbitMQ node (${this.options.urls.map(redact).join(', ')}): ${lastError?.message}; are rabbitmq.amqpUrls and the worker's account right?`);
+  }
+
+  /**
+   * Whether this worker receives the device's data: it came through a partition this worker
+   * consumes. The rules judge the silence of such devices only; the others they know from the
+   * replay at start are judged by the workers they reach.
+   */
+  receives(deviceId: string): boolean {
+    return this.partitionOf.has(deviceId);
   }
 
   /** Whether a publish can be confirmed now: a session with the cluster is open. */
@@ -236,6 +247,7 @@ export class RabbitmqPartitions implements Source, MessageBus {
       const devices = this.devicesOf.get(p);
       this.devicesOf.delete(p);
       this.takenFromOthers.delete(p);
+      for (const id of devices ?? []) if (this.partitionOf.get(id) === p) this.partitionOf.delete(id);
       if (devices && devices.size > 0) this.intake?.release?.([...devices]);
     }
     if (!session || session.closed) return; // the next session consumes what is owned then
@@ -312,6 +324,7 @@ export class RabbitmqPartitions implements Source, MessageBus {
     if (!devices) this.devicesOf.set(partition, (devices = new Set()));
     if (devices.has(deviceId)) return;
     devices.add(deviceId);
+    this.partitionOf.set(deviceId, partition);
     if (this.takenFromOthers.has(partition)) this.intake?.takeOver?.([deviceId]);
   }
 

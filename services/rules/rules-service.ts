@@ -30,6 +30,12 @@ export interface RulesDeps {
    * their recording takes.
    */
   findingsRoom?: () => Promise<void>;
+  /**
+   * Whether this process judges a device at all (absent: every device it hears of). Workers
+   * sharing a RabbitMQ cluster's partitions judge only the devices that come through theirs: the
+   * others, known from the replay at start, are another worker's, and their silence here is none.
+   */
+  judges?: (deviceId: string) => boolean;
 }
 
 /** Tickets are replayed this far back, so a trip's exit ticket is there when its entry ticket comes. */
@@ -88,6 +94,9 @@ export class RulesService {
   private elsewhereTimer: NodeJS.Timeout | null = null;
   private elsewhereLookedAt = 0;
 
+  /** Devices this process judges: not reporting elsewhere, and its own where workers share partitions. */
+  private readonly judged = (deviceId: string): boolean => !this.elsewhere.has(deviceId) && (this.deps.judges?.(deviceId) ?? true);
+
   constructor(private readonly deps: RulesDeps) {
     this.spillage = new SpillageStore(deps.db, deps.config.spillageCellM, () => deps.city.current, deps.writeLines);
   }
@@ -120,7 +129,7 @@ export class RulesService {
     this.timer = setInterval(() => {
       const now = Date.now();
       this.engine?.tick(now);
-      this.engine?.checkSilence(now, (deviceId) => !this.elsewhere.has(deviceId));
+      this.engine?.checkSilence(now, this.judged);
       if (this.engine && now - loggedAt >= STATS_LOG_MS) {
         loggedAt = now;
         log.info({ ...this.engine.stats, evaluationMs: Math.round(this.engine.stats.evaluationMs), settlingTickets: this.engine.settlingTickets() }, 'rules stats (since start)');
@@ -131,16 +140,16 @@ export class RulesService {
 
   /** A bin's fill level and predicted time to full (null before its first reading). */
   binForecast(deviceId: string) {
-    return this.elsewhere.has(deviceId) ? null : (this.engine?.binForecast(deviceId) ?? null);
+    return this.judged(deviceId) ? (this.engine?.binForecast(deviceId) ?? null) : null;
   }
 
   /** The latest fix of each truck this process judges. */
   *latestFixes(): Generator<[truckId: string, fix: TruckFix]> {
-    for (const entry of this.engine?.latestFixes() ?? []) if (!this.elsewhere.has(entry[1].deviceId)) yield entry;
+    for (const entry of this.engine?.latestFixes() ?? []) if (this.judged(entry[1].deviceId)) yield entry;
   }
 
   latestBinSample(deviceId: string) {
-    return this.elsewhere.has(deviceId) ? null : (this.engine?.latestBinSample(deviceId) ?? null);
+    return this.judged(deviceId) ? (this.engine?.latestBinSample(deviceId) ?? null) : null;
   }
 
   stop(): void {
