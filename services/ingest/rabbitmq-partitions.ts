@@ -55,6 +55,8 @@ const RING_POINTS_PER_PARTITION = '20';
  */
 const FORWARDED_TOPIC_HEADER = 'x-waste-forwarded-from';
 const RECONNECT_MS = 1000;
+const SIGHTINGS_FLUSH_MS = 1000;
+const SIGHTINGS_PER_STATEMENT = 500;
 const STOP_GRACE_MS = 5000;
 
 /** MQTT topic filters as AMQP binding keys ('/' is '.', '+' is '*'). */
@@ -89,6 +91,9 @@ export class RabbitmqPartitions implements Source, MessageBus {
   private readonly devicesOf = new Map<number, Set<string>>();
   /** The partition each of those devices came through. */
   private readonly partitionOf = new Map<string, number>();
+  /** First sightings not yet recorded in device_partitions, and the timer that records them. */
+  private readonly unrecorded = new Map<string, number>();
+  private recording: NodeJS.Timeout | null = null;
   /** Partitions this worker took from others: their devices are taken over at first sight. */
   private readonly takenFromOthers = new Set<number>();
   /**
@@ -114,7 +119,11 @@ export class RabbitmqPartitions implements Source, MessageBus {
         const alone = first && this.assignment!.liveWorkers().length === 1;
         const before = this.owned;
         this.owned = owned;
-        if (!first || !alone) for (const p of owned) if (!before.has(p)) this.takenFromOthers.add(p);
+        const gained = [...owned].filter((p) => !before.has(p));
+        if (!first || !alone) for (const p of gained) this.takenFromOthers.add(p);
+        // Its devices known to have come through them, the silent ones too: their silence is
+        // judged here from now on (their state rebuilt, unless this worker has it from its start).
+        this.adopt(gained, !alone);
         if (!first) this.applying = this.applying.then(() => this.apply(before)).catch((error: Error) => this.log.error({ error: error.message }, 'could not change the partitions consumed'));
         first = false;
       }, this.log);
@@ -317,7 +326,11 @@ export class RabbitmqPartitions implements Source, MessageBus {
     }
   }
 
-  /** Notes which partition a device came through; a device of a partition taken from another worker is taken over at first sight. */
+  /**
+   * Notes which partition a device came through; a device of a partition taken from another
+   * worker is taken over at first sight. Where workers share the partitions, the first sight is
+   * recorded (device_partitions), for the next worker to take the partition over.
+   */
   private noteDevice(partition: number | undefined, deviceId: string | null): void {
     if (partition === undefined || deviceId === null) return;
     let devices = this.devicesOf.get(partition);
@@ -326,6 +339,60 @@ export class RabbitmqPartitions implements Source, MessageBus {
     devices.add(deviceId);
     this.partitionOf.set(deviceId, partition);
     if (this.takenFromOthers.has(partition)) this.intake?.takeOver?.([deviceId]);
+    if (this.options.assignment) this.sighted(deviceId, partition);
+  }
+
+  /** Records first sightings in the registry, a batch at most every second. */
+  private sighted(deviceId: string, partition: number): void {
+    this.unrecorded.set(deviceId, partition);
+    if (this.recording) return;
+    this.recording = setTimeout(() => {
+      this.recording = null;
+      const rows = [...this.unrecorded];
+      this.unrecorded.clear();
+      const now = Date.now();
+      try {
+        for (let i = 0; i < rows.length; i += SIGHTINGS_PER_STATEMENT) {
+          const chunk = rows.slice(i, i + SIGHTINGS_PER_STATEMENT);
+          this.options.assignment!.db
+            .statement(`INSERT INTO device_partitions (device_id, partition, seen_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT (device_id) DO UPDATE SET partition = excluded.partition, seen_at = excluded.seen_at`)
+            .run(...chunk.flatMap(([id, p]) => [id, p, now]));
+        }
+      } catch (error) {
+        // Tried again with the next sightings: a worker taking the partition over meanwhile
+        // would not know these devices until they report.
+        for (const [id, p] of rows) if (!this.unrecorded.has(id)) this.unrecorded.set(id, p);
+        this.log.warn({ error: (error as Error).message, devices: rows.length }, 'could not record which partitions devices came through; trying again with the next');
+      }
+    }, SIGHTINGS_FLUSH_MS);
+    this.recording.unref();
+  }
+
+  /**
+   * Takes as this worker's the devices known to have come through these partitions (taken over,
+   * `rebuild`: their state is rebuilt from InfluxDB), so that one that has gone silent is still
+   * judged here. Where the partitions are not shared there is no record, and nothing to do.
+   */
+  private adopt(partitions: readonly number[], rebuild: boolean): void {
+    const db = this.options.assignment?.db;
+    if (!db || partitions.length === 0) return;
+    let rows: { device_id: string; partition: number }[];
+    try {
+      rows = db.statement(`SELECT device_id, partition FROM device_partitions WHERE partition IN (${partitions.map(() => '?').join(', ')})`).all(...partitions) as typeof rows;
+    } catch (error) {
+      this.log.warn({ error: (error as Error).message }, 'could not read which devices came through the partitions gained; each is judged here from its next message');
+      return;
+    }
+    const adopted: string[] = [];
+    for (const { device_id: id, partition } of rows) {
+      let devices = this.devicesOf.get(partition);
+      if (!devices) this.devicesOf.set(partition, (devices = new Set()));
+      if (devices.has(id)) continue;
+      devices.add(id);
+      this.partitionOf.set(id, partition);
+      adopted.push(id);
+    }
+    if (rebuild && adopted.length > 0) this.intake?.takeOver?.(adopted);
   }
 
   /** Acknowledges every delivery up to the last of the durable run at the head of the line, with one basic.ack. */

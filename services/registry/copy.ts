@@ -48,6 +48,7 @@ export const REGISTRY_TABLES = [
   'job_runs',
   'api_rate_limits',
   'ingest_workers',
+  'device_partitions',
   'registry_revision',
 ] as const;
 

@@ -382,6 +382,21 @@ const WRITTEN: readonly (Omit<Migration, 'postgres'> & { postgres?: string })[] 
       CREATE TABLE ingest_workers (worker_id TEXT PRIMARY KEY, heartbeat_at BIGINT NOT NULL, started_at BIGINT NOT NULL);
     `,
   },
+  {
+    version: 10,
+    name: 'the partition each device comes through',
+    // Written by the ingest workers on a RabbitMQ cluster as devices first come through a
+    // partition, so that a worker taking a partition over knows its devices, the silent ones too
+    // (ingest/rabbitmq-partitions.ts): RabbitMQ's hash ring cannot be asked.
+    sqlite: `
+      CREATE TABLE device_partitions (device_id TEXT PRIMARY KEY, partition INTEGER NOT NULL, seen_at INTEGER NOT NULL);
+      CREATE INDEX device_partitions_partition ON device_partitions(partition);
+    `,
+    postgres: `
+      CREATE TABLE device_partitions (device_id TEXT PRIMARY KEY, partition INTEGER NOT NULL, seen_at BIGINT NOT NULL);
+      CREATE INDEX device_partitions_partition ON device_partitions(partition);
+    `,
+  },
 ];
 
 export const MIGRATIONS: readonly Migration[] = WRITTEN.map((m) => ({ ...m, postgres: m.postgres ?? postgresTypes(m.sqlite) }));

@@ -178,9 +178,7 @@ export class RulesService {
         continue;
       }
       if (this.takenOver.delete(reading.deviceId)) {
-        this.engine.forget(reading.deviceId);
-        this.elsewhere.delete(reading.deviceId);
-        this.rebuild(reading);
+        this.rebuild(reading.deviceId, reading.kind === 'bin' ? 'bin' : 'truck', reading);
         continue;
       }
       // A device that reports here is judged here again, from this reading on: what this process
@@ -197,7 +195,12 @@ export class RulesService {
    * deviation in progress goes on as the same alert).
    */
   takeOver(deviceIds: Iterable<string>): void {
-    for (const id of deviceIds) this.takenOver.add(id);
+    for (const id of deviceIds) {
+      if (this.rebuilding.has(id)) continue;
+      // A bin is rebuilt at once: its silence is judged here, also if it never reports again.
+      if (this.engine && this.deps.city.current.binByDevice(id)) this.rebuild(id, 'bin', null);
+      else this.takenOver.add(id);
+    }
   }
 
   /** The devices of a partition another worker consumes from now on: their silence here is not an outage. */
@@ -208,10 +211,11 @@ export class RulesService {
     }
   }
 
-  /** Replays one taken-over device's history, then the readings that came for it meanwhile. */
-  private rebuild(first: Reading): void {
-    const deviceId = first.deviceId;
-    this.rebuilding.set(deviceId, [first]);
+  /** Forgets what this process knew of a taken-over device, replays its history, then the readings that came for it meanwhile. */
+  private rebuild(deviceId: string, kind: 'bin' | 'truck', first: Reading | null): void {
+    this.engine?.forget(deviceId);
+    this.elsewhere.delete(deviceId);
+    this.rebuilding.set(deviceId, first ? [first] : []);
     const { log } = this.deps;
     const done = (history: Reading[]) => {
       const waiting = this.rebuilding.get(deviceId) ?? [];
@@ -226,7 +230,7 @@ export class RulesService {
       void this.inTurn(async () => {
         let history: Reading[] = [];
         try {
-          history = await this.history(reader, first);
+          history = await this.history(reader, deviceId, kind);
         } catch (error) {
           this.takeovers.failed++;
           log.warn({ deviceId, error: (error as Error).message }, 'could not read a taken-over device\'s history from InfluxDB; it is judged from its readings here on');
@@ -241,13 +245,12 @@ export class RulesService {
    * What InfluxDB holds of a taken-over device: a bin's latest readings; a truck's latest fixes and
    * the last day's tickets naming it, which reached the worker that judged it until now.
    */
-  private async history(reader: TelemetryReader, first: Reading): Promise<Reading[]> {
+  private async history(reader: TelemetryReader, deviceId: string, kind: 'bin' | 'truck'): Promise<Reading[]> {
     const { config, city } = this.deps;
     const to = new Date(Date.now() + 1000).toISOString();
-    if (first.kind === 'bin') return (await reader.levels(first.deviceId, new Date(Date.now() - config.binRebuildWindowS * 1000).toISOString(), to)).map(levelReading);
-    if (first.kind !== 'truck') return [];
-    const truck = city.current.truckByDevice(first.deviceId);
-    const [fixes, tickets] = await Promise.all([reader.track(first.deviceId, new Date(Date.now() - config.rebuildWindowS * 1000).toISOString(), to), truck ? this.lastDayTickets(reader) : []]);
+    if (kind === 'bin') return (await reader.levels(deviceId, new Date(Date.now() - config.binRebuildWindowS * 1000).toISOString(), to)).map(levelReading);
+    const truck = city.current.truckByDevice(deviceId);
+    const [fixes, tickets] = await Promise.all([reader.track(deviceId, new Date(Date.now() - config.rebuildWindowS * 1000).toISOString(), to), truck ? this.lastDayTickets(reader) : []]);
     // Resolved as the engine resolves a ticket's truck (engine.ts onTicket).
     const ofTruck = (t: TicketRow) => ((t.truck_device_id && city.current.truckByDevice(t.truck_device_id)) || (t.plate && city.current.truckByPlate(t.plate)) || undefined)?.id === truck!.id;
     return [...tickets.filter(ofTruck).map(ticketReading), ...fixes.map(fixReading)];

@@ -49,11 +49,11 @@ describe('npm run cli -- db', () => {
 
     const copied = await cli(['db', 'copy', '--from', `sqlite:${file}`, '--to', url], env);
     expect(copied.code, copied.stderr).toBe(0);
-    expect(copied.stdout).toMatch(/^copied 4 rows in [\d.]+ s \(\d+ rows\/s\), schema version 9\n/);
+    expect(copied.stdout).toMatch(/^copied 4 rows in [\d.]+ s \(\d+ rows\/s\), schema version 10\n/);
     expect(copied.stdout).toMatch(/^devices\s+2\s+2 {2}OK$/m);
     expect(copied.stdout).toMatch(/^tokens\s+1\s+1 {2}OK$/m);
     expect(copied.stdout).toMatch(/^companies\s+0\s+0 {2}OK$/m);
-    expect(copied.stdout).toContain('every table equal on both sides (28 tables)');
+    expect(copied.stdout).toContain('every table equal on both sides (29 tables)');
     expect(copied.stderr).toContain(`copying sqlite ${file} → postgres postgres://127.0.0.1:${cluster.port}/`);
     expect(copied.stderr).toMatch(/^ {2}devices: 2 rows$/m);
     expect(copied.stdout + copied.stderr).not.toContain(PASSWORD);
@@ -81,29 +81,29 @@ describe('npm run cli -- db', () => {
 
     const status = await cli(['db', 'status', '--database', url], env);
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toMatch(/^backend: +postgres\nwhere: +postgres:\/\/127\.0\.0\.1:\d+\/\w+\nschema version: 9 \(the latest this program knows\)\nrows:\n/);
+    expect(status.stdout).toMatch(/^backend: +postgres\nwhere: +postgres:\/\/127\.0\.0\.1:\d+\/\w+\nschema version: 10 \(the latest this program knows\)\nrows:\n/);
     expect(status.stdout).toMatch(/^ {2}devices +2$/m);
     expect(status.stdout).not.toContain(PASSWORD);
 
     const migrate = await cli(['db', 'migrate', '--database', url, '--json'], env);
-    expect(JSON.parse(migrate.stdout)).toMatchObject({ dialect: 'postgres', before: 9, after: 9, applied: [] });
+    expect(JSON.parse(migrate.stdout)).toMatchObject({ dialect: 'postgres', before: 10, after: 10, applied: [] });
   }, 120_000);
 
   it('migrates the configured database, saying what it applied', async () => {
     const dir = await tempDir('waste-cli-db-');
     const first = await cli(['db', 'migrate'], { WASTE_DATA_DIR: dir });
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toMatch(new RegExp(`^sqlite ${path.join(dir, 'registry.db').replace(/[.]/g, '\\.')}: schema version 0 → 9\n {2}applied 1: registry entities, devices and tokens\n`));
+    expect(first.stdout).toMatch(new RegExp(`^sqlite ${path.join(dir, 'registry.db').replace(/[.]/g, '\\.')}: schema version 0 → 10\n {2}applied 1: registry entities, devices and tokens\n`));
     expect(first.stdout).toContain('  applied 8: several processes');
     expect(first.stdout).toContain('  applied 9: ingest workers sharing the partitions of a RabbitMQ cluster');
-    expect((await cli(['db', 'migrate'], { WASTE_DATA_DIR: dir })).stdout).toMatch(/schema version 9, up to date; nothing to apply\n$/);
+    expect((await cli(['db', 'migrate'], { WASTE_DATA_DIR: dir })).stdout).toMatch(/schema version 10, up to date; nothing to apply\n$/);
 
     // database.url, when set, is the configured database.
     const url = await withPassword();
     const status = await cli(['db', 'status'], { WASTE_DATA_DIR: dir, WASTE_DATABASE_URL: url });
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/^backend: +postgres\n/);
-    expect(status.stdout).toContain('(opening it applied migrations 1, 2, 3, 4, 5, 6, 7, 8, 9, from version 0)');
+    expect(status.stdout).toContain('(opening it applied migrations 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, from version 0)');
     expect(status.stdout).not.toContain(PASSWORD);
   }, 60_000);
 

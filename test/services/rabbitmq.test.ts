@@ -446,5 +446,10 @@ describe('ingest workers sharing a RabbitMQ cluster', () => {
     expect(deviation()).toHaveLength(1);
     expect(after).toContain(judge);
     expect(survivors.map((w) => workerIdOf(w.dataDir)).some((s) => after.includes(s))).toBe(true);
+    // The workers recorded the partition each truck came through (for the next to take it over
+    // with its silent devices); weighbridges are judged with their trucks, and not recorded.
+    const recorded = registry.statement('SELECT device_id, partition FROM device_partitions').all() as { device_id: string; partition: number }[];
+    expect(recorded.map((r) => r.device_id).sort()).toEqual([DEVICES.gps1, ...WORKER_FLEET].sort());
+    for (const { partition } of recorded) expect(partition >= 0 && partition < SHARED_PARTITIONS).toBe(true);
   });
 });

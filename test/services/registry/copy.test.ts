@@ -119,6 +119,7 @@ async function buildRegistry(location: string): Promise<Built> {
   db.statement('INSERT INTO job_runs (job, slot, runner, started_at, finished_at) VALUES (?, ?, ?, ?, ?)').run('sorting', '2026-06-01T05:05', 'host-1:4242', NIGHT, NIGHT + 1500);
   db.statement('INSERT INTO api_rate_limits (client, window_start, hits) VALUES (?, ?, ?)').run('token:abc', NIGHT, 42);
   db.statement('INSERT INTO ingest_workers (worker_id, heartbeat_at, started_at) VALUES (?, ?, ?)').run('host-1:/var/lib/waste/worker-1', NIGHT + 1000, NIGHT);
+  db.statement('INSERT INTO device_partitions (device_id, partition, seen_at) VALUES (?, ?, ?)').run('GPS-1', 17, NIGHT + 2000);
   return { db, alertId: raised.alert.id, tokens: { admin, enforcement, revoked: old.token } };
 }
 
@@ -145,14 +146,14 @@ describe('copying a registry from SQLite to PostgreSQL', () => {
     const report = copyRegistry(source, target, { progress: (table, rows) => seen.set(table, rows) });
     console.info(`copied ${report.rows} rows in ${report.ms.toFixed(0)} ms (${Math.round(report.rows / (report.ms / 1000))} rows/s)`);
 
-    expect(report).toMatchObject({ from: { dialect: 'sqlite' }, to: { dialect: 'postgres', where: target.where }, schemaVersion: 9, emptied: false });
+    expect(report).toMatchObject({ from: { dialect: 'sqlite' }, to: { dialect: 'postgres', where: target.where }, schemaVersion: 10, emptied: false });
     expect(report.tables.map((t) => t.table)).toEqual([...REGISTRY_TABLES]);
     expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(report.tables.map((t) => [t.table, t.rows])));
     // Every table has something to copy: none is left out unnoticed.
     expect(tableCounts(source).filter((t) => t.rows === 0)).toEqual([]);
     const comparison = compareRegistries(source, target);
     expect(comparison.tables.filter((t) => !t.equal)).toEqual([]);
-    expect(comparison).toMatchObject({ equal: true, schemaVersion: { a: 9, b: 9 } });
+    expect(comparison).toMatchObject({ equal: true, schemaVersion: { a: 10, b: 10 } });
     expect(comparison.tables.map((t) => t.a.rows)).toEqual(report.tables.map((t) => t.rows));
 
     // The stores, on both backends.
@@ -256,7 +257,7 @@ describe('copying a registry from SQLite to PostgreSQL', () => {
     await new DeviceStore(source).add('NEW-AFTER-FIRST-COPY', 'bins');
 
     expect(() => copyRegistry(source, target)).toThrow(CopyRefused);
-    expect(() => copyRegistry(source, target)).toThrow(/holds rows already \(in companies, districts, communities, jurisdictions, jurisdiction_neighbours and 22 more tables\); .* give --force/);
+    expect(() => copyRegistry(source, target)).toThrow(/holds rows already \(in companies, districts, communities, jurisdictions, jurisdiction_neighbours and 23 more tables\); .* give --force/);
     expect(new DeviceStore(target).device('NEW-AFTER-FIRST-COPY')).toBeUndefined();
 
     const report = copyRegistry(source, target, { force: true });
@@ -280,7 +281,7 @@ describe('copying a registry from SQLite to PostgreSQL', () => {
     const file = await sqliteFile();
     const source = open(file);
     const older = open(await cluster.createDatabase(), { migrations: MIGRATIONS.filter((m) => m.version < 9) });
-    expect(() => copyRegistry(source, older)).toThrow(/schema version 9, the target .* at 8; both must be at the same version/);
+    expect(() => copyRegistry(source, older)).toThrow(/schema version 10, the target .* at 8; both must be at the same version/);
     expect(() => copyRegistry(source, open(`sqlite:${file}`))).toThrow(/the same database/);
     // One PostgreSQL database under two names of its host.
     const url = new URL(await cluster.createDatabase());
