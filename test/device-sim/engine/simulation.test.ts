@@ -37,12 +37,12 @@ const digest = (items: unknown[]) => crypto.createHash('sha256').update(items.ma
 
 describe('Simulation', () => {
   it('gives the same messages and labels for the same seed, and others for another seed', () => {
-    const a = run({ rates: uniformRates(0.1), hours: 12 });
-    const b = run({ rates: uniformRates(0.1), hours: 12 });
+    const a = run({ rates: uniformRates(0.1), hours: 8 });
+    const b = run({ rates: uniformRates(0.1), hours: 8 });
     expect(a.labels.length).toBeGreaterThan(10);
     expect(digest(a.labels.map(labelJson))).toBe(digest(b.labels.map(labelJson)));
     expect(digest(a.messages)).toBe(digest(b.messages));
-    const c = run({ seed: 'other', rates: uniformRates(0.1), hours: 12 });
+    const c = run({ seed: 'other', rates: uniformRates(0.1), hours: 8 });
     expect(digest(c.labels.map(labelJson))).not.toBe(digest(a.labels.map(labelJson)));
   });
 
@@ -61,17 +61,17 @@ describe('Simulation', () => {
   });
 
   it('labels no injected violation when the rates are off, and only the one that is on', () => {
-    const none = run({ rates: uniformRates(0), hours: 36 });
+    const none = run({ rates: uniformRates(0), hours: 24 });
     expect(none.labels.filter((l) => l.cause !== 'natural')).toEqual([]);
     const rates = uniformRates(0);
     rates.speeding = 0.5;
-    const speeding = run({ rates, hours: 36 });
+    const speeding = run({ rates, hours: 24 });
     expect(new Set(speeding.labels.map((l) => l.cause))).toEqual(new Set(['speeding', ...speeding.labels.filter((l) => l.cause === 'natural').map(() => 'natural')]));
     expect(speeding.labels.filter((l) => l.type === 'speeding').length).toBeGreaterThan(5);
   });
 
   it('drives clean trips that break no rule: every trip checked second by second', () => {
-    const { labels } = run({ rates: uniformRates(0), noise: NO_NOISE, hours: 30, audit: true });
+    const { labels } = run({ rates: uniformRates(0), noise: NO_NOISE, hours: 24, audit: true });
     // Only bins may overflow on their own; trucks without an injected violation break nothing.
     expect(labels.filter((l) => l.subject.kind === 'truck')).toEqual([]);
   });
