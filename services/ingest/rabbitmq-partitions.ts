@@ -198,6 +198,9 @@ export class RabbitmqPartitions implements Source, MessageBus {
     if (this.reconnect) clearTimeout(this.reconnect);
     this.reconnect = null;
     this.assignment?.stop();
+    if (this.recording) clearTimeout(this.recording);
+    this.recording = null;
+    this.recordSightings();
     const session = this.session;
     if (!session) return;
     // No more deliveries; what is in the pipeline is made durable and acknowledged, for a while.
@@ -345,27 +348,36 @@ export class RabbitmqPartitions implements Source, MessageBus {
   /** Records first sightings in the registry, a batch at most every second. */
   private sighted(deviceId: string, partition: number): void {
     this.unrecorded.set(deviceId, partition);
-    if (this.recording) return;
+    this.scheduleRecording();
+  }
+
+  private scheduleRecording(): void {
+    if (this.recording || this.unrecorded.size === 0) return;
     this.recording = setTimeout(() => {
       this.recording = null;
-      const rows = [...this.unrecorded];
-      this.unrecorded.clear();
-      const now = Date.now();
-      try {
-        for (let i = 0; i < rows.length; i += SIGHTINGS_PER_STATEMENT) {
-          const chunk = rows.slice(i, i + SIGHTINGS_PER_STATEMENT);
-          this.options.assignment!.db
-            .statement(`INSERT INTO device_partitions (device_id, partition, seen_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT (device_id) DO UPDATE SET partition = excluded.partition, seen_at = excluded.seen_at`)
-            .run(...chunk.flatMap(([id, p]) => [id, p, now]));
-        }
-      } catch (error) {
-        // Tried again with the next sightings: a worker taking the partition over meanwhile
-        // would not know these devices until they report.
-        for (const [id, p] of rows) if (!this.unrecorded.has(id)) this.unrecorded.set(id, p);
-        this.log.warn({ error: (error as Error).message, devices: rows.length }, 'could not record which partitions devices came through; trying again with the next');
-      }
+      this.recordSightings();
     }, SIGHTINGS_FLUSH_MS);
     this.recording.unref();
+  }
+
+  /** Writes the sightings not yet recorded; what the registry does not take is tried again a second later. */
+  private recordSightings(): void {
+    const db = this.options.assignment?.db;
+    if (!db || this.unrecorded.size === 0) return;
+    const rows = [...this.unrecorded];
+    this.unrecorded.clear();
+    const now = Date.now();
+    try {
+      for (let i = 0; i < rows.length; i += SIGHTINGS_PER_STATEMENT) {
+        const chunk = rows.slice(i, i + SIGHTINGS_PER_STATEMENT);
+        db.statement(`INSERT INTO device_partitions (device_id, partition, seen_at) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')} ON CONFLICT (device_id) DO UPDATE SET partition = excluded.partition, seen_at = excluded.seen_at`).run(...chunk.flatMap(([id, p]) => [id, p, now]));
+      }
+    } catch (error) {
+      // Until recorded, a worker taking the partition over would not know these devices before they report.
+      for (const [id, p] of rows) if (!this.unrecorded.has(id)) this.unrecorded.set(id, p);
+      this.log.warn({ error: (error as Error).message, devices: rows.length }, 'could not record which partitions devices came through; trying again in a second');
+      if (!this.stopping) this.scheduleRecording();
+    }
   }
 
   /**
