@@ -90,7 +90,9 @@ export class IngestPipeline implements Intake {
     // here is a fault (or a forgery) worth the same report as a device's.
     const topic = parseDeviceTopic(message.topic);
     if (topic?.deviceClass !== 'scales' || topic.channel !== 'tickets') {
-      this.reject({ reason: 'unknown_topic', message: `a forwarded message names ${message.topic.slice(0, 200)}, not a weighbridge's tickets`, deviceId: null, topic: message.topic, receivedAt: message.receivedAt });
+      // The topic came in a header, not through a broker's topic rules: quoted short.
+      const quoted = message.topic.slice(0, 200);
+      this.reject({ reason: 'unknown_topic', message: `a forwarded message names ${quoted}, not a weighbridge's tickets`, deviceId: null, topic: quoted, receivedAt: message.receivedAt });
       return;
     }
     const { readings, rejections } = validateMessage(topic, message.topic, message.payload, message.receivedAt, this.limits);

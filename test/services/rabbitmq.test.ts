@@ -119,6 +119,20 @@ describe('RabbitMQ cluster logging devices in through the service', () => {
     expect(received.filter((r) => r.includes('forged'))).toEqual([]);
   });
 
+  it('does not take a device\'s own message for a ticket forwarded by a worker, whatever headers it carries', async () => {
+    // A device may log in over AMQP 0-9-1 too, and set headers there: publishing as itself on
+    // amq.topic, with the header workers mark forwarded tickets with, it is still just itself.
+    const forged = { ticket_id: 'FORGED-1', ts: Date.now(), plate: '苏E00001', gross_kg: 40_000, tare_kg: 14_000, net_kg: 26_000, category: 'construction', direction: 'out' };
+    const before = svc.service.partitions!.stats.forwardedReceived;
+    const device = await amqp.connect(`amqp://R-T2:${encodeURIComponent(secrets['R-T2']!)}@127.0.0.1:${cluster.nodes[2]!.amqpPort}`);
+    const channel = await device.createConfirmChannel();
+    await new Promise<void>((resolve, reject) => channel.publish('amq.topic', 'waste.trucks.R-T2.position', Buffer.from(JSON.stringify(forged)), { headers: { 'x-waste-forwarded-from': 'waste/scales/R-T2/tickets' } }, (error) => (error ? reject(error as Error) : resolve())));
+    await device.close();
+    // Judged as what its topic says: a truck's fix, which this is not.
+    await eventually(async () => received.filter((r) => r.startsWith('waste.ingest.rejected ') && r.includes('R-T2') && r.includes('invalid_payload')), (r) => r.length > 0);
+    expect(svc.service.partitions!.stats.forwardedReceived).toBe(before);
+  });
+
   it('reports a refused message back on the cluster, published by the worker on its own account', async () => {
     const device = await connect(2, 'R-T3', secrets['R-T3']!);
     await device.publishAsync(topics.data('trucks', 'R-T3'), '{"lat": 31.3, "lon":', { qos: 1 });

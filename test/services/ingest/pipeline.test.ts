@@ -131,8 +131,11 @@ describe('IngestPipeline', () => {
       // A truck's fix would be judged without ever being stored: refused, as is a ticket that is not one.
       pipeline.judge({ topic: topics.data('trucks', 'T-1'), payload: Buffer.from(JSON.stringify(fix(now))), receivedAt: now });
       pipeline.judge({ topic: topics.data('scales', 'WB-1'), payload: Buffer.from(JSON.stringify({ ...ticket(now), net_kg: 1 })), receivedAt: now });
+      // A header naming no topic at all: huge, with control characters; quoted short in the report.
+      pipeline.judge({ topic: `waste/scales/\u0000${'x'.repeat(100_000)}/tickets`, payload: Buffer.from(JSON.stringify(ticket(now))), receivedAt: now });
       expect(judged).toHaveLength(1);
-      expect(reports.map((r) => r.reason)).toEqual(['unknown_topic', 'weights_inconsistent']);
+      expect(reports.map((r) => r.reason)).toEqual(['unknown_topic', 'weights_inconsistent', 'unknown_topic']);
+      expect(JSON.stringify(reports[2]).length).toBeLessThan(1000);
       expect(spool.appendedBytes()).toBe(0);
     });
   });
