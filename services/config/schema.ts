@@ -353,7 +353,8 @@ export const rulesSchema = z
     batteryRecoveredPct: percent(30).describe('A low battery reported in percent clears only at this level or above.'),
     offlineIntervals: seconds(3).describe('A bin sensor is offline after this many report intervals without a reading.'),
     binRebuildWindowS: seconds(6 * 3600).describe('At start, the rules replay this much of the latest bin history from InfluxDB (an overflow in progress, and its missed collection).'),
-    elsewhereCheckS: seconds(10).describe('With the registry on PostgreSQL (several ingest processes), how often InfluxDB is asked which devices report through another process, whose silence here is then no outage. Keep it well below offlineIntervals times the shortest report interval.'),
+    // Bounded: a timer longer than 2^31 ms is fired by Node every millisecond instead.
+    elsewhereCheckS: positiveInt.max(3600).default(10).describe('With the registry on PostgreSQL (several ingest processes), how often InfluxDB is asked which devices report through another process, whose silence here is then no outage (at most 3600). Keep it well below offlineIntervals times the shortest report interval.'),
     forecastWindowH: seconds(24).describe('Predicted time to full: the fill rate is fitted over the readings since the last emptying, at most this many hours back.'),
   })
   .prefault({});

@@ -22,6 +22,8 @@ describe('loadConfig', () => {
 
   it('stops with one sentence per bad value, naming the variable', () => {
     expect(() => loadConfig({ env: { WASTE_BROKER_PORT: 'abc', WASTE_LOG_LEVEL: 'loud' } })).toThrow(ConfigError);
+    // A period Node's timers cannot hold (over 2^31 ms) would fire every millisecond: refused.
+    expect(() => loadConfig({ env: { WASTE_RULES_ELSEWHERE_CHECK_S: '10000000' } })).toThrow(/rules\.elsewhereCheckS \(WASTE_RULES_ELSEWHERE_CHECK_S\)/);
     try {
       loadConfig({ env: { WASTE_BROKER_PORT: '70000' } });
     } catch (error) {
