@@ -126,6 +126,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   const edition = values['jt808-edition'];
   if (edition !== '2013' && edition !== '2019' && edition !== 'mixed') throw new UsageError('--jt808-edition must be 2013, 2019 or mixed');
   if (!/^tcp:\/\/[^/]+:\d+\/?$/.test(values['jt808-url'])) throw new UsageError('--jt808-url must be tcp://host:port');
+  // Several brokers, comma-separated: an empty or unusable entry would leave devices nowhere to go.
+  if (!values.url.split(',').every((url) => /^(mqtts?|wss?):\/\/[^/\s,]+(\/\S*)?$/.test(url.trim()))) throw new UsageError('--url must be mqtt://host:port (or mqtts://, ws://, wss://), several comma-separated');
   const binTransport = values['bin-transport'];
   if (binTransport !== 'mqtt' && binTransport !== 'chirpstack') throw new UsageError('--bin-transport must be mqtt or chirpstack');
   if (!/^mqtts?:\/\/[^/\s]+:\d+\/?$/.test(values['chirpstack-url'])) throw new UsageError('--chirpstack-url must be mqtt://host:port (or mqtts://)');

@@ -70,6 +70,9 @@ describe('npm run sim -- city', () => {
   it('says what is missing', async () => {
     const failure = await run(process.execPath, ['--import', 'tsx', 'device-sim/sim.ts', 'city', '--api', 'http://127.0.0.1:1']).catch((e: { stderr: string }) => e.stderr);
     expect(failure).toMatch(/--api needs --token/);
+    // A cluster's nodes, one entry left empty.
+    const nodes = await run(process.execPath, ['--import', 'tsx', 'device-sim/sim.ts', 'run', '--url', 'mqtt://127.0.0.1:1883,,mqtt://127.0.0.1:1884']).catch((e: { stderr: string }) => e.stderr);
+    expect(nodes).toMatch(/--url must be mqtt:\/\/host:port .* several comma-separated/);
   });
 });
 
